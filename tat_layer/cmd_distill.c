@@ -1,0 +1,319 @@
+/* `./darknet distill ...`: Darknet's own training loops with a frozen teacher attached. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "darknet.h"
+#include "distill_layer.h"
+#include "list.h"
+#include "option_list.h"
+#include "parser.h"
+
+extern void train_classifier(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus,
+                             int clear);
+extern void run_classifier(int argc, char **argv);
+
+static char *teacher_cfg, *teacher_weights;
+static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
+
+/* parse_network_hook: every student network parsed during `distill ... train` (one per GPU
+   replica, on that replica's device) gets its own frozen teacher, batch for batch. */
+static void attach_teacher(network *net)
+{
+    network *teacher;
+    int loaded;
+    if (teacher_batch >= 0) {
+        net->batch = teacher_batch;
+        return;
+    }
+    fprintf(stderr, "teacher %s:\n", teacher_cfg);
+    teacher_batch = net->batch;
+    teacher = parse_network_cfg(teacher_cfg);
+    teacher_batch = -1;
+    loaded = load_weights(teacher, teacher_weights);
+    if (loaded < teacher->n) {
+        fprintf(stderr, "%s: holds weights for layers 0-%d only, the teacher %s has %d layers\n",
+                teacher_weights, loaded - 1, teacher_cfg, teacher->n);
+        exit(1);
+    }
+    if (teacher->w != net->w || teacher->h != net->h || teacher->c != net->c) {
+        fprintf(stderr, "%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images\n",
+                teacher_cfg, teacher->w, teacher->h, teacher->c, net->cfgfile, net->w, net->h, net->c);
+        exit(1);
+    }
+    net->teacher = teacher;
+    fprintf(stderr, "student %s:\n", net->cfgfile);
+}
+
+/* train_progress_hook: the distillation terms under Darknet's progress line. */
+static void print_distill_progress(network *net)
+{
+    static float *avg;
+    static int first = 1;
+    int i;
+    if (first) {
+        size_t params = 0;
+        double flops = 0;
+        first = 0;
+        avg = calloc(net->n, sizeof(float));
+        for (i = 0; i < net->n; ++i) {
+            if (!is_distill_layer(&net->layers[i])) continue;
+            params += distill_layer_params(&net->layers[i]);
+            flops += distill_layer_flops(&net->layers[i]);
+            avg[i] = -1;
+        }
+        printf("distill: %zu extra learned parameters, %.4f BFLOPs per image forward\n", params,
+               flops / 1e9);
+    }
+    printf("distill:");
+    for (i = 0; i < net->n; ++i) {
+        float loss;
+        if (!is_distill_layer(&net->layers[i])) continue;
+        loss = distill_layer_loss(&net->layers[i]);
+        avg[i] = avg[i] < 0 ? loss : avg[i] * .9f + loss * .1f;
+        printf(" %s[%d] %f, %f avg;", get_layer_string(net->layers[i].type), i, loss, avg[i]);
+    }
+    printf("\n");
+}
+
+static void usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s distill classifier train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
+            "       %s distill classifier valid <data> <student.cfg> <student.weights>   (any `classifier` command)\n"
+            "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n",
+            prog, prog, prog);
+}
+
+static void need_readable(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
+        exit(1);
+    }
+    fclose(fp);
+}
+
+typedef struct {
+    char **lines;
+    int n_lines;
+    int *section_of_line; /* -1 before the first section */
+    int n_sections;
+    int *dropped;         /* per section */
+} cfg_text;
+
+static cfg_text read_cfg_text(const char *path);
+
+static int is_distill_section(const char *line)
+{
+    return !strcmp(line, "[tat_distill]") || !strcmp(line, "[anchor_distill]");
+}
+
+static void train_distill(int argc, char **argv)
+{
+    char *gpu_list = find_char_arg(argc, argv, "-gpus", 0);
+    char *seed = find_char_arg(argc, argv, "-seed", 0);
+    int clear = find_arg(argc, argv, "-clear");
+    int ngpus, nargs = 0, i;
+    int *gpus = read_intlist(gpu_list, &ngpus, gpu_index);
+    char *args[8];
+    for (i = 3; i < argc && argv[i]; ++i) {
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "distill classifier train: unknown option %s\n", argv[i]);
+            exit(1);
+        }
+        if (nargs == 5) {
+            fprintf(stderr, "distill classifier train: unexpected argument %s\n", argv[i]);
+            exit(1);
+        }
+        args[nargs++] = argv[i];
+    }
+    if (nargs < 4) {
+        usage("darknet");
+        exit(1);
+    }
+    if (seed) {
+        char *end;
+        long v = strtol(seed, &end, 10);
+        if (end == seed || *end || v < 0 || v > 2147483646L) {
+            fprintf(stderr, "distill classifier train: -seed %s: must be an integer 0..2147483646\n", seed);
+            exit(1);
+        }
+        train_seed = (int)v;
+    }
+    need_readable(args[0], "the data file");
+    need_readable(args[1], "the student cfg");
+    need_readable(args[2], "the teacher cfg");
+    need_readable(args[3], "the teacher weights");
+    if (nargs > 4) need_readable(args[4], "the student weights");
+    cfg_text student = read_cfg_text(args[1]);
+    int distill_sections = 0;
+    for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
+    if (!distill_sections) {
+        fprintf(stderr, "%s: no [tat_distill] or [anchor_distill] section: nothing to distill\n", args[1]);
+        exit(1);
+    }
+    teacher_cfg = args[2];
+    teacher_weights = args[3];
+    parse_network_hook = attach_teacher;
+    train_progress_hook = print_distill_progress;
+    train_classifier(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
+}
+
+/* ---- export: the deployable student, without the distillation layers ------------------- */
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t') ++s;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = 0;
+    return s;
+}
+
+static cfg_text read_cfg_text(const char *path)
+{
+    cfg_text t = {0};
+    FILE *fp = fopen(path, "r");
+    char buf[4096];
+    int cap = 64, section = -1;
+    if (!fp) {
+        fprintf(stderr, "%s: cannot open the cfg: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    t.lines = malloc(cap * sizeof(char *));
+    t.section_of_line = malloc(cap * sizeof(int));
+    while (fgets(buf, sizeof(buf), fp)) {
+        char *s = trim(buf);
+        if (t.n_lines == cap) {
+            cap *= 2;
+            t.lines = realloc(t.lines, cap * sizeof(char *));
+            t.section_of_line = realloc(t.section_of_line, cap * sizeof(int));
+        }
+        if (s[0] == '[') ++section;
+        t.lines[t.n_lines] = strdup(s);
+        t.section_of_line[t.n_lines++] = section;
+    }
+    fclose(fp);
+    t.n_sections = section + 1;
+    t.dropped = calloc(t.n_sections + 1, sizeof(int));
+    return t;
+}
+
+/* Section k > 0 is layer k - 1. A dropped layer passes its input through, so a reference to
+   it means its input: walk back to a kept layer. */
+static int kept_layer(const cfg_text *t, int layer)
+{
+    while (layer >= 0 && t->dropped[layer + 1]) --layer;
+    return layer;
+}
+
+static int new_index(const cfg_text *t, int layer)
+{
+    int i, n = 0;
+    for (i = 0; i < layer; ++i) n += !t->dropped[i + 1];
+    return n;
+}
+
+/* Rewrites a comma list of layer references of `layer` for the new numbering. */
+static void remap_refs(const cfg_text *t, int layer, const char *val, char *out, size_t size,
+                       const char *cfgfile, const char *key)
+{
+    char copy[1024], *tok, *save = 0;
+    size_t used = 0;
+    snprintf(copy, sizeof(copy), "%s", val);
+    out[0] = 0;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
+        char *end;
+        long v = strtol(trim(tok), &end, 10);
+        int target, mapped;
+        if (end == trim(tok) || *end) {
+            fprintf(stderr, "%s: layer %d %s: '%s' is not a layer index\n", cfgfile, layer, key, val);
+            exit(1);
+        }
+        target = kept_layer(t, v < 0 ? layer + (int)v : (int)v);
+        mapped = v < 0 ? new_index(t, target) - new_index(t, layer) : new_index(t, target);
+        used += snprintf(out + used, size - used, "%s%d", used ? "," : "", mapped);
+    }
+}
+
+static void write_atomically(const char *path, const char *tmp)
+{
+    if (rename(tmp, path)) {
+        fprintf(stderr, "%s: cannot write: %s\n", path, strerror(errno));
+        unlink(tmp);
+        exit(1);
+    }
+}
+
+static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char *out_weights)
+{
+    cfg_text t = read_cfg_text(cfgfile);
+    char tmp[4096];
+    FILE *fp;
+    network *net;
+    int i, kept = 0;
+    for (i = 0; i < t.n_lines; ++i)
+        if (is_distill_section(t.lines[i]))
+            t.dropped[t.section_of_line[i]] = 1;
+
+    /* weights first: loading also validates the cfg and the weights against each other */
+    net = load_network(cfgfile, weightfile, 0);
+    for (i = 0; i < net->n; ++i)
+        if (is_distill_layer(&net->layers[i])) net->layers[i].dontsave = 1;
+        else ++kept;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", out_weights);
+    save_weights(net, tmp);
+    write_atomically(out_weights, tmp);
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", out_cfg);
+    fp = fopen(tmp, "w");
+    if (!fp) {
+        fprintf(stderr, "%s: cannot write: %s\n", tmp, strerror(errno));
+        exit(1);
+    }
+    for (i = 0; i < t.n_lines; ++i) {
+        int section = t.section_of_line[i], layer = section - 1;
+        char *line = t.lines[i], *eq = strchr(line, '=');
+        if (section >= 0 && t.dropped[section]) continue;
+        if (eq && layer >= 0) {
+            char key[256], fixed[1024];
+            const char *type = 0;
+            int j;
+            for (j = i; j >= 0 && t.lines[j][0] != '['; --j) {}
+            type = t.lines[j];
+            snprintf(key, sizeof(key), "%.*s", (int)(eq - line), line);
+            if ((!strcmp(type, "[route]") && !strcmp(trim(key), "layers")) ||
+                (!strcmp(type, "[shortcut]") && !strcmp(trim(key), "from"))) {
+                remap_refs(&t, layer, eq + 1, fixed, sizeof(fixed), cfgfile, trim(key));
+                fprintf(fp, "%s=%s\n", trim(key), fixed);
+                continue;
+            }
+        }
+        fprintf(fp, "%s\n", line);
+    }
+    fclose(fp);
+    write_atomically(out_cfg, tmp);
+    fprintf(stderr, "exported %s + %s: %d layers, the distillation layers removed\n", out_cfg,
+            out_weights, kept);
+    free_network(net);
+}
+
+void run_distill(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[2], "classifier") && !strcmp(argv[3], "train")) {
+        /* shift so that argv[2] is the verb, as in `classifier train` */
+        train_distill(argc - 1, argv + 1);
+    } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
+        /* evaluation and prediction need no teacher: the layers are inert without one */
+        run_classifier(argc - 1, argv + 1);
+    } else if (argc == 7 && !strcmp(argv[2], "export")) {
+        export_student(argv[3], argv[4], argv[5], argv[6]);
+    } else {
+        usage(argv[0]);
+        exit(1);
+    }
+}

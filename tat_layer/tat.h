@@ -1,0 +1,153 @@
+#ifndef TAT_H
+#define TAT_H
+/*
+ * Target-aware Transformer (TaT) distillation math, as the official TaT / TaT-seg code
+ * computes it. Pure C: explicit shapes, raw float pointers, no Darknet types.
+ *
+ * Layouts
+ *   Feature maps are float32 NCHW, contiguous.
+ *   A "block" is one independent TaT attention problem of N positions with d channels,
+ *   stored channel-major: element (channel c, position i) at c*N + i. An NCHW image is
+ *   already such a block (d = C, N = H*W), which is the full one-to-all form.
+ *
+ * Gradients
+ *   Every backward function ACCUMULATES (+=) into its gradient outputs and never assigns,
+ *   so several terms may feed one buffer. The gradients are linear in the loss weight w,
+ *   so a caller that keeps negative gradients (Darknet's delta) simply passes -w.
+ *   A gradient pointer may be NULL where noted: that gradient is then not computed.
+ */
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Batch-norm epsilon of the official code (PyTorch BatchNorm2d default), added inside the sqrt. */
+#define TAT_BN_EPS 1e-5f
+
+/* ---- GEMM ----------------------------------------------------------------------------- */
+/* Row-major C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T, op(A) is M x K, op(B) K x N. */
+void tat_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- Embedding: conv (stride 1, pad ksize/2, no bias) followed by training-mode BatchNorm - */
+/* Floats of scratch the conv needs (im2col buffer for one image; 0 for 1x1). */
+size_t tat_conv_workspace_floats(int in_c, int h, int w, int ksize);
+/* out[B,out_c,H,W] = weight[out_c, in_c, k, k] (*) in[B,in_c,H,W] */
+void tat_conv_forward(float *out, const float *in, const float *weight, float *workspace, int batch,
+                      int in_c, int h, int w, int out_c, int ksize);
+/* Accumulates d_in (may be NULL) and d_weight from d_out. */
+void tat_conv_backward(float *d_in, float *d_weight, const float *d_out, const float *in,
+                       const float *weight, float *workspace, int batch, int in_c, int h, int w,
+                       int out_c, int ksize);
+
+/* Training-mode BatchNorm: statistics per channel over the whole batch (per_image = 0, the
+ * ImageNet code) or per (image, channel) (per_image = 1, the segmentation code, which embeds
+ * one image at a time). Biased variance, eps TAT_BN_EPS inside the sqrt.
+ * mean/inv_std hold C floats (per_image = 0) or batch*C floats (per_image = 1).
+ * x_hat (the normalised input) is kept for the backward; out = gamma * x_hat + beta. */
+void tat_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
+                           const float *gamma, const float *beta, int batch, int c, int spatial,
+                           int per_image);
+/* Accumulates d_in (may be NULL), d_gamma and d_beta from d_out. */
+void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
+                            const float *x_hat, const float *inv_std, const float *gamma, int batch,
+                            int c, int spatial, int per_image);
+
+/* One learned embedding (query, key or value) with its parameters and saved activations. */
+typedef struct {
+    int in_c, out_c, ksize;
+    float *weights, *scales, *biases;               /* out_c*in_c*k*k, out_c (gamma), out_c (beta) */
+    float *weight_grads, *scale_grads, *bias_grads; /* accumulated, same sizes */
+    float *x_hat, *out, *out_grad;                  /* batch*out_c*h*w each */
+    float *mean, *inv_std;                          /* batch*out_c each (enough for both BN modes) */
+} tat_embedding;
+
+/* Allocates parameters (weights He-uniform from rand(), scales 1, biases 0) and zeroed grads. */
+void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize);
+/* Allocates the per-batch activations for batch x h x w maps. */
+void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w);
+void tat_embedding_free(tat_embedding *e);
+size_t tat_embedding_num_params(const tat_embedding *e);
+/* out = BN(conv(in)); zeroes out_grad for the coming backward. */
+void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, int batch, int h,
+                           int w, int per_image);
+/* From out_grad: accumulates parameter grads and d_in (may be NULL). Reuses `out` as
+ * scratch, so run every consumer's backward (tat_term_backward) before this. */
+void tat_embedding_backward(tat_embedding *e, float *d_in, const float *in, float *workspace,
+                            int batch, int h, int w, int per_image);
+
+/* ---- Patch regrouping (patch-group distillation) --------------------------------------- */
+/* The map is cut into grid_h x grid_w patches of ph = h/grid_h by pw = w/grid_w (rows and
+ * columns past grid*patch are left out). Patches are numbered row-major and split into
+ * `groups` runs of P/groups consecutive patches. Block (image b, group a) has N = ph*pw
+ * positions and d = (P/groups)*c channels; its element (e, r) is
+ *   x[b, e % c, pi*ph + r / pw, pj*pw + r % pw],  pp = a*(P/groups) + e / c,
+ *   pi = pp / grid_w, pj = pp % grid_w.
+ * blocks: batch*groups blocks of d*N floats, image-major. */
+void tat_patch_gather(float *blocks, const float *x, int batch, int c, int h, int w, int grid_h,
+                      int grid_w, int groups);
+/* d_x += the blocks' gradient put back at their source positions. */
+void tat_patch_scatter_add(float *d_x, const float *d_blocks, int batch, int c, int h, int w,
+                           int grid_h, int grid_w, int groups);
+
+/* ---- Anchor pooling (anchor-point distillation) ---------------------------------------- */
+/* Average pooling, kernel = stride = (kh, kw), no padding: out is batch x c x (h/kh) x (w/kw). */
+void tat_avgpool_forward(float *out, const float *in, int batch, int c, int h, int w, int kh, int kw);
+/* d_in += each output gradient spread uniformly over its window. */
+void tat_avgpool_backward(float *d_in, const float *d_out, int batch, int c, int h, int w, int kh,
+                          int kw);
+
+/* ---- One TaT attention block, batched over n_blocks independent blocks ----------------- */
+/* S = Q^T K (N x N, S[i][j] = <q_i, k_j>, unscaled), A = row softmax of S (max subtracted),
+ * O = V A^T (d x N: o_i = sum_j A[i][j] v_j). Q, K, V, T, O: n_blocks * d*N; A: n_blocks*N*N.
+ * Returns sum over all elements of (O - T)^2, accumulated in double. */
+double tat_attention_forward(float *O, float *A, const float *Q, const float *K, const float *V,
+                             const float *T, int n_blocks, int N, int d);
+/* Floats of scratch tat_attention_backward needs. */
+size_t tat_attention_scratch_floats(int N, int d);
+/* Gradient of L = w * sum (O - T)^2, accumulated into d_Q, d_K (may be NULL: key not
+ * learned), d_V, all n_blocks * d*N. */
+void tat_attention_backward(float *d_Q, float *d_K, float *d_V, const float *Q, const float *K,
+                            const float *V, const float *T, const float *A, const float *O, float w,
+                            float *scratch, int n_blocks, int N, int d);
+
+/* ---- A distillation term: q, k, v, t maps -> blocks -> attention -> squared error ------- */
+typedef enum { TAT_TERM_PATCH_GROUPS, TAT_TERM_ANCHORS } tat_term_kind;
+
+typedef struct {
+    tat_term_kind kind;
+    int batch, c, h, w;
+    int grid_h, grid_w, groups;      /* TAT_TERM_PATCH_GROUPS (1, 1, 1 = full one-to-all) */
+    int pool_h, pool_w;              /* TAT_TERM_ANCHORS: kernel = stride of the pooling  */
+    int n_blocks, N, d;              /* block geometry derived from the above             */
+    int direct;                      /* 1: the maps are the blocks (full form), no copies */
+    float *q_buf, *k_buf, *v_buf, *t_buf;     /* block copies (unused when direct)        */
+    float *dq_buf, *dk_buf, *dv_buf;          /* block gradients (unused when direct)     */
+    const float *Q, *K, *V, *T;               /* the blocks of the last forward           */
+    float *o, *attn, *scratch;
+} tat_term;
+
+/* Geometry checks; on failure returns a static message naming the problem, else NULL. */
+const char *tat_patch_geometry_error(int h, int w, int grid_h, int grid_w, int groups);
+const char *tat_anchor_geometry_error(int h, int w, int anchor_h, int anchor_w);
+/* Sets up and allocates a term. Check the geometry first. */
+void tat_term_init_patch(tat_term *t, int batch, int c, int h, int w, int grid_h, int grid_w,
+                         int groups);
+void tat_term_init_anchor(tat_term *t, int batch, int c, int h, int w, int anchor_h, int anchor_w);
+void tat_term_free(tat_term *t);
+/* Elements of the loss per image (the MSE denominator). */
+size_t tat_term_elements_per_image(const tat_term *t);
+/* Forward FLOPs per image of the attention part (S, softmax ignored, O). */
+double tat_term_flops_per_image(const tat_term *t);
+/* q, k, v, t: batch x c x h x w. Returns the sum of squared errors over the batch. */
+double tat_term_forward(tat_term *t, const float *q, const float *k, const float *v,
+                        const float *target);
+/* Accumulates the gradient of L = w * (sum of squared errors) into d_q, d_k (may be NULL), d_v
+ * (batch x c x h x w). Uses what the last tat_term_forward saved. */
+void tat_term_backward(tat_term *t, float *d_q, float *d_k, float *d_v, float w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,299 @@
+/* The distillation layers inside real Darknet networks: gradients through Darknet's backward
+ * (finite differences), the 1x1 convolution fix, pass-through invariance, weights round trip.
+ * Prints PASS/FAIL lines; exit status 1 if any check failed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "darknet.h"
+#include "convolutional_layer.h"
+#include "distill_layer.h"
+
+static int failures;
+static char dir[256];
+
+static void check(int ok, const char *name, const char *fmt, double a, double b)
+{
+    if (ok) {
+        printf("PASS %s\n", name);
+    } else {
+        printf("FAIL %s: ", name);
+        printf(fmt, a, b);
+        printf("\n");
+        ++failures;
+    }
+}
+
+static char *write_cfg(const char *name, const char *text)
+{
+    static char paths[16][512];
+    static int n;
+    char *p = paths[n++ % 16];
+    FILE *fp;
+    snprintf(p, 512, "%s/%s", dir, name);
+    fp = fopen(p, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return p;
+}
+
+static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
+
+/* parse_network_hook used here: attach a prepared teacher to the next student parsed */
+static network *pending_teacher;
+static void attach_pending(network *net)
+{
+    if (pending_teacher) {
+        net->teacher = pending_teacher;
+        pending_teacher = 0;
+    }
+}
+
+static network *parse_with_teacher(char *cfg, network *teacher)
+{
+    network *net;
+    pending_teacher = teacher;
+    parse_network_hook = attach_pending;
+    net = parse_network_cfg(cfg);
+    parse_network_hook = 0;
+    return net;
+}
+
+/* Darknet's loss as the layers define it: per-image losses summed over the batch. */
+static double distill_loss(network *net)
+{
+    double sum = 0;
+    int i;
+    network_predict(net->teacher, net->input);
+    net->train = 1;
+    forward_network(net);
+    for (i = 0; i < net->n; ++i)
+        if (is_distill_layer(&net->layers[i])) sum += distill_layer_loss(&net->layers[i]) * net->batch;
+    return sum;
+}
+
+static void fill_input(network *net, unsigned seed)
+{
+    int i;
+    srand(seed);
+    for (i = 0; i < net->inputs * net->batch; ++i) net->input[i] = urand();
+}
+
+static const char *teacher_cfg =
+    "[net]\nbatch=3\nwidth=7\nheight=5\nchannels=3\n"
+    "[convolutional]\nfilters=5\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=6\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+
+/* Layer 1 is distilled; layer 2 is a 1x1 convolution reading layer 1, whose backward used to
+   overwrite layer 1's delta (and with it the distillation gradient). The gradient reaches
+   layer 0's weights through layer 1's 3x3 backward (im2col workspace + col2im). */
+static const char *student_head =
+    "[net]\nbatch=3\nwidth=7\nheight=5\nchannels=3\n"
+    "[convolutional]\nfilters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=3\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+
+/* Directional finite differences of the distillation loss w.r.t. layer 0's weights against
+   -weight_updates (Darknet keeps negative gradients) after one backward. float32 loss, central
+   differences with eps 1e-3 on O(1) weights: ~1e-4 relative noise; 1e-2 leaves room. */
+static void fd_check(const char *name, const char *student_tail)
+{
+    char cfg_text[4096], label[256];
+    network *teacher, *net;
+    layer *l0;
+    float *u;
+    double worst = 0;
+    int i, k, nw;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, student_tail);
+    srand(1);
+    teacher = parse_network_cfg(write_cfg("teacher.cfg", teacher_cfg));
+    net = parse_with_teacher(write_cfg("student.cfg", cfg_text), teacher);
+    fill_input(net, 7);
+    l0 = &net->layers[0];
+    nw = l0->nweights;
+    u = calloc(nw, sizeof(float));
+
+    memset(l0->weight_updates, 0, nw * sizeof(float));
+    distill_loss(net);
+    backward_network(net);
+    for (k = 0; k < 3; ++k) {
+        double dot = 0, plus, minus, fd, rel;
+        const float eps = 1e-3f;
+        for (i = 0; i < nw; ++i) {
+            u[i] = urand();
+            dot += -l0->weight_updates[i] * u[i];
+        }
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        plus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] -= 2 * eps * u[i];
+        minus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        fd = (plus - minus) / (2 * eps);
+        rel = fabs(fd - dot) / fmax(fabs(fd), 1e-3);
+        if (rel > worst) worst = rel;
+        printf("INFO %s direction %d: finite difference %.6g, backward %.6g\n", name, k, fd, dot);
+    }
+    snprintf(label, sizeof(label), "fd_%s", name);
+    check(worst < 1e-2, label, "worst relative error %g (tolerance %g)", worst, 1e-2);
+    free(u);
+    free_network(net); /* frees the teacher too */
+}
+
+/* A 1x1 convolution's backward must add into net.delta, not overwrite it. */
+static void conv1x1_accumulates(void)
+{
+    layer l = make_convolutional_layer(2, 3, 4, 5, 6, 1, 1, 1, 0, LINEAR, 0, 0, 0, 0);
+    network net = {0};
+    float *input = calloc(l.inputs * l.batch, sizeof(float));
+    float *delta = calloc(l.inputs * l.batch, sizeof(float));
+    double worst = 0;
+    int i, b, c, p, o;
+    for (i = 0; i < l.inputs * l.batch; ++i) {
+        input[i] = urand();
+        delta[i] = 1;
+    }
+    for (i = 0; i < l.outputs * l.batch; ++i) l.delta[i] = urand();
+    for (i = 0; i < l.outputs * l.batch; ++i) l.output[i] = 0;
+    net.input = input;
+    net.delta = delta;
+    net.workspace = calloc(l.workspace_size / sizeof(float) + 1, sizeof(float));
+    backward_convolutional_layer(l, net);
+    /* expected: 1 + sum_o W[o][c] * delta_out[b][o][p] */
+    for (b = 0; b < l.batch; ++b)
+        for (c = 0; c < l.c; ++c)
+            for (p = 0; p < l.h * l.w; ++p) {
+                double want = 1;
+                for (o = 0; o < l.n; ++o)
+                    want += l.weights[o * l.c + c] * l.delta[(b * l.n + o) * l.out_h * l.out_w + p];
+                double got = delta[(b * l.c + c) * l.h * l.w + p];
+                if (fabs(got - want) > worst) worst = fabs(got - want);
+            }
+    check(worst < 1e-5, "conv1x1_backward_accumulates_into_delta", "max |delta - (prior + W^T dy)| %g (tolerance %g)", worst, 1e-5);
+    free(input);
+    free(delta);
+    free(net.workspace);
+    free_layer(l);
+}
+
+static const char *distill_a =
+    "[tat_distill]\nfrom=1\nteacher_layer=0\nteacher_channels=5\nsize=3\nkey=learned\n"
+    "grid=2,3\ngroups=3\nbn=image\nloss_weight=0.7\n"
+    "[anchor_distill]\nembeddings=-1\nanchors=2,3\nloss_weight=0.4\n";
+static const char *distill_b =
+    "[tat_distill]\nfrom=-2\nteacher_layer=-1\nteacher_channels=6\nsize=1\nkey=identity\n"
+    "grid=1,1\nbn=batch\nloss_weight=1.3\n"
+    "[anchor_distill]\nfrom=1\nteacher_layer=1\nteacher_channels=6\nsize=3\nkey=learned\nbn=image\n"
+    "anchors=2,2\nloss_weight=0.5\n";
+
+/* Without a teacher the layers change nothing: outputs are bit-identical to the same cfg
+   without them, given the same weights. */
+static void passthrough_invariance(void)
+{
+    char cfg_text[4096], *wpath = write_cfg("plain.weights", "");
+    network *with, *without;
+    float *a, *b;
+    int i, n;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s%s", student_head, distill_b,
+             "[convolutional]\nfilters=2\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+             "[avgpool]\n[softmax]\n");
+    with = parse_network_cfg(write_cfg("with.cfg", cfg_text));
+    for (i = 0; i < with->n; ++i)
+        if (is_distill_layer(&with->layers[i])) with->layers[i].dontsave = 1;
+    save_weights(with, wpath);
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head,
+             "[convolutional]\nfilters=2\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+             "[avgpool]\n[softmax]\n");
+    without = parse_network_cfg(write_cfg("without.cfg", cfg_text));
+    check(load_weights(without, wpath) == without->n, "passthrough_weights_fit_plain_cfg",
+          "loaded %g of %g layers", 0, without->n);
+    fill_input(with, 3);
+    memcpy(without->input, with->input, with->inputs * with->batch * sizeof(float));
+    n = with->outputs * with->batch;
+    a = calloc(n, sizeof(float));
+    b = calloc(n, sizeof(float));
+    memcpy(a, network_predict(with, with->input), n * sizeof(float));
+    memcpy(b, network_predict(without, without->input), n * sizeof(float));
+    check(with->outputs == without->outputs && !memcmp(a, b, n * sizeof(float)),
+          "passthrough_outputs_bit_identical", "outputs %g vs %g floats, or values differ", with->outputs, without->outputs);
+    free(a);
+    free(b);
+    free_network(with);
+    free_network(without);
+}
+
+static int files_equal(const char *p, const char *q)
+{
+    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
+    int ca, cb, same = a && b;
+    while (same) {
+        ca = fgetc(a);
+        cb = fgetc(b);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+    return same;
+}
+
+/* Train a few steps (so the embeddings move), save, load into a fresh network: the same
+   distillation losses, and the same bytes when saved again. */
+static void weights_round_trip(void)
+{
+    char cfg_text[4096], *student, *tcfg = write_cfg("teacher.cfg", teacher_cfg);
+    char *tw = write_cfg("teacher.weights", ""), *w1 = write_cfg("s1.weights", ""), *w2 = write_cfg("s2.weights", "");
+    network *t1, *t2, *a, *b;
+    double la, lb;
+    int step;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, distill_a);
+    student = write_cfg("student.cfg", cfg_text);
+    srand(5);
+    t1 = parse_network_cfg(tcfg);
+    save_weights(t1, tw);
+    a = parse_with_teacher(student, t1);
+    a->learning_rate = .01f;
+    a->momentum = .9f;
+    a->decay = .0005f;
+    for (step = 0; step < 3; ++step) {
+        fill_input(a, 11 + step);
+        train_network_datum(a);
+    }
+    save_weights(a, w1);
+    srand(99); /* a different initialisation, overwritten by the load */
+    t2 = parse_network_cfg(tcfg);
+    load_weights(t2, tw);
+    b = parse_with_teacher(student, t2);
+    load_weights(b, w1);
+    fill_input(a, 42);
+    memcpy(b->input, a->input, a->inputs * a->batch * sizeof(float));
+    la = distill_loss(a);
+    lb = distill_loss(b);
+    check(la == lb && la > 0, "weights_round_trip_same_loss", "loss %.9g vs %.9g", la, lb);
+    save_weights(b, w2);
+    check(files_equal(w1, w2), "weights_round_trip_same_bytes", "%g %g", 0, 0);
+    free_network(a);
+    free_network(b);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    conv1x1_accumulates();
+    fd_check("student_conv_weights_groups_learned_key_k3_per_image_shared_anchors", distill_a);
+    fd_check("student_conv_weights_full_identity_k1_batch_own_anchors_learned_key", distill_b);
+    passthrough_invariance();
+    weights_round_trip();
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd)) return 1;
+    }
+    return failures ? 1 : 0;
+}
