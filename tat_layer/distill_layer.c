@@ -41,7 +41,8 @@ static const char *section_name(LAYER_TYPE t)
 static void cfg_fail(network *net, int index, LAYER_TYPE t, const char *field, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: [%s] (layer %d) %s: ", net->cfgfile ? net->cfgfile : "cfg",
+    /* Darknet has printed this layer's index without a newline: start a line of our own */
+    fprintf(stderr, "\n%s: [%s] (layer %d) %s: ", net->cfgfile ? net->cfgfile : "cfg",
             section_name(t), index, field);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

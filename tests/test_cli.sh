@@ -1,0 +1,161 @@
+#!/bin/bash
+# Bad input through the real binary: every case must exit non-zero (not by a signal) with a
+# one-line message naming the file, the section and the field; weights already on disk stay.
+# Needs DARKNET (the CPU binary) and python3 (to write weights files of exact sizes).
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect_error <name> <words that must all appear in stderr> -- <command...>
+expect_error() {
+    local name=$1 words=$2 rc w
+    shift 3
+    "$@" > "$tmp/out" 2> "$tmp/err" < /dev/null
+    rc=$?
+    [ -z "${SHOW_ERRORS:-}" ] || echo "  $(tail -n 1 "$tmp/err")"
+    if [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ]; then
+        echo "FAIL $name: exit status $rc (want a plain non-zero exit); stderr: $(tail -n 1 "$tmp/err")"
+        return
+    fi
+    for w in $words; do
+        if ! grep -qF -- "$w" "$tmp/err"; then
+            echo "FAIL $name: stderr lacks '$w': $(tail -n 2 "$tmp/err" | tr '\n' ' ')"
+            return
+        fi
+    done
+    echo "PASS $name"
+}
+
+# write_weights <file> <float count>: a header (major 0, minor 2, revision 0, seen) + zeros
+write_weights() {
+    python3 -c "import struct,sys; open(sys.argv[1],'wb').write(struct.pack('<iiiQ',0,2,0,0)+bytes(4*int(sys.argv[2])))" "$1" "$2"
+}
+
+cd "$tmp"
+cat > teacher.cfg <<'EOF'
+[net]
+batch=2
+width=8
+height=8
+channels=3
+
+[convolutional]
+filters=6
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+EOF
+# conv: 6 biases + 6*3*3*3 weights; maxpool: none
+write_weights teacher.weights $((6 + 162))
+student_head='[net]
+batch=2
+width=8
+height=8
+channels=3
+
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+'
+printf 'classes=2\ntrain=train.list\nlabels=labels.txt\nbackup=.\n' > fake.data
+printf 'a\nb\n' > labels.txt
+: > train.list
+train() { "$DARKNET" distill classifier train fake.data "$1" teacher.cfg teacher.weights "${@:2}"; }
+student() { printf '%s\n%s\n' "$student_head" "$2" > "$1"; }
+
+student unknown.cfg '[frobnicate]
+x=1'
+expect_error unknown_section "unknown.cfg [frobnicate] unknown" -- "$DARKNET" classifier valid fake.data unknown.cfg
+
+student groups.cfg '[tat_distill]
+from=-1
+teacher_layer=1
+teacher_channels=6
+grid=2,3
+groups=4'
+expect_error groups_do_not_divide "groups.cfg [tat_distill] groups divide" -- train groups.cfg
+
+student grid.cfg '[tat_distill]
+teacher_layer=1
+teacher_channels=6
+grid=5,2'
+expect_error grid_larger_than_map "grid.cfg [tat_distill] grid larger" -- train grid.cfg
+
+student anchors.cfg '[anchor_distill]
+teacher_layer=1
+teacher_channels=6
+anchors=2,9'
+expect_error anchor_grid_larger_than_map "anchors.cfg [anchor_distill] anchors larger" -- train anchors.cfg
+
+student shape.cfg '[tat_distill]
+teacher_layer=0
+teacher_channels=6'
+expect_error teacher_student_size_differs "shape.cfg [tat_distill] teacher_layer size" -- train shape.cfg
+
+student channels.cfg '[tat_distill]
+teacher_layer=1
+teacher_channels=7'
+expect_error teacher_channels_differ "channels.cfg [tat_distill] teacher_channels 6" -- train channels.cfg
+
+student tlayer.cfg '[tat_distill]
+teacher_layer=5
+teacher_channels=6'
+expect_error teacher_layer_out_of_range "tlayer.cfg [tat_distill] teacher_layer range" -- train tlayer.cfg
+
+student from.cfg '[tat_distill]
+from=-3
+teacher_layer=1
+teacher_channels=6'
+expect_error student_layer_out_of_range "from.cfg [tat_distill] from earlier" -- train from.cfg
+
+student field.cfg '[tat_distill]
+teacher_layer=1
+teacher_channels=6
+loss_wieght=2'
+expect_error unknown_field "field.cfg [tat_distill] loss_wieght unknown" -- train field.cfg
+
+student notint.cfg '[tat_distill]
+teacher_layer=one
+teacher_channels=6'
+expect_error field_not_an_integer "notint.cfg [tat_distill] teacher_layer integer" -- train notint.cfg
+
+student share.cfg '[anchor_distill]
+embeddings=-1
+anchors=2,2'
+expect_error shared_embeddings_not_tat_distill "share.cfg [anchor_distill] embeddings [tat_distill]" -- train share.cfg
+
+student ok.cfg '[tat_distill]
+teacher_layer=1
+teacher_channels=6'
+expect_error missing_teacher_arguments "usage" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg
+expect_error missing_teacher_weights "missing.weights" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg missing.weights
+write_weights short.weights 100
+expect_error teacher_weights_mismatch_short "short.weights" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg short.weights
+write_weights long.weights 200
+expect_error teacher_weights_mismatch_long "long.weights left" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg long.weights
+expect_error plain_weights_mismatch "long.weights left" -- "$DARKNET" classifier valid fake.data teacher.cfg long.weights
+expect_error negative_seed "-seed" -- train ok.cfg -seed -3
+expect_error unknown_flag "--frobnicate" -- train ok.cfg --frobnicate
+student nodistill.cfg ''
+expect_error student_without_distill_layers "nodistill.cfg nothing" -- train nodistill.cfg
+expect_error missing_student_weights "nope.weights" -- train ok.cfg nope.weights
+
+# A failed start must not touch weights already written.
+cp teacher.weights keep.weights
+before=$(sha256sum keep.weights)
+train groups.cfg keep.weights > /dev/null 2>&1
+[ "$(sha256sum keep.weights)" = "$before" ] && echo "PASS failed_run_leaves_weights" ||
+    echo "FAIL failed_run_leaves_weights: keep.weights changed"
