@@ -1,0 +1,101 @@
+#!/bin/bash
+# A short end-to-end distillation on real Fashion-MNIST images: train a small teacher, distill a
+# smaller student with [tat_distill] + [anchor_distill] (shared embeddings), and check that the
+# distillation loss falls, that -seed repeats a run exactly, that evaluation works, and that the
+# exported student (no distillation layers) predicts exactly as the distill cfg does.
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary}"
+top=$(pwd)
+tool=${FASHION_TOOL:-$top/build/tools/fashion_mnist_to_darknet}
+dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
+    echo "SKIP e2e_distill: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+"$tool" "$dataset" data --train-limit 3000 > convert.log 2>&1 || {
+    echo "FAIL e2e_convert: $(tail -n 1 convert.log)"
+    exit 0
+}
+head -n 1000 data/test.list > test.list
+printf 'classes=10\ntrain=data/train.list\nvalid=test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+mkdir -p backup
+
+net_head() { # net_head <max_batches>
+    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
+    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
+}
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
+
+{ net_head 150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+# student: layers 0 conv, 1 pool, 2 conv, 3 pool (7x7x8, distilled), 4-5 distill, 6 conv, 7 avgpool, 8 softmax
+{ net_head 80; conv 4 3; pool; conv 8 3; pool
+  printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=1\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
+  printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
+  head_out; } > student-tat.cfg
+
+"$DARKNET" classifier train fm.data teacher.cfg > teacher.log 2>&1
+if [ ! -f backup/teacher.weights ]; then
+    echo "FAIL e2e_teacher_trains: no backup/teacher.weights; $(tail -n 2 teacher.log | tr '\n' ' ')"
+    exit 0
+fi
+
+distill() { # distill <log>
+    "$DARKNET" distill classifier train fm.data student-tat.cfg teacher.cfg backup/teacher.weights -seed 7 > "$1" 2> "$1.err"
+}
+distill run1.log; rc1=$?
+cp backup/student-tat.weights run1.weights 2> /dev/null
+distill run2.log; rc2=$?
+if [ "$rc1" -ne 0 ] || [ "$rc2" -ne 0 ] || [ ! -f run1.weights ]; then
+    echo "FAIL e2e_distill_runs: exit $rc1/$rc2; $(tail -n 2 run1.log.err | tr '\n' ' ')"
+    exit 0
+fi
+echo "PASS e2e_distill_runs"
+
+# "distill: tat_distill[4] 1.234, 1.300 avg; anchor_distill[5] ..." -> the tat_distill loss
+grep '^distill: tat_distill' run1.log | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/' > losses
+n=$(wc -l < losses)
+first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
+last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
+echo "INFO tat_distill loss: mean of the first 10 of $n iterations $first, of the last 10 $last" >&2
+if [ "$n" -eq 80 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a)}'; then
+    echo "PASS e2e_distill_loss_falls"
+else
+    echo "FAIL e2e_distill_loss_falls: $n iterations, first-10 mean $first, last-10 mean $last (want last < 0.7 first)"
+fi
+grep -q '^distill: anchor_distill\|; anchor_distill\[' run1.log && echo "PASS e2e_anchor_term_reported" ||
+    echo "FAIL e2e_anchor_term_reported: no anchor_distill term in the progress lines"
+grep -q '^distill: [0-9]* extra learned parameters' run1.log && echo "PASS e2e_startup_cost_line" ||
+    echo "FAIL e2e_startup_cost_line: no parameter/FLOPs line"
+
+# Same seed, same run: every loss the two runs printed is identical (timings aside).
+losses_of() { grep -E '^[0-9]+, [0-9.]+: |^distill: .*avg' "$1" | sed 's/ rate, [0-9.]* seconds.*//'; }
+if [ -n "$(losses_of run1.log)" ] && [ "$(losses_of run1.log)" = "$(losses_of run2.log)" ] &&
+    cmp -s run1.weights backup/student-tat.weights; then
+    echo "PASS e2e_seed_reproducible"
+else
+    echo "FAIL e2e_seed_reproducible: the two -seed 7 runs differ: $(diff <(losses_of run1.log) <(losses_of run2.log) | head -n 3 | tr '\n' ' ')"
+fi
+
+# Evaluation, with the distill command and with the exported plain student.
+valid() { "$@" 2> /dev/null | tail -n 1; }
+v_distill=$(valid "$DARKNET" distill classifier valid fm.data student-tat.cfg run1.weights)
+"$DARKNET" distill export student-tat.cfg run1.weights student.cfg student.weights > export.log 2>&1
+v_plain=$(valid "$DARKNET" classifier valid fm.data student.cfg student.weights)
+echo "INFO valid (distill cfg): $v_distill | (exported): $v_plain" >&2
+case $v_distill in
+*"top 1: "*) echo "PASS e2e_valid_runs" ;;
+*) echo "FAIL e2e_valid_runs: last line '$v_distill'" ;;
+esac
+if grep -q 'tat_distill\|anchor_distill' student.cfg 2> /dev/null; then
+    echo "FAIL e2e_export_drops_distill_layers: student.cfg still has them"
+elif [ -n "$v_plain" ] && [ "$v_plain" = "$v_distill" ]; then
+    echo "PASS e2e_export_same_predictions"
+else
+    echo "FAIL e2e_export_same_predictions: '$v_plain' vs '$v_distill'; $(tail -n 1 export.log)"
+fi
