@@ -1,0 +1,122 @@
+# TaT distillation plugin for Darknet: top-level build.
+#
+#   make                  fetch + patch Darknet into darknet/, build build/<variant>/,
+#                         link darknet/darknet to the built binary,
+#                         build the helper programs tools/*.c into build/tools/
+#   make test             build the CPU variant, compile tests/test_*.c, run tests/run.sh
+#   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants (no run)
+#   make deps             install the Debian packages needed (scripts/install-deps.sh)
+#   make clean / distclean
+#
+# Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
+# Darknet), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
+# Each flag combination builds in its own build/<variant>/, so switching flags
+# never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
+# DEBUG left in the environment by something else must not leak in.
+
+GPU = 0
+CUDNN = 0
+OPENCV = 0
+OPENMP = 0
+DEBUG = 0
+BLAS = 1
+DARKNET_SRC =
+# CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
+ARCH = -gencode arch=compute_75,code=sm_75 \
+       -gencode arch=compute_80,code=sm_80 \
+       -gencode arch=compute_86,code=sm_86 \
+       -gencode arch=compute_89,code=sm_89 \
+       -gencode arch=compute_90,code=[sm_90,compute_90]
+CUDA_HOME = /usr/local/cuda
+NVCC = $(or $(shell command -v nvcc 2>/dev/null),$(CUDA_HOME)/bin/nvcc)
+
+# The patched Darknet tree; the binary is linked into it as darknet/darknet, where
+# a Darknet user expects it.
+DARKNET_TREE = darknet
+DN = $(CURDIR)/$(DARKNET_TREE)
+
+ifeq ($(CUDNN), 1)
+ifneq ($(GPU), 1)
+$(error CUDNN=1 needs GPU=1)
+endif
+endif
+
+# Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
+on = $(filter 1,$($(1)))
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)
+OUT = $(CURDIR)/build/$(VARIANT)
+
+# Build in parallel by default; an explicit -j from the user wins. Recursive
+# on purpose: -j shows up in MAKEFLAGS only when recipes are expanded.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
+
+DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
+    DEBUG=$(DEBUG) BLAS=$(BLAS) \
+    OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
+ifeq ($(GPU), 1)
+DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
+endif
+
+.PHONY: all build fetch tools test test-bins gpu-build-check deps clean distclean
+
+all: build tools
+	@[ "$$(readlink $(DARKNET_TREE)/darknet)" = ../build/$(VARIANT)/darknet ] || \
+	    ln -sfn ../build/$(VARIANT)/darknet $(DARKNET_TREE)/darknet
+
+fetch:
+	@DARKNET_SRC='$(DARKNET_SRC)' OPENCV=$(OPENCV) DARKNET_TREE=$(DARKNET_TREE) scripts/fetch-darknet.sh
+
+# Darknet's Makefile does the building; tat_layer/darknet.mk adds the plugin.
+build: fetch
+	@mkdir -p $(OUT)/obj
+	+$(MAKE) $(SUBJOBS) -C $(DARKNET_TREE) -f Makefile -f $(CURDIR)/tat_layer/darknet.mk $(DARKNET_FLAGS)
+
+# --- tools: each tools/*.c is a standalone program (libpng + zlib, no Darknet).
+TOOL_BINS = $(patsubst tools/%.c,build/tools/%,$(wildcard tools/*.c))
+TOOL_CFLAGS = -O2 -g -Wall $(shell pkg-config --cflags libpng zlib 2>/dev/null)
+TOOL_LIBS = $(or $(shell pkg-config --libs libpng zlib 2>/dev/null),-lpng -lz) -lm
+
+tools: $(TOOL_BINS)
+
+build/tools/%: tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(TOOL_CFLAGS) $< -o $@ $(TOOL_LIBS)
+
+# --- tests: each tests/test_*.c is one program linked against the CPU library.
+CPU_OUT = $(CURDIR)/build/cpu
+TEST_SRCS = $(wildcard tests/test_*.c)
+TEST_BINS = $(patsubst tests/%.c,build/tests/%,$(TEST_SRCS))
+TEST_CFLAGS = -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
+    -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
+TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lm -pthread
+
+test:
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	@# -k: one broken test program must not hide the others; tests/run.sh
+	@# reports a missing binary as a failure.
+	+-$(MAKE) -k test-bins tools
+	DARKNET=$(CPU_OUT)/darknet DARKNET_LIB=$(CPU_OUT)/libdarknet.a DARKNET_DIR=$(DN) \
+	    tests/run.sh build/tests
+
+test-bins: $(TEST_BINS)
+
+build/tests/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
+
+gpu-build-check:
+	+$(MAKE) build GPU=1 CUDNN=0
+	+$(MAKE) build GPU=1 CUDNN=1
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf build
+	@[ ! -L $(DARKNET_TREE)/darknet ] || rm -f $(DARKNET_TREE)/darknet
+
+distclean: clean
+	rm -rf $(DARKNET_TREE) .$(DARKNET_TREE).staging.* .cache

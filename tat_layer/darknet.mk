@@ -1,0 +1,49 @@
+# Read by make after Darknet's own Makefile:
+#   make -C darknet -f Makefile -f <abs>/tat_layer/darknet.mk ...
+# It adds the plugin to Darknet's build without patching that Makefile.
+#
+# Conventions: tat_layer/cmd_*.c are linked into the executable only (they
+# hold command entry points); every other tat_layer/*.c goes into libdarknet;
+# tat_layer/*.cu are built only with GPU=1.
+# Override TAT_SOURCES / TAT_CU_SOURCES (e.g. empty) to build without them.
+
+TAT_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+
+TAT_SOURCES ?= $(wildcard $(TAT_DIR)/*.c)
+TAT_CU_SOURCES ?= $(wildcard $(TAT_DIR)/*.cu)
+BLAS ?= 1
+
+TAT_CMD_OBJ := $(notdir $(patsubst %.c,%.o,$(filter $(TAT_DIR)/cmd_%.c,$(TAT_SOURCES))))
+TAT_LIB_OBJ := $(notdir $(patsubst %.c,%.o,$(filter-out $(TAT_DIR)/cmd_%.c,$(TAT_SOURCES))))
+ifeq ($(GPU), 1)
+TAT_LIB_OBJ += $(notdir $(patsubst %.cu,%.o,$(TAT_CU_SOURCES)))
+endif
+
+# Object names share one OBJDIR with Darknet's; a clash would silently drop a file.
+TAT_CLASH := $(filter $(TAT_LIB_OBJ) $(TAT_CMD_OBJ),$(OBJ) $(EXECOBJA))
+ifneq ($(TAT_CLASH),)
+$(error tat_layer sources clash with Darknet object names: $(TAT_CLASH))
+endif
+
+OBJ += $(TAT_LIB_OBJ)
+EXECOBJA += $(TAT_CMD_OBJ)
+# Darknet's link rules were parsed before this file, with their prerequisite
+# lists already expanded; add ours as extra prerequisites so $^ carries them.
+$(ALIB) $(SLIB): $(addprefix $(OBJDIR),$(TAT_LIB_OBJ))
+$(EXEC): $(addprefix $(OBJDIR),$(TAT_CMD_OBJ))
+
+VPATH := $(VPATH):$(TAT_DIR)
+COMMON += -I$(TAT_DIR)
+# Plugin headers and this file (it sets flags) must trigger rebuilds too.
+DEPS += $(wildcard $(TAT_DIR)/*.h) $(TAT_DIR)/darknet.mk
+
+ifeq ($(BLAS), 1)
+# Debian's libopenblas-dev: the pkg-config cflags point at the cblas.h of the
+# selected OpenBLAS flavour; fall back to the default include path.
+TAT_BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+COMMON += -DCBLAS $(TAT_BLAS_CFLAGS)
+LDFLAGS += -lopenblas
+endif
+
+# Only the runtime API is used; libcuda (the driver) need not be linked.
+LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))
