@@ -6,6 +6,7 @@
 #   make test             build the CPU variant, compile tests/test_*.c, run tests/run.sh
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants (no run)
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
+#   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
@@ -59,7 +60,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test test-bins gpu-build-check deps clean distclean
+.PHONY: all build fetch tools test test-bins gpu-build-check deps demo clean distclean
 
 all: build tools
 	@[ "$$(readlink $(DARKNET_TREE)/darknet)" = ../build/$(VARIANT)/darknet ] || \
@@ -113,6 +114,9 @@ gpu-build-check:
 
 deps:
 	scripts/install-deps.sh
+
+demo:
+	scripts/demo-fashion.sh
 
 clean:
 	rm -rf build
