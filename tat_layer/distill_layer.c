@@ -227,7 +227,7 @@ static void read_embedding_options(list *options, network *net, int index, LAYER
 static void print_layer_line(const layer *l, const char *what)
 {
     distill_state *s = state_of(l);
-    fprintf(stderr, "%-14s from %d %3d x%3d x%4d, teacher %d x%4d  %s  %zu params  %5.3f BFLOPs%s\n",
+    fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; %s; %zu params  %5.3f BFLOPs%s\n",
             section_name(l->type), s->from, s->w, s->h, s->student_c, s->teacher_layer, s->teacher_c,
             what, distill_layer_params(l), distill_layer_flops(l) / 1e9,
             s->active ? "" : "  (inactive: no teacher)");
