@@ -5,12 +5,16 @@
 #                         build the helper programs tools/*.c into build/tools/
 #   make test             build the CPU variant, compile tests/test_*.c, run tests/run.sh
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants (no run)
+#   make test-asan        the same tests on build/cpu-asan/ (AddressSanitizer + UBSan)
+#   make test-valgrind    a short distillation run under valgrind: no leaks from the plugin
+#   make fuzz FUZZ_SECONDS=60   libFuzzer (clang) on the cfg parser and the weights loader
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
+#   make bench            CPU benchmark table (bench/run.sh); not part of make test
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
-# Darknet), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# Darknet), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
 # -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
 # Each flag combination builds in its own build/<variant>/, so switching flags
 # never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
@@ -21,6 +25,7 @@ CUDNN = 0
 OPENCV = 0
 OPENMP = 0
 DEBUG = 0
+SANITIZE = 0
 BLAS = 1
 DARKNET_SRC =
 # CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
@@ -45,7 +50,7 @@ endif
 
 # Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
 on = $(filter 1,$($(1)))
-VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
 OUT = $(CURDIR)/build/$(VARIANT)
 
 # Build in parallel by default; an explicit -j from the user wins. Recursive
@@ -56,11 +61,17 @@ SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
     DEBUG=$(DEBUG) BLAS=$(BLAS) \
     OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
+# Errors abort (no recovery) so that no report goes unnoticed in a passing run.
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ifeq ($(SANITIZE), 1)
+DARKNET_FLAGS += OPTS='-O1 -g $(SAN_FLAGS)'
+endif
 ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test test-bins gpu-build-check deps demo clean distclean
+.PHONY: all build fetch tools test test-bins gpu-build-check deps demo clean distclean \
+    test-asan test-valgrind fuzz
 
 all: build tools
 	@[ "$$(readlink $(DARKNET_TREE)/darknet)" = ../build/$(VARIANT)/darknet ] || \
@@ -87,9 +98,10 @@ build/tools/%: tools/%.c
 
 # --- tests: each tests/test_*.c is one program linked against the CPU library.
 CPU_OUT = $(CURDIR)/build/cpu
+TEST_DIR = build/tests
 TEST_SRCS = $(wildcard tests/test_*.c)
-TEST_BINS = $(patsubst tests/%.c,build/tests/%,$(TEST_SRCS))
-TEST_CFLAGS = -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
+TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
+TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
 TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lm -pthread
 
@@ -103,10 +115,36 @@ test:
 
 test-bins: $(TEST_BINS)
 
-build/tests/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
+$(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
+
+# Sanitizer reports go to files (the bad-input tests expect non-zero exits, so an exit
+# status alone cannot tell a sanitizer abort); any report fails the target. Leaks are
+# valgrind's job (test-valgrind): Darknet's commands never free their networks.
+ASAN_OUT = $(CURDIR)/build/cpu-asan
+SAN_LOGS = $(CURDIR)/build/sanitizer-logs
+test-asan:
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1 SANITIZE=1
+	+-$(MAKE) -k test-bins tools CPU_OUT=$(ASAN_OUT) TEST_DIR=build/tests-asan TEST_EXTRA='$(SAN_FLAGS)'
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	ASAN_OPTIONS=detect_leaks=0:log_path=$(SAN_LOGS)/asan:exitcode=86 \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan:exitcode=86 \
+	DARKNET=$(ASAN_OUT)/darknet DARKNET_LIB=$(ASAN_OUT)/libdarknet.a DARKNET_DIR=$(DN) \
+	    tests/run.sh build/tests-asan
+	@if [ -n "$$(ls -A $(SAN_LOGS))" ]; then cat $(SAN_LOGS)/*; \
+	    echo "test-asan: sanitizer reports above"; exit 1; fi; echo "test-asan: no sanitizer reports"
+
+test-valgrind:
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+$(MAKE) tools
+	DARKNET=$(CPU_OUT)/darknet tests/test_reliability_valgrind.sh
+
+FUZZ_SECONDS = 60
+fuzz:
+	+$(MAKE) fetch
+	FUZZ_SECONDS=$(FUZZ_SECONDS) DARKNET_DIR=$(DN) fuzz/run.sh
 
 gpu-build-check:
 	+$(MAKE) build GPU=1 CUDNN=0
@@ -117,6 +155,31 @@ deps:
 
 demo:
 	scripts/demo-fashion.sh
+
+# --- bench: not part of test. bench_tat links tat.c directly (the math the layers use, same
+# flags as Darknet's build); bench_fashion links the BLAS and the stock-gemm libraries.
+BENCH_DIR = build/bench
+BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer
+NOBLAS_OUT = $(CURDIR)/build/cpu-noblas
+
+.PHONY: bench
+bench:
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=0
+	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
+	bench/run.sh $(BENCH_DIR)
+
+$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/tat.c tat_layer/tat.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/tat.c -o $@ -lopenblas -lm -pthread
+
+$(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
+
+$(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lm -pthread
 
 clean:
 	rm -rf build

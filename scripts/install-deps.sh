@@ -12,7 +12,8 @@ set -eu
 pkgs="build-essential pkg-config dpkg-dev xz-utils patch ca-certificates
       libopenblas-dev libopencv-dev libpng-dev zlib1g-dev
       python3 python3-torch python3-numpy
-      dataset-fashion-mnist"
+      dataset-fashion-mnist
+      valgrind clang libclang-rt-14-dev"
 
 missing=
 for p in $pkgs; do

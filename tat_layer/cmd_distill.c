@@ -47,12 +47,29 @@ static void attach_teacher(network *net)
     fprintf(stderr, "student %s:\n", net->cfgfile);
 }
 
+/* A non-finite task loss stops the run here, after the progress line and before the
+   loop's backups: the files on disk stay the last good ones. (The distillation terms are
+   checked in their own forward.) */
+static void stop_if_loss_not_finite(network *net)
+{
+    int i;
+    for (i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (is_distill_layer(l) || !l->cost || distill_finite(*l->cost)) continue;
+        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %ld; stopping, last backup kept\n",
+                net->cfgfile ? net->cfgfile : "cfg", get_layer_string(l->type), i,
+                *l->cost != *l->cost ? "nan" : "inf", (long)get_current_batch(net));
+        exit(1);
+    }
+}
+
 /* train_progress_hook: the distillation terms under Darknet's progress line. */
 static void print_distill_progress(network *net)
 {
     static float *avg;
     static int first = 1;
     int i;
+    stop_if_loss_not_finite(net);
     if (first) {
         size_t params = 0;
         double flops = 0;
@@ -106,6 +123,7 @@ typedef struct {
 } cfg_text;
 
 static cfg_text read_cfg_text(const char *path);
+static void free_cfg_text(cfg_text *t);
 
 static int is_distill_section(const char *line)
 {
@@ -156,11 +174,13 @@ static void train_distill(int argc, char **argv)
         fprintf(stderr, "%s: no [tat_distill] or [anchor_distill] section: nothing to distill\n", args[1]);
         exit(1);
     }
+    free_cfg_text(&student);
     teacher_cfg = args[2];
     teacher_weights = args[3];
     parse_network_hook = attach_teacher;
     train_progress_hook = print_distill_progress;
     train_classifier(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
+    free(gpus);
 }
 
 /* ---- export: the deployable student, without the distillation layers ------------------- */
@@ -201,6 +221,15 @@ static cfg_text read_cfg_text(const char *path)
     t.n_sections = section + 1;
     t.dropped = calloc(t.n_sections + 1, sizeof(int));
     return t;
+}
+
+static void free_cfg_text(cfg_text *t)
+{
+    int i;
+    for (i = 0; i < t->n_lines; ++i) free(t->lines[i]);
+    free(t->lines);
+    free(t->section_of_line);
+    free(t->dropped);
 }
 
 /* Section k > 0 is layer k - 1. A dropped layer passes its input through, so a reference to
@@ -300,6 +329,7 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
     fprintf(stderr, "exported %s + %s: %d layers, the distillation layers removed\n", out_cfg,
             out_weights, kept);
     free_network(net);
+    free_cfg_text(&t);
 }
 
 void run_distill(int argc, char **argv)

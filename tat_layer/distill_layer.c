@@ -22,7 +22,16 @@ typedef struct {
     tat_term term;
     float *workspace;                  /* conv im2col scratch (owner only)               */
     float loss;                        /* weighted loss of the last forward, per image    */
+    int index;                         /* this layer's index, for messages                */
 } distill_state;
+
+int distill_finite(float x)
+{
+    /* by the bits: Darknet builds with -Ofast, under which isfinite() may fold to 1 */
+    unsigned int u;
+    memcpy(&u, &x, sizeof(u));
+    return (u & 0x7f800000u) != 0x7f800000u;
+}
 
 static distill_state *state_of(const layer *l) { return (distill_state *)l->plugin_state; }
 
@@ -168,6 +177,7 @@ static layer make_passthrough(network *net, int index, LAYER_TYPE t, distill_sta
     l.update_gpu = update_distill_layer_gpu;
 #endif
     l.plugin_state = s;
+    s->index = index;
     s->batch = net->batch;
     s->h = net->layers[s->from].out_h;
     s->w = net->layers[s->from].out_w;
@@ -251,6 +261,8 @@ layer parse_tat_distill(list *options, network *net, int index)
     pair_field(options, net, index, t, "grid", 1, &grid_h, &grid_w);
     groups = int_field(options, net, index, t, "groups", 1, 0);
     s->loss_weight = float_field(options, net, index, t, "loss_weight", 1);
+    if (!distill_finite(s->loss_weight) || s->loss_weight < 0)
+        cfg_fail(net, index, t, "loss_weight", "%g: must be a finite number >= 0", s->loss_weight);
     l = make_passthrough(net, index, t, s);
     /* a grid that fails even with one group is the grid's fault, else the groups' */
     err = tat_patch_geometry_error(s->h, s->w, grid_h, grid_w, 1);
@@ -321,6 +333,8 @@ layer parse_anchor_distill(list *options, network *net, int index)
     pair_field(options, net, index, t, "anchors", 0, &anchor_h, &anchor_w);
     if (!option_find(options, "anchors")) cfg_fail(net, index, t, "anchors", "missing (required)");
     s->loss_weight = float_field(options, net, index, t, "loss_weight", 1);
+    if (!distill_finite(s->loss_weight) || s->loss_weight < 0)
+        cfg_fail(net, index, t, "loss_weight", "%g: must be a finite number >= 0", s->loss_weight);
     if (shared) {
         /* the shared layer already resolved and checked everything against the teacher */
         l = make_passthrough(net, index, t, s);
@@ -370,6 +384,15 @@ void forward_distill_layer(const layer l, network net)
     }
     sse = tat_term_forward(&s->term, s->q->out, s->k ? s->k->out : teacher, s->v->out, teacher);
     s->loss = (float)(s->loss_weight * sse / ((double)tat_term_elements_per_image(&s->term) * s->batch));
+    if (!distill_finite(s->loss)) {
+        /* stop before this step's update and before any save: the backups on disk stay the
+           last good ones. The step number is the one its progress line would have shown. */
+        size_t per_step = (size_t)net.batch * net.subdivisions;
+        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
+                net.cfgfile ? net.cfgfile : "cfg", section_name(l.type), s->index,
+                s->loss != s->loss ? "nan" : "inf", (*net.seen + per_step - 1) / per_step);
+        exit(1);
+    }
 }
 
 void backward_distill_layer(const layer l, network net)

@@ -32,6 +32,8 @@ void load_distill_weights(layer l, FILE *fp);
 void free_distill_layer(layer l);
 
 int is_distill_layer(const layer *l);
+/* 0 for NaN and +-Inf; reliable under -ffast-math, unlike isfinite(). */
+int distill_finite(float x);
 /* Weighted loss of the last forward, averaged over images. */
 float distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */

@@ -1,0 +1,217 @@
+#!/bin/bash
+# Reliability of training runs through the real binary, on a few Fashion-MNIST images:
+#   - checkpoints are atomic: runs killed with SIGKILL at random moments, most of them in the
+#     middle of a save, never leave a truncated .weights file (patch 0010);
+#   - a NaN/Inf distillation or task loss stops the run naming the layer and the iteration,
+#     exit 1, backups untouched; NaN weights are never saved;
+#   - resuming a distill run from its weights continues the iteration count, the learning-rate
+#     schedule and the learned embeddings;
+#   - missing/corrupt images in the train list and an empty list: one-line error, exit 1.
+# Needs DARKNET, build/tools/fashion_mnist_to_darknet and the Fashion-MNIST package.
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary}"
+top=$(pwd)
+tool=${FASHION_TOOL:-$top/build/tools/fashion_mnist_to_darknet}
+dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
+    echo "SKIP reliability: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
+    exit 0
+fi
+# KILLS: how many runs to kill at least (more for a longer soak).
+kills=${KILLS:-12}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+"$tool" "$dataset" data --train-limit 64 > convert.log 2>&1 || {
+    echo "FAIL reliability_convert: $(tail -n 1 convert.log)"
+    exit 0
+}
+head -n 8 data/train.list > small.list
+data() { # data <name> <train list>
+    printf 'classes=10\ntrain=%s\nvalid=%s\nlabels=data/labels.txt\nbackup=backup\n' "$2" "$2" > "$1"
+}
+data small.data small.list
+data all.data data/train.list
+mkdir -p backup
+
+net_head() { # net_head <max_batches> [learning_rate]
+    printf '[net]\nbatch=8\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
+    printf 'learning_rate=%s\nmomentum=0.9\ndecay=0.0005\npolicy=steps\nsteps=4,8\nscales=.5,.5\nmax_batches=%d\n\n' "${2:-0.01}" "$1"
+}
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n%s\n' "$1" "${2:-}"; }
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n%s\n[avgpool]\n\n[softmax]\n' "${1:-}"; }
+
+# ---- atomic checkpoints ---------------------------------------------------------------------
+# A 12 MB model saved at every iteration (each iteration is an epoch of the 8-image list): the
+# run spends most of its time inside save_weights, so random kills land mid-save.
+{ net_head 12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
+  printf '[connected]\noutput=256\nactivation=leaky\n\n[connected]\noutput=10\nactivation=linear\n\n[softmax]\n'; } > big.cfg
+t0=$(date +%s%N)
+"$DARKNET" classifier train small.data big.cfg -seed 3 > big.log 2>&1
+run_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+size=$(stat -c %s backup/big.weights 2> /dev/null || echo 0)
+if [ "$size" -lt 1000000 ]; then
+    echo "FAIL atomic_save_setup: the reference run wrote no backup/big.weights; $(tail -n 1 big.log)"
+else
+    bad= midsave=0
+    # at least $kills kills, and on until 3 of them landed mid-save (at most 4x as many)
+    i=0
+    while [ "$i" -lt "$kills" ] || { [ "$midsave" -lt 3 ] && [ "$i" -lt $((kills * 4)) ]; }; do
+        i=$((i + 1))
+        "$DARKNET" classifier train small.data big.cfg -seed 3 > kill.log 2>&1 &
+        pid=$!
+        # at 20-95% of the reference run's duration: past start-up, before its end
+        ms=$(( run_ms * (20 + RANDOM % 76) / 100 ))
+        sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+        kill -9 "$pid" 2> /dev/null
+        wait "$pid" 2> /dev/null
+        ls backup/*.tmp > /dev/null 2>&1 && midsave=$((midsave + 1))
+        for f in backup/big*.weights; do
+            [ "$(stat -c %s "$f")" = "$size" ] || bad="$bad $f($(stat -c %s "$f") bytes, kill $i)"
+        done
+        rm -f backup/*.tmp
+    done
+    echo "INFO atomic save: $i runs killed at random points of a ${run_ms} ms run, $midsave of them during a save" >&2
+    if [ -n "$bad" ]; then
+        echo "FAIL atomic_save_kill: truncated after kill -9:$bad"
+    elif [ "$midsave" -eq 0 ]; then
+        echo "FAIL atomic_save_kill: no kill landed during a save (the test proved nothing)"
+    else
+        echo "PASS atomic_save_kill"
+    fi
+    # every surviving file still loads whole (the size check of patch 0006)
+    if "$DARKNET" classifier valid small.data big.cfg backup/big_5.weights > valid.log 2>&1 &&
+        ! grep -q 'do not match\|holds weights for' valid.log; then
+        echo "PASS atomic_save_loadable"
+    else
+        echo "FAIL atomic_save_loadable: $(tail -n 1 valid.log)"
+    fi
+fi
+
+# ---- distill runs: teacher, student ---------------------------------------------------------
+{ net_head 1; conv 16; pool; conv 32; pool; head_out; } > teacher.cfg
+"$DARKNET" classifier train small.data teacher.cfg -seed 1 > teacher.log 2>&1
+# student: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), 4 tat_distill, 5 conv, 6 avgpool, 7 softmax
+student() { # student <cfg> <max_batches> <learning_rate> <loss_weight> [head option]
+    { net_head "$2" "$3"; conv 4; pool; conv 8; pool
+      printf '[tat_distill]\nteacher_layer=3\nteacher_channels=32\nkey=learned\nloss_weight=%s\n\n' "$4"
+      head_out "${5:-}"; } > "$1"
+}
+distill() { # distill <data> <cfg> [args...]
+    local d=$1 c=$2
+    shift 2
+    "$DARKNET" distill classifier train "$d" "$c" teacher.cfg backup/teacher.weights "$@"
+}
+if [ ! -f backup/teacher.weights ]; then
+    echo "FAIL reliability_teacher: no backup/teacher.weights; $(tail -n 1 teacher.log)"
+    exit 0
+fi
+
+# expect_stop <name> <words in stderr> <protected file> -- <command...>
+expect_stop() {
+    local name=$1 words=$2 keep=$3 rc w before
+    shift 4
+    before=$(sha256sum "$keep")
+    "$@" > stop.log 2> stop.err < /dev/null
+    rc=$?
+    [ -z "${SHOW_ERRORS:-}" ] || echo "  $(grep -v '^Saving\|^Loading\|^Done' stop.err | tail -n 1)"
+    if [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ]; then
+        echo "FAIL $name: exit status $rc (want 1); $(tail -n 1 stop.err)"
+        return
+    fi
+    for w in $words; do
+        grep -qF -- "$w" stop.err || { echo "FAIL $name: stderr lacks '$w': $(tail -n 1 stop.err)"; return; }
+    done
+    [ "$(sha256sum "$keep")" = "$before" ] || { echo "FAIL $name: $keep was overwritten"; return; }
+    echo "PASS $name"
+}
+
+# a weights file already in place must survive every failed run below
+student keep.cfg 4 0.01 1
+distill small.data keep.cfg -seed 2 > keep.log 2>&1
+cp backup/keep.weights keep.orig 2> /dev/null || echo "FAIL reliability_keep_setup: $(tail -n 1 keep.log)"
+
+# a distillation term that overflows at once: loss_weight near FLT_MAX
+student keep.cfg 4 0.01 3e38
+expect_stop nan_distill_loss_stops "keep.cfg [tat_distill] (layer 4) inf iteration 1 stopping" \
+    backup/keep.weights -- distill all.data keep.cfg -seed 2
+# a head whose learning rate explodes: its weights go infinite after the first update, the
+# task loss (softmax) is NaN at iteration 2 while the distilled features are still finite
+student keep.cfg 4 0.01 1 'learning_rate=1e38'
+expect_stop nan_task_loss_stops "keep.cfg [softmax] (layer 7) loss is iteration 2 stopping" \
+    backup/keep.weights -- distill all.data keep.cfg -seed 2
+# a head learning rate that overflows to Inf in the update itself, with an epoch save right
+# after the first update: the NaN/Inf weights are refused, the previous files stay
+student keep.cfg 4 10 1 'learning_rate=1e38'
+expect_stop nan_weights_not_saved "keep_1.weights NaN not saved" \
+    backup/keep.weights -- distill small.data keep.cfg -seed 2
+[ ! -f backup/keep_1.weights ] || [ "$(stat -c %s backup/keep_1.weights)" = "$(stat -c %s backup/keep.weights)" ] ||
+    echo "FAIL nan_weights_not_saved: backup/keep_1.weights is partial"
+student keep.cfg 4 0.01 nan
+expect_stop loss_weight_not_finite "keep.cfg [tat_distill] loss_weight finite" \
+    backup/keep.weights -- distill all.data keep.cfg -seed 2
+
+# ---- bad data -------------------------------------------------------------------------------
+student keep.cfg 4 0.01 1
+{ head -n 3 small.list; echo data/train/missing.png; } > missing.list
+data missing.data missing.list
+expect_stop missing_image "data/train/missing.png missing.list cannot load" \
+    backup/keep.weights -- distill missing.data keep.cfg -seed 2
+head -c 100 "$(head -n 1 small.list)" > corrupt.png
+{ echo corrupt.png; head -n 3 small.list; } > corrupt.list
+data corrupt.data corrupt.list
+expect_stop corrupt_image "corrupt.png corrupt.list cannot load" \
+    backup/keep.weights -- distill corrupt.data keep.cfg -seed 2
+: > empty.list
+data empty.data empty.list
+expect_stop empty_train_list "empty.list empty.data empty" \
+    backup/keep.weights -- distill empty.data keep.cfg -seed 2
+expect_stop empty_train_list_classifier "empty.list empty" \
+    backup/keep.weights -- "$DARKNET" classifier train empty.data keep.cfg backup/keep.weights
+printf 'classes=10\ntrain=nowhere.list\nlabels=data/labels.txt\nbackup=backup\n' > nolist.data
+expect_stop missing_train_list "nowhere.list" \
+    backup/keep.weights -- distill nolist.data keep.cfg -seed 2
+
+# ---- resume ---------------------------------------------------------------------------------
+# 6 iterations, then resume from the saved weights up to 10; compare with 10 straight. The
+# schedule (steps 4,8) does not depend on max_batches, so all three runs share it.
+progress() { grep -E '^[0-9]+, [0-9.]+: ' "$1" | awk '{sub(",", "", $1); print $1, $6}'; } # iteration rate
+tatloss() { grep '^distill: tat_distill' "$1" | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/'; }
+student resume.cfg 10 0.02 2
+distill all.data resume.cfg -seed 5 > straight.log 2>&1
+student resume.cfg 6 0.02 2
+distill all.data resume.cfg -seed 5 > first.log 2>&1
+cp backup/resume.weights six.weights
+student resume.cfg 10 0.02 2
+distill all.data resume.cfg six.weights -seed 5 > resumed.log 2>&1
+rc=$?
+want=$(progress straight.log | tail -n 4)
+got=$(progress resumed.log)
+if [ "$rc" -ne 0 ]; then
+    echo "FAIL resume_runs: exit $rc; $(tail -n 1 resumed.log)"
+elif [ -n "$want" ] && [ "$got" = "$want" ]; then
+    echo "PASS resume_iterations_and_rate"
+else
+    echo "FAIL resume_iterations_and_rate: resumed '$(echo $got)' vs straight '$(echo $want)'"
+fi
+# The embeddings come back: resume once more with learning_rate=0 (nothing changes but BN
+# rolling statistics, which the embeddings do not save) for one iteration. The embeddings'
+# bytes in the new file equal the resumed-from file's, and the header counts 7 iterations.
+# Offsets for this cfg: header 20 bytes; conv 4 (BN) 124 floats; conv 8 (BN) 320 floats;
+# tat_distill q 320 + v 320 + learned key 1088 = 1728 floats.
+student resume.cfg 7 0 2
+"$DARKNET" distill classifier train all.data resume.cfg teacher.cfg backup/teacher.weights six.weights -seed 5 > zero.log 2>&1
+off=$((20 + 4 * (124 + 320)))
+seen=$(od -An -t u8 -j 12 -N 8 backup/resume.weights 2> /dev/null | tr -d ' ')
+if [ "$(stat -c %s six.weights)" != 9068 ]; then
+    echo "FAIL resume_restores_embeddings: six.weights is $(stat -c %s six.weights) bytes, the offsets assume 9068"
+elif cmp -s -i "$off:$off" -n $((4 * 1728)) six.weights backup/resume.weights && [ "$seen" = 56 ]; then
+    echo "PASS resume_restores_embeddings"
+else
+    echo "FAIL resume_restores_embeddings: seen $seen (want 56); embeddings $(cmp -i "$off:$off" -n $((4 * 1728)) six.weights backup/resume.weights 2>&1 | head -n 1); $(tail -n 1 zero.log)"
+fi
+# and the first resumed distill loss is reported (finite, the run continues)
+l_res=$(tatloss resumed.log | head -n 1)
+l_last=$(tatloss first.log | tail -n 1)
+echo "INFO tat_distill loss: iteration 6 $l_last, 7 (resumed) $l_res" >&2
