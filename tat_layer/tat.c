@@ -3,9 +3,11 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef CBLAS
 #include <cblas.h>
@@ -19,6 +21,114 @@ static void *tat_calloc(size_t n, size_t size)
         exit(1);
     }
     return p;
+}
+
+/* ---- Threads ---------------------------------------------------------------------------- */
+/* A small persistent pool: the layers call into it every step, so threads are started once
+ * and sleep on a condition variable between calls (no spinning that would steal a core from
+ * OpenBLAS). Work is split statically by thread index, so for a given thread count every sum
+ * is taken in the same order and a seeded run repeats exactly. */
+
+#define TAT_MAX_THREADS 64
+
+typedef void (*tat_range_fn)(void *ctx, int tid, int nthreads);
+
+static struct {
+    pthread_mutex_t mu, busy;
+    pthread_cond_t go, done;
+    int nthreads, started, running;
+    unsigned long gen;
+    tat_range_fn fn;
+    void *ctx;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL};
+
+void tat_set_num_threads(int n)
+{
+    pthread_mutex_lock(&pool.mu);
+    /* fixed once known: scratch buffers have been sized by it */
+    if (!pool.nthreads) pool.nthreads = n < 1 ? 1 : n > TAT_MAX_THREADS ? TAT_MAX_THREADS : n;
+    pthread_mutex_unlock(&pool.mu);
+}
+
+int tat_get_num_threads(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (!pool.nthreads) {
+        const char *env = getenv("TAT_NUM_THREADS");
+        long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+        pool.nthreads = n < 1 ? 1 : n > TAT_MAX_THREADS ? TAT_MAX_THREADS : (int)n;
+    }
+    int n = pool.nthreads;
+    pthread_mutex_unlock(&pool.mu);
+    return n;
+}
+
+static void *pool_worker(void *arg)
+{
+    int tid = (int)(size_t)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&pool.mu);
+        while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
+        seen = pool.gen;
+        tat_range_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int nt = pool.nthreads;
+        pthread_mutex_unlock(&pool.mu);
+        fn(ctx, tid, nt);
+        pthread_mutex_lock(&pool.mu);
+        if (--pool.running == 0) pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    return NULL;
+}
+
+/* Runs fn(ctx, tid, nthreads) on every thread of the pool, the caller being tid 0. Falls back
+ * to one thread when the pool is already busy (another network replica calling at once) or
+ * when `parallel` is 0. While the pool runs, OpenBLAS is held to one thread: each of our
+ * threads then owns one core and calls sgemm on its own block. */
+static void tat_run(tat_range_fn fn, void *ctx, int parallel)
+{
+    int nt = parallel ? tat_get_num_threads() : 1;
+    if (nt < 2 || pthread_mutex_trylock(&pool.busy)) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&pool.mu);
+    while (pool.started < pool.nthreads - 1) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, pool_worker, (void *)(size_t)(pool.started + 1))) break;
+        pthread_detach(th);
+        ++pool.started;
+    }
+    nt = pool.started + 1;
+    pool.nthreads = nt;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.running = nt - 1;
+    ++pool.gen;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+#ifdef CBLAS
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
+    fn(ctx, 0, nt);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.running > 0) pthread_cond_wait(&pool.done, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+#ifdef CBLAS
+    openblas_set_num_threads(blas_threads);
+#endif
+    pthread_mutex_unlock(&pool.busy);
+}
+
+/* The share [*lo, *hi) of n items that thread tid of nt takes. */
+static void tat_share(int n, int tid, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * tid / nt);
+    *hi = (int)((long long)n * (tid + 1) / nt);
 }
 
 /* ---- GEMM ----------------------------------------------------------------------------- */
@@ -171,68 +281,120 @@ static size_t bn_run_offset(bn_groups g, int gi, int r, int spatial, int per_ima
     return (size_t)r * g.stride + (size_t)gi * spatial;
 }
 
-void tat_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
-                           const float *gamma, const float *beta, int batch, int c, int spatial,
-                           int per_image)
+typedef struct {
+    float *out, *x_hat, *mean, *inv_std, *d_in, *d_gamma, *d_beta;
+    const float *in, *gamma, *beta, *d_out, *c_inv_std;
+    int batch, c, spatial, per_image, assign;
+} bn_ctx;
+
+static void bn_forward_range(void *p, int tid, int nt)
 {
-    bn_groups g = bn_layout(batch, c, spatial, per_image);
+    bn_ctx *a = p;
+    int spatial = a->spatial, per_image = a->per_image, c = a->c;
+    bn_groups g = bn_layout(a->batch, c, spatial, per_image);
     double count = (double)g.runs * spatial;
-    int gi, r, i;
-    for (gi = 0; gi < g.n_groups; ++gi) {
+    int gi, r, i, lo, hi;
+    tat_share(g.n_groups, tid, nt, &lo, &hi);
+    for (gi = lo; gi < hi; ++gi) {
         int ch = gi % c;
         double sum = 0, sq = 0;
         for (r = 0; r < g.runs; ++r) {
-            const float *x = in + bn_run_offset(g, gi, r, spatial, per_image);
+            const float *x = a->in + bn_run_offset(g, gi, r, spatial, per_image);
             for (i = 0; i < spatial; ++i) sum += x[i];
         }
         double mu = sum / count;
         for (r = 0; r < g.runs; ++r) {
-            const float *x = in + bn_run_offset(g, gi, r, spatial, per_image);
+            const float *x = a->in + bn_run_offset(g, gi, r, spatial, per_image);
             for (i = 0; i < spatial; ++i) sq += (x[i] - mu) * (x[i] - mu);
         }
-        float is = (float)(1.0 / sqrt(sq / count + TAT_BN_EPS));
-        mean[gi] = (float)mu;
-        inv_std[gi] = is;
+        float is = (float)(1.0 / sqrt(sq / count + TAT_BN_EPS)), m = (float)mu;
+        float ga = a->gamma[ch], be = a->beta[ch];
+        a->mean[gi] = m;
+        a->inv_std[gi] = is;
         for (r = 0; r < g.runs; ++r) {
             size_t off = bn_run_offset(g, gi, r, spatial, per_image);
+            const float *x = a->in + off;
+            float *xh = a->x_hat + off, *o = a->out + off;
             for (i = 0; i < spatial; ++i) {
-                float xh = (in[off + i] - (float)mu) * is;
-                x_hat[off + i] = xh;
-                out[off + i] = gamma[ch] * xh + beta[ch];
+                float v = (x[i] - m) * is;
+                xh[i] = v;
+                o[i] = ga * v + be;
             }
         }
     }
+}
+
+void tat_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
+                           const float *gamma, const float *beta, int batch, int c, int spatial,
+                           int per_image)
+{
+    bn_ctx a;
+    memset(&a, 0, sizeof(a));
+    a.out = out, a.x_hat = x_hat, a.mean = mean, a.inv_std = inv_std, a.in = in;
+    a.gamma = gamma, a.beta = beta, a.batch = batch, a.c = c, a.spatial = spatial;
+    a.per_image = per_image;
+    tat_run(bn_forward_range, &a, 1);
+}
+
+/* Per statistics group; in batch mode each channel is one group, so d_gamma and d_beta
+ * entries are written by one thread only. In per-image mode a channel's entries collect the
+ * images' contributions: the threads then split by channel, never by image. */
+static void bn_backward_range(void *p, int tid, int nt)
+{
+    bn_ctx *a = p;
+    int spatial = a->spatial, per_image = a->per_image, c = a->c;
+    bn_groups g = bn_layout(a->batch, c, spatial, per_image);
+    double count = (double)g.runs * spatial;
+    int ch, b, r, i, lo, hi;
+    tat_share(c, tid, nt, &lo, &hi);
+    for (ch = lo; ch < hi; ++ch)
+        for (b = 0; b < (per_image ? a->batch : 1); ++b) {
+            int gi = per_image ? b * c + ch : ch;
+            double sum_dy = 0, sum_dy_xh = 0;
+            for (r = 0; r < g.runs; ++r) {
+                size_t off = bn_run_offset(g, gi, r, spatial, per_image);
+                const float *dy = a->d_out + off, *xh = a->x_hat + off;
+                for (i = 0; i < spatial; ++i) {
+                    sum_dy += dy[i];
+                    sum_dy_xh += (double)dy[i] * xh[i];
+                }
+            }
+            a->d_gamma[ch] += (float)sum_dy_xh;
+            a->d_beta[ch] += (float)sum_dy;
+            if (!a->d_in) continue;
+            /* dx = gamma*inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)) */
+            float k = a->gamma[ch] * a->c_inv_std[gi];
+            float m_dy = (float)(sum_dy / count), m_dy_xh = (float)(sum_dy_xh / count);
+            for (r = 0; r < g.runs; ++r) {
+                size_t off = bn_run_offset(g, gi, r, spatial, per_image);
+                const float *dy = a->d_out + off, *xh = a->x_hat + off;
+                float *dx = a->d_in + off;
+                if (a->assign)
+                    for (i = 0; i < spatial; ++i) dx[i] = k * (dy[i] - m_dy - xh[i] * m_dy_xh);
+                else
+                    for (i = 0; i < spatial; ++i) dx[i] += k * (dy[i] - m_dy - xh[i] * m_dy_xh);
+            }
+        }
+}
+
+static void bn_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
+                        const float *x_hat, const float *inv_std, const float *gamma, int batch,
+                        int c, int spatial, int per_image, int assign)
+{
+    bn_ctx a;
+    memset(&a, 0, sizeof(a));
+    a.d_in = d_in, a.d_gamma = d_gamma, a.d_beta = d_beta, a.d_out = d_out, a.x_hat = (float *)x_hat;
+    a.c_inv_std = inv_std, a.gamma = gamma, a.batch = batch, a.c = c, a.spatial = spatial;
+    a.per_image = per_image, a.assign = assign;
+    tat_run(bn_backward_range, &a, 1);
 }
 
 void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
                             const float *x_hat, const float *inv_std, const float *gamma, int batch,
                             int c, int spatial, int per_image)
 {
-    bn_groups g = bn_layout(batch, c, spatial, per_image);
-    double count = (double)g.runs * spatial;
-    int gi, r, i;
-    for (gi = 0; gi < g.n_groups; ++gi) {
-        int ch = gi % c;
-        double sum_dy = 0, sum_dy_xh = 0;
-        for (r = 0; r < g.runs; ++r) {
-            size_t off = bn_run_offset(g, gi, r, spatial, per_image);
-            for (i = 0; i < spatial; ++i) {
-                sum_dy += d_out[off + i];
-                sum_dy_xh += (double)d_out[off + i] * x_hat[off + i];
-            }
-        }
-        d_gamma[ch] += (float)sum_dy_xh;
-        d_beta[ch] += (float)sum_dy;
-        if (!d_in) continue;
-        /* dx = gamma*inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)) */
-        float k = gamma[ch] * inv_std[gi];
-        float m_dy = (float)(sum_dy / count), m_dy_xh = (float)(sum_dy_xh / count);
-        for (r = 0; r < g.runs; ++r) {
-            size_t off = bn_run_offset(g, gi, r, spatial, per_image);
-            for (i = 0; i < spatial; ++i)
-                d_in[off + i] += k * (d_out[off + i] - m_dy - x_hat[off + i] * m_dy_xh);
-        }
-    }
+    bn_backward(d_in, d_gamma, d_beta, d_out, x_hat, inv_std, gamma, batch, c, spatial, per_image,
+                0);
 }
 
 /* ---- Embedding ------------------------------------------------------------------------- */
@@ -306,10 +468,8 @@ void tat_embedding_backward(tat_embedding *e, float *d_in, const float *in, floa
                             int batch, int h, int w, int per_image)
 {
     /* d(conv out) is needed whole before the conv backward: reuse out, which is dead now */
-    size_t n = (size_t)batch * e->out_c * h * w;
-    memset(e->out, 0, n * sizeof(float));
-    tat_batchnorm_backward(e->out, e->scale_grads, e->bias_grads, e->out_grad, e->x_hat, e->inv_std,
-                           e->scales, batch, e->out_c, h * w, per_image);
+    bn_backward(e->out, e->scale_grads, e->bias_grads, e->out_grad, e->x_hat, e->inv_std,
+                e->scales, batch, e->out_c, h * w, per_image, 1);
     tat_conv_backward(d_in, e->weight_grads, e->out, in, e->weights, workspace, batch, e->in_c, h,
                       w, e->out_c, e->ksize);
 }
@@ -388,7 +548,8 @@ void tat_avgpool_backward(float *d_in, const float *d_out, int batch, int c, int
 /* ---- Attention ------------------------------------------------------------------------- */
 
 /* Row softmax in place, max subtracted: the logits are unscaled dot products of
- * BN-normalised vectors and reach tens to hundreds. */
+ * BN-normalised vectors and reach tens to hundreds. A row (at most a few thousand floats)
+ * stays in L1 across the three passes. */
 static void softmax_rows(float *s, int rows, int cols)
 {
     int i, j;
@@ -397,60 +558,120 @@ static void softmax_rows(float *s, int rows, int cols)
         float mx = -FLT_MAX, sum = 0;
         for (j = 0; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
         for (j = 0; j < cols; ++j) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
+            float e = expf(row[j] - mx);
+            row[j] = e;
+            sum += e;
         }
         float inv = 1.f / sum;
         for (j = 0; j < cols; ++j) row[j] *= inv;
     }
 }
 
+/* One block forward: a = softmax(q^T k), o = v a^T (assigned). */
+static void block_forward(float *o, float *a, const float *q, const float *k, const float *v,
+                          int N, int d)
+{
+    tat_gemm(1, 0, N, N, d, 1, q, N, k, N, 0, a, N); /* S = Q^T K */
+    softmax_rows(a, N, N);
+    tat_gemm(0, 1, d, N, N, 1, v, N, a, N, 0, o, N); /* O = V A^T */
+}
+
+/* One block backward from dO (d x N) and D (D_i = dO_i . o_i). dq, dk (may be NULL), dv get
+ * beta * themselves + the gradient: beta 1 accumulates in place, beta 0 assigns into scratch.
+ * ds: N*N scratch. */
+static void block_backward(float *dq, float *dk, float *dv, float beta, const float *q,
+                           const float *k, const float *v, const float *a, const float *dO,
+                           const float *D, float *ds, int N, int d)
+{
+    int r, j;
+    tat_gemm(0, 0, d, N, N, 1, dO, N, a, N, beta, dv, N);  /* dV = dO A    */
+    tat_gemm(1, 0, N, N, d, 1, dO, N, v, N, 0, ds, N);     /* dP = dO^T V  */
+    for (r = 0; r < N; ++r) {                               /* dS = A (dP - D) */
+        float *row = ds + (size_t)r * N, dr = D[r];
+        const float *arow = a + (size_t)r * N;
+        for (j = 0; j < N; ++j) row[j] = arow[j] * (row[j] - dr);
+    }
+    tat_gemm(0, 1, d, N, N, 1, k, N, ds, N, beta, dq, N);  /* dQ = K dS^T  */
+    if (dk) tat_gemm(0, 0, d, N, N, 1, q, N, ds, N, beta, dk, N); /* dK = Q dS */
+}
+
+typedef struct {
+    float *O, *A, *d_Q, *d_K, *d_V, *scratch;
+    const float *Q, *K, *V, *T;
+    float w;
+    int n_blocks, N, d;
+    double part[TAT_MAX_THREADS];
+} attn_ctx;
+
+static void attn_forward_range(void *p, int tid, int nt)
+{
+    attn_ctx *c = p;
+    size_t blk = (size_t)c->d * c->N, i;
+    double sse = 0;
+    int b, lo, hi;
+    tat_share(c->n_blocks, tid, nt, &lo, &hi);
+    for (b = lo; b < hi; ++b) {
+        float *o = c->O + b * blk;
+        const float *t = c->T + b * blk;
+        block_forward(o, c->A + (size_t)b * c->N * c->N, c->Q + b * blk, c->K + b * blk,
+                      c->V + b * blk, c->N, c->d);
+        for (i = 0; i < blk; ++i) sse += (double)(o[i] - t[i]) * (o[i] - t[i]);
+    }
+    c->part[tid] = sse;
+}
+
 double tat_attention_forward(float *O, float *A, const float *Q, const float *K, const float *V,
                              const float *T, int n_blocks, int N, int d)
 {
-    size_t blk = (size_t)d * N, i;
+    attn_ctx c;
     double sse = 0;
-    int b;
-    for (b = 0; b < n_blocks; ++b) {
-        float *a = A + (size_t)b * N * N, *o = O + b * blk;
-        const float *t = T + b * blk;
-        tat_gemm(1, 0, N, N, d, 1, Q + b * blk, N, K + b * blk, N, 0, a, N); /* S = Q^T K */
-        softmax_rows(a, N, N);
-        tat_gemm(0, 1, d, N, N, 1, V + b * blk, N, a, N, 0, o, N); /* O = V A^T */
-        for (i = 0; i < blk; ++i) sse += (double)(o[i] - t[i]) * (o[i] - t[i]);
-    }
+    int i, nt = tat_get_num_threads();
+    c.O = O, c.A = A, c.Q = Q, c.K = K, c.V = V, c.T = T, c.n_blocks = n_blocks, c.N = N, c.d = d;
+    for (i = 0; i < TAT_MAX_THREADS; ++i) c.part[i] = 0;
+    tat_run(attn_forward_range, &c, n_blocks >= nt);
+    for (i = 0; i < TAT_MAX_THREADS; ++i) sse += c.part[i];
     return sse;
+}
+
+/* Per-thread scratch of tat_attention_backward: dO, dS, D. */
+static size_t attn_thread_floats(int N, int d)
+{
+    return (size_t)d * N + (size_t)N * N + N;
 }
 
 size_t tat_attention_scratch_floats(int N, int d)
 {
-    return (size_t)d * N + (size_t)N * N + N;
+    return attn_thread_floats(N, d) * tat_get_num_threads();
+}
+
+static void attn_backward_range(void *p, int tid, int nt)
+{
+    attn_ctx *c = p;
+    int N = c->N, d = c->d, b, lo, hi, r, ch;
+    size_t blk = (size_t)d * N, i;
+    float *dO = c->scratch + attn_thread_floats(N, d) * tid, *dS = dO + blk, *D = dS + (size_t)N * N;
+    tat_share(c->n_blocks, tid, nt, &lo, &hi);
+    for (b = lo; b < hi; ++b) {
+        const float *o = c->O + b * blk, *t = c->T + b * blk;
+        for (i = 0; i < blk; ++i) dO[i] = 2 * c->w * (o[i] - t[i]);
+        for (r = 0; r < N; ++r) D[r] = 0;
+        for (ch = 0; ch < d; ++ch)                                       /* D_i = dO_i . o_i */
+            for (r = 0; r < N; ++r) D[r] += dO[(size_t)ch * N + r] * o[(size_t)ch * N + r];
+        block_backward(c->d_Q + b * blk, c->d_K ? c->d_K + b * blk : NULL, c->d_V + b * blk, 1,
+                       c->Q + b * blk, c->K + b * blk, c->V + b * blk,
+                       c->A + (size_t)b * N * N, dO, D, dS, N, d);
+    }
 }
 
 void tat_attention_backward(float *d_Q, float *d_K, float *d_V, const float *Q, const float *K,
                             const float *V, const float *T, const float *A, const float *O, float w,
                             float *scratch, int n_blocks, int N, int d)
 {
-    size_t blk = (size_t)d * N, i;
-    float *dO = scratch, *dS = scratch + blk, *D = dS + (size_t)N * N;
-    int b, r, j, c;
-    for (b = 0; b < n_blocks; ++b) {
-        const float *a = A + (size_t)b * N * N, *o = O + b * blk, *t = T + b * blk;
-        const float *q = Q + b * blk, *k = K + b * blk, *v = V + b * blk;
-        for (i = 0; i < blk; ++i) dO[i] = 2 * w * (o[i] - t[i]);
-        tat_gemm(0, 0, d, N, N, 1, dO, N, a, N, 1, d_V + b * blk, N);   /* dV += dO A   */
-        tat_gemm(1, 0, N, N, d, 1, dO, N, v, N, 0, dS, N);              /* dP = dO^T V  */
-        for (r = 0; r < N; ++r) D[r] = 0;
-        for (c = 0; c < d; ++c)                                          /* D_i = dO_i.o_i */
-            for (r = 0; r < N; ++r) D[r] += dO[(size_t)c * N + r] * o[(size_t)c * N + r];
-        for (r = 0; r < N; ++r) {                                        /* dS = A (dP - D) */
-            float *row = dS + (size_t)r * N;
-            const float *arow = a + (size_t)r * N;
-            for (j = 0; j < N; ++j) row[j] = arow[j] * (row[j] - D[r]);
-        }
-        tat_gemm(0, 1, d, N, N, 1, k, N, dS, N, 1, d_Q + b * blk, N);   /* dQ += K dS^T */
-        if (d_K) tat_gemm(0, 0, d, N, N, 1, q, N, dS, N, 1, d_K + b * blk, N); /* dK += Q dS */
-    }
+    attn_ctx c;
+    c.O = (float *)O, c.A = (float *)A, c.Q = Q, c.K = K, c.V = V, c.T = T, c.w = w;
+    c.d_Q = d_Q, c.d_K = d_K, c.d_V = d_V, c.scratch = scratch;
+    c.n_blocks = n_blocks, c.N = N, c.d = d;
+    tat_run(attn_backward_range, &c, n_blocks >= tat_get_num_threads());
 }
 
 /* ---- Terms ------------------------------------------------------------------------------ */
@@ -471,21 +692,24 @@ const char *tat_anchor_geometry_error(int h, int w, int anchor_h, int anchor_w)
     return NULL;
 }
 
+/* Per-thread scratch of the term: the gathered q, k, v, t blocks (forward) or q, k, v, dO and
+ * the block gradients dq, dk, dv (backward), dS and D. Direct terms read and write the maps. */
+static size_t term_thread_floats(const tat_term *t)
+{
+    size_t blk = (size_t)t->N * t->d;
+    return (t->direct ? blk : 7 * blk) + (size_t)t->N * t->N + t->N;
+}
+
 static void term_alloc(tat_term *t)
 {
     size_t n = (size_t)t->n_blocks * t->N * t->d;
-    if (!t->direct) {
-        t->q_buf = tat_calloc(n, sizeof(float));
-        t->k_buf = tat_calloc(n, sizeof(float));
-        t->v_buf = tat_calloc(n, sizeof(float));
-        t->t_buf = tat_calloc(n, sizeof(float));
-        t->dq_buf = tat_calloc(n, sizeof(float));
-        t->dk_buf = tat_calloc(n, sizeof(float));
-        t->dv_buf = tat_calloc(n, sizeof(float));
-    }
-    t->o = tat_calloc(n, sizeof(float));
+    t->nthreads = tat_get_num_threads();
+    t->resid = tat_calloc(n, sizeof(float));
+    t->drow = tat_calloc((size_t)t->n_blocks * t->N, sizeof(float));
+    t->sse_blk = tat_calloc(t->n_blocks, sizeof(double));
     t->attn = tat_calloc((size_t)t->n_blocks * t->N * t->N, sizeof(float));
-    t->scratch = tat_calloc(tat_attention_scratch_floats(t->N, t->d), sizeof(float));
+    t->scratch = tat_calloc(term_thread_floats(t) * t->nthreads, sizeof(float));
+    if (t->kind == TAT_TERM_ANCHORS) t->kept = tat_calloc(3 * n, sizeof(float));
 }
 
 void tat_term_init_patch(tat_term *t, int batch, int c, int h, int w, int grid_h, int grid_w,
@@ -529,14 +753,10 @@ void tat_term_init_anchor(tat_term *t, int batch, int c, int h, int w, int ancho
 
 void tat_term_free(tat_term *t)
 {
-    free(t->q_buf);
-    free(t->k_buf);
-    free(t->v_buf);
-    free(t->t_buf);
-    free(t->dq_buf);
-    free(t->dk_buf);
-    free(t->dv_buf);
-    free(t->o);
+    free(t->resid);
+    free(t->kept);
+    free(t->drow);
+    free(t->sse_blk);
     free(t->attn);
     free(t->scratch);
     memset(t, 0, sizeof(*t));
@@ -552,60 +772,144 @@ double tat_term_flops_per_image(const tat_term *t)
     return 4.0 * t->N * t->N * t->d * (t->n_blocks / t->batch);
 }
 
-/* Maps one NCHW map into the term's blocks. */
-static void to_blocks(const tat_term *t, float *blocks, const float *x)
+/* Block `blk` of an NCHW map, copied into `out` (d x N). Each block is built and consumed by
+ * one thread while it is hot in its cache, instead of regrouping whole maps in extra passes. */
+static void gather_block(const tat_term *t, float *out, const float *x, int blk)
 {
-    if (t->kind == TAT_TERM_PATCH_GROUPS)
-        tat_patch_gather(blocks, x, t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups);
-    else
-        tat_avgpool_forward(blocks, x, t->batch, t->c, t->h, t->w, t->pool_h, t->pool_w);
+    int groups = t->groups, b = blk / groups, a = blk % groups, c = t->c, h = t->h, w = t->w;
+    if (t->kind == TAT_TERM_ANCHORS) {
+        tat_avgpool_forward(out, x + (size_t)b * c * h * w, 1, c, h, w, t->pool_h, t->pool_w);
+        return;
+    }
+    int ph = h / t->grid_h, pw = w / t->grid_w, per = t->grid_h * t->grid_w / groups, e, y, i;
+    for (e = 0; e < t->d; ++e) {
+        int pp = a * per + e / c, ch = e % c;
+        const float *src = x + (((size_t)b * c + ch) * h + (pp / t->grid_w) * ph) * w +
+                           (pp % t->grid_w) * pw;
+        float *dst = out + (size_t)e * t->N;
+        /* rows are a few floats: an inline loop beats a memcpy call per row */
+        for (y = 0; y < ph; ++y)
+            for (i = 0; i < pw; ++i) dst[y * pw + i] = src[(size_t)y * w + i];
+    }
 }
 
-/* The adjoint of to_blocks: d_x += the blocks' gradient mapped back. */
-static void from_blocks_add(const tat_term *t, float *d_x, const float *d_blocks)
+/* The adjoint of gather_block: d_x += the block's gradient put back. Blocks never overlap, so
+ * threads scatter different blocks at once without locks. */
+static void scatter_block_add(const tat_term *t, float *d_x, const float *d_blk, int blk)
 {
-    if (t->kind == TAT_TERM_PATCH_GROUPS)
-        tat_patch_scatter_add(d_x, d_blocks, t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w,
-                              t->groups);
-    else
-        tat_avgpool_backward(d_x, d_blocks, t->batch, t->c, t->h, t->w, t->pool_h, t->pool_w);
+    int groups = t->groups, b = blk / groups, a = blk % groups, c = t->c, h = t->h, w = t->w;
+    if (t->kind == TAT_TERM_ANCHORS) {
+        tat_avgpool_backward(d_x + (size_t)b * c * h * w, d_blk, 1, c, h, w, t->pool_h, t->pool_w);
+        return;
+    }
+    int ph = h / t->grid_h, pw = w / t->grid_w, per = t->grid_h * t->grid_w / groups, e, y, x;
+    for (e = 0; e < t->d; ++e) {
+        int pp = a * per + e / c, ch = e % c;
+        float *dst = d_x + (((size_t)b * c + ch) * h + (pp / t->grid_w) * ph) * w +
+                     (pp % t->grid_w) * pw;
+        const float *src = d_blk + (size_t)e * t->N;
+        for (y = 0; y < ph; ++y)
+            for (x = 0; x < pw; ++x) dst[(size_t)y * w + x] += src[y * pw + x];
+    }
+}
+
+typedef struct {
+    tat_term *t;
+    float *d_q, *d_k, *d_v, w;
+} term_ctx;
+
+/* Forward of a share of the blocks. Saves A, the residual R = O - T and R_i . O_i per
+ * position: the backward needs dO = 2w R and D_i = 2w R_i . O_i, so neither O nor T is kept. */
+static void term_forward_range(void *p, int tid, int nt)
+{
+    tat_term *t = ((term_ctx *)p)->t;
+    int N = t->N, d = t->d, b, lo, hi, r, ch;
+    size_t blk = (size_t)d * N;
+    float *ws = t->scratch + term_thread_floats(t) * tid;
+    tat_share(t->n_blocks, tid, nt, &lo, &hi);
+    for (b = lo; b < hi; ++b) {
+        const float *q, *k, *v, *tg;
+        if (t->direct) {
+            q = t->Q + b * blk, k = t->K + b * blk, v = t->V + b * blk, tg = t->T + b * blk;
+        } else {
+            /* anchor blocks are pooled, far smaller than the maps: keep them for the backward
+             * instead of pooling the maps again */
+            float *qb = t->kept ? t->kept + 3 * b * blk : ws;
+            gather_block(t, qb, t->Q, b);
+            gather_block(t, qb + blk, t->K, b);
+            gather_block(t, qb + 2 * blk, t->V, b);
+            gather_block(t, ws + 3 * blk, t->T, b);
+            q = qb, k = qb + blk, v = qb + 2 * blk, tg = ws + 3 * blk;
+        }
+        float *o = t->resid + b * blk, *D = t->drow + (size_t)b * N;
+        double sse = 0;
+        block_forward(o, t->attn + (size_t)b * N * N, q, k, v, N, d);
+        for (r = 0; r < N; ++r) D[r] = 0;
+        for (ch = 0; ch < d; ++ch) {
+            float *orow = o + (size_t)ch * N;
+            const float *trow = tg + (size_t)ch * N;
+            for (r = 0; r < N; ++r) {
+                float diff = orow[r] - trow[r];
+                D[r] += diff * orow[r];
+                sse += (double)diff * diff;
+                orow[r] = diff;
+            }
+        }
+        t->sse_blk[b] = sse;
+    }
 }
 
 double tat_term_forward(tat_term *t, const float *q, const float *k, const float *v,
                         const float *target)
 {
-    if (t->direct) {
-        t->Q = q;
-        t->K = k;
-        t->V = v;
-        t->T = target;
-    } else {
-        to_blocks(t, t->q_buf, q);
-        to_blocks(t, t->k_buf, k);
-        to_blocks(t, t->v_buf, v);
-        to_blocks(t, t->t_buf, target);
-        t->Q = t->q_buf;
-        t->K = t->k_buf;
-        t->V = t->v_buf;
-        t->T = t->t_buf;
+    term_ctx c;
+    double sse = 0;
+    int b;
+    t->Q = q, t->K = k, t->V = v, t->T = target;
+    c.t = t;
+    tat_run(term_forward_range, &c, t->n_blocks >= t->nthreads);
+    for (b = 0; b < t->n_blocks; ++b) sse += t->sse_blk[b]; /* block order: thread-independent */
+    return sse;
+}
+
+static void term_backward_range(void *p, int tid, int nt)
+{
+    term_ctx *c = p;
+    tat_term *t = c->t;
+    int N = t->N, d = t->d, b, lo, hi, r;
+    size_t blk = (size_t)d * N, i;
+    float *ws = t->scratch + term_thread_floats(t) * tid, two_w = 2 * c->w;
+    float *dO = ws + (t->direct ? 0 : 3 * blk), *ds = dO + (t->direct ? blk : 4 * blk);
+    float *D = ds + (size_t)N * N;
+    tat_share(t->n_blocks, tid, nt, &lo, &hi);
+    for (b = lo; b < hi; ++b) {
+        const float *res = t->resid + b * blk, *dr = t->drow + (size_t)b * N;
+        for (i = 0; i < blk; ++i) dO[i] = two_w * res[i];
+        for (r = 0; r < N; ++r) D[r] = two_w * dr[r];
+        if (t->direct) {
+            block_backward(c->d_q + b * blk, c->d_k ? c->d_k + b * blk : NULL, c->d_v + b * blk, 1,
+                           t->Q + b * blk, t->K + b * blk, t->V + b * blk,
+                           t->attn + (size_t)b * N * N, dO, D, ds, N, d);
+            continue;
+        }
+        float *q = t->kept ? t->kept + 3 * b * blk : ws, *k = q + blk, *v = q + 2 * blk;
+        float *dq = dO + blk, *dk = dO + 2 * blk, *dv = dO + 3 * blk;
+        if (!t->kept) {
+            gather_block(t, q, t->Q, b);
+            gather_block(t, k, t->K, b);
+            gather_block(t, v, t->V, b);
+        }
+        block_backward(dq, c->d_k ? dk : NULL, dv, 0, q, k, v, t->attn + (size_t)b * N * N, dO, D,
+                       ds, N, d);
+        scatter_block_add(t, c->d_q, dq, b);
+        scatter_block_add(t, c->d_v, dv, b);
+        if (c->d_k) scatter_block_add(t, c->d_k, dk, b);
     }
-    return tat_attention_forward(t->o, t->attn, t->Q, t->K, t->V, t->T, t->n_blocks, t->N, t->d);
 }
 
 void tat_term_backward(tat_term *t, float *d_q, float *d_k, float *d_v, float w)
 {
-    if (t->direct) {
-        tat_attention_backward(d_q, d_k, d_v, t->Q, t->K, t->V, t->T, t->attn, t->o, w, t->scratch,
-                               t->n_blocks, t->N, t->d);
-        return;
-    }
-    size_t n = (size_t)t->n_blocks * t->N * t->d;
-    memset(t->dq_buf, 0, n * sizeof(float));
-    memset(t->dv_buf, 0, n * sizeof(float));
-    if (d_k) memset(t->dk_buf, 0, n * sizeof(float));
-    tat_attention_backward(t->dq_buf, d_k ? t->dk_buf : NULL, t->dv_buf, t->Q, t->K, t->V, t->T,
-                           t->attn, t->o, w, t->scratch, t->n_blocks, t->N, t->d);
-    from_blocks_add(t, d_q, t->dq_buf);
-    from_blocks_add(t, d_v, t->dv_buf);
-    if (d_k) from_blocks_add(t, d_k, t->dk_buf);
+    term_ctx c;
+    c.t = t, c.d_q = d_q, c.d_k = d_k, c.d_v = d_v, c.w = w;
+    tat_run(term_backward_range, &c, t->n_blocks >= t->nthreads);
 }

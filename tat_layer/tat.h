@@ -25,6 +25,13 @@ extern "C" {
 /* Batch-norm epsilon of the official code (PyTorch BatchNorm2d default), added inside the sqrt. */
 #define TAT_BN_EPS 1e-5f
 
+/* ---- Threads ------------------------------------------------------------------------- */
+/* The attention, term and BatchNorm loops run their independent blocks on a small pool of
+ * threads (default: the online CPUs, or the environment's TAT_NUM_THREADS), holding OpenBLAS
+ * to one thread meanwhile. The count is fixed at first use; set it before any other call. */
+void tat_set_num_threads(int n);
+int tat_get_num_threads(void);
+
 /* ---- GEMM ----------------------------------------------------------------------------- */
 /* Row-major C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T, op(A) is M x K, op(B) K x N. */
 void tat_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -122,10 +129,14 @@ typedef struct {
     int pool_h, pool_w;              /* TAT_TERM_ANCHORS: kernel = stride of the pooling  */
     int n_blocks, N, d;              /* block geometry derived from the above             */
     int direct;                      /* 1: the maps are the blocks (full form), no copies */
-    float *q_buf, *k_buf, *v_buf, *t_buf;     /* block copies (unused when direct)        */
-    float *dq_buf, *dk_buf, *dv_buf;          /* block gradients (unused when direct)     */
-    const float *Q, *K, *V, *T;               /* the blocks of the last forward           */
-    float *o, *attn, *scratch;
+    int nthreads;                    /* threads the scratch was sized for                 */
+    const float *Q, *K, *V, *T;      /* the q, k, v, target maps of the last forward      */
+    float *attn;                     /* n_blocks x N x N softmax weights                  */
+    float *resid;                    /* n_blocks x d x N: O - T                           */
+    float *drow;                     /* n_blocks x N: (O_i - T_i) . O_i                   */
+    float *kept;                     /* anchors: the pooled q, k, v blocks (else NULL)    */
+    double *sse_blk;                 /* n_blocks: squared error per block                 */
+    float *scratch;                  /* per-thread block copies and gradients             */
 } tat_term;
 
 /* Geometry checks; on failure returns a static message naming the problem, else NULL. */
@@ -140,7 +151,8 @@ void tat_term_free(tat_term *t);
 size_t tat_term_elements_per_image(const tat_term *t);
 /* Forward FLOPs per image of the attention part (S, softmax ignored, O). */
 double tat_term_flops_per_image(const tat_term *t);
-/* q, k, v, t: batch x c x h x w. Returns the sum of squared errors over the batch. */
+/* q, k, v, t: batch x c x h x w. Returns the sum of squared errors over the batch. The
+ * blocks are cut from the maps as needed: q, k, v must stay unchanged until the backward. */
 double tat_term_forward(tat_term *t, const float *q, const float *k, const float *v,
                         const float *target);
 /* Accumulates the gradient of L = w * (sum of squared errors) into d_q, d_k (may be NULL), d_v

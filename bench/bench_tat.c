@@ -1,0 +1,175 @@
+/* Benchmark of the TaT math library (tat_layer/tat.c) at the paper's settings.
+ *
+ * Composes one forward+backward exactly as tat_layer/distill_layer.c does: query, value (and
+ * learned key) embeddings, the patch-group term and the anchor term on the shared embeddings,
+ * both term backwards (the anchor layer comes later in the cfg, so its backward runs first),
+ * then the embedding backwards. Also measures the machine's sgemm peak, so the table can state
+ * the achieved fraction of it.
+ *
+ * Output: one line per measurement, whitespace separated, read by bench/report.sh:
+ *   peak <threads> <GFLOP/s>
+ *   tat <setting> <batch> <threads> <ms/image> <GFLOP/image> <GFLOP/s> <ms emb> <ms attn>
+ * usage: bench_tat [-t threads] [-r reps] [-s setting-name]
+ */
+#include "tat.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *name;
+    int batch, c, h, w, ksize, key_learned, per_image;
+    int grid, groups;   /* patch-group term */
+    int anchors;        /* anchor term (0: none) */
+    float beta, gamma;  /* term weights */
+} setting;
+
+/* The segmentation maps are 129x129x256 (batch 8 in the paper; timed at batch 2 to fit the
+ * time budget: the work per image does not depend on the batch with per-image BatchNorm). */
+static const setting settings[] = {
+    {"voc-r18", 2, 256, 129, 129, 1, 1, 1, 16, 64, 32, 1.0f, 0.4f},
+    {"voc-mnv2", 2, 256, 129, 129, 1, 1, 1, 32, 1024, 64, 1.0f, 0.5f},
+    {"coco-r18", 2, 256, 129, 129, 1, 1, 1, 32, 512, 32, 1.0f, 1.0f},
+    {"coco-mnv2", 2, 256, 129, 129, 1, 1, 1, 16, 64, 32, 1.0f, 1.0f},
+    /* ImageNet: batch 256 in the paper; 32 here, batch BatchNorm, one-to-all, identity key */
+    {"imagenet", 32, 512, 7, 7, 3, 0, 0, 1, 1, 0, 1.0f, 0},
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static float *frand(size_t n)
+{
+    float *p = malloc(n * sizeof(float));
+    size_t i;
+    if (!p) { fprintf(stderr, "bench_tat: out of memory\n"); exit(1); }
+    for (i = 0; i < n; ++i) p[i] = 2.f * rand() / (float)RAND_MAX - 1.f;
+    return p;
+}
+
+static double sgemm_peak(int threads)
+{
+    const int n = 2048;
+    float *a = frand((size_t)n * n), *b = frand((size_t)n * n), *c = frand((size_t)n * n);
+    double best = 1e30;
+    int r;
+    openblas_set_num_threads(threads);
+    for (r = 0; r < 4; ++r) {   /* the first run warms up the threads and the caches */
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double dt = now() - t0;
+        if (r && dt < best) best = dt;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * n / best * 1e-9;
+}
+
+/* GEMM FLOPs per image of one forward+backward, as the layers compose it. */
+static double flops_per_image(const setting *s, const tat_term *patch, const tat_term *anchor)
+{
+    double hw = (double)s->h * s->w, conv = 2.0 * s->c * s->c * s->ksize * s->ksize * hw;
+    /* q, v: forward, d_weight, d_input; key: forward, d_weight (the teacher gets no gradient) */
+    double f = 2 * 3 * conv + (s->key_learned ? 2 * conv : 0);
+    const tat_term *terms[2] = {patch, anchor};
+    int i;
+    for (i = 0; i < 2; ++i) {
+        const tat_term *t = terms[i];
+        if (!t) continue;
+        double blk = (double)t->N * t->N * t->d * (t->n_blocks / t->batch);
+        /* forward S and O; backward dV, dP, dQ (and dK) */
+        f += 4 * blk + 2 * blk * (3 + (s->key_learned ? 1 : 0));
+    }
+    return f;
+}
+
+static void run_setting(const setting *s, int threads, int reps)
+{
+    int B = s->batch, hw = s->h * s->w;
+    size_t n = (size_t)B * s->c * hw;
+    tat_embedding q, v, k;
+    tat_term patch, anchor;
+    float *student = frand(n), *teacher = frand(n), *d_student = calloc(n, sizeof(float));
+    float *ws = calloc(tat_conv_workspace_floats(s->c, s->h, s->w, s->ksize) + 1, sizeof(float));
+    double best = 1e30, best_emb = 0, best_att = 0;
+    int r;
+
+    srand(1);
+    tat_embedding_init(&q, s->c, s->c, s->ksize);
+    tat_embedding_init(&v, s->c, s->c, s->ksize);
+    tat_embedding_alloc_activations(&q, B, s->h, s->w);
+    tat_embedding_alloc_activations(&v, B, s->h, s->w);
+    if (s->key_learned) {
+        tat_embedding_init(&k, s->c, s->c, 1);
+        tat_embedding_alloc_activations(&k, B, s->h, s->w);
+    }
+    tat_term_init_patch(&patch, B, s->c, s->h, s->w, s->grid, s->grid, s->groups);
+    if (s->anchors) tat_term_init_anchor(&anchor, B, s->c, s->h, s->w, s->anchors, s->anchors);
+
+    for (r = 0; r < reps + 1; ++r) {   /* rep 0 warms up (page faults, thread start) */
+        const float *kmap;
+        double t0 = now(), t1, t2, t3, t4;
+        tat_embedding_forward(&q, student, ws, B, s->h, s->w, s->per_image);
+        tat_embedding_forward(&v, student, ws, B, s->h, s->w, s->per_image);
+        if (s->key_learned) tat_embedding_forward(&k, teacher, ws, B, s->h, s->w, s->per_image);
+        kmap = s->key_learned ? k.out : teacher;
+        t1 = now();
+        tat_term_forward(&patch, q.out, kmap, v.out, teacher);
+        if (s->anchors) tat_term_forward(&anchor, q.out, kmap, v.out, teacher);
+        if (s->anchors)
+            tat_term_backward(&anchor, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad,
+                              -s->gamma / (float)tat_term_elements_per_image(&anchor));
+        tat_term_backward(&patch, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad,
+                          -s->beta / (float)tat_term_elements_per_image(&patch));
+        t2 = now();
+        tat_embedding_backward(&q, d_student, student, ws, B, s->h, s->w, s->per_image);
+        tat_embedding_backward(&v, d_student, student, ws, B, s->h, s->w, s->per_image);
+        if (s->key_learned) tat_embedding_backward(&k, NULL, teacher, ws, B, s->h, s->w, s->per_image);
+        t3 = now();
+        t4 = t3 - t0;
+        if (r && t4 < best) best = t4, best_emb = (t1 - t0) + (t3 - t2), best_att = t2 - t1;
+    }
+    double f = flops_per_image(s, &patch, s->anchors ? &anchor : NULL);
+    printf("tat %s %d %d %.2f %.3f %.1f %.2f %.2f\n", s->name, B, threads, 1e3 * best / B, f * 1e-9,
+           f * B / best * 1e-9, 1e3 * best_emb / B, 1e3 * best_att / B);
+    fflush(stdout);
+
+    tat_term_free(&patch);
+    if (s->anchors) tat_term_free(&anchor);
+    tat_embedding_free(&q);
+    tat_embedding_free(&v);
+    if (s->key_learned) tat_embedding_free(&k);
+    free(student), free(teacher), free(d_student), free(ws);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, reps = 3, i, peak = 1;
+    const char *only = NULL;
+    for (i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "-n")) peak = 0;
+        else {
+            fprintf(stderr, "usage: %s [-t threads] [-r reps] [-s setting] [-n: no peak]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (peak) {
+        printf("peak 1 %.1f\n", sgemm_peak(1));
+        printf("peak %d %.1f\n", threads, sgemm_peak(threads));
+        fflush(stdout);
+    }
+    openblas_set_num_threads(threads);
+    tat_set_num_threads(threads);
+    for (i = 0; i < (int)(sizeof(settings) / sizeof(settings[0])); ++i)
+        if (!only || !strcmp(only, settings[i].name)) run_setting(&settings[i], threads, reps);
+    return 0;
+}
