@@ -80,6 +80,16 @@ student unknown.cfg '[frobnicate]
 x=1'
 expect_error unknown_section "unknown.cfg [frobnicate] unknown" -- "$DARKNET" classifier valid fake.data unknown.cfg
 
+# Malformed cfg files (Darknet aborted with an assertion, or read garbage silently)
+printf '[convolutional]\nfilters=4\n' > nonet.cfg
+expect_error cfg_without_net_section "nonet.cfg [net] [convolutional]" -- "$DARKNET" classifier valid fake.data nonet.cfg
+: > empty.cfg
+expect_error cfg_empty "empty.cfg sections" -- "$DARKNET" classifier valid fake.data empty.cfg
+printf '%s\n[convolutional]\nfilters=4\nsize=3\nstr' "$student_head" > truncated.cfg
+expect_error cfg_truncated_line "truncated.cfg :21: 'str' key=value" -- "$DARKNET" classifier valid fake.data truncated.cfg
+printf 'width=8\n[net]\n' > early.cfg
+expect_error cfg_option_before_section "early.cfg :1: width=8 section" -- "$DARKNET" classifier valid fake.data early.cfg
+
 student groups.cfg '[tat_distill]
 from=-1
 teacher_layer=1
