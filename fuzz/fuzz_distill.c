@@ -6,8 +6,8 @@
  *                   layers (conv + BN, learned key, shared anchor embeddings, connected).
  * Darknet and the plugin report bad input with exit(1); the program is linked with
  * -Wl,--wrap=exit so that exit() during an input jumps back here instead: a rejected input
- * is a normal outcome, only crashes and sanitizer reports are findings. Darknet's error()
- * asserts before it exits, so an input reaching it shows up as a crash, as it should.
+ * is a normal outcome, only crashes and sanitizer reports are findings (Darknet's error()
+ * exits too since patch 0015).
  * fopen/fclose are wrapped too, to close the files a rejected input left open.
  * FUZZ_WRITE_SEED=<path> writes a valid weights file for the weights target's seed corpus.
  */

@@ -34,7 +34,11 @@ for target in cfg weights; do
             status=1
         fi
     fi
+    # Every rejected cfg leaks its half-built network (Darknet exits there; the harness jumps
+    # back instead), about 2 GB a minute: libFuzzer's default 2 GB RSS limit would report
+    # that as an out-of-memory finding. The run is bounded by time instead.
     "$bin" -max_total_time="$seconds" -max_len=4096 -close_fd_mask=3 -print_final_stats=1 \
+        -rss_limit_mb=$((4096 + 70 * seconds)) \
         -artifact_prefix=$out/artifacts/$target- "$corpus" > $out/fuzz-$target.log 2>&1
     rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' $out/fuzz-$target.log | grep -o '[0-9]*$')
@@ -42,7 +46,9 @@ for target in cfg weights; do
     if [ "$rc" -ne 0 ]; then
         echo "fuzz: $target: FOUND A CRASH after ${runs:-?} runs:"
         grep -E 'ERROR|runtime error|SUMMARY|Test unit written|^ *#[0-9]' $out/fuzz-$target.log | head -n 25
-        status=1
+        # a new finding fails the run unless FUZZ_NEW_FINDINGS=report (CI: a random new input
+        # must not block unrelated work; it is printed, to be fixed and added to regressions/)
+        [ "${FUZZ_NEW_FINDINGS:-fail}" = report ] || status=1
     else
         echo "fuzz: $target: ${seconds}s, ${runs:-?} inputs, $cov, corpus $(ls "$corpus" | wc -l) files, no crash"
     fi

@@ -5,24 +5,10 @@
 # exported student (no distillation layers) predicts exactly as the distill cfg does.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(pwd)
-tool=${FASHION_TOOL:-$top/build/tools/fashion_mnist_to_darknet}
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP e2e_distill: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-
-"$tool" "$dataset" data --train-limit 3000 > convert.log 2>&1 || {
-    echo "FAIL e2e_convert: $(tail -n 1 convert.log)"
-    exit 0
-}
+. "$(dirname "$0")/fashion_subset.sh"
+fashion_subset e2e 3000
 head -n 1000 data/test.list > test.list
 printf 'classes=10\ntrain=data/train.list\nvalid=test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
-mkdir -p backup
 
 net_head() { # net_head <max_batches>
     printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'

@@ -10,29 +10,16 @@
 # Needs DARKNET, build/tools/fashion_mnist_to_darknet and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(pwd)
-tool=${FASHION_TOOL:-$top/build/tools/fashion_mnist_to_darknet}
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP reliability: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
+. "$(dirname "$0")/fashion_subset.sh"
 # KILLS: how many runs to kill at least (more for a longer soak).
 kills=${KILLS:-12}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-"$tool" "$dataset" data --train-limit 64 > convert.log 2>&1 || {
-    echo "FAIL reliability_convert: $(tail -n 1 convert.log)"
-    exit 0
-}
+fashion_subset reliability 64
 head -n 8 data/train.list > small.list
 data() { # data <name> <train list>
     printf 'classes=10\ntrain=%s\nvalid=%s\nlabels=data/labels.txt\nbackup=backup\n' "$2" "$2" > "$1"
 }
 data small.data small.list
 data all.data data/train.list
-mkdir -p backup
 
 net_head() { # net_head <max_batches> [learning_rate]
     printf '[net]\nbatch=8\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'

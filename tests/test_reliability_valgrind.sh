@@ -7,9 +7,7 @@
 # Needs DARKNET (a build without sanitizers), valgrind and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(pwd)
-tool=${FASHION_TOOL:-$top/build/tools/fashion_mnist_to_darknet}
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+. "$(dirname "$0")/fashion_subset.sh"
 if ! command -v valgrind > /dev/null; then
     echo "SKIP valgrind_distill: no valgrind (make deps installs it)"
     exit 0
@@ -18,19 +16,8 @@ if ldd "$DARKNET" 2> /dev/null | grep -q 'libasan\|libubsan'; then
     echo "SKIP valgrind_distill: $DARKNET is built with sanitizers"
     exit 0
 fi
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP valgrind_distill: no Fashion-MNIST in $dataset"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-"$tool" "$dataset" data --train-limit 16 > convert.log 2>&1 || {
-    echo "FAIL valgrind_convert: $(tail -n 1 convert.log)"
-    exit 0
-}
+fashion_subset valgrind_distill 16
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > v.data
-mkdir -p backup
 net_head() { printf '[net]\nbatch=4\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\nlearning_rate=0.01\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"; }
 conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
 pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
