@@ -159,6 +159,8 @@ expect_error teacher_weights_mismatch_long "long.weights left" -- "$DARKNET" dis
 expect_error plain_weights_mismatch "long.weights left" -- "$DARKNET" classifier valid fake.data teacher.cfg long.weights
 expect_error negative_seed "-seed" -- train ok.cfg -seed -3
 expect_error unknown_flag "--frobnicate" -- train ok.cfg --frobnicate
+sed 's/^width=8/width=16/' teacher.cfg > wide-teacher.cfg
+expect_error teacher_input_size_differs "wide-teacher.cfg [net] 16 x 8 x 3 ok.cfg" -- "$DARKNET" distill classifier train fake.data ok.cfg wide-teacher.cfg teacher.weights
 student nodistill.cfg ''
 expect_error student_without_distill_layers "nodistill.cfg nothing" -- train nodistill.cfg
 expect_error missing_student_weights "nope.weights" -- train ok.cfg nope.weights
