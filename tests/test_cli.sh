@@ -87,6 +87,8 @@ expect_error cfg_without_net_section "nonet.cfg [net] [convolutional]" -- "$DARK
 expect_error cfg_empty "empty.cfg sections" -- "$DARKNET" classifier valid fake.data empty.cfg
 printf '%s\n[convolutional]\nfilters=4\nsize=3\nstr' "$student_head" > truncated.cfg
 expect_error cfg_truncated_line "truncated.cfg :21: 'str' key=value" -- "$DARKNET" classifier valid fake.data truncated.cfg
+printf '%s\n[local]\nfilters=2\nsize=9\n' "$student_head" > local.cfg
+expect_error local_kernel_larger_than_input "local.cfg [local] size 4 x 4" -- "$DARKNET" classifier valid fake.data local.cfg
 printf 'width=8\n[net]\n' > early.cfg
 expect_error cfg_option_before_section "early.cfg :1: width=8 section" -- "$DARKNET" classifier valid fake.data early.cfg
 
