@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd_distill.h"
 #include "darknet.h"
 #include "distill_layer.h"
 #include "list.h"
@@ -17,6 +18,7 @@ extern void run_classifier(int argc, char **argv);
 
 static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
+static int student_batch;      /* > 0: overrides the student cfg's batch */
 
 /* parse_network_hook: every student network parsed during `distill ... train` (one per GPU
    replica, on that replica's device) gets its own frozen teacher, batch for batch. */
@@ -28,6 +30,7 @@ static void attach_teacher(network *net)
         net->batch = teacher_batch;
         return;
     }
+    if (student_batch > 0) net->batch = student_batch;
     fprintf(stderr, "teacher %s:\n", teacher_cfg);
     teacher_batch = net->batch;
     teacher = parse_network_cfg(teacher_cfg);
@@ -100,11 +103,12 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s distill classifier train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
             "       %s distill classifier valid <data> <student.cfg> <student.weights>   (any `classifier` command)\n"
-            "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n",
-            prog, prog, prog);
+            "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n"
+            "       %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n",
+            prog, prog, prog, prog);
 }
 
-static void need_readable(const char *path, const char *what)
+void need_readable(const char *path, const char *what)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
@@ -112,6 +116,19 @@ static void need_readable(const char *path, const char *what)
         exit(1);
     }
     fclose(fp);
+}
+
+network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
+{
+    network *net;
+    teacher_cfg = tcfg;
+    teacher_weights = tweights;
+    student_batch = batch;
+    parse_network_hook = attach_teacher;
+    net = parse_network_cfg(student_cfg);
+    parse_network_hook = 0;
+    student_batch = 0;
+    return net;
 }
 
 typedef struct {
@@ -340,6 +357,8 @@ void run_distill(int argc, char **argv)
     } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
         run_classifier(argc - 1, argv + 1);
+    } else if (argc >= 3 && !strcmp(argv[2], "attention")) {
+        run_distill_attention(argc, argv);
     } else if (argc == 7 && !strcmp(argv[2], "export")) {
         export_student(argv[3], argv[4], argv[5], argv[6]);
     } else {

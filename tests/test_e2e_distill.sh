@@ -85,3 +85,30 @@ elif [ -n "$v_plain" ] && [ "$v_plain" = "$v_distill" ]; then
 else
     echo "FAIL e2e_export_same_predictions: '$v_plain' vs '$v_distill'; $(tail -n 1 export.log)"
 fi
+
+# Attention maps: one panel per student position, each row of softmax weights sums to 1.
+img=$(head -n 1 test.list)
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4 "x" $7 * 256 + $8}'; }
+"$DARKNET" distill attention student-tat.cfg run1.weights teacher.cfg backup/teacher.weights "$img" att.png > att.log 2> att.err
+sums=$(sed -n 's/.*drawn weights sum \([0-9.]*\);.*/\1/p' att.log | sort -u | tr '\n' ' ')
+if [ -f att.png ] && [ "$(png_size att.png)" = 684x224 ] && [ "$sums" = "1.0000 " ]; then
+    echo "PASS e2e_attention_map"
+else
+    echo "FAIL e2e_attention_map: png $(png_size att.png 2> /dev/null), weight sums '$sums'; $(tail -n 1 att.err)"
+fi
+# anchors 3,3 on the 7x7 map: 2x2 windows, row and column 6 take no part
+"$DARKNET" distill attention student-tat.cfg run1.weights teacher.cfg backup/teacher.weights "$img" anchor.png -layer 5 -at 2,3 > anchor.log 2>&1 &&
+    "$DARKNET" distill attention student-tat.cfg run1.weights teacher.cfg backup/teacher.weights "$img" bad.png -layer 5 -at 6,0 > bad.log 2>&1
+rc=$?
+if [ -f anchor.png ] && [ "$rc" -eq 1 ] && [ ! -f bad.png ] && grep -q 'position 6,0: .*leaves out' bad.log; then
+    echo "PASS e2e_attention_anchor_and_uncovered_position"
+else
+    echo "FAIL e2e_attention_anchor_and_uncovered_position: exit $rc; $(tail -n 1 bad.log)"
+fi
+"$DARKNET" distill attention student-tat.cfg run1.weights teacher.cfg backup/teacher.weights "$img" bad.png -layer 2 > bad2.log 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && [ ! -f bad.png ] && grep -q -- '-layer 2 is not a \[tat_distill\]' bad2.log; then
+    echo "PASS e2e_attention_bad_layer"
+else
+    echo "FAIL e2e_attention_bad_layer: exit $rc; $(tail -n 1 bad2.log)"
+fi
