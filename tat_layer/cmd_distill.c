@@ -8,6 +8,7 @@
 #include "cmd_distill.h"
 #include "darknet.h"
 #include "distill_layer.h"
+#include "distill_plugin.h"
 #include "list.h"
 #include "option_list.h"
 #include "parser.h"
@@ -144,7 +145,7 @@ static void free_cfg_text(cfg_text *t);
 
 static int is_distill_section(const char *line)
 {
-    return !strcmp(line, "[tat_distill]") || !strcmp(line, "[anchor_distill]");
+    return distill_layer_type_of_section(line) != BLANK;
 }
 
 static void train_distill(int argc, char **argv)
@@ -188,7 +189,7 @@ static void train_distill(int argc, char **argv)
     int distill_sections = 0;
     for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
     if (!distill_sections) {
-        fprintf(stderr, "%s: no [tat_distill] or [anchor_distill] section: nothing to distill\n", args[1]);
+        fprintf(stderr, "%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill]): nothing to distill\n", args[1]);
         exit(1);
     }
     free_cfg_text(&student);

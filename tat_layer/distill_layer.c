@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "cuda.h"
+#include "distill_plugin.h"
 #include "option_list.h"
 #include "tat.h"
 
@@ -36,19 +37,14 @@ int distill_finite(float x)
 
 static distill_state *state_of(const layer *l) { return (distill_state *)l->plugin_state; }
 
-int is_distill_layer(const layer *l)
-{
-    return l->type == TAT_DISTILL || l->type == ANCHOR_DISTILL;
-}
-
 /* ---- parsing --------------------------------------------------------------------------- */
 
 static const char *section_name(LAYER_TYPE t)
 {
-    return t == TAT_DISTILL ? "tat_distill" : "anchor_distill";
+    return distill_layer_type_name(t);
 }
 
-static void cfg_fail(network *net, int index, LAYER_TYPE t, const char *field, const char *fmt, ...)
+void cfg_fail(network *net, int index, LAYER_TYPE t, const char *field, const char *fmt, ...)
 {
     va_list ap;
     /* Darknet has printed this layer's index without a newline: start a line of our own */
@@ -66,7 +62,7 @@ static const char *generic_fields[] = {"truth", "onlyforward", "stopbackward", "
                                        "dontload", "numload", "dontloadscales", "learning_rate",
                                        "smooth", 0};
 
-static void check_fields(list *options, network *net, int index, LAYER_TYPE t, const char **known)
+void check_fields(list *options, network *net, int index, LAYER_TYPE t, const char **known)
 {
     node *n;
     for (n = options->front; n; n = n->next) {
@@ -91,7 +87,7 @@ static int parse_int_text(const char *s, int *out)
     return 1;
 }
 
-static int int_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
+int int_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
                      int def, int required)
 {
     char *s = option_find(options, (char *)field);
@@ -104,7 +100,7 @@ static int int_field(list *options, network *net, int index, LAYER_TYPE t, const
     return v;
 }
 
-static float float_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
+float float_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
                          float def)
 {
     char *s = option_find(options, (char *)field), *end;
@@ -133,7 +129,7 @@ static void pair_field(list *options, network *net, int index, LAYER_TYPE t, con
         cfg_fail(net, index, t, field, "'%s' is not rows,cols", s);
 }
 
-static int choice_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
+int choice_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
                         const char *zero, const char *one)
 {
     char *s = option_find(options, (char *)field);
@@ -144,7 +140,7 @@ static int choice_field(list *options, network *net, int index, LAYER_TYPE t, co
 }
 
 /* A student layer index: negative counts back from this layer. */
-static int student_index(network *net, int index, LAYER_TYPE t, int v)
+int student_index(network *net, int index, LAYER_TYPE t, int v)
 {
     int abs_index = v < 0 ? index + v : v;
     if (abs_index < 0 || abs_index >= index)
@@ -415,7 +411,7 @@ void backward_distill_layer(const layer l, network net)
     }
 }
 
-static void update_embedding(tat_embedding *e, update_args a, float learning_rate)
+void update_embedding(tat_embedding *e, update_args a, float learning_rate)
 {
     int nw = e->out_c * e->in_c * e->ksize * e->ksize;
     /* as Darknet's convolution with batch_normalize: decay on the weights only */
@@ -476,7 +472,7 @@ void update_distill_layer_gpu(const layer l, update_args a)
 
 /* ---- weights, accounting, free --------------------------------------------------------- */
 
-static void embedding_io(tat_embedding *e, FILE *fp, int save)
+void embedding_io(tat_embedding *e, FILE *fp, int save)
 {
     size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
     if (save) {
@@ -503,9 +499,9 @@ static void distill_weights_io(layer l, FILE *fp, int save)
 void save_distill_weights(layer l, FILE *fp) { distill_weights_io(l, fp, 1); }
 void load_distill_weights(layer l, FILE *fp) { distill_weights_io(l, fp, 0); }
 
-float distill_layer_loss(const layer *l) { return state_of(l)->loss; }
+float tat_distill_layer_loss(const layer *l) { return state_of(l)->loss; }
 
-size_t distill_layer_params(const layer *l)
+size_t tat_distill_layer_params(const layer *l)
 {
     distill_state *s = state_of(l);
     if (!s->owner) return 0;
@@ -513,7 +509,7 @@ size_t distill_layer_params(const layer *l)
            (s->k ? tat_embedding_num_params(s->k) : 0);
 }
 
-double distill_layer_flops(const layer *l)
+double tat_distill_layer_flops(const layer *l)
 {
     distill_state *s = state_of(l);
     double hw = (double)s->h * s->w, f = tat_term_flops_per_image(&s->term);

@@ -12,6 +12,7 @@
 
 #include "darknet.h"
 #include "list.h"
+#include "tat.h"
 
 layer parse_tat_distill(list *options, network *net, int index);
 layer parse_anchor_distill(list *options, network *net, int index);
@@ -31,14 +32,32 @@ void save_distill_weights(layer l, FILE *fp);
 void load_distill_weights(layer l, FILE *fp);
 void free_distill_layer(layer l);
 
-int is_distill_layer(const layer *l);
 /* 0 for NaN and +-Inf; reliable under -ffast-math, unlike isfinite(). */
 int distill_finite(float x);
 /* Weighted loss of the last forward, averaged over images. */
-float distill_layer_loss(const layer *l);
+float tat_distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */
-size_t distill_layer_params(const layer *l);
-double distill_layer_flops(const layer *l);
+size_t tat_distill_layer_params(const layer *l);
+double tat_distill_layer_flops(const layer *l);
+
+/* Shared with the other distillation layer types (baseline_layer.c). A bad field is reported
+ * as one line "<cfg>: [<section>] (layer N) <field>: <problem>", exit 1. */
+void cfg_fail(network *net, int index, LAYER_TYPE t, const char *field, const char *fmt, ...);
+/* Fails on a field that is neither in `known` (NULL-terminated) nor one of Darknet's own. */
+void check_fields(list *options, network *net, int index, LAYER_TYPE t, const char **known);
+int int_field(list *options, network *net, int index, LAYER_TYPE t, const char *field, int def,
+              int required);
+float float_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
+                  float def);
+/* 0 for `zero` (or absent), 1 for `one` */
+int choice_field(list *options, network *net, int index, LAYER_TYPE t, const char *field,
+                 const char *zero, const char *one);
+/* A student layer index: negative counts back from this layer; must be earlier. */
+int student_index(network *net, int index, LAYER_TYPE t, int v);
+/* SGD step of an embedding as Darknet's convolution with batch_normalize does it. */
+void update_embedding(tat_embedding *e, update_args a, float learning_rate);
+/* Weights file record of an embedding: BN biases, BN scales, conv weights. */
+void embedding_io(tat_embedding *e, FILE *fp, int save);
 
 /* The distilled map's size (the student layer `from`). */
 void distill_layer_map_size(const layer *l, int *h, int *w);

@@ -913,3 +913,67 @@ void tat_term_backward(tat_term *t, float *d_q, float *d_k, float *d_v, float w)
     c.t = t, c.d_q = d_q, c.d_k = d_k, c.d_v = d_v, c.w = w;
     tat_run(term_backward_range, &c, t->n_blocks >= t->nthreads);
 }
+
+/* ---- Baseline distillation terms ------------------------------------------------------- */
+
+/* log softmax(x / T) of one row into out (double), max subtracted */
+static void log_softmax_row(double *out, const float *x, int n, float temperature)
+{
+    double m = -DBL_MAX, sum = 0, log_z;
+    int j;
+    for (j = 0; j < n; ++j) {
+        out[j] = (double)x[j] / temperature;
+        if (out[j] > m) m = out[j];
+    }
+    for (j = 0; j < n; ++j) sum += exp(out[j] - m);
+    log_z = m + log(sum);
+    for (j = 0; j < n; ++j) out[j] -= log_z;
+}
+
+double tat_kd_forward(float *p_s, float *p_t, const float *s, const float *t, int batch, int n,
+                      float temperature)
+{
+    double *log_s = tat_calloc(2 * (size_t)n, sizeof(double)), *log_t = log_s + n;
+    double kl = 0;
+    int b, j;
+    for (b = 0; b < batch; ++b) {
+        size_t row = (size_t)b * n;
+        log_softmax_row(log_s, s + row, n, temperature);
+        log_softmax_row(log_t, t + row, n, temperature);
+        for (j = 0; j < n; ++j) {
+            double pt = exp(log_t[j]);
+            p_s[row + j] = (float)exp(log_s[j]);
+            p_t[row + j] = (float)pt;
+            if (pt > 0) kl += pt * (log_t[j] - log_s[j]);
+        }
+    }
+    free(log_s);
+    return kl;
+}
+
+void tat_kd_backward(float *d_s, const float *p_s, const float *p_t, int batch, int n,
+                     float temperature, float w)
+{
+    /* d/ds of T^2 KL(p_t || softmax(s/T)) = T^2 * (p_s - p_t) / T */
+    size_t i, total = (size_t)batch * n;
+    float scale = w * temperature;
+    for (i = 0; i < total; ++i) d_s[i] += scale * (p_s[i] - p_t[i]);
+}
+
+double tat_sse_forward(float *diff, const float *x, const float *target, size_t n)
+{
+    double sse = 0;
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        diff[i] = x[i] - target[i];
+        sse += (double)diff[i] * diff[i];
+    }
+    return sse;
+}
+
+void tat_sse_backward(float *d_x, const float *diff, size_t n, float w)
+{
+    float two_w = 2 * w;
+    size_t i;
+    for (i = 0; i < n; ++i) d_x[i] += two_w * diff[i];
+}

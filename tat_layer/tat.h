@@ -159,6 +159,26 @@ double tat_term_forward(tat_term *t, const float *q, const float *k, const float
  * (batch x c x h x w). Uses what the last tat_term_forward saved. */
 void tat_term_backward(tat_term *t, float *d_q, float *d_k, float *d_v, float w);
 
+/* ---- Baseline distillation terms ------------------------------------------------------- */
+/* Logit knowledge distillation (Hinton et al. 2015). s, t: batch x n logits (pre-softmax) of the
+ * student and the teacher. Per image, p_s = softmax(s / T), p_t = softmax(t / T) (max
+ * subtracted), and KL(p_t || p_s) = sum_j p_t[j] (log p_t[j] - log p_s[j]), from log-softmaxes
+ * in double; classes with p_t[j] = 0 add nothing (the limit of p log p). p_s and p_t
+ * (batch x n) receive the softmaxes for the backward. Returns the sum over images of the KL,
+ * unweighted and without the T^2 factor. */
+double tat_kd_forward(float *p_s, float *p_t, const float *s, const float *t, int batch, int n,
+                      float temperature);
+/* Accumulates the gradient of L = w * T^2 * (sum over images of KL(p_t || p_s)) w.r.t. s:
+ * d_s += w * T * (p_s - p_t). */
+void tat_kd_backward(float *d_s, const float *p_s, const float *p_t, int batch, int n,
+                     float temperature, float w);
+
+/* Squared error of a map against a target (feature distillation): diff = x - target (n floats).
+ * Returns the sum of diff^2, accumulated in double. */
+double tat_sse_forward(float *diff, const float *x, const float *target, size_t n);
+/* Accumulates the gradient of L = w * sum (x - target)^2 w.r.t. x: d_x += 2 w diff. */
+void tat_sse_backward(float *d_x, const float *diff, size_t n, float w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -149,6 +149,54 @@ embeddings=-1
 anchors=2,2'
 expect_error shared_embeddings_not_tat_distill "share.cfg [anchor_distill] embeddings [tat_distill]" -- train share.cfg
 
+# [kd_distill] and [fitnet_distill]
+student kd_t0.cfg '[kd_distill]
+teacher_layer=1
+temperature=0'
+expect_error kd_temperature_zero "kd_t0.cfg [kd_distill] (layer 2) temperature > 0" -- train kd_t0.cfg
+student kd_tneg.cfg '[kd_distill]
+teacher_layer=1
+temperature=-2'
+expect_error kd_temperature_negative "kd_tneg.cfg [kd_distill] temperature -2 > 0" -- train kd_tneg.cfg
+student kd_tnan.cfg '[kd_distill]
+teacher_layer=1
+temperature=warm'
+expect_error kd_temperature_not_a_number "kd_tnan.cfg [kd_distill] temperature 'warm' number" -- train kd_tnan.cfg
+student kd_size.cfg '[kd_distill]
+teacher_layer=1
+temperature=4'
+expect_error kd_logits_size_differs "kd_size.cfg [kd_distill] teacher_layer 96 64 same size" -- train kd_size.cfg
+student kd_weight.cfg '[kd_distill]
+teacher_layer=1
+loss_weight=-1'
+expect_error kd_negative_weight "kd_weight.cfg [kd_distill] loss_weight >= 0" -- train kd_weight.cfg
+student kd_field.cfg '[kd_distill]
+teacher_layer=1
+temprature=4'
+expect_error kd_unknown_field "kd_field.cfg [kd_distill] temprature unknown" -- train kd_field.cfg
+student kd_softmax.cfg '[softmax]
+
+[kd_distill]
+from=-2
+teacher_layer=1'
+expect_error distill_after_loss_layer "kd_softmax.cfg [kd_distill] (layer 3) section softmax before" -- train kd_softmax.cfg
+student fit_ch.cfg '[fitnet_distill]
+teacher_layer=1
+teacher_channels=5'
+expect_error fitnet_teacher_channels_differ "fit_ch.cfg [fitnet_distill] teacher_channels 5 6" -- train fit_ch.cfg
+student fit_hw.cfg '[fitnet_distill]
+teacher_layer=0
+teacher_channels=6'
+expect_error fitnet_map_size_differs "fit_hw.cfg [fitnet_distill] teacher_layer 8 x 8 4 x 4 same size" -- train fit_hw.cfg
+student fit_req.cfg '[fitnet_distill]
+teacher_layer=1'
+expect_error fitnet_teacher_channels_missing "fit_req.cfg [fitnet_distill] teacher_channels required" -- train fit_req.cfg
+student fit_bn.cfg '[fitnet_distill]
+teacher_layer=1
+teacher_channels=6
+bn=group'
+expect_error fitnet_bad_bn_mode "fit_bn.cfg [fitnet_distill] bn 'group' batch image" -- train fit_bn.cfg
+
 student ok.cfg '[tat_distill]
 teacher_layer=1
 teacher_channels=6'

@@ -10,6 +10,7 @@
 #include "darknet.h"
 #include "convolutional_layer.h"
 #include "distill_layer.h"
+#include "distill_plugin.h"
 
 static int failures;
 static char dir[256];

@@ -15,6 +15,8 @@
  *               primitive and for the composed pipeline on odd shapes.
  *   adjoint_*, naive_*, inv_*, accum_*, negw_*, geom_*: adjointness of the linear maps, direct
  *               comparisons with naive double loops, invariants, accumulation, geometry errors.
+ *   kd_*, fitnet_*: the baseline terms ([kd_distill]: tat_kd_*, [fitnet_distill]: a 1x1
+ *               tat_embedding + tat_sse_*) against their fixtures, finite differences, invariants.
  *
  * Tolerances (float32 library, float64 references)
  *   Fixtures: the oracle's inputs are float32 values, so the only differences are the library's
@@ -1229,6 +1231,231 @@ static void test_embedding_accumulation(int ksize, int per_image)
     tat_embedding_free(&e);
 }
 
+/* ---- baselines: logit KD and FitNet feature MSE ----------------------------------------- */
+typedef struct {
+    int B, n;
+    float T, w;
+    float *s, *t, *ps, *pt;
+} kd_ctx;
+
+/* L = w * T^2 * (sum over images of KL) */
+static double kd_loss(void *vc)
+{
+    kd_ctx *c = vc;
+    return c->w * (double)c->T * c->T * tat_kd_forward(c->ps, c->pt, c->s, c->t, c->B, c->n, c->T);
+}
+
+static void run_kd_fixture(const char *dir, const char *fname)
+{
+    char path[1024], check[256];
+    fixture fx;
+    kd_ctx c;
+    int ok = 1;
+    snprintf(path, sizeof path, "%s/%s.txt", dir, fname);
+    snprintf(check, sizeof check, "fixture_%s_load", fname);
+    if (!fx_load(&fx, path)) {
+        report(0, check, "cannot read fixture %s", path);
+        return;
+    }
+    c.B = fx_int(&fx, "B", &ok);
+    c.n = fx_int(&fx, "n", &ok);
+    c.T = (float)fx_dbl(&fx, "temperature", &ok);
+    c.w = (float)fx_dbl(&fx, "loss_weight", &ok);
+    size_t nl = ok ? (size_t)c.B * c.n : 0;
+    c.s = falloc(nl), c.t = falloc(nl), c.ps = falloc(nl), c.pt = falloc(nl);
+    ok = ok && fx_copy(&fx, "s", c.s, nl) && fx_copy(&fx, "t", c.t, nl);
+    report(ok, check, ok ? "%s loaded" : "%s: a record is missing or has the wrong size", path);
+    if (ok) {
+        /* the reference is the batch mean: divide the summed loss and its gradient by B */
+        float *g = falloc(nl);
+        double loss = kd_loss(&c) / c.B;
+        const fx_rec *rl = fx_get(&fx, "loss");
+        double rel = rl ? fabs(loss - rl->v[0]) / fabs(rl->v[0]) : INFINITY;
+        snprintf(check, sizeof check, "fixture_%s_loss", fname);
+        report(rel <= FIX_TOL_TIGHT, check, "loss %.9g vs ref %.9g (rel %.3g), tol %g", loss,
+               rl ? rl->v[0] : NAN, rel, FIX_TOL_TIGHT);
+        tat_kd_backward(g, c.ps, c.pt, c.B, c.n, c.T, c.w / c.B);
+        snprintf(check, sizeof check, "fixture_%s_grad_s", fname);
+        fx_compare(check, &fx, "grad_s", g, nl, FIX_TOL, 0);
+        free(g);
+    }
+    free(c.s), free(c.t), free(c.ps), free(c.pt);
+    fx_free(&fx);
+}
+
+/* Finite differences on odd shapes, and invariants: KL(p || p) = 0, KL >= 0, finite at logits
+ * of +-1e4 (max subtraction; teacher probabilities that underflow to 0 add nothing). */
+static void test_kd(int B, int n, float T, float w)
+{
+    char name[128];
+    kd_ctx c = {B, n, T, w};
+    size_t nl = (size_t)B * n;
+    float *g = falloc(nl);
+    c.s = falloc(nl), c.t = falloc(nl), c.ps = falloc(nl), c.pt = falloc(nl);
+    fill_normal(c.s, nl, 2, 0);
+    fill_normal(c.t, nl, 2, 0.5);
+    double loss = kd_loss(&c);
+    tat_kd_backward(g, c.ps, c.pt, B, n, T, w);
+    snprintf(name, sizeof name, "fd_kd_B%d_n%d_T%g_d_student", B, n, T);
+    fd_check_scaled(name, c.s, nl, g, kd_loss, &c, 1.0);
+    snprintf(name, sizeof name, "inv_kd_B%d_n%d_T%g_positive", B, n, T);
+    report(loss > 0 && isfinite(loss), name, "loss %.9g", loss);
+
+    /* gradient rows sum to 0 (softmax shift invariance) */
+    double worst_row = 0, gmax = maxabs_f(g, nl);
+    for (int b = 0; b < B; b++) {
+        double sum = 0;
+        for (int j = 0; j < n; j++) sum += g[(size_t)b * n + j];
+        worst_row = fmax(worst_row, fabs(sum));
+    }
+    snprintf(name, sizeof name, "inv_kd_B%d_n%d_T%g_grad_rows_sum_to_zero", B, n, T);
+    report(worst_row <= 1e-6 * (gmax > 0 ? gmax : 1) * n, name, "worst |row sum| %.3g, max |g| %.3g", worst_row, gmax);
+
+    memcpy(c.t, c.s, nl * sizeof(float));
+    memset(g, 0, nl * sizeof(float));
+    loss = kd_loss(&c);
+    tat_kd_backward(g, c.ps, c.pt, B, n, T, w);
+    snprintf(name, sizeof name, "inv_kd_B%d_n%d_T%g_same_logits_zero", B, n, T);
+    report(fabs(loss) <= 1e-9 && maxabs_f(g, nl) <= 1e-6, name, "loss %.3g, max |g| %.3g", loss, maxabs_f(g, nl));
+
+    for (size_t i = 0; i < nl; i++) {
+        c.s[i] = (i % 3 == 0 ? 1e4f : -1e4f) * (float)(rng_uniform() + 0.5);
+        c.t[i] = (i % 2 == 0 ? 1e4f : -1e4f) * (float)(rng_uniform() + 0.5);
+    }
+    memset(g, 0, nl * sizeof(float));
+    loss = kd_loss(&c);
+    tat_kd_backward(g, c.ps, c.pt, B, n, T, w);
+    snprintf(name, sizeof name, "inv_kd_B%d_n%d_T%g_extreme_logits_finite", B, n, T);
+    report(isfinite(loss) && loss >= 0 && all_finite(g, nl) && maxabs_f(g, nl) <= w * T * 1.0001, name,
+           "loss %.6g, max |g| %.3g (bound w*T = %.3g)", loss, maxabs_f(g, nl), w * T);
+    free(g), free(c.s), free(c.t), free(c.ps), free(c.pt);
+}
+
+typedef struct {
+    int B, Cs, Ct, H, W, per_image;
+    float w;
+    tat_embedding e;
+    float *xs, *xt, *d_xs, *diff, *ws;
+} fitnet_ctx;
+
+/* L = w * mean over all B*Ct*H*W elements of (BN(conv1x1(xs)) - xt)^2, as F.mse_loss */
+static double fitnet_loss(void *vc)
+{
+    fitnet_ctx *c = vc;
+    size_t n = (size_t)c->B * c->Ct * c->H * c->W;
+    tat_embedding_forward(&c->e, c->xs, c->ws, c->B, c->H, c->W, c->per_image);
+    return c->w * tat_sse_forward(c->diff, c->e.out, c->xt, n) / (double)n;
+}
+
+static void fitnet_grads(fitnet_ctx *c)
+{
+    size_t n = (size_t)c->B * c->Ct * c->H * c->W, nw = (size_t)c->Ct * c->Cs;
+    memset(c->d_xs, 0, (size_t)c->B * c->Cs * c->H * c->W * sizeof(float));
+    memset(c->e.weight_grads, 0, nw * sizeof(float));
+    memset(c->e.scale_grads, 0, c->Ct * sizeof(float));
+    memset(c->e.bias_grads, 0, c->Ct * sizeof(float));
+    fitnet_loss(c);
+    tat_sse_backward(c->e.out_grad, c->diff, n, c->w / (float)n);
+    tat_embedding_backward(&c->e, c->d_xs, c->xs, c->ws, c->B, c->H, c->W, c->per_image);
+}
+
+static void fitnet_setup(fitnet_ctx *c)
+{
+    tat_embedding_init(&c->e, c->Cs, c->Ct, 1);
+    tat_embedding_alloc_activations(&c->e, c->B, c->H, c->W);
+    c->xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
+    c->d_xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
+    c->xt = falloc((size_t)c->B * c->Ct * c->H * c->W);
+    c->diff = falloc((size_t)c->B * c->Ct * c->H * c->W);
+    c->ws = falloc(tat_conv_workspace_floats(c->Cs, c->H, c->W, 1) + 1);
+}
+
+static void fitnet_free(fitnet_ctx *c)
+{
+    tat_embedding_free(&c->e);
+    free(c->xs), free(c->d_xs), free(c->xt), free(c->diff), free(c->ws);
+}
+
+static void run_fitnet_fixture(const char *dir, const char *fname)
+{
+    char path[1024], check[256];
+    fixture fx;
+    fitnet_ctx c;
+    int ok = 1;
+    snprintf(path, sizeof path, "%s/%s.txt", dir, fname);
+    snprintf(check, sizeof check, "fixture_%s_load", fname);
+    if (!fx_load(&fx, path)) {
+        report(0, check, "cannot read fixture %s", path);
+        return;
+    }
+    memset(&c, 0, sizeof c);
+    c.B = fx_int(&fx, "B", &ok);
+    c.Cs = fx_int(&fx, "Cs", &ok);
+    c.Ct = fx_int(&fx, "Ct", &ok);
+    c.H = fx_int(&fx, "H", &ok);
+    c.W = fx_int(&fx, "W", &ok);
+    c.per_image = fx_int(&fx, "per_image", &ok);
+    c.w = (float)fx_dbl(&fx, "loss_weight", &ok);
+    if (!ok) {
+        report(0, check, "fixture %s lacks a config field", path);
+        fx_free(&fx);
+        return;
+    }
+    fitnet_setup(&c);
+    size_t ns = (size_t)c.B * c.Cs * c.H * c.W, nt = (size_t)c.B * c.Ct * c.H * c.W, nw = (size_t)c.Ct * c.Cs;
+    ok = fx_copy(&fx, "xs", c.xs, ns) && fx_copy(&fx, "xt", c.xt, nt) && fx_copy(&fx, "w", c.e.weights, nw) &&
+         fx_copy(&fx, "gamma", c.e.scales, c.Ct) && fx_copy(&fx, "beta", c.e.biases, c.Ct);
+    report(ok, check, ok ? "%s loaded" : "%s: an input record is missing or has the wrong size", path);
+    if (ok) {
+        double loss = fitnet_loss(&c);
+        const fx_rec *rl = fx_get(&fx, "loss");
+        double rel = rl ? fabs(loss - rl->v[0]) / fabs(rl->v[0]) : INFINITY;
+        snprintf(check, sizeof check, "fixture_%s_loss", fname);
+        report(rel <= FIX_TOL_TIGHT, check, "loss %.9g vs ref %.9g (rel %.3g), tol %g", loss,
+               rl ? rl->v[0] : NAN, rel, FIX_TOL_TIGHT);
+        snprintf(check, sizeof check, "fixture_%s_proj_out", fname);
+        fx_compare(check, &fx, "proj_out", c.e.out, nt, FIX_TOL_TIGHT, 0);
+        fitnet_grads(&c);
+        snprintf(check, sizeof check, "fixture_%s_grad_xs", fname);
+        fx_compare(check, &fx, "grad_xs", c.d_xs, ns, FIX_TOL, 0);
+        snprintf(check, sizeof check, "fixture_%s_grad_w", fname);
+        fx_compare(check, &fx, "grad_w", c.e.weight_grads, nw, FIX_TOL, 0);
+        snprintf(check, sizeof check, "fixture_%s_grad_gamma", fname);
+        fx_compare(check, &fx, "grad_gamma", c.e.scale_grads, c.Ct, FIX_TOL, 0);
+        snprintf(check, sizeof check, "fixture_%s_grad_beta", fname);
+        fx_compare(check, &fx, "grad_beta", c.e.bias_grads, c.Ct, FIX_TOL, 0);
+    }
+    fitnet_free(&c);
+    fx_free(&fx);
+}
+
+static void test_fitnet(int B, int Cs, int Ct, int H, int W, int per_image)
+{
+    char name[128], tag[64];
+    fitnet_ctx c = {B, Cs, Ct, H, W, per_image, 1.7f};
+    fitnet_setup(&c);
+    size_t ns = (size_t)B * Cs * H * W, nw = (size_t)Ct * Cs;
+    fill_normal(c.xs, ns, 1, 0);
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < Ct; ch++)
+            fill_normal(c.xt + ((size_t)b * Ct + ch) * H * W, (size_t)H * W, 1, 0.4 * ch - 0.5);
+    emb_set_random(&c.e, 1.0);
+    fitnet_grads(&c);
+    float *gx = fdup(c.d_xs, ns), *gw = fdup(c.e.weight_grads, nw), *gg = fdup(c.e.scale_grads, Ct),
+          *gb = fdup(c.e.bias_grads, Ct);
+    snprintf(tag, sizeof tag, "B%d_%dto%d_%dx%d_%s", B, Cs, Ct, H, W, per_image ? "per_image" : "batch");
+    snprintf(name, sizeof name, "fd_fitnet_%s_d_student", tag);
+    fd_check(name, c.xs, ns, gx, fitnet_loss, &c);
+    snprintf(name, sizeof name, "fd_fitnet_%s_weights", tag);
+    fd_check(name, c.e.weights, nw, gw, fitnet_loss, &c);
+    snprintf(name, sizeof name, "fd_fitnet_%s_gamma", tag);
+    fd_check_scaled(name, c.e.scales, Ct, gg, fitnet_loss, &c, 1.0);
+    snprintf(name, sizeof name, "fd_fitnet_%s_beta", tag);
+    fd_check_scaled(name, c.e.biases, Ct, gb, fitnet_loss, &c, 1.0);
+    free(gx), free(gw), free(gg), free(gb);
+    fitnet_free(&c);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -1279,6 +1506,17 @@ int main(int argc, char **argv)
     test_pipeline("full_identity_k3_batch_6x5", &p3);
     test_pipeline("anchors_learnedkey_k1_batch_11x6", &p4);
     test_pipeline("onegroup_grid3x2_learnedkey_k1_perimage_9x8", &p5);
+
+    /* baselines */
+    run_kd_fixture(dir, "kd_T1");
+    run_kd_fixture(dir, "kd_T4");
+    run_fitnet_fixture(dir, "fitnet_batchbn");
+    run_fitnet_fixture(dir, "fitnet_perimage");
+    test_kd(3, 7, 1.0f, 0.9f);
+    test_kd(2, 13, 4.0f, 1.0f);
+    test_kd(5, 3, 0.5f, 2.0f);
+    test_fitnet(3, 5, 7, 5, 3, 0);
+    test_fitnet(2, 3, 4, 3, 5, 1);
 
     fprintf(stderr, "%d checks, %d failed\n", n_checks, n_fail);
     return n_fail ? 1 : 0;

@@ -16,6 +16,15 @@ It follows the official TaT / TaT-seg code as a PyTorch program would write it, 
 Gradients come from autograd. All math is float64; inputs and parameters are drawn as float32
 values so that the C code (float32) sees exactly the same numbers.
 
+Baselines (same fixture format, files kd_*.txt and fitnet_*.txt):
+  * [kd_distill]: loss_weight * T^2 * F.kl_div(F.log_softmax(s/T, 1), F.softmax(t/T, 1),
+    reduction='batchmean'), gradient w.r.t. the student logits s. The teacher logits include
+    entries so negative that their softmax is exactly 0 (kl_div's 0 * log 0 = 0) and the student
+    logits a large one (stability).
+  * [fitnet_distill]: loss_weight * F.mse_loss(BN(conv1x1(fs)), ft) (mean over all elements of the
+    batch), BN in training mode over the batch or per image; gradients w.r.t. fs and the
+    projection's conv weights, BN gamma and beta.
+
 Usage: python3 tests/reference/tat_reference.py tests/fixtures
 (a python3 with PyTorch, e.g. Debian's python3-torch, and numpy). Deterministic (fixed seeds).
 Tolerances used by the C test: the library runs in float32 on exactly these float32 inputs, so
@@ -215,6 +224,64 @@ CASES = [
 ]
 
 
+def make_kd_case(name, seed, B, n, temperature, loss_weight):
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    s = 3.0 * rng.standard_normal((B, n))
+    t = 3.0 * rng.standard_normal((B, n))
+    s[0, 1] = 80.0          # a large student logit: softmax must subtract the max
+    t[1, 2] = -1.0e4        # teacher classes with probability exactly 0 in float64
+    t[B - 1, n - 1] = -3.0e4
+    arrays["s"] = f32(s)
+    arrays["t"] = f32(t)
+    sv = torch.from_numpy(arrays["s"].astype(np.float64)).requires_grad_(True)
+    tv = torch.from_numpy(arrays["t"].astype(np.float64))
+    T = temperature
+    p_t = F.softmax(tv / T, 1)
+    assert (p_t == 0).any(), "the fixture must contain teacher probabilities of exactly 0"
+    loss = F.kl_div(F.log_softmax(sv / T, 1), p_t, reduction="batchmean") * T * T * loss_weight
+    loss.backward()
+    cfg = dict(B=B, n=n, temperature=T, loss_weight=loss_weight)
+    out = {"loss": np.array([loss.item()]), "grad_s": sv.grad.numpy()}
+    return name, cfg, arrays, out
+
+
+def make_fitnet_case(name, seed, B, Cs, Ct, H, W, per_image, loss_weight):
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    arrays["xs"] = f32(rng.standard_normal((B, Cs, H, W)))
+    arrays["xt"] = f32(rng.standard_normal((B, Ct, H, W)) + rng.standard_normal((1, Ct, 1, 1)))
+    arrays["w"] = f32(rng.uniform(-1, 1, (Ct, Cs, 1, 1)) * np.sqrt(3.0 / Cs))
+    arrays["gamma"] = f32(rng.uniform(0.5, 1.5, Ct))
+    arrays["beta"] = f32(0.3 * rng.standard_normal(Ct))
+    proj = Embedding(Cs, Ct, 1)
+    with torch.no_grad():
+        proj.conv.weight.copy_(torch.from_numpy(arrays["w"].astype(np.float64)))
+        proj.bn.weight.copy_(torch.from_numpy(arrays["gamma"].astype(np.float64)))
+        proj.bn.bias.copy_(torch.from_numpy(arrays["beta"].astype(np.float64)))
+    proj.train()
+    fs = torch.from_numpy(arrays["xs"].astype(np.float64)).requires_grad_(True)
+    ft = torch.from_numpy(arrays["xt"].astype(np.float64))
+    y = proj(fs, per_image)
+    loss = loss_weight * F.mse_loss(y, ft)
+    loss.backward()
+    cfg = dict(B=B, Cs=Cs, Ct=Ct, H=H, W=W, per_image=int(per_image), loss_weight=loss_weight)
+    out = {"loss": np.array([loss.item()]), "proj_out": y.detach().numpy(),
+           "grad_xs": fs.grad.numpy(), "grad_w": proj.conv.weight.grad.numpy(),
+           "grad_gamma": proj.bn.weight.grad.numpy(), "grad_beta": proj.bn.bias.grad.numpy()}
+    return name, cfg, arrays, out
+
+
+BASELINE_CASES = [
+    (make_kd_case, dict(name="kd_T1", seed=606, B=3, n=7, temperature=1.0, loss_weight=0.9)),
+    (make_kd_case, dict(name="kd_T4", seed=707, B=3, n=7, temperature=4.0, loss_weight=1.0)),
+    (make_fitnet_case, dict(name="fitnet_batchbn", seed=808, B=3, Cs=4, Ct=6, H=5, W=7,
+                            per_image=False, loss_weight=2.0)),
+    (make_fitnet_case, dict(name="fitnet_perimage", seed=909, B=2, Cs=5, Ct=3, H=7, W=4,
+                            per_image=True, loss_weight=0.7)),
+]
+
+
 def write_fixture(path, cfg, arrays, out):
     lines = ["tat-fixture 1"]
 
@@ -224,10 +291,8 @@ def write_fixture(path, cfg, arrays, out):
         for i in range(0, flat.size, 6):
             lines.append(" ".join("%.9g" % val for val in flat[i:i + 6]))
 
-    for key in ("B", "Cs", "Ct", "H", "W", "ksize", "key_learned", "key_ksize", "per_image",
-                "patch_enabled", "grid_h", "grid_w", "groups", "patch_weight",
-                "anchor_enabled", "anchor_h", "anchor_w", "anchor_weight"):
-        rec(key, [cfg[key]])
+    for key, val in cfg.items():
+        rec(key, [val])
     for key, val in arrays.items():
         rec(key, val)
     for key, val in out.items():
@@ -251,6 +316,11 @@ def main():
         print("%s: loss %.9g (patch %.6g, anchor %.6g), |grad_xs|max %.3g" % (
             path, out["loss"][0], out["loss_patch"][0], out["loss_anchor"][0],
             np.abs(out["grad_xs"]).max()))
+    for make, case in BASELINE_CASES:
+        name, cfg, arrays, out = make(**case)
+        path = os.path.join(outdir, name + ".txt")
+        write_fixture(path, cfg, arrays, out)
+        print("%s: loss %.9g" % (path, out["loss"][0]))
     return 0
 
 

@@ -1,0 +1,330 @@
+/* [kd_distill] and [fitnet_distill] inside real Darknet networks: gradients through Darknet's
+ * backward (finite differences), the reported KD loss against an independent KL, pass-through
+ * invariance, weights round trip of the FitNet projection.
+ * Prints PASS/FAIL lines; exit status 1 if any check failed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "darknet.h"
+#include "distill_plugin.h"
+
+static int failures;
+static char dir[256];
+
+static void check(int ok, const char *name, const char *fmt, double a, double b)
+{
+    if (ok) {
+        printf("PASS %s\n", name);
+    } else {
+        printf("FAIL %s: ", name);
+        printf(fmt, a, b);
+        printf("\n");
+        ++failures;
+    }
+}
+
+static char *write_cfg(const char *name, const char *text)
+{
+    static char paths[16][512];
+    static int n;
+    char *p = paths[n++ % 16];
+    FILE *fp;
+    snprintf(p, 512, "%s/%s", dir, name);
+    fp = fopen(p, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return p;
+}
+
+static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
+
+/* parse_network_hook used here: attach a prepared teacher to the next student parsed */
+static network *pending_teacher;
+static void attach_pending(network *net)
+{
+    if (pending_teacher) {
+        net->teacher = pending_teacher;
+        pending_teacher = 0;
+    }
+}
+
+static network *parse_with_teacher(char *cfg, network *teacher)
+{
+    network *net;
+    pending_teacher = teacher;
+    parse_network_hook = attach_pending;
+    net = parse_network_cfg(cfg);
+    parse_network_hook = 0;
+    return net;
+}
+
+/* Darknet's loss as the layers define it: per-image losses summed over the batch. */
+static double distill_loss(network *net)
+{
+    double sum = 0;
+    int i;
+    network_predict(net->teacher, net->input);
+    net->train = 1;
+    forward_network(net);
+    for (i = 0; i < net->n; ++i)
+        if (is_distill_layer(&net->layers[i])) sum += distill_layer_loss(&net->layers[i]) * net->batch;
+    return sum;
+}
+
+static void fill_input(network *net, unsigned seed)
+{
+    int i;
+    srand(seed);
+    for (i = 0; i < net->inputs * net->batch; ++i) net->input[i] = urand();
+}
+
+/* teacher: 0 conv 7x5x5 | 1 conv 1x1 7x5x6 | 2 avgpool (6 logits) | 3 softmax */
+static const char *teacher_cfg =
+    "[net]\nbatch=3\nwidth=7\nheight=5\nchannels=3\n"
+    "[convolutional]\nfilters=5\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=6\nsize=1\nstride=1\npad=0\nactivation=linear\n"
+    "[avgpool]\n[softmax]\n";
+
+/* student: 0 conv 7x5x3 | 1 conv 7x5x4 | 2 conv 1x1 7x5x6 (reads layer 1) | then the tail.
+   The gradient reaches layer 0's weights through layer 1's 3x3 backward. */
+static const char *student_head =
+    "[net]\nbatch=3\nwidth=7\nheight=5\nchannels=3\n"
+    "[convolutional]\nfilters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=linear\n"
+    "[convolutional]\nfilters=6\nsize=1\nstride=1\npad=0\nactivation=linear\n";
+
+/* Directional finite differences of the distillation loss w.r.t. layer 0's weights against
+   -weight_updates (Darknet keeps negative gradients) after one backward. float32 loss, central
+   differences with eps 1e-3 on O(1) weights: ~1e-4 relative noise; 1e-2 leaves room. */
+static void fd_check(const char *name, const char *student_tail)
+{
+    char cfg_text[4096], label[256];
+    network *teacher, *net;
+    layer *l0;
+    float *u;
+    double worst = 0;
+    int i, k, nw;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, student_tail);
+    srand(1);
+    teacher = parse_network_cfg(write_cfg("teacher.cfg", teacher_cfg));
+    net = parse_with_teacher(write_cfg("student.cfg", cfg_text), teacher);
+    fill_input(net, 7);
+    l0 = &net->layers[0];
+    nw = l0->nweights;
+    u = calloc(nw, sizeof(float));
+
+    memset(l0->weight_updates, 0, nw * sizeof(float));
+    distill_loss(net);
+    backward_network(net);
+    for (k = 0; k < 3; ++k) {
+        double dot = 0, plus, minus, fd, rel;
+        const float eps = 1e-3f;
+        for (i = 0; i < nw; ++i) {
+            u[i] = urand();
+            dot += -l0->weight_updates[i] * u[i];
+        }
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        plus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] -= 2 * eps * u[i];
+        minus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        fd = (plus - minus) / (2 * eps);
+        rel = fabs(fd - dot) / fmax(fabs(fd), 1e-3);
+        if (rel > worst) worst = rel;
+        printf("INFO %s direction %d: finite difference %.6g, backward %.6g\n", name, k, fd, dot);
+    }
+    snprintf(label, sizeof(label), "fd_%s", name);
+    check(worst < 1e-2, label, "worst relative error %g (tolerance %g)", worst, 1e-2);
+    free(u);
+    free_network(net); /* frees the teacher too */
+}
+
+static const char *kd_t4 =
+    "[avgpool]\n[kd_distill]\nfrom=-1\nteacher_layer=-2\ntemperature=4\nloss_weight=0.8\n";
+static const char *fitnet_image =
+    "[fitnet_distill]\nfrom=1\nteacher_layer=0\nteacher_channels=5\nbn=image\nloss_weight=1.3\n";
+static const char *fitnet_batch_kd_t1 =
+    "[fitnet_distill]\nfrom=-2\nteacher_layer=1\nteacher_channels=6\nbn=batch\nloss_weight=2\n"
+    "[avgpool]\n[kd_distill]\nfrom=-1\nteacher_layer=2\ntemperature=1\nloss_weight=1.5\n";
+
+/* The KD term reports loss_weight * T^2 * mean over images of KL(p_t || p_s), computed here
+   independently in double from the student's and the teacher's logits. */
+static void kd_reported_loss(void)
+{
+    char cfg_text[4096];
+    network *teacher, *net;
+    const float T = 3, w = 0.6f;
+    double want = 0;
+    float got;
+    int b, j, n = 6;
+    snprintf(cfg_text, sizeof(cfg_text), "%s[avgpool]\n[kd_distill]\nteacher_layer=2\ntemperature=3\nloss_weight=0.6\n[softmax]\n",
+             student_head);
+    srand(2);
+    teacher = parse_network_cfg(write_cfg("teacher.cfg", teacher_cfg));
+    net = parse_with_teacher(write_cfg("student.cfg", cfg_text), teacher);
+    fill_input(net, 9);
+    /* larger logits than the random init gives, so that the KL is not tiny */
+    for (j = 0; j < net->layers[2].nweights; ++j) net->layers[2].weights[j] *= 5;
+    distill_loss(net);
+    got = distill_layer_loss(&net->layers[4]);
+    for (b = 0; b < net->batch; ++b) {
+        const float *s = net->layers[3].output + b * n, *t = teacher->layers[2].output + b * n;
+        double zs = 0, zt = 0, ms = -1e30, mt = -1e30;
+        for (j = 0; j < n; ++j) ms = fmax(ms, s[j] / T), mt = fmax(mt, t[j] / T);
+        for (j = 0; j < n; ++j) zs += exp(s[j] / T - ms), zt += exp(t[j] / T - mt);
+        for (j = 0; j < n; ++j) {
+            double lt = t[j] / T - mt - log(zt), ls = s[j] / T - ms - log(zs);
+            want += exp(lt) * (lt - ls);
+        }
+    }
+    want *= w * T * T / net->batch;
+    check(fabs(got - want) <= 1e-5 * fabs(want) && want > 1e-3, "kd_reported_loss_is_weighted_kl",
+          "reported %.9g, independent %.9g", got, want);
+    free_network(net);
+}
+
+/* Without a teacher the layers change nothing: outputs are bit-identical to the same cfg
+   without them, given the same weights. */
+static void passthrough_invariance(void)
+{
+    char cfg_text[4096], *wpath = write_cfg("plain.weights", "");
+    network *with, *without;
+    float *a, *b;
+    int i, n;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s%s", student_head, fitnet_batch_kd_t1, "[softmax]\n");
+    with = parse_network_cfg(write_cfg("with.cfg", cfg_text));
+    for (i = 0; i < with->n; ++i)
+        if (is_distill_layer(&with->layers[i])) with->layers[i].dontsave = 1;
+    save_weights(with, wpath);
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, "[avgpool]\n[softmax]\n");
+    without = parse_network_cfg(write_cfg("without.cfg", cfg_text));
+    check(load_weights(without, wpath) == without->n, "baseline_passthrough_weights_fit_plain_cfg",
+          "loaded %g of %g layers", 0, without->n);
+    fill_input(with, 3);
+    memcpy(without->input, with->input, with->inputs * with->batch * sizeof(float));
+    n = with->outputs * with->batch;
+    a = calloc(n, sizeof(float));
+    b = calloc(n, sizeof(float));
+    memcpy(a, network_predict(with, with->input), n * sizeof(float));
+    memcpy(b, network_predict(without, without->input), n * sizeof(float));
+    check(with->outputs == without->outputs && !memcmp(a, b, n * sizeof(float)),
+          "baseline_passthrough_outputs_bit_identical", "outputs %g vs %g floats, or values differ", with->outputs, without->outputs);
+    free(a);
+    free(b);
+    free_network(with);
+    free_network(without);
+}
+
+static int files_equal(const char *p, const char *q)
+{
+    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
+    int ca, cb, same = a && b;
+    while (same) {
+        ca = fgetc(a);
+        cb = fgetc(b);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+    return same;
+}
+
+static long file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) ? -1 : (long)st.st_size;
+}
+
+/* Train a few steps (so the projection moves), save, load into a fresh network: the same
+   losses, and the same bytes when saved again. The file holds exactly the projection's
+   parameters on top of the plain student's (BN biases, scales: 6 + 6; 1x1 conv: 6 x 4). */
+static void weights_round_trip(void)
+{
+    char cfg_text[4096], *student, *tcfg = write_cfg("teacher.cfg", teacher_cfg);
+    char *tw = write_cfg("teacher.weights", ""), *w1 = write_cfg("s1.weights", ""), *w2 = write_cfg("s2.weights", "");
+    char *wplain = write_cfg("plain2.weights", "");
+    network *t1, *t2, *a, *b;
+    double la, lb;
+    float *before;
+    int step, i, moved = 0, fitnet = 3;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s%s", student_head, fitnet_batch_kd_t1, "[softmax]\n");
+    student = write_cfg("student.cfg", cfg_text);
+    srand(5);
+    t1 = parse_network_cfg(tcfg);
+    save_weights(t1, tw);
+    a = parse_with_teacher(student, t1);
+    a->learning_rate = .01f;
+    a->momentum = .9f;
+    a->decay = .0005f;
+    save_weights(a, w1);
+    before = calloc(36, sizeof(float));
+    {
+        /* the layers after the projection have no weights: it is the file's last 36 floats */
+        FILE *fp = fopen(w1, "rb");
+        long off = file_size(w1) - 36 * (long)sizeof(float);
+        fseek(fp, off, SEEK_SET);
+        moved = fread(before, sizeof(float), 36, fp) == 36;
+        fclose(fp);
+    }
+    for (step = 0; step < 3; ++step) {
+        fill_input(a, 11 + step);
+        train_network_datum(a);
+    }
+    save_weights(a, w1);
+    {
+        FILE *fp = fopen(w1, "rb");
+        float after[36];
+        fseek(fp, file_size(w1) - 36 * (long)sizeof(float), SEEK_SET);
+        moved = moved && fread(after, sizeof(float), 36, fp) == 36 && memcmp(after, before, sizeof(after));
+        fclose(fp);
+    }
+    check(moved && a->layers[fitnet].type == FITNET_DISTILL, "fitnet_projection_learns", "%g %g", 0, 0);
+    for (i = 0; i < a->n; ++i) a->layers[i].dontsave = is_distill_layer(&a->layers[i]);
+    save_weights(a, wplain);
+    for (i = 0; i < a->n; ++i) a->layers[i].dontsave = 0;
+    check(file_size(w1) - file_size(wplain) == (6 + 6 + 24) * (long)sizeof(float),
+          "fitnet_weights_hold_the_projection", "file holds %g bytes more than the plain student's, want %g",
+          (double)(file_size(w1) - file_size(wplain)), (double)((6 + 6 + 24) * sizeof(float)));
+    srand(99); /* a different initialisation, overwritten by the load */
+    t2 = parse_network_cfg(tcfg);
+    load_weights(t2, tw);
+    b = parse_with_teacher(student, t2);
+    load_weights(b, w1);
+    fill_input(a, 42);
+    memcpy(b->input, a->input, a->inputs * a->batch * sizeof(float));
+    la = distill_loss(a);
+    lb = distill_loss(b);
+    check(la == lb && la > 0, "fitnet_weights_round_trip_same_loss", "loss %.9g vs %.9g", la, lb);
+    save_weights(b, w2);
+    check(files_equal(w1, w2), "fitnet_weights_round_trip_same_bytes", "%g %g", 0, 0);
+    free(before);
+    free_network(a);
+    free_network(b);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    fd_check("student_conv_weights_kd_T4_on_avgpool_logits", kd_t4);
+    fd_check("student_conv_weights_fitnet_per_image_bn", fitnet_image);
+    fd_check("student_conv_weights_fitnet_batch_bn_and_kd_T1", fitnet_batch_kd_t1);
+    kd_reported_loss();
+    passthrough_invariance();
+    weights_round_trip();
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd)) return 1;
+    }
+    return failures ? 1 : 0;
+}

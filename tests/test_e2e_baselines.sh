@@ -1,0 +1,66 @@
+#!/bin/bash
+# The two baseline methods end to end on real Fashion-MNIST images: a small teacher, then a
+# smaller student distilled with [kd_distill] (logits) and one with [fitnet_distill] (features),
+# each through `distill classifier train`. Each run must finish, report its term in the progress
+# lines, see that term fall, and export to a plain student without the distillation layers.
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary}"
+. "$(dirname "$0")/fashion_subset.sh"
+fashion_subset e2e_baselines 2000
+printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+
+net_head() { # net_head <max_batches>
+    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
+    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
+}
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+logits() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n'; }
+
+# teacher: 0 conv, 1 pool, 2 conv, 3 pool (7x7x32), 4 conv 1x1, 5 avgpool (logits), 6 softmax
+{ net_head 100; conv 16 3; pool; conv 32 3; pool; logits; printf '[softmax]\n'; } > teacher.cfg
+# students: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), ...
+{ net_head 60; conv 4 3; pool; conv 8 3; pool; logits
+  printf '[kd_distill]\nfrom=-1\nteacher_layer=5\ntemperature=4\nloss_weight=1\n\n[softmax]\n'; } > student-kd.cfg
+{ net_head 60; conv 4 3; pool; conv 8 3; pool
+  printf '[fitnet_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nbn=batch\nloss_weight=2\n\n'
+  logits; printf '[softmax]\n'; } > student-fitnet.cfg
+
+"$DARKNET" classifier train fm.data teacher.cfg > teacher.log 2>&1
+if [ ! -f backup/teacher.weights ]; then
+    echo "FAIL e2e_baselines_teacher_trains: no backup/teacher.weights; $(tail -n 2 teacher.log | tr '\n' ' ')"
+    exit 0
+fi
+
+run_method() { # run_method <layer type> <name>
+    local type=$1 name=$2 n first last v
+    "$DARKNET" distill classifier train fm.data "student-$name.cfg" teacher.cfg backup/teacher.weights \
+        -seed 3 > "$name.log" 2> "$name.err"
+    if [ $? -ne 0 ] || [ ! -f "backup/student-$name.weights" ]; then
+        echo "FAIL e2e_${name}_runs: $(tail -n 2 "$name.err" | tr '\n' ' ')"
+        return
+    fi
+    echo "PASS e2e_${name}_runs"
+    # "distill: kd_distill[7] 1.234, 1.300 avg;" -> 1.234
+    grep "^distill: $type\[" "$name.log" | sed "s/^distill: $type\[[0-9]*\] \([^,]*\),.*/\1/" > "$name.losses"
+    n=$(wc -l < "$name.losses")
+    first=$(head -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
+    last=$(tail -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
+    echo "INFO $type loss: mean of the first 10 of $n iterations $first, of the last 10 $last" >&2
+    if [ "$n" -eq 60 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a && b > 0)}'; then
+        echo "PASS e2e_${name}_loss_falls"
+    else
+        echo "FAIL e2e_${name}_loss_falls: $n iterations, first-10 mean $first, last-10 mean $last (want 0 < last < 0.7 first)"
+    fi
+    "$DARKNET" distill export "student-$name.cfg" "backup/student-$name.weights" plain.cfg plain.weights > export.log 2>&1
+    v=$("$DARKNET" classifier predict fm.data plain.cfg plain.weights "$(head -n 1 data/train.list)" 2>&1 | tail -n 1)
+    if grep -q "$type" plain.cfg 2> /dev/null; then
+        echo "FAIL e2e_${name}_export: plain.cfg still has [$type]"
+    elif [ -s plain.weights ] && [[ $v == *%* ]]; then
+        echo "PASS e2e_${name}_export"
+    else
+        echo "FAIL e2e_${name}_export: $(tail -n 1 export.log); predict said '$v'"
+    fi
+}
+run_method kd_distill kd
+run_method fitnet_distill fitnet
