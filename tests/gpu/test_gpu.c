@@ -388,7 +388,10 @@ int main(void)
     cuda_set_device(0);
     srand(2024);
     tat_set_num_threads(2);
-    snprintf(dir, sizeof(dir), "/tmp/tat-gpu-test-XXXXXX");
+    {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/tat-gpu-test-XXXXXX", tmp ? tmp : P_tmpdir);
+    }
     if (!mkdtemp(dir)) {
         printf("FAIL test_gpu: cannot make a temporary directory\n");
         return 1;
