@@ -12,6 +12,7 @@
 extern "C" {
 #include "cuda.h"
 #include "tat_gpu.h"
+#include "tat_gpu_steps.h"
 }
 
 #define TAT_THREADS 256
@@ -357,75 +358,57 @@ extern "C" size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int 
     return ksize == 1 ? 0 : (size_t)batch * in_c * ksize * ksize * h * w;
 }
 
+/* ---- the primitives as tat_gpu_steps.h sees them ----------------------------------------- */
+static void residual_launch(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
+                            size_t rows)
+{
+    residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(o, t, drow, sse_pos, N, d, rows);
+    tat_check_launch();
+}
+
+static double sum_to_host(double *sum, const double *x, size_t n)
+{
+    double h;
+    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(sum, x, n);
+    tat_check_launch();
+    tat_check(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
+{
+    dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, a, drow, two_w, N, n);
+    tat_check_launch();
+}
+
+static void zero_launch(float *x, size_t n)
+{
+    tat_check(cudaMemset(x, 0, n * sizeof(float)));
+}
+
+static const tat_gpu_ops gpu_ops = {
+    tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
+    tat_gpu_avgpool_backward, tat_gpu_im2col, tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
+    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, sum_to_host,
+    dscore_launch, zero_launch};
+
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
                                           int batch, int h, int w, int per_image)
 {
-    int hw = h * w, kk = g->in_c * g->ksize * g->ksize;
-    size_t n = (size_t)batch * g->out_c * hw;
-    const float *col = in;
-    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
-    if (g->ksize != 1) {
-        tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
-        tat_gpu_im2col(workspace, in, cg);
-        col = workspace;
-    }
-    /* as tat.c: the conv result goes into x_hat, BN normalises it in place */
-    tat_gpu_gemm(tat_gemm_conv_forward(batch, g->out_c, kk, hw), g->weights, col, g->x_hat);
-    tat_gpu_batchnorm_forward(g->out, g->x_hat, g->mean, g->inv_std, g->x_hat, g->scales,
-                              g->biases, bn);
-    tat_check(cudaMemset(g->out_grad, 0, n * sizeof(float)));
+    tat_steps_embedding_forward(&gpu_ops, g, in, workspace, batch, h, w, per_image);
 }
 
 extern "C" void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, const float *in,
                                            float *workspace, int batch, int h, int w,
                                            int per_image)
 {
-    int hw = h * w, kk = g->in_c * g->ksize * g->ksize, b;
-    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
-    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
-    const float *col = in;
-    /* d(conv out) into `out`, dead now (as tat.c) */
-    tat_gpu_batchnorm_backward(g->out, g->scale_grads, g->bias_grads, g->out_grad, g->x_hat,
-                               g->inv_std, g->scales, bn, 1);
-    if (g->ksize != 1) {
-        tat_gpu_im2col(workspace, in, cg);
-        col = workspace;
-    }
-    /* dW sums over images: one product per image, accumulating */
-    for (b = 0; b < batch; ++b)
-        tat_gpu_gemm(tat_gemm_conv_weight_grad(g->out_c, kk, hw), g->out + (size_t)b * g->out_c * hw,
-                     col + (size_t)b * kk * hw, g->weight_grads);
-    if (!d_in) return;
-    if (g->ksize == 1) {
-        tat_gpu_gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 1), g->weights, g->out, d_in);
-    } else {
-        tat_gpu_gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 0), g->weights, g->out,
-                     workspace);
-        tat_gpu_col2im_add(d_in, workspace, cg);
-    }
+    tat_steps_embedding_backward(&gpu_ops, g, d_in, in, workspace, batch, h, w, per_image);
 }
 
 /* ---- term ------------------------------------------------------------------------------- */
-static size_t term_block_floats(const tat_term *t)
-{
-    return (size_t)t->n_blocks * t->d * t->N;
-}
-
-static tat_patch_geom term_patch_geom(const tat_term *t)
-{
-    tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
-    return g;
-}
-
-static tat_pool_geom term_pool_geom(const tat_term *t)
-{
-    tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
-    return g;
-}
-
 extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term *geom)
 {
-    size_t blk = term_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
+    size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
     memset(g, 0, sizeof(*g));
     g->geom = *geom;
     g->geom.attn = g->geom.resid = g->geom.drow = g->geom.kept = g->geom.scratch = NULL;
@@ -451,70 +434,13 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     memset(g, 0, sizeof(*g));
 }
 
-/* Map -> blocks (patch regrouping or anchor pooling). */
-static void term_gather(const tat_term *t, float *blocks, const float *x)
-{
-    if (t->kind == TAT_TERM_ANCHORS) tat_gpu_avgpool_forward(blocks, x, term_pool_geom(t));
-    else tat_gpu_patch_gather(blocks, x, term_patch_geom(t));
-}
-
-/* The adjoint: map gradient += the blocks' gradient put back. */
-static void term_scatter_add(const tat_term *t, float *d_x, const float *d_blocks)
-{
-    if (t->kind == TAT_TERM_ANCHORS) tat_gpu_avgpool_backward(d_x, d_blocks, term_pool_geom(t));
-    else tat_gpu_patch_scatter_add(d_x, d_blocks, term_patch_geom(t));
-}
-
 extern "C" double tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
                                        const float *v, const float *target)
 {
-    const tat_term *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d;
-    size_t blk = term_block_floats(t), rows = (size_t)n * N;
-    const float *tg = target;
-    double sse;
-    if (t->direct) {
-        g->Q = q, g->K = k, g->V = v;
-    } else {
-        term_gather(t, g->blocks, q);
-        term_gather(t, g->blocks + blk, k);
-        term_gather(t, g->blocks + 2 * blk, v);
-        term_gather(t, g->blocks + 3 * blk, target);
-        g->Q = g->blocks, g->K = g->blocks + blk, g->V = g->blocks + 2 * blk;
-        tg = g->blocks + 3 * blk;
-    }
-    tat_gpu_gemm(tat_gemm_scores(n, N, d), g->Q, g->K, g->attn);
-    tat_gpu_softmax_rows(g->attn, (int)rows, N);
-    tat_gpu_gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
-    residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(g->resid, tg, g->drow, g->sse_pos, N, d, rows);
-    tat_check_launch();
-    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(g->sse_sum, g->sse_pos, rows);
-    tat_check_launch();
-    tat_check(cudaMemcpy(&sse, g->sse_sum, sizeof(double), cudaMemcpyDeviceToHost));
-    return sse;
+    return tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
 }
 
 extern "C" void tat_gpu_term_backward(tat_gpu_term *g, float *d_q, float *d_k, float *d_v, float w)
 {
-    const tat_term *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d;
-    size_t blk = term_block_floats(t), nn = (size_t)n * N * N;
-    float two_w = 2 * w, beta = t->direct ? 1.f : 0.f;
-    float *dq = d_q, *dk = d_k, *dv = d_v;
-    if (!t->direct) {
-        dq = g->blocks + 4 * blk;
-        dk = d_k ? g->blocks + 5 * blk : NULL;
-        dv = g->blocks + 6 * blk;
-    }
-    /* dO = 2w R is folded into the alphas: dV = dO A, dP = dO^T V */
-    tat_gpu_gemm(tat_gemm_value_grad(n, N, d, two_w, beta), g->resid, g->attn, dv);
-    tat_gpu_gemm(tat_gemm_prob_grad(n, N, d, two_w), g->resid, g->V, g->ds);
-    dscore_kernel<<<tat_blocks(nn), TAT_THREADS>>>(g->ds, g->attn, g->drow, two_w, N, nn);
-    tat_check_launch();
-    tat_gpu_gemm(tat_gemm_query_grad(n, N, d, beta), g->K, g->ds, dq);
-    if (dk) tat_gpu_gemm(tat_gemm_key_grad(n, N, d, beta), g->Q, g->ds, dk);
-    if (t->direct) return;
-    term_scatter_add(t, d_q, dq);
-    term_scatter_add(t, d_v, dv);
-    if (d_k) term_scatter_add(t, d_k, dk);
+    tat_steps_term_backward(&gpu_ops, g, d_q, d_k, d_v, w);
 }

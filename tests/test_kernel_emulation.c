@@ -1,10 +1,10 @@
 /* The GPU path's logic, run on the CPU: every kernel of tat_layer/tat_gpu.cu is a loop over an
- * index space calling a per-element function of tat_kernel_index.h, and every cuBLAS call
- * takes the struct tat_gemm_map() returns. Here the same functions run over the whole index
- * space (reductions: over every thread of a block, combined in the kernels' tree order) and
- * the structs drive a column-major strided-batched sgemm written below, following the
- * launchers of tat_gpu.cu step by step; the results are compared with the CPU reference
- * (tat.c) on odd shapes. Not covered: cuBLAS itself, launch configurations, synchronisation,
+ * index space calling a per-element function of tat_kernel_index.h, every cuBLAS call takes
+ * the struct tat_gemm_map() returns, and the order of the calls is tat_gpu_steps.h. Here the
+ * same functions run over the whole index space (reductions: over every thread of a block,
+ * combined in the kernels' tree order), the structs drive a column-major strided-batched
+ * sgemm written below, and tat_gpu_steps.h itself runs on host buffers with these as its
+ * primitives; the results are compared with the CPU reference (tat.c) on odd shapes. Not covered: cuBLAS itself, launch configurations, synchronisation,
  * device memory management (see tests/gpu/ for the test that needs a GPU).
  * Prints PASS/FAIL lines; exit status 1 if any check failed. */
 #include <math.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tat.h"
+#include "tat_gpu_steps.h"
 #include "tat_kernel_index.h"
 
 static int failures;
@@ -235,48 +236,77 @@ static void emu_softmax_rows(float *s, int rows, int cols)
     }
 }
 
-/* ---- embedding: tat_gpu_embedding_forward / _backward on the host ----------------------- */
-static void emu_embedding_forward(tat_embedding *e, const float *in, float *ws, int batch, int h,
-                                  int w, int per_image)
+/* ---- the primitives of tat_gpu_steps.h, as the kernels run them, on the host ------------- */
+static void emu_patch_gather(float *blocks, const float *x, tat_patch_geom g);
+static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g);
+
+static void emu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
-    int hw = h * w, kk = e->in_c * e->ksize * e->ksize;
-    size_t i, n = (size_t)batch * e->out_c * hw;
-    const float *col = in;
-    tat_bn_geom bn = {batch, e->out_c, hw, per_image};
-    if (e->ksize != 1) {
-        tat_conv_geom cg = {batch, e->in_c, h, w, e->ksize};
-        for (i = 0; i < tat_col_elements(cg); ++i) ws[i] = tat_im2col_value(cg, in, i);
-        col = ws;
-    }
-    emu_gemm(tat_gemm_conv_forward(batch, e->out_c, kk, hw), e->weights, col, e->x_hat);
-    emu_bn_forward(e->out, e->x_hat, e->mean, e->inv_std, e->x_hat, e->scales, e->biases, bn);
-    memset(e->out_grad, 0, n * sizeof(float));
+    size_t i;
+    for (i = 0; i < tat_pool_out_elements(g); ++i) out[i] = tat_pool_forward_value(g, in, i);
 }
 
-static void emu_embedding_backward(tat_embedding *e, float *d_in, const float *in, float *ws,
-                                   int batch, int h, int w, int per_image)
+static void emu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
 {
-    int hw = h * w, kk = e->in_c * e->ksize * e->ksize, b;
-    tat_bn_geom bn = {batch, e->out_c, hw, per_image};
-    tat_conv_geom cg = {batch, e->in_c, h, w, e->ksize};
-    const float *col = in;
+    float inv = 1.f / (g.kh * g.kw);
     size_t i;
-    emu_bn_backward(e->out, e->scale_grads, e->bias_grads, e->out_grad, e->x_hat, e->inv_std,
-                    e->scales, bn, 1);
-    if (e->ksize != 1) {
-        for (i = 0; i < tat_col_elements(cg); ++i) ws[i] = tat_im2col_value(cg, in, i);
-        col = ws;
+    for (i = 0; i < (size_t)g.planes * g.h * g.w; ++i) {
+        long long o = tat_pool_window_of(g, i);
+        if (o >= 0) d_in[i] += d_out[checked(o, tat_pool_out_elements(g))] * inv;
     }
-    for (b = 0; b < batch; ++b)
-        emu_gemm(tat_gemm_conv_weight_grad(e->out_c, kk, hw), e->out + (size_t)b * e->out_c * hw,
-                 col + (size_t)b * kk * hw, e->weight_grads);
-    if (!d_in) return;
-    if (e->ksize == 1) {
-        emu_gemm(tat_gemm_conv_input_grad(batch, e->out_c, kk, hw, 1), e->weights, e->out, d_in);
-    } else {
-        emu_gemm(tat_gemm_conv_input_grad(batch, e->out_c, kk, hw, 0), e->weights, e->out, ws);
-        for (i = 0; i < (size_t)batch * e->in_c * hw; ++i) d_in[i] += tat_col2im_value(cg, ws, i);
-    }
+}
+
+static void emu_im2col(float *col, const float *in, tat_conv_geom g)
+{
+    size_t i;
+    for (i = 0; i < tat_col_elements(g); ++i) col[i] = tat_im2col_value(g, in, i);
+}
+
+static void emu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
+{
+    size_t i;
+    for (i = 0; i < (size_t)g.batch * g.c * g.h * g.w; ++i) d_in[i] += tat_col2im_value(g, col, i);
+}
+
+static void emu_residual(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
+                         size_t rows)
+{
+    size_t i;
+    for (i = 0; i < rows; ++i) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+}
+
+static double emu_sum_to_host(double *sum, const double *x, size_t n)
+{
+    double red[TAT_REDUCE_THREADS];
+    int t;
+    for (t = 0; t < TAT_REDUCE_THREADS; ++t) red[t] = tat_partial_sum_d(x, n, t, TAT_REDUCE_THREADS);
+    *sum = tree_sum_d(red);
+    return *sum;
+}
+
+static void emu_dscore(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) tat_dscore_element(ds, a, drow, two_w, N, i);
+}
+
+static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+
+static const tat_gpu_ops emu_ops = {
+    emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
+    emu_im2col, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
+    emu_sum_to_host, emu_dscore, emu_zero};
+
+/* The device-side struct over a host embedding's own buffers. */
+static tat_gpu_embedding view_of(tat_embedding *e)
+{
+    tat_gpu_embedding g;
+    g.in_c = e->in_c, g.out_c = e->out_c, g.ksize = e->ksize;
+    g.weights = e->weights, g.scales = e->scales, g.biases = e->biases;
+    g.weight_grads = e->weight_grads, g.scale_grads = e->scale_grads, g.bias_grads = e->bias_grads;
+    g.x_hat = e->x_hat, g.out = e->out, g.out_grad = e->out_grad;
+    g.mean = e->mean, g.inv_std = e->inv_std;
+    return g;
 }
 
 static void clone_embedding(tat_embedding *dst, const tat_embedding *src, int batch, int h, int w)
@@ -314,14 +344,18 @@ static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksi
     for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = urand();
     tat_embedding_alloc_activations(&ref, batch, h, w);
     clone_embedding(&emu, &ref, batch, h, w);
+    tat_gpu_embedding view = view_of(&emu);
+    for (i = 0; i < (int)nout; ++i) ref.out_grad[i] = emu.out_grad[i] = 7; /* a previous step's */
     tat_embedding_forward(&ref, in, ws_ref, batch, h, w, per_image);
-    emu_embedding_forward(&emu, in, ws_emu, batch, h, w, per_image);
+    tat_steps_embedding_forward(&emu_ops, &view, in, ws_emu, batch, h, w, per_image);
     snprintf(name, sizeof(name), "emulation embedding %dx%d conv + BN %s (b%d c%d->%d %dx%d)",
              ksize, ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
     {
         char n2[200];
         snprintf(n2, sizeof(n2), "%s: forward", name);
         check_close(n2, emu.out, ref.out, nout, TOL_SUM);
+        snprintf(n2, sizeof(n2), "%s: forward clears the output gradient", name);
+        check_close(n2, emu.out_grad, ref.out_grad, nout, TOL_EXACT);
         snprintf(n2, sizeof(n2), "%s: mean, inv_std", name);
         int groups = per_image ? batch * out_c : out_c;
         double e = rel_err(emu.mean, ref.mean, groups) + rel_err(emu.inv_std, ref.inv_std, groups);
@@ -333,7 +367,7 @@ static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksi
         memcpy(ref.out_grad, g, nout * sizeof(float));
         memcpy(emu.out_grad, g, nout * sizeof(float));
         tat_embedding_backward(&ref, d_in_ref, in, ws_ref, batch, h, w, per_image);
-        emu_embedding_backward(&emu, d_in_emu, in, ws_emu, batch, h, w, per_image);
+        tat_steps_embedding_backward(&emu_ops, &view, d_in_emu, in, ws_emu, batch, h, w, per_image);
         snprintf(n2, sizeof(n2), "%s: backward d_in", name);
         check_close(n2, d_in_emu, d_in_ref, nin, TOL_SUM);
         snprintf(n2, sizeof(n2), "%s: backward d_weights", name);
@@ -359,7 +393,7 @@ static void test_patch(int batch, int c, int h, int w, int gh, int gw, int group
     char *hit = calloc(nx, 1), name[160];
     int injective = 1;
     tat_patch_gather(ref, x, batch, c, h, w, gh, gw, groups);
-    for (i = 0; i < n; ++i) emu[i] = x[checked(tat_patch_map_index(g, i), nx)];
+    emu_patch_gather(emu, x, g);
     snprintf(name, sizeof(name), "emulation patch gather (b%d c%d %dx%d grid %d,%d groups %d)",
              batch, c, h, w, gh, gw, groups);
     check_close(name, emu, ref, n, TOL_EXACT);
@@ -371,7 +405,7 @@ static void test_patch(int batch, int c, int h, int w, int gh, int gw, int group
     snprintf(name, sizeof(name), "emulation patch map is one-to-one (grid %d,%d groups %d)", gh, gw, groups);
     report(injective, name, "two block elements map to one map element, or out of range");
     tat_patch_scatter_add(dref, dblk, batch, c, h, w, gh, gw, groups);
-    for (i = 0; i < n; ++i) demu[checked(tat_patch_map_index(g, i), nx)] += dblk[i];
+    emu_patch_scatter_add(demu, dblk, g);
     snprintf(name, sizeof(name), "emulation patch scatter-add (grid %d,%d groups %d)", gh, gw, groups);
     check_close(name, demu, dref, nx, TOL_EXACT);
     free(x), free(ref), free(emu), free(dref), free(demu), free(dblk), free(hit);
@@ -380,64 +414,38 @@ static void test_patch(int batch, int c, int h, int w, int gh, int gw, int group
 static void test_pool(int planes, int h, int w, int kh, int kw)
 {
     tat_pool_geom g = {planes, h, w, kh, kw};
-    size_t n = tat_pool_out_elements(g), nx = (size_t)planes * h * w, i;
+    size_t n = tat_pool_out_elements(g), nx = (size_t)planes * h * w;
     float *x = rand_array(nx, 1), *ref = calloc(n, sizeof(float)), *emu = calloc(n, sizeof(float));
     float *dref = rand_array(nx, 1), *demu = copy_array(dref, nx), *dout = rand_array(n, 1);
     char name[160];
     tat_avgpool_forward(ref, x, 1, planes, h, w, kh, kw);
-    for (i = 0; i < n; ++i) emu[i] = tat_pool_forward_value(g, x, i); /* reads only */
+    emu_avgpool_forward(emu, x, g);
     snprintf(name, sizeof(name), "emulation avgpool forward (%d planes %dx%d kernel %d,%d)", planes, h, w, kh, kw);
     check_close(name, emu, ref, n, TOL_EXACT);
     tat_avgpool_backward(dref, dout, 1, planes, h, w, kh, kw);
-    for (i = 0; i < nx; ++i) {
-        long long o = tat_pool_window_of(g, i);
-        if (o >= 0) demu[i] += dout[checked(o, n)] * (1.f / (kh * kw));
-    }
+    emu_avgpool_backward(demu, dout, g);
     snprintf(name, sizeof(name), "emulation avgpool backward (%d planes %dx%d kernel %d,%d)", planes, h, w, kh, kw);
     check_close(name, demu, dref, nx, TOL_EXACT);
     free(x), free(ref), free(emu), free(dref), free(demu), free(dout);
 }
 
-/* ---- a whole term: tat_gpu_term_forward / _backward on the host ------------------------- */
-typedef struct {
-    tat_term geom;
-    const float *Q, *K, *V;
-    float *blocks, *attn, *ds, *resid, *drow;
-    double *sse_pos;
-} emu_term;
-
-static void emu_gather(const tat_term *t, float *blocks, const float *x)
+/* ---- a whole term: tat_gpu_steps.h on host buffers ------------------------------------- */
+static void emu_patch_gather(float *blocks, const float *x, tat_patch_geom g)
 {
-    size_t i;
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
-        for (i = 0; i < tat_pool_out_elements(g); ++i) blocks[i] = tat_pool_forward_value(g, x, i);
-    } else {
-        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
-        size_t nx = (size_t)t->batch * t->c * t->h * t->w;
-        for (i = 0; i < tat_patch_block_elements(g); ++i) blocks[i] = x[checked(tat_patch_map_index(g, i), nx)];
-    }
+    size_t i, nx = (size_t)g.batch * g.c * g.h * g.w;
+    for (i = 0; i < tat_patch_block_elements(g); ++i) blocks[i] = x[checked(tat_patch_map_index(g, i), nx)];
 }
 
-static void emu_scatter_add(const tat_term *t, float *d_x, const float *d_blocks)
+static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
 {
-    size_t i;
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
-        for (i = 0; i < (size_t)g.planes * g.h * g.w; ++i) {
-            long long o = tat_pool_window_of(g, i);
-            if (o >= 0) d_x[i] += d_blocks[checked(o, tat_pool_out_elements(g))] * (1.f / (g.kh * g.kw));
-        }
-    } else {
-        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
-        size_t nx = (size_t)t->batch * t->c * t->h * t->w;
-        for (i = 0; i < tat_patch_block_elements(g); ++i) d_x[checked(tat_patch_map_index(g, i), nx)] += d_blocks[i];
-    }
+    size_t i, nx = (size_t)g.batch * g.c * g.h * g.w;
+    for (i = 0; i < tat_patch_block_elements(g); ++i) d_x[checked(tat_patch_map_index(g, i), nx)] += d_blocks[i];
 }
 
-static void emu_term_init(emu_term *e, const tat_term *geom)
+/* tat_gpu_term_init's buffers, on the host */
+static void emu_term_init(tat_gpu_term *e, const tat_term *geom)
 {
-    size_t blk = (size_t)geom->n_blocks * geom->d * geom->N, nn = (size_t)geom->n_blocks * geom->N * geom->N;
+    size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
     memset(e, 0, sizeof(*e));
     e->geom = *geom;
     if (!geom->direct) e->blocks = calloc(7 * blk, sizeof(float));
@@ -446,62 +454,13 @@ static void emu_term_init(emu_term *e, const tat_term *geom)
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
     e->sse_pos = calloc((size_t)geom->n_blocks * geom->N, sizeof(double));
+    e->sse_sum = calloc(1, sizeof(double));
 }
 
-static void emu_term_free(emu_term *e)
+static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
-}
-
-static double emu_term_forward(emu_term *g, const float *q, const float *k, const float *v,
-                               const float *target)
-{
-    const tat_term *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d, tid;
-    size_t blk = (size_t)n * d * N, rows = (size_t)n * N, i;
-    const float *tg = target;
-    double red[TAT_REDUCE_THREADS];
-    if (t->direct) {
-        g->Q = q, g->K = k, g->V = v;
-    } else {
-        emu_gather(t, g->blocks, q);
-        emu_gather(t, g->blocks + blk, k);
-        emu_gather(t, g->blocks + 2 * blk, v);
-        emu_gather(t, g->blocks + 3 * blk, target);
-        g->Q = g->blocks, g->K = g->blocks + blk, g->V = g->blocks + 2 * blk;
-        tg = g->blocks + 3 * blk;
-    }
-    emu_gemm(tat_gemm_scores(n, N, d), g->Q, g->K, g->attn);
-    emu_softmax_rows(g->attn, (int)rows, N);
-    emu_gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
-    for (i = 0; i < rows; ++i)
-        g->drow[i] = tat_residual_position(g->resid, tg, i / N, (int)(i % N), N, d, &g->sse_pos[i]);
-    for (tid = 0; tid < TAT_REDUCE_THREADS; ++tid)
-        red[tid] = tat_partial_sum_d(g->sse_pos, rows, tid, TAT_REDUCE_THREADS);
-    return tree_sum_d(red);
-}
-
-static void emu_term_backward(emu_term *g, float *d_q, float *d_k, float *d_v, float w)
-{
-    const tat_term *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d;
-    size_t blk = (size_t)n * d * N, nn = (size_t)n * N * N, i;
-    float two_w = 2 * w, beta = t->direct ? 1.f : 0.f;
-    float *dq = d_q, *dk = d_k, *dv = d_v;
-    if (!t->direct) {
-        dq = g->blocks + 4 * blk;
-        dk = d_k ? g->blocks + 5 * blk : NULL;
-        dv = g->blocks + 6 * blk;
-    }
-    emu_gemm(tat_gemm_value_grad(n, N, d, two_w, beta), g->resid, g->attn, dv);
-    emu_gemm(tat_gemm_prob_grad(n, N, d, two_w), g->resid, g->V, g->ds);
-    for (i = 0; i < nn; ++i) tat_dscore_element(g->ds, g->attn, g->drow, two_w, N, i);
-    emu_gemm(tat_gemm_query_grad(n, N, d, beta), g->K, g->ds, dq);
-    if (dk) emu_gemm(tat_gemm_key_grad(n, N, d, beta), g->Q, g->ds, dk);
-    if (t->direct) return;
-    emu_scatter_add(t, d_q, dq);
-    emu_scatter_add(t, d_v, dv);
-    if (d_k) emu_scatter_add(t, d_k, dk);
+    free(e->sse_sum);
 }
 
 /* anchors: anchor_h > 0 (grid/groups unused); else patch groups */
@@ -509,7 +468,7 @@ static void test_term_scaled(const char *what, int batch, int c, int h, int w, i
                              int groups, int anchor_h, int anchor_w, int key_grad, float qk_scale)
 {
     tat_term ref;
-    emu_term emu;
+    tat_gpu_term emu;
     size_t nx = (size_t)batch * c * h * w, nn;
     float *q = rand_array(nx, qk_scale), *k = rand_array(nx, qk_scale), *v = rand_array(nx, 1);
     float *tg = rand_array(nx, 1);
@@ -523,7 +482,7 @@ static void test_term_scaled(const char *what, int batch, int c, int h, int w, i
     emu_term_init(&emu, &ref);
     nn = (size_t)ref.n_blocks * ref.N * ref.N;
     sse_ref = tat_term_forward(&ref, q, k, v, tg);
-    sse_emu = emu_term_forward(&emu, q, k, v, tg);
+    sse_emu = tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
     snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
     check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: residual O - T", what);
@@ -538,7 +497,7 @@ static void test_term_scaled(const char *what, int batch, int c, int h, int w, i
         report(e <= TOL_SUM, name, detail);
     }
     tat_term_backward(&ref, dq_ref, key_grad ? dk_ref : NULL, dv_ref, w_loss);
-    emu_term_backward(&emu, dq_emu, key_grad ? dk_emu : NULL, dv_emu, w_loss);
+    tat_steps_term_backward(&emu_ops, &emu, dq_emu, key_grad ? dk_emu : NULL, dv_emu, w_loss);
     snprintf(name, sizeof(name), "emulation %s: backward d_q", what);
     check_close(name, dq_emu, dq_ref, nx, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: backward d_v", what);
