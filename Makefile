@@ -4,7 +4,11 @@
 #                         link darknet/darknet to the built binary,
 #                         build the helper programs tools/*.c into build/tools/
 #   make test             build the CPU variant, compile tests/test_*.c, run tests/run.sh
-#   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants (no run)
+#   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
+#                         program and the GPU benchmark (no run)
+#   make test-gpu         GPU build + tests/gpu/ (kernels and layers against the CPU code, a
+#                         short GPU distillation); each skips with one line without a device
+#   make bench-gpu        GPU benchmark at the paper's settings (bench/bench_gpu.c)
 #   make test-asan        the same tests on build/cpu-asan/ (AddressSanitizer + UBSan)
 #   make test-valgrind    a short distillation run under valgrind: no leaks from the plugin
 #   make fuzz FUZZ_SECONDS=60   libFuzzer (clang) on the cfg parser and the weights loader
@@ -72,7 +76,7 @@ DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
 .PHONY: all build fetch tools test test-bins gpu-build-check deps demo study clean distclean \
-    test-asan test-valgrind fuzz
+    test-asan test-valgrind fuzz test-gpu gpu-test-bins bench-gpu
 
 all: build tools
 	@[ "$$(readlink $(DARKNET_TREE)/darknet)" = ../build/$(VARIANT)/darknet ] || \
@@ -149,7 +153,41 @@ fuzz:
 
 gpu-build-check:
 	+$(MAKE) build GPU=1 CUDNN=0
+	+$(MAKE) gpu-test-bins
 	+$(MAKE) build GPU=1 CUDNN=1
+
+# --- GPU tests and benchmark: linked against the GPU library, never part of `make test`
+# (which links the CPU library). tests/gpu/test_*.c and test_*.sh run through tests/run.sh.
+GPU_OUT = $(CURDIR)/build/gpu
+GPU_TEST_DIR = build/gpu-tests
+GPU_BENCH = build/bench/bench_gpu
+GPU_TEST_SRCS = $(wildcard tests/gpu/test_*.c)
+GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
+GPU_CFLAGS = $(TEST_CFLAGS) -DGPU -I$(CUDA_HOME)/include
+GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++ \
+    -lopenblas -lm -pthread
+
+gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
+
+$(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)
+
+$(GPU_BENCH): bench/bench_gpu.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)
+
+test-gpu:
+	+$(MAKE) build GPU=1 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+-$(MAKE) -k gpu-test-bins tools
+	TESTS_DIR=$(CURDIR)/tests/gpu DARKNET=$(GPU_OUT)/darknet DARKNET_DIR=$(DN) \
+	    tests/run.sh $(CURDIR)/$(GPU_TEST_DIR)
+
+bench-gpu:
+	+$(MAKE) build GPU=1 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+$(MAKE) $(GPU_BENCH)
+	$(GPU_BENCH)
 
 deps:
 	scripts/install-deps.sh

@@ -11,8 +11,11 @@
 #include "distill_plugin.h"
 #include "option_list.h"
 #include "tat.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
 
-typedef struct {
+typedef struct distill_state {
     int owner;                 /* holds the embeddings it uses                          */
     int from, teacher_layer;   /* absolute indices in the student and the teacher        */
     int batch, h, w, student_c, teacher_c;
@@ -25,7 +28,15 @@ typedef struct {
     float *workspace;                  /* conv im2col scratch (owner only)               */
     float loss;                        /* weighted loss of the last forward, per image    */
     int index;                         /* this layer's index, for messages                */
+    struct distill_state *shared;      /* the owner of the embeddings when not owner      */
+    struct distill_gpu *gpu;           /* device state (GPU builds on a device, active)   */
 } distill_state;
+
+#ifdef GPU
+static void distill_gpu_setup(distill_state *s);
+static void distill_gpu_params(distill_state *s, int to_host);
+static void distill_gpu_free(distill_state *s);
+#endif
 
 int distill_finite(float x)
 {
@@ -275,6 +286,9 @@ layer parse_tat_distill(list *options, network *net, int index)
         s->term.N = (s->h / grid_h) * (s->w / grid_w);
         s->term.d = grid_h * grid_w / groups * s->teacher_c;
     }
+#ifdef GPU
+    distill_gpu_setup(s);
+#endif
     snprintf(what, sizeof(what), "grid %d,%d groups %d, q/v %dx%d, key %s, bn %s", grid_h, grid_w,
              groups, s->ksize, s->ksize, s->key_learned ? "learned" : "identity",
              s->bn_per_image ? "image" : "batch");
@@ -304,6 +318,8 @@ layer parse_anchor_distill(list *options, network *net, int index)
             cfg_fail(net, index, t, "embeddings", "size, key and bn come from the shared layer %d: remove them here", ei);
         *s = *shared; /* same student/teacher maps and embedding settings */
         s->owner = 0;
+        s->shared = shared;
+        s->gpu = 0;
         s->workspace = 0;
         memset(&s->query, 0, sizeof(s->query));
         memset(&s->value, 0, sizeof(s->value));
@@ -352,6 +368,9 @@ layer parse_anchor_distill(list *options, network *net, int index)
         s->term.N = (s->h / (s->h / anchor_h)) * (s->w / (s->w / anchor_w));
         s->term.d = s->teacher_c;
     }
+#ifdef GPU
+    distill_gpu_setup(s);
+#endif
     snprintf(what, sizeof(what), "anchors %d,%d (%d positions), %s", anchor_h, anchor_w, s->term.N,
              shared ? "shared embeddings" : "own embeddings");
     print_layer_line(&l, what);
@@ -363,6 +382,21 @@ layer parse_anchor_distill(list *options, network *net, int index)
 static int distilling(const distill_state *s, const network *net)
 {
     return s->active && net->train && net->teacher;
+}
+
+/* The weighted loss per image from the sum of squared errors; a non-finite loss stops the
+   run before this step's update and before any save: the backups on disk stay the last good
+   ones. The step number is the one its progress line would have shown. */
+static void set_loss(const layer *l, const network *net, distill_state *s, double sse)
+{
+    s->loss = (float)(s->loss_weight * sse / ((double)tat_term_elements_per_image(&s->term) * s->batch));
+    if (!distill_finite(s->loss)) {
+        size_t per_step = (size_t)net->batch * net->subdivisions;
+        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
+                net->cfgfile ? net->cfgfile : "cfg", section_name(l->type), s->index,
+                s->loss != s->loss ? "nan" : "inf", (*net->seen + per_step - 1) / per_step);
+        exit(1);
+    }
 }
 
 void forward_distill_layer(const layer l, network net)
@@ -380,16 +414,7 @@ void forward_distill_layer(const layer l, network net)
         if (s->k) tat_embedding_forward(s->k, teacher, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
     sse = tat_term_forward(&s->term, s->q->out, s->k ? s->k->out : teacher, s->v->out, teacher);
-    s->loss = (float)(s->loss_weight * sse / ((double)tat_term_elements_per_image(&s->term) * s->batch));
-    if (!distill_finite(s->loss)) {
-        /* stop before this step's update and before any save: the backups on disk stay the
-           last good ones. The step number is the one its progress line would have shown. */
-        size_t per_step = (size_t)net.batch * net.subdivisions;
-        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
-                net.cfgfile ? net.cfgfile : "cfg", section_name(l.type), s->index,
-                s->loss != s->loss ? "nan" : "inf", (*net.seen + per_step - 1) / per_step);
-        exit(1);
-    }
+    set_loss(&l, &net, s, sse);
 }
 
 void backward_distill_layer(const layer l, network net)
@@ -436,37 +461,202 @@ void update_distill_layer(const layer l, update_args a)
 }
 
 #ifdef GPU
-/* Host path until the CUDA kernels exist: the parameters live on the host, the student and
-   teacher maps and the student's delta are copied across. */
+/* On a device everything per batch stays there: the embeddings' parameters, gradients and
+   activations, the blocks and attention matrices (all sized once, here), the student's and
+   the teacher's maps (the teacher runs on the same device), the student's delta. Only the
+   loss comes back, one double per layer and batch. The host copies of the parameters are
+   brought up to date for saving (distill_gpu_params). */
+struct distill_gpu {
+    tat_gpu_embedding query, value, key; /* owner only; key when learned */
+    tat_gpu_term term;
+    float *workspace;                    /* im2col of the whole batch (3x3 embeddings) */
+};
+
+static void drop_host_activations(tat_embedding *e)
+{
+    /* the device has its own; the host ones would only take memory */
+    free(e->x_hat);
+    free(e->out);
+    free(e->out_grad);
+    free(e->mean);
+    free(e->inv_std);
+    e->x_hat = e->out = e->out_grad = e->mean = e->inv_std = 0;
+}
+
+static void distill_gpu_setup(distill_state *s)
+{
+    struct distill_gpu *g;
+    tat_term geom;
+    if (gpu_index < 0 || !s->active) return;
+    g = calloc(1, sizeof(*g));
+    if (s->owner) {
+        size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
+        tat_gpu_embedding_init(&g->query, s->q, s->batch, s->h, s->w);
+        tat_gpu_embedding_init(&g->value, s->v, s->batch, s->h, s->w);
+        if (s->k) tat_gpu_embedding_init(&g->key, s->k, s->batch, s->h, s->w);
+        g->workspace = cuda_make_array(0, ws ? ws : 1);
+        drop_host_activations(s->q);
+        drop_host_activations(s->v);
+        if (s->k) drop_host_activations(s->k);
+    }
+    tat_gpu_term_init(&g->term, &s->term);
+    /* keep the term's geometry (loss normalisation, FLOPs), drop its host buffers */
+    geom = g->term.geom;
+    tat_term_free(&s->term);
+    s->term = geom;
+    s->gpu = g;
+    /* multi-GPU training averages the embeddings across replicas (patch 0031) */
+    sync_layer_hook = distill_sync_layer;
+}
+
+static void distill_gpu_free(distill_state *s)
+{
+    struct distill_gpu *g = s->gpu;
+    if (!g) return;
+    if (s->owner) {
+        tat_gpu_embedding_free(&g->query);
+        tat_gpu_embedding_free(&g->value);
+        if (s->k) tat_gpu_embedding_free(&g->key);
+        cuda_free(g->workspace);
+    }
+    tat_gpu_term_free(&g->term);
+    free(g);
+    s->gpu = 0;
+}
+
+/* Parameters device -> host (to_host 1, before saving) or host -> device (after loading). */
+static void distill_gpu_params(distill_state *s, int to_host)
+{
+    struct distill_gpu *g = s->gpu;
+    if (!g || !s->owner) return;
+    if (to_host) {
+        tat_gpu_embedding_pull(&g->query, s->q);
+        tat_gpu_embedding_pull(&g->value, s->v);
+        if (s->k) tat_gpu_embedding_pull(&g->key, s->k);
+    } else {
+        tat_gpu_embedding_push(&g->query, s->q);
+        tat_gpu_embedding_push(&g->value, s->v);
+        if (s->k) tat_gpu_embedding_push(&g->key, s->k);
+    }
+}
+
+/* The embeddings in use: the layer's own or those of the [tat_distill] it shares. */
+static struct distill_gpu *embeddings_gpu(distill_state *s)
+{
+    return s->owner ? s->gpu : s->shared->gpu;
+}
+
 void forward_distill_layer_gpu(const layer l, network net)
 {
     distill_state *s = state_of(&l);
-    layer from;
-    if (!distilling(s, &net)) {
-        s->loss = 0;
-        return;
+    struct distill_gpu *g = s->gpu, *e;
+    const float *student, *teacher;
+    double sse;
+    s->loss = 0;
+    if (!distilling(s, &net) || !g) return;
+    e = embeddings_gpu(s);
+    student = net.layers[s->from].output_gpu;
+    teacher = net.teacher->layers[s->teacher_layer].output_gpu;
+    if (s->owner) {
+        tat_gpu_embedding_forward(&e->query, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding_forward(&e->value, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_gpu_embedding_forward(&e->key, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
-    from = net.layers[s->from];
-    cuda_pull_array(from.output_gpu, from.output, from.outputs * from.batch);
-    layer tf = net.teacher->layers[s->teacher_layer];
-    cuda_pull_array(tf.output_gpu, tf.output, tf.outputs * tf.batch);
-    forward_distill_layer(l, net);
+    sse = tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
+                               teacher);
+    set_loss(&l, &net, s, sse);
 }
 
 void backward_distill_layer_gpu(const layer l, network net)
 {
     distill_state *s = state_of(&l);
-    layer from;
-    if (!distilling(s, &net)) return;
-    from = net.layers[s->from];
-    cuda_pull_array(from.delta_gpu, from.delta, from.outputs * from.batch);
-    backward_distill_layer(l, net);
-    cuda_push_array(from.delta_gpu, from.delta, from.outputs * from.batch);
+    struct distill_gpu *g = s->gpu, *e;
+    /* as backward_distill_layer: the negative per-image weight */
+    float w = -s->loss_weight / (float)tat_term_elements_per_image(&s->term);
+    if (!distilling(s, &net) || !g) return;
+    e = embeddings_gpu(s);
+    tat_gpu_term_backward(&g->term, e->query.out_grad, s->k ? e->key.out_grad : 0,
+                          e->value.out_grad, w);
+    if (s->owner) {
+        const float *student = net.layers[s->from].output_gpu;
+        const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
+        float *d_student = net.layers[s->from].delta_gpu;
+        tat_gpu_embedding_backward(&e->query, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding_backward(&e->value, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_gpu_embedding_backward(&e->key, 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+    }
+}
+
+/* update_embedding's steps, in the same order, with Darknet's GPU blas */
+static void update_embedding_gpu(tat_gpu_embedding *e, update_args a, float learning_rate)
+{
+    int nw = e->out_c * e->in_c * e->ksize * e->ksize;
+    axpy_gpu(e->out_c, learning_rate / a.batch, e->bias_grads, 1, e->biases, 1);
+    scal_gpu(e->out_c, a.momentum, e->bias_grads, 1);
+    axpy_gpu(e->out_c, learning_rate / a.batch, e->scale_grads, 1, e->scales, 1);
+    scal_gpu(e->out_c, a.momentum, e->scale_grads, 1);
+    axpy_gpu(nw, -a.decay * a.batch, e->weights, 1, e->weight_grads, 1);
+    axpy_gpu(nw, learning_rate / a.batch, e->weight_grads, 1, e->weights, 1);
+    scal_gpu(nw, a.momentum, e->weight_grads, 1);
 }
 
 void update_distill_layer_gpu(const layer l, update_args a)
 {
-    update_distill_layer(l, a);
+    distill_state *s = state_of(&l);
+    float learning_rate = a.learning_rate * l.learning_rate_scale;
+    if (!s->owner || !s->active || !s->gpu) return;
+    update_embedding_gpu(&s->gpu->query, a, learning_rate);
+    update_embedding_gpu(&s->gpu->value, a, learning_rate);
+    if (s->k) update_embedding_gpu(&s->gpu->key, a, learning_rate);
+}
+
+/* One parameter array averaged over the replicas, through the host (as Darknet's
+   sync_layer does for its own layers); tmp and sum hold n floats. */
+static void average_array(float **replica, const int *device, int nrep, int n, float *tmp,
+                          float *sum)
+{
+    int i;
+    memset(sum, 0, n * sizeof(float));
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_pull_array(replica[i], tmp, n);
+        axpy_cpu(n, 1, tmp, 1, sum, 1);
+    }
+    scal_cpu(n, 1.f / nrep, sum, 1);
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_push_array(replica[i], sum, n);
+    }
+}
+
+int distill_sync_layer(network **nets, int n, int j)
+{
+    distill_state *s0 = state_of(&nets[0]->layers[j]);
+    float **rep;
+    int *dev, i, e;
+    if (!is_distill_layer(&nets[0]->layers[j])) return 0;
+    if (!s0->owner || !s0->gpu) return 1; /* nothing learned here */
+    rep = calloc(n, sizeof(*rep));
+    dev = calloc(n, sizeof(*dev));
+    for (i = 0; i < n; ++i) dev[i] = nets[i]->gpu_index;
+    for (e = 0; e < (s0->k ? 3 : 2); ++e) {
+        tat_gpu_embedding *g0 = e == 0 ? &s0->gpu->query : e == 1 ? &s0->gpu->value : &s0->gpu->key;
+        int nw = g0->out_c * g0->in_c * g0->ksize * g0->ksize, a;
+        float *tmp = calloc(nw, sizeof(float)), *sum = calloc(nw, sizeof(float));
+        for (a = 0; a < 3; ++a) {
+            for (i = 0; i < n; ++i) {
+                distill_state *si = state_of(&nets[i]->layers[j]);
+                tat_gpu_embedding *gi = e == 0 ? &si->gpu->query : e == 1 ? &si->gpu->value : &si->gpu->key;
+                rep[i] = a == 0 ? gi->weights : a == 1 ? gi->scales : gi->biases;
+            }
+            average_array(rep, dev, n, a == 0 ? nw : g0->out_c, tmp, sum);
+        }
+        free(tmp);
+        free(sum);
+    }
+    free(rep);
+    free(dev);
+    return 1;
 }
 #endif
 
@@ -491,9 +681,15 @@ static void distill_weights_io(layer l, FILE *fp, int save)
 {
     distill_state *s = state_of(&l);
     if (!s->owner) return;
+#ifdef GPU
+    if (save) distill_gpu_params(s, 1);
+#endif
     embedding_io(s->q, fp, save);
     embedding_io(s->v, fp, save);
     if (s->k) embedding_io(s->k, fp, save);
+#ifdef GPU
+    if (!save) distill_gpu_params(s, 0);
+#endif
 }
 
 void save_distill_weights(layer l, FILE *fp) { distill_weights_io(l, fp, 1); }
@@ -616,6 +812,9 @@ void free_distill_layer(layer l)
 {
     distill_state *s = state_of(&l);
     if (!s) return;
+#ifdef GPU
+    distill_gpu_free(s);
+#endif
     if (s->owner) {
         tat_embedding_free(&s->query);
         tat_embedding_free(&s->value);

@@ -24,6 +24,9 @@ void update_distill_layer(const layer l, update_args a);
 void forward_distill_layer_gpu(const layer l, network net);
 void backward_distill_layer_gpu(const layer l, network net);
 void update_distill_layer_gpu(const layer l, update_args a);
+/* sync_layer_hook (patch 0031): averages a distillation layer's embeddings over the GPU
+   replicas; returns 0 for any other layer, which Darknet then syncs itself. */
+int distill_sync_layer(network **nets, int n, int j);
 #endif
 
 /* Weights file: for each embedding the layer owns (query, value, then key when learned):

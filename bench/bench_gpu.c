@@ -1,0 +1,141 @@
+/* GPU benchmark of the distillation layers' math (tat_layer/tat_gpu.cu) at the paper's
+ * settings, composed as distill_layer.c's GPU path runs it: query, value (and learned key)
+ * embeddings, the patch-group term and the anchor term on the shared embeddings, both term
+ * backwards (anchor first, as the later layer), then the embedding backwards (the query's and
+ * value's into the student's delta). Timed with CUDA events after one warm-up step.
+ *
+ * Output: one line per setting:
+ *   gpu <setting> batch <B> <ms/image> ms/image  (<ms/step> ms/step, <GFLOP/image> attention GFLOP/image)
+ * usage: bench_gpu [-r reps] [-s setting-name]. Without a CUDA device: one SKIP line, exit 0.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "darknet.h"
+#include "tat.h"
+#include "tat_gpu.h"
+
+typedef struct {
+    const char *name;
+    int batch, c, h, w, ksize, key_learned, per_image;
+    int grid, groups; /* patch-group term (grid 1, groups 1: one-to-all) */
+    int anchors;      /* anchor term (0: none) */
+} setting;
+
+/* The segmentation settings of the method notes' table, at the paper's 129x129x256 decoder
+ * feature and batch 8; ImageNet: 7x7x512, batch 256, 3x3 embeddings, identity key. */
+static const setting settings[] = {
+    {"voc-r18", 8, 256, 129, 129, 1, 1, 1, 16, 64, 32},
+    {"voc-mnv2", 8, 256, 129, 129, 1, 1, 1, 32, 1024, 64},
+    {"coco-r18", 8, 256, 129, 129, 1, 1, 1, 32, 512, 32},
+    {"coco-mnv2", 8, 256, 129, 129, 1, 1, 1, 16, 64, 32},
+    {"imagenet", 256, 512, 7, 7, 3, 0, 0, 1, 1, 0},
+};
+
+static float *random_device_array(size_t n)
+{
+    float *x = malloc(n * sizeof(float)), *g;
+    size_t i;
+    for (i = 0; i < n; ++i) x[i] = 2.f * rand() / (float)RAND_MAX - 1.f;
+    g = cuda_make_array(x, n);
+    free(x);
+    return g;
+}
+
+/* A GPU term from the geometry tat_term_init_* computes (its host buffers freed at once). */
+static void gpu_term(tat_gpu_term *g, const setting *s, int anchors)
+{
+    tat_term t;
+    if (anchors) tat_term_init_anchor(&t, s->batch, s->c, s->h, s->w, anchors, anchors);
+    else tat_term_init_patch(&t, s->batch, s->c, s->h, s->w, s->grid, s->grid, s->groups);
+    tat_gpu_term_init(g, &t);
+    tat_term_free(&t);
+}
+
+static void run(const setting *s, int reps)
+{
+    tat_embedding hq, hv, hk;
+    tat_gpu_embedding q, v, k;
+    tat_gpu_term patch, anchor;
+    size_t n = (size_t)s->batch * s->c * s->h * s->w;
+    size_t nws = tat_gpu_conv_workspace_floats(s->batch, s->c, s->h, s->w, s->ksize);
+    float *student = random_device_array(n), *teacher = random_device_array(n);
+    float *d_student = cuda_make_array(0, n), *ws = cuda_make_array(0, nws ? nws : 1);
+    float w_patch = -1.f, w_anchor = -0.5f, ms = 0;
+    double flops;
+    cudaEvent_t start, stop;
+    int r;
+    tat_embedding_init(&hq, s->c, s->c, s->ksize);
+    tat_embedding_init(&hv, s->c, s->c, s->ksize);
+    tat_gpu_embedding_init(&q, &hq, s->batch, s->h, s->w);
+    tat_gpu_embedding_init(&v, &hv, s->batch, s->h, s->w);
+    if (s->key_learned) {
+        tat_embedding_init(&hk, s->c, s->c, 1);
+        tat_gpu_embedding_init(&k, &hk, s->batch, s->h, s->w);
+    }
+    gpu_term(&patch, s, 0);
+    if (s->anchors) gpu_term(&anchor, s, s->anchors);
+    flops = tat_term_flops_per_image(&patch.geom) + (s->anchors ? tat_term_flops_per_image(&anchor.geom) : 0);
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (r = -1; r < reps; ++r) {
+        const float *key;
+        if (r == 0) cudaEventRecord(start, 0); /* r = -1 is the warm-up */
+        tat_gpu_embedding_forward(&q, student, ws, s->batch, s->h, s->w, s->per_image);
+        tat_gpu_embedding_forward(&v, student, ws, s->batch, s->h, s->w, s->per_image);
+        if (s->key_learned) tat_gpu_embedding_forward(&k, teacher, ws, s->batch, s->h, s->w, s->per_image);
+        key = s->key_learned ? k.out : teacher;
+        tat_gpu_term_forward(&patch, q.out, key, v.out, teacher);
+        if (s->anchors) {
+            tat_gpu_term_forward(&anchor, q.out, key, v.out, teacher);
+            tat_gpu_term_backward(&anchor, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_anchor);
+        }
+        tat_gpu_term_backward(&patch, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_patch);
+        tat_gpu_embedding_backward(&q, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
+        tat_gpu_embedding_backward(&v, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
+        if (s->key_learned) tat_gpu_embedding_backward(&k, NULL, teacher, ws, s->batch, s->h, s->w, s->per_image);
+    }
+    cudaEventRecord(stop, 0);
+    cudaEventSynchronize(stop);
+    cudaEventElapsedTime(&ms, start, stop);
+    printf("gpu %-10s batch %3d %9.3f ms/image  (%8.2f ms/step, %.2f attention GFLOP/image)\n",
+           s->name, s->batch, ms / reps / s->batch, ms / reps, flops / 1e9);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    tat_gpu_term_free(&patch);
+    if (s->anchors) tat_gpu_term_free(&anchor);
+    tat_gpu_embedding_free(&q);
+    tat_gpu_embedding_free(&v);
+    tat_embedding_free(&hq);
+    tat_embedding_free(&hv);
+    if (s->key_learned) {
+        tat_gpu_embedding_free(&k);
+        tat_embedding_free(&hk);
+    }
+    cuda_free(student), cuda_free(teacher), cuda_free(d_student), cuda_free(ws);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 10, i, devices = 0;
+    const char *only = NULL;
+    cudaError_t st = cudaGetDeviceCount(&devices);
+    for (i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-s")) only = argv[i + 1];
+    }
+    if (st != cudaSuccess || devices == 0) {
+        printf("SKIP bench_gpu: no usable CUDA device (cudaGetDeviceCount: %s)\n",
+               st != cudaSuccess ? cudaGetErrorString(st) : "cudaGetDeviceCount found 0");
+        return 0;
+    }
+    if (reps < 1) reps = 1;
+    cuda_set_device(0);
+    /* the host-side term set-up only computes geometry: keep its scratch to one thread */
+    tat_set_num_threads(1);
+    srand(1);
+    for (i = 0; i < (int)(sizeof(settings) / sizeof(settings[0])); ++i)
+        if (!only || !strcmp(only, settings[i].name)) run(&settings[i], reps);
+    return 0;
+}

@@ -1,0 +1,446 @@
+/* TaT distillation math on the GPU: see tat_gpu.h. Each kernel loops its share of an index
+ * space and calls one per-element function of tat_kernel_index.h; the reductions give each
+ * thread of a block the share tat_kernel_index.h defines and combine the shares in shared
+ * memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "cuda.h"
+#include "tat_gpu.h"
+#include "tat_gpu_steps.h"
+}
+
+#define TAT_THREADS 256
+
+static void tat_check(cudaError_t status)
+{
+    check_error(status);
+}
+
+static void tat_check_launch(void)
+{
+    tat_check(cudaPeekAtLastError());
+}
+
+static void tat_check_blas(cublasStatus_t status, const char *what)
+{
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "tat: cuBLAS %s failed (status %d)\n", what, (int)status);
+        exit(1);
+    }
+}
+
+/* Blocks for a grid-stride loop over n items: enough to fill any current GPU, never more
+ * than the items need. */
+static unsigned int tat_blocks(size_t n)
+{
+    size_t b = (n + TAT_THREADS - 1) / TAT_THREADS;
+    if (b < 1) b = 1;
+    return (unsigned int)(b > 65536 ? 65536 : b);
+}
+
+#define TAT_GRID_STRIDE(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (size_t)gridDim.x * blockDim.x)
+
+static float *tat_gpu_alloc(size_t n)
+{
+    float *p;
+    tat_check(cudaMalloc((void **)&p, (n ? n : 1) * sizeof(float)));
+    tat_check(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
+    return p;
+}
+
+static void tat_gpu_free(void *p)
+{
+    if (p) tat_check(cudaFree(p));
+}
+
+/* ---- block reductions (TAT_REDUCE_THREADS threads, a power of two) ---------------------- */
+__device__ static double block_sum_d(double v, double *red)
+{
+    int tid = threadIdx.x, s;
+    red[tid] = v;
+    __syncthreads();
+    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    v = red[0];
+    __syncthreads(); /* red is reused by the next reduction */
+    return v;
+}
+
+__device__ static float block_max_f(float v, float *red)
+{
+    int tid = threadIdx.x, s;
+    red[tid] = v;
+    __syncthreads();
+    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = red[tid + s] > red[tid] ? red[tid + s] : red[tid];
+        __syncthreads();
+    }
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+
+__device__ static float block_sum_f(float v, float *red)
+{
+    int tid = threadIdx.x, s;
+    red[tid] = v;
+    __syncthreads();
+    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+
+/* ---- GEMM ------------------------------------------------------------------------------- */
+extern "C" void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B, float *C)
+{
+    tat_cublas_gemm c = tat_gemm_map(g);
+    tat_check_blas(cublasSgemmStridedBatched(
+                       blas_handle(), c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
+                       c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, c.m, c.n, c.k, &c.alpha,
+                       tat_gemm_first(A, B), c.ld_first, c.stride_first, tat_gemm_second(A, B),
+                       c.ld_second, c.stride_second, &c.beta, C, c.ldc, c.stride_c, c.batch),
+                   "sgemm");
+}
+
+/* ---- element-wise kernels --------------------------------------------------------------- */
+__global__ static void patch_gather_kernel(float *blocks, const float *x, tat_patch_geom g, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) blocks[i] = x[tat_patch_map_index(g, i)];
+}
+
+/* Blocks never overlap: each map element has at most one writer, no atomics needed. */
+__global__ static void patch_scatter_add_kernel(float *d_x, const float *d_blocks,
+                                                tat_patch_geom g, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) d_x[tat_patch_map_index(g, i)] += d_blocks[i];
+}
+
+__global__ static void avgpool_forward_kernel(float *out, const float *in, tat_pool_geom g, size_t n)
+{
+    TAT_GRID_STRIDE(o, n) out[o] = tat_pool_forward_value(g, in, o);
+}
+
+__global__ static void avgpool_backward_kernel(float *d_in, const float *d_out, tat_pool_geom g,
+                                               size_t n)
+{
+    float inv = 1.f / (g.kh * g.kw);
+    TAT_GRID_STRIDE(i, n) {
+        long long o = tat_pool_window_of(g, i);
+        if (o >= 0) d_in[i] += d_out[o] * inv;
+    }
+}
+
+__global__ static void im2col_kernel(float *col, const float *in, tat_conv_geom g, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) col[i] = tat_im2col_value(g, in, i);
+}
+
+__global__ static void col2im_add_kernel(float *d_in, const float *col, tat_conv_geom g, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) d_in[i] += tat_col2im_value(g, col, i);
+}
+
+__global__ static void dscore_kernel(float *ds, const float *a, const float *drow, float two_w,
+                                     int N, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_dscore_element(ds, a, drow, two_w, N, i);
+}
+
+/* One thread per (block, position): its column of d channels. */
+__global__ static void residual_kernel(float *o, const float *t, float *drow, double *sse_pos,
+                                       int N, int d, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+}
+
+/* ---- reduction kernels: one thread block per statistics group / row ---------------------- */
+__global__ static void bn_forward_kernel(float *out, float *x_hat, float *mean, float *inv_std,
+                                         const float *in, const float *gamma, const float *beta,
+                                         tat_bn_geom g)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    int gi = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
+    size_t j, n = tat_bn_count(g);
+    double sum = block_sum_d(tat_bn_partial_sum(g, in, gi, tid, nt), red);
+    double sqdev = block_sum_d(tat_bn_partial_sqdev(g, in, gi, sum / (double)n, tid, nt), red);
+    float m, is;
+    tat_bn_stats(g, sum, sqdev, TAT_BN_EPS, &m, &is);
+    if (tid == 0) {
+        mean[gi] = m;
+        inv_std[gi] = is;
+    }
+    for (j = tid; j < n; j += nt) tat_bn_normalize(g, out, x_hat, in, gamma, beta, gi, m, is, j);
+}
+
+/* One block per channel; in per-image mode it walks the channel's images in order, as tat.c
+ * does, so d_gamma[ch] and d_beta[ch] have one writer. */
+__global__ static void bn_backward_kernel(float *d_in, float *d_gamma, float *d_beta,
+                                          const float *d_out, const float *x_hat,
+                                          const float *inv_std, const float *gamma, tat_bn_geom g,
+                                          int assign)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    int ch = blockIdx.x, tid = threadIdx.x, nt = blockDim.x, b;
+    size_t j, n = tat_bn_count(g);
+    for (b = 0; b < (g.per_image ? g.batch : 1); ++b) {
+        int gi = g.per_image ? b * g.c + ch : ch;
+        double s_dy, s_dy_xh;
+        tat_bn_partial_dsums(g, d_out, x_hat, gi, tid, nt, &s_dy, &s_dy_xh);
+        s_dy = block_sum_d(s_dy, red);
+        s_dy_xh = block_sum_d(s_dy_xh, red);
+        if (tid == 0) {
+            d_gamma[ch] += (float)s_dy_xh;
+            d_beta[ch] += (float)s_dy;
+        }
+        if (!d_in) continue;
+        for (j = tid; j < n; j += nt)
+            tat_bn_backward_element(g, d_in, d_out, x_hat, gamma, inv_std, gi, s_dy, s_dy_xh,
+                                    assign, j);
+    }
+}
+
+__global__ static void softmax_rows_kernel(float *s, int cols)
+{
+    __shared__ float red[TAT_REDUCE_THREADS];
+    float *row = s + (size_t)blockIdx.x * cols;
+    int tid = threadIdx.x, nt = blockDim.x;
+    float mx = block_max_f(tat_softmax_partial_max(row, cols, tid, nt), red);
+    float sum = block_sum_f(tat_softmax_partial_expsum(row, cols, mx, tid, nt), red);
+    tat_softmax_write(row, cols, mx, sum, tid, nt);
+}
+
+__global__ static void sum_kernel(double *out, const double *x, size_t n)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    double s = block_sum_d(tat_partial_sum_d(x, n, threadIdx.x, blockDim.x), red);
+    if (threadIdx.x == 0) *out = s;
+}
+
+/* ---- launchers -------------------------------------------------------------------------- */
+extern "C" void tat_gpu_patch_gather(float *blocks, const float *x, tat_patch_geom g)
+{
+    size_t n = tat_patch_block_elements(g);
+    patch_gather_kernel<<<tat_blocks(n), TAT_THREADS>>>(blocks, x, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
+{
+    size_t n = tat_patch_block_elements(g);
+    patch_scatter_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, d_blocks, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
+{
+    size_t n = tat_pool_out_elements(g);
+    avgpool_forward_kernel<<<tat_blocks(n), TAT_THREADS>>>(out, in, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
+{
+    size_t n = (size_t)g.planes * g.h * g.w;
+    avgpool_backward_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, d_out, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_im2col(float *col, const float *in, tat_conv_geom g)
+{
+    size_t n = tat_col_elements(g);
+    im2col_kernel<<<tat_blocks(n), TAT_THREADS>>>(col, in, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
+{
+    size_t n = (size_t)g.batch * g.c * g.h * g.w;
+    col2im_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, col, g, n);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std,
+                                          const float *in, const float *gamma, const float *beta,
+                                          tat_bn_geom g)
+{
+    bn_forward_kernel<<<tat_bn_groups(g), TAT_REDUCE_THREADS>>>(out, x_hat, mean, inv_std, in,
+                                                                gamma, beta, g);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta,
+                                           const float *d_out, const float *x_hat,
+                                           const float *inv_std, const float *gamma,
+                                           tat_bn_geom g, int assign)
+{
+    bn_backward_kernel<<<g.c, TAT_REDUCE_THREADS>>>(d_in, d_gamma, d_beta, d_out, x_hat, inv_std,
+                                                     gamma, g, assign);
+    tat_check_launch();
+}
+
+extern "C" void tat_gpu_softmax_rows(float *s, int rows, int cols)
+{
+    softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+    tat_check_launch();
+}
+
+/* ---- embedding -------------------------------------------------------------------------- */
+extern "C" void tat_gpu_embedding_push(tat_gpu_embedding *g, const tat_embedding *e)
+{
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
+    tat_check(cudaMemcpy(g->weights, e->weights, nw * sizeof(float), cudaMemcpyHostToDevice));
+    tat_check(cudaMemcpy(g->scales, e->scales, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
+    tat_check(cudaMemcpy(g->biases, e->biases, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+extern "C" void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding *e)
+{
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
+    tat_check(cudaMemcpy(e->weights, g->weights, nw * sizeof(float), cudaMemcpyDeviceToHost));
+    tat_check(cudaMemcpy(e->scales, g->scales, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
+    tat_check(cudaMemcpy(e->biases, g->biases, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+extern "C" void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch,
+                                       int h, int w)
+{
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
+    size_t n = (size_t)batch * e->out_c * h * w;
+    g->in_c = e->in_c;
+    g->out_c = e->out_c;
+    g->ksize = e->ksize;
+    g->weights = tat_gpu_alloc(nw);
+    g->scales = tat_gpu_alloc(e->out_c);
+    g->biases = tat_gpu_alloc(e->out_c);
+    g->weight_grads = tat_gpu_alloc(nw);
+    g->scale_grads = tat_gpu_alloc(e->out_c);
+    g->bias_grads = tat_gpu_alloc(e->out_c);
+    g->x_hat = tat_gpu_alloc(n);
+    g->out = tat_gpu_alloc(n);
+    g->out_grad = tat_gpu_alloc(n);
+    g->mean = tat_gpu_alloc((size_t)batch * e->out_c);
+    g->inv_std = tat_gpu_alloc((size_t)batch * e->out_c);
+    tat_gpu_embedding_push(g, e);
+}
+
+extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g)
+{
+    tat_gpu_free(g->weights);
+    tat_gpu_free(g->scales);
+    tat_gpu_free(g->biases);
+    tat_gpu_free(g->weight_grads);
+    tat_gpu_free(g->scale_grads);
+    tat_gpu_free(g->bias_grads);
+    tat_gpu_free(g->x_hat);
+    tat_gpu_free(g->out);
+    tat_gpu_free(g->out_grad);
+    tat_gpu_free(g->mean);
+    tat_gpu_free(g->inv_std);
+    memset(g, 0, sizeof(*g));
+}
+
+extern "C" size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize)
+{
+    return ksize == 1 ? 0 : (size_t)batch * in_c * ksize * ksize * h * w;
+}
+
+/* ---- the primitives as tat_gpu_steps.h sees them ----------------------------------------- */
+static void residual_launch(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
+                            size_t rows)
+{
+    residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(o, t, drow, sse_pos, N, d, rows);
+    tat_check_launch();
+}
+
+static double sum_to_host(double *sum, const double *x, size_t n)
+{
+    double h;
+    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(sum, x, n);
+    tat_check_launch();
+    tat_check(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
+{
+    dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, a, drow, two_w, N, n);
+    tat_check_launch();
+}
+
+static void zero_launch(float *x, size_t n)
+{
+    tat_check(cudaMemset(x, 0, n * sizeof(float)));
+}
+
+static const tat_gpu_ops gpu_ops = {
+    tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
+    tat_gpu_avgpool_backward, tat_gpu_im2col, tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
+    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, sum_to_host,
+    dscore_launch, zero_launch};
+
+extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
+                                          int batch, int h, int w, int per_image)
+{
+    tat_steps_embedding_forward(&gpu_ops, g, in, workspace, batch, h, w, per_image);
+}
+
+extern "C" void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, const float *in,
+                                           float *workspace, int batch, int h, int w,
+                                           int per_image)
+{
+    tat_steps_embedding_backward(&gpu_ops, g, d_in, in, workspace, batch, h, w, per_image);
+}
+
+/* ---- term ------------------------------------------------------------------------------- */
+extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term *geom)
+{
+    size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
+    memset(g, 0, sizeof(*g));
+    g->geom = *geom;
+    g->geom.attn = g->geom.resid = g->geom.drow = g->geom.kept = g->geom.scratch = NULL;
+    g->geom.sse_blk = NULL;
+    if (!geom->direct) g->blocks = tat_gpu_alloc(7 * blk);
+    g->attn = tat_gpu_alloc(nn);
+    g->ds = tat_gpu_alloc(nn);
+    g->resid = tat_gpu_alloc(blk);
+    g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
+    tat_check(cudaMalloc((void **)&g->sse_pos, (size_t)geom->n_blocks * geom->N * sizeof(double)));
+    tat_check(cudaMalloc((void **)&g->sse_sum, sizeof(double)));
+}
+
+extern "C" void tat_gpu_term_free(tat_gpu_term *g)
+{
+    tat_gpu_free(g->blocks);
+    tat_gpu_free(g->attn);
+    tat_gpu_free(g->ds);
+    tat_gpu_free(g->resid);
+    tat_gpu_free(g->drow);
+    tat_gpu_free(g->sse_pos);
+    tat_gpu_free(g->sse_sum);
+    memset(g, 0, sizeof(*g));
+}
+
+extern "C" double tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
+                                       const float *v, const float *target)
+{
+    return tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
+}
+
+extern "C" void tat_gpu_term_backward(tat_gpu_term *g, float *d_q, float *d_k, float *d_v, float w)
+{
+    tat_steps_term_backward(&gpu_ops, g, d_q, d_k, d_v, w);
+}

@@ -1,0 +1,169 @@
+#ifndef TAT_GPU_STEPS_H
+#define TAT_GPU_STEPS_H
+/*
+ * The sequence of operations of the GPU embedding and term (which primitive runs on which
+ * buffer, in which order, with which GEMM), written once over a table of primitives.
+ * tat_gpu.cu passes its kernel launchers and cuBLAS; tests/test_kernel_emulation.c passes
+ * host loops over the same per-element functions and a reference sgemm, so the CPU test runs
+ * this very code, not a copy of it. Buffers are those of tat_gpu_embedding / tat_gpu_term.
+ */
+#include <stddef.h>
+
+#include "tat_gpu.h"
+
+typedef struct {
+    void (*gemm)(tat_rowmajor_gemm g, const float *A, const float *B, float *C);
+    void (*patch_gather)(float *blocks, const float *x, tat_patch_geom g);
+    void (*patch_scatter_add)(float *d_x, const float *d_blocks, tat_patch_geom g);
+    void (*avgpool_forward)(float *out, const float *in, tat_pool_geom g);
+    void (*avgpool_backward)(float *d_in, const float *d_out, tat_pool_geom g);
+    void (*im2col)(float *col, const float *in, tat_conv_geom g);
+    void (*col2im_add)(float *d_in, const float *col, tat_conv_geom g);
+    void (*batchnorm_forward)(float *out, float *x_hat, float *mean, float *inv_std,
+                              const float *in, const float *gamma, const float *beta,
+                              tat_bn_geom g);
+    void (*batchnorm_backward)(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
+                               const float *x_hat, const float *inv_std, const float *gamma,
+                               tat_bn_geom g, int assign);
+    void (*softmax_rows)(float *s, int rows, int cols);
+    /* o -> o - t per position, drow and sse_pos per (block, position); rows = n_blocks * N */
+    void (*residual)(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
+                     size_t rows);
+    /* sum of n doubles into *sum (device), returned to the host */
+    double (*sum_to_host)(double *sum, const double *x, size_t n);
+    void (*dscore)(float *ds, const float *a, const float *drow, float two_w, int N, size_t n);
+    void (*zero)(float *x, size_t n);
+} tat_gpu_ops;
+
+/* ---- embedding ------------------------------------------------------------------------- */
+static inline void tat_steps_embedding_forward(const tat_gpu_ops *op, tat_gpu_embedding *g,
+                                               const float *in, float *workspace, int batch,
+                                               int h, int w, int per_image)
+{
+    int hw = h * w, kk = g->in_c * g->ksize * g->ksize;
+    const float *col = in;
+    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
+    if (g->ksize != 1) {
+        tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
+        op->im2col(workspace, in, cg);
+        col = workspace;
+    }
+    /* as tat.c: the conv result goes into x_hat, BN normalises it in place */
+    op->gemm(tat_gemm_conv_forward(batch, g->out_c, kk, hw), g->weights, col, g->x_hat);
+    op->batchnorm_forward(g->out, g->x_hat, g->mean, g->inv_std, g->x_hat, g->scales, g->biases, bn);
+    op->zero(g->out_grad, (size_t)batch * g->out_c * hw);
+}
+
+static inline void tat_steps_embedding_backward(const tat_gpu_ops *op, tat_gpu_embedding *g,
+                                                float *d_in, const float *in, float *workspace,
+                                                int batch, int h, int w, int per_image)
+{
+    int hw = h * w, kk = g->in_c * g->ksize * g->ksize, b;
+    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
+    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
+    const float *col = in;
+    /* d(conv out) into `out`, dead now (as tat.c) */
+    op->batchnorm_backward(g->out, g->scale_grads, g->bias_grads, g->out_grad, g->x_hat,
+                           g->inv_std, g->scales, bn, 1);
+    if (g->ksize != 1) {
+        op->im2col(workspace, in, cg);
+        col = workspace;
+    }
+    /* dW sums over images: one product per image, accumulating */
+    for (b = 0; b < batch; ++b)
+        op->gemm(tat_gemm_conv_weight_grad(g->out_c, kk, hw), g->out + (size_t)b * g->out_c * hw,
+                 col + (size_t)b * kk * hw, g->weight_grads);
+    if (!d_in) return;
+    if (g->ksize == 1) {
+        op->gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 1), g->weights, g->out, d_in);
+    } else {
+        op->gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 0), g->weights, g->out, workspace);
+        op->col2im_add(d_in, workspace, cg);
+    }
+}
+
+/* ---- term ------------------------------------------------------------------------------- */
+/* Floats of one set of blocks (q, k, v, t, ... each): n_blocks x d x N. */
+static inline size_t tat_steps_block_floats(const tat_term *t)
+{
+    return (size_t)t->n_blocks * t->d * t->N;
+}
+
+/* Map -> blocks (patch regrouping or anchor pooling). */
+static inline void tat_steps_gather(const tat_gpu_ops *op, const tat_term *t, float *blocks,
+                                    const float *x)
+{
+    if (t->kind == TAT_TERM_ANCHORS) {
+        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
+        op->avgpool_forward(blocks, x, g);
+    } else {
+        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
+        op->patch_gather(blocks, x, g);
+    }
+}
+
+/* The adjoint: map gradient += the blocks' gradient put back. */
+static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term *t, float *d_x,
+                                         const float *d_blocks)
+{
+    if (t->kind == TAT_TERM_ANCHORS) {
+        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
+        op->avgpool_backward(d_x, d_blocks, g);
+    } else {
+        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
+        op->patch_scatter_add(d_x, d_blocks, g);
+    }
+}
+
+static inline double tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g,
+                                            const float *q, const float *k, const float *v,
+                                            const float *target)
+{
+    const tat_term *t = &g->geom;
+    int n = t->n_blocks, N = t->N, d = t->d;
+    size_t blk = tat_steps_block_floats(t), rows = (size_t)n * N;
+    const float *tg = target;
+    if (t->direct) {
+        g->Q = q, g->K = k, g->V = v;
+    } else {
+        /* blocks: q, k, v, t, then dq, dk, dv for the backward */
+        tat_steps_gather(op, t, g->blocks, q);
+        tat_steps_gather(op, t, g->blocks + blk, k);
+        tat_steps_gather(op, t, g->blocks + 2 * blk, v);
+        tat_steps_gather(op, t, g->blocks + 3 * blk, target);
+        g->Q = g->blocks, g->K = g->blocks + blk, g->V = g->blocks + 2 * blk;
+        tg = g->blocks + 3 * blk;
+    }
+    op->gemm(tat_gemm_scores(n, N, d), g->Q, g->K, g->attn);
+    op->softmax_rows(g->attn, (int)rows, N);
+    op->gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
+    op->residual(g->resid, tg, g->drow, g->sse_pos, N, d, rows);
+    return op->sum_to_host(g->sse_sum, g->sse_pos, rows);
+}
+
+static inline void tat_steps_term_backward(const tat_gpu_ops *op, tat_gpu_term *g, float *d_q,
+                                           float *d_k, float *d_v, float w)
+{
+    const tat_term *t = &g->geom;
+    int n = t->n_blocks, N = t->N, d = t->d;
+    size_t blk = tat_steps_block_floats(t), nn = (size_t)n * N * N;
+    float two_w = 2 * w, beta = t->direct ? 1.f : 0.f;
+    float *dq = d_q, *dk = d_k, *dv = d_v;
+    if (!t->direct) {
+        dq = g->blocks + 4 * blk;
+        dk = d_k ? g->blocks + 5 * blk : NULL;
+        dv = g->blocks + 6 * blk;
+    }
+    /* dO = 2w R is folded into the alphas: dV = dO A, dP = dO^T V */
+    op->gemm(tat_gemm_value_grad(n, N, d, two_w, beta), g->resid, g->attn, dv);
+    op->gemm(tat_gemm_prob_grad(n, N, d, two_w), g->resid, g->V, g->ds);
+    op->dscore(g->ds, g->attn, g->drow, two_w, N, nn);
+    op->gemm(tat_gemm_query_grad(n, N, d, beta), g->K, g->ds, dq);
+    if (dk) op->gemm(tat_gemm_key_grad(n, N, d, beta), g->Q, g->ds, dk);
+    if (t->direct) return;
+    tat_steps_scatter_add(op, t, d_q, dq);
+    tat_steps_scatter_add(op, t, d_v, dv);
+    if (d_k) tat_steps_scatter_add(op, t, d_k, dk);
+}
+
+#endif

@@ -1,0 +1,398 @@
+#ifndef TAT_KERNEL_INDEX_H
+#define TAT_KERNEL_INDEX_H
+/*
+ * The per-element bodies of the CUDA kernels in tat_gpu.cu, as host+device inline functions.
+ *
+ * Every kernel is a thin loop "for each index in my share: call one function below"; the
+ * functions hold all the index arithmetic and the arithmetic on values. Compiled by nvcc they
+ * run on the device; compiled by a C compiler they run on the host, where
+ * tests/test_kernel_emulation.c walks them over the whole index space (and, for the
+ * reductions, over every thread of a block) and compares with the CPU reference in tat.c.
+ * So a wrong index here fails a CPU test, on a machine without a GPU.
+ *
+ * The cuBLAS calls are described the same way: tat_gemm_map() turns one row-major batched
+ * product (as tat.c writes them) into the column-major arguments cuBLAS takes, and the GPU
+ * code passes exactly that struct to cublasSgemmStridedBatched.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#ifdef __CUDACC__
+#define TAT_HD __host__ __device__ static inline
+#else
+#define TAT_HD static inline
+#endif
+
+/* Threads per block of every reduction kernel (BatchNorm statistics, softmax rows, loss sum). */
+#define TAT_REDUCE_THREADS 256
+
+/* ---- Patch regrouping ------------------------------------------------------------------ */
+/* Same geometry and numbering as tat_patch_gather in tat.c. */
+typedef struct {
+    int batch, c, h, w, grid_h, grid_w, groups;
+} tat_patch_geom;
+
+TAT_HD size_t tat_patch_block_elements(tat_patch_geom g)
+{
+    /* batch * groups blocks of d * N, with d * N = (P / groups) * c * ph * pw */
+    size_t per = (size_t)(g.grid_h * g.grid_w / g.groups);
+    return (size_t)g.batch * g.groups * per * g.c * (g.h / g.grid_h) * (g.w / g.grid_w);
+}
+
+/* Map offset (NCHW) of block element bi (image-major blocks, each d x N channel-major). */
+TAT_HD size_t tat_patch_map_index(tat_patch_geom g, size_t bi)
+{
+    int ph = g.h / g.grid_h, pw = g.w / g.grid_w;
+    int per = g.grid_h * g.grid_w / g.groups;
+    size_t N = (size_t)ph * pw, d = (size_t)per * g.c;
+    size_t r = bi % N, e = (bi / N) % d, blk = bi / (N * d);
+    int b = (int)(blk / g.groups), a = (int)(blk % g.groups);
+    int pp = a * per + (int)(e / g.c), ch = (int)(e % g.c);
+    int y = (pp / g.grid_w) * ph + (int)(r / pw), x = (pp % g.grid_w) * pw + (int)(r % pw);
+    return (((size_t)b * g.c + ch) * g.h + y) * g.w + x;
+}
+
+/* ---- Average pooling, kernel = stride = (kh, kw), no padding --------------------------- */
+typedef struct {
+    int planes, h, w, kh, kw; /* planes = batch * channels */
+} tat_pool_geom;
+
+TAT_HD size_t tat_pool_out_elements(tat_pool_geom g)
+{
+    return (size_t)g.planes * (g.h / g.kh) * (g.w / g.kw);
+}
+
+/* Output element o: the window mean, summed in the same order as tat_avgpool_forward. */
+TAT_HD float tat_pool_forward_value(tat_pool_geom g, const float *in, size_t o)
+{
+    int oh = g.h / g.kh, ow = g.w / g.kw, y, x;
+    size_t plane = o / ((size_t)oh * ow);
+    int oy = (int)(o % ((size_t)oh * ow)) / ow, ox = (int)(o % ((size_t)oh * ow)) % ow;
+    const float *src = in + plane * g.h * g.w;
+    float sum = 0;
+    for (y = 0; y < g.kh; ++y)
+        for (x = 0; x < g.kw; ++x) sum += src[(oy * g.kh + y) * g.w + ox * g.kw + x];
+    return sum * (1.f / (g.kh * g.kw));
+}
+
+/* Input element i: the output element whose window holds it, or -1 (rows/columns past the
+ * last whole window). The backward is then a gather: no two threads write one element. */
+TAT_HD long long tat_pool_window_of(tat_pool_geom g, size_t i)
+{
+    int oh = g.h / g.kh, ow = g.w / g.kw;
+    size_t plane = i / ((size_t)g.h * g.w);
+    int y = (int)(i % ((size_t)g.h * g.w)) / g.w, x = (int)(i % ((size_t)g.h * g.w)) % g.w;
+    int oy = y / g.kh, ox = x / g.kw;
+    if (oy >= oh || ox >= ow) return -1;
+    return (long long)(plane * oh + oy) * ow + ox;
+}
+
+/* ---- im2col for a stride-1 "same" convolution (pad = ksize / 2) ------------------------- */
+/* Layout of tat.c's im2col_same, batched: image b's col block is (c*k*k) x (h*w). */
+typedef struct {
+    int batch, c, h, w, ksize;
+} tat_conv_geom;
+
+TAT_HD size_t tat_col_elements(tat_conv_geom g)
+{
+    return (size_t)g.batch * g.c * g.ksize * g.ksize * g.h * g.w;
+}
+
+TAT_HD float tat_im2col_value(tat_conv_geom g, const float *in, size_t ci)
+{
+    size_t hw = (size_t)g.h * g.w, kk = (size_t)g.c * g.ksize * g.ksize;
+    size_t b = ci / (kk * hw), row = (ci / hw) % kk, p = ci % hw;
+    int pad = g.ksize / 2, kx = (int)(row % g.ksize), ky = (int)(row / g.ksize % g.ksize);
+    int ch = (int)(row / ((size_t)g.ksize * g.ksize));
+    int iy = (int)(p / g.w) + ky - pad, ix = (int)(p % g.w) + kx - pad;
+    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0;
+    return in[((b * g.c + ch) * g.h + iy) * g.w + ix];
+}
+
+/* Input element i: the sum of every col entry im2col copied it to (the adjoint, as a gather). */
+TAT_HD float tat_col2im_value(tat_conv_geom g, const float *col, size_t i)
+{
+    size_t hw = (size_t)g.h * g.w, kk = (size_t)g.c * g.ksize * g.ksize;
+    size_t b = i / ((size_t)g.c * hw);
+    int ch = (int)(i / hw % g.c), y = (int)(i % hw) / g.w, x = (int)(i % hw) % g.w;
+    int pad = g.ksize / 2, ky, kx;
+    float sum = 0;
+    for (ky = 0; ky < g.ksize; ++ky)
+        for (kx = 0; kx < g.ksize; ++kx) {
+            int oy = y - ky + pad, ox = x - kx + pad; /* the output position that read (y, x) */
+            if (oy < 0 || oy >= g.h || ox < 0 || ox >= g.w) continue;
+            sum += col[(b * kk + ((size_t)ch * g.ksize + ky) * g.ksize + kx) * hw +
+                       (size_t)oy * g.w + ox];
+        }
+    return sum;
+}
+
+/* ---- BatchNorm (training mode), same statistics groups as tat.c ----------------------- */
+/* Group gi: channel gi of every image (per_image 0) or plane gi = b*c + ch (per_image 1).
+ * A group has count = runs * spatial elements; element j is at tat_bn_offset(g, gi, j). */
+typedef struct {
+    int batch, c, spatial, per_image;
+} tat_bn_geom;
+
+TAT_HD int tat_bn_groups(tat_bn_geom g) { return g.per_image ? g.batch * g.c : g.c; }
+TAT_HD size_t tat_bn_count(tat_bn_geom g)
+{
+    return (size_t)(g.per_image ? 1 : g.batch) * g.spatial;
+}
+TAT_HD size_t tat_bn_offset(tat_bn_geom g, int gi, size_t j)
+{
+    size_t run = j / g.spatial, i = j % g.spatial;
+    if (g.per_image) return (size_t)gi * g.spatial + i;
+    return (run * g.c + gi) * g.spatial + i;
+}
+
+/* Thread tid of nt: its share (j = tid, tid + nt, ...) of the group's sum. */
+TAT_HD double tat_bn_partial_sum(tat_bn_geom g, const float *x, int gi, int tid, int nt)
+{
+    size_t j, n = tat_bn_count(g);
+    double s = 0;
+    for (j = tid; j < n; j += nt) s += x[tat_bn_offset(g, gi, j)];
+    return s;
+}
+
+TAT_HD double tat_bn_partial_sqdev(tat_bn_geom g, const float *x, int gi, double mean, int tid,
+                                   int nt)
+{
+    size_t j, n = tat_bn_count(g);
+    double s = 0;
+    for (j = tid; j < n; j += nt) {
+        double v = x[tat_bn_offset(g, gi, j)] - mean;
+        s += v * v;
+    }
+    return s;
+}
+
+/* From the reduced sums: mean and 1/sqrt(var + eps), biased variance, as tat.c. */
+TAT_HD void tat_bn_stats(tat_bn_geom g, double sum, double sqdev, float eps, float *mean,
+                         float *inv_std)
+{
+    double count = (double)tat_bn_count(g);
+    *mean = (float)(sum / count);
+    *inv_std = (float)(1.0 / sqrt(sqdev / count + eps));
+}
+
+/* Writes x_hat and out for element j of group gi. in may alias x_hat. */
+TAT_HD void tat_bn_normalize(tat_bn_geom g, float *out, float *x_hat, const float *in,
+                             const float *gamma, const float *beta, int gi, float mean,
+                             float inv_std, size_t j)
+{
+    size_t off = tat_bn_offset(g, gi, j);
+    int ch = gi % g.c;
+    float v = (in[off] - mean) * inv_std;
+    x_hat[off] = v;
+    out[off] = gamma[ch] * v + beta[ch];
+}
+
+/* Backward sums of group gi: sum dy and sum dy * x_hat, thread tid's share. */
+TAT_HD void tat_bn_partial_dsums(tat_bn_geom g, const float *dy, const float *x_hat, int gi,
+                                 int tid, int nt, double *sum_dy, double *sum_dy_xh)
+{
+    size_t j, n = tat_bn_count(g);
+    double a = 0, b = 0;
+    for (j = tid; j < n; j += nt) {
+        size_t off = tat_bn_offset(g, gi, j);
+        a += dy[off];
+        b += (double)dy[off] * x_hat[off];
+    }
+    *sum_dy = a;
+    *sum_dy_xh = b;
+}
+
+/* d_in for element j of group gi: assigned (assign 1: the embedding backward writes a fresh
+ * buffer) or accumulated. */
+TAT_HD void tat_bn_backward_element(tat_bn_geom g, float *d_in, const float *dy,
+                                    const float *x_hat, const float *gamma, const float *inv_std,
+                                    int gi, double sum_dy, double sum_dy_xh, int assign, size_t j)
+{
+    size_t off = tat_bn_offset(g, gi, j);
+    double count = (double)tat_bn_count(g);
+    float k = gamma[gi % g.c] * inv_std[gi];
+    float m_dy = (float)(sum_dy / count), m_dy_xh = (float)(sum_dy_xh / count);
+    float v = k * (dy[off] - m_dy - x_hat[off] * m_dy_xh);
+    if (assign) d_in[off] = v;
+    else d_in[off] += v;
+}
+
+/* ---- Row softmax, max subtracted ------------------------------------------------------- */
+TAT_HD float tat_softmax_partial_max(const float *row, int cols, int tid, int nt)
+{
+    float mx = -3.402823466e38f;
+    int j;
+    for (j = tid; j < cols; j += nt) mx = row[j] > mx ? row[j] : mx;
+    return mx;
+}
+
+TAT_HD float tat_softmax_partial_expsum(const float *row, int cols, float mx, int tid, int nt)
+{
+    float s = 0;
+    int j;
+    for (j = tid; j < cols; j += nt) s += expf(row[j] - mx);
+    return s;
+}
+
+TAT_HD void tat_softmax_write(float *row, int cols, float mx, float sum, int tid, int nt)
+{
+    float inv = 1.f / sum;
+    int j;
+    for (j = tid; j < cols; j += nt) row[j] = expf(row[j] - mx) * inv;
+}
+
+/* ---- Loss and attention backward ------------------------------------------------------- */
+/* Position r of block blk (d x N): o becomes the residual o - t in place; returns
+ * D_r = sum_c (o - t) o (the backward's row dot, before the 2w factor) and adds the squared
+ * error to *sse. */
+TAT_HD float tat_residual_position(float *o, const float *t, size_t blk, int r, int N, int d,
+                                   double *sse)
+{
+    const float *tb = t + blk * d * N;
+    float *ob = o + blk * d * N, D = 0;
+    double s = 0;
+    int ch;
+    for (ch = 0; ch < d; ++ch) {
+        size_t i = (size_t)ch * N + r;
+        float diff = ob[i] - tb[i];
+        D += diff * ob[i];
+        s += (double)diff * diff;
+        ob[i] = diff;
+    }
+    *sse = s;
+    return D;
+}
+
+/* Element (blk, i, j) of dS = A (dP - 2w D_i): ds holds dP = (2w R)^T V on entry. */
+TAT_HD void tat_dscore_element(float *ds, const float *a, const float *drow, float two_w,
+                               int N, size_t idx)
+{
+    size_t row = idx / N; /* = blk * N + i: drow is n_blocks x N */
+    ds[idx] = a[idx] * (ds[idx] - two_w * drow[row]);
+}
+
+/* Thread tid's share of a sum of n doubles. */
+TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
+{
+    double s = 0;
+    size_t i;
+    for (i = tid; i < n; i += nt) s += x[i];
+    return s;
+}
+
+/* ---- cuBLAS argument mapping ----------------------------------------------------------- */
+/* A row-major batched product, as tat.c writes them with tat_gemm:
+ *   C_i = alpha op(A_i) op(B_i) + beta C_i, op(A) M x K, op(B) K x N, i < batch,
+ *   X_i = X + i * stride_x (a stride 0 shares one matrix across the batch). */
+typedef struct {
+    int trans_a, trans_b, M, N, K, lda, ldb, ldc;
+    long long stride_a, stride_b, stride_c;
+    int batch;
+    float alpha, beta;
+} tat_rowmajor_gemm;
+
+/* The same product as cuBLAS (column-major) sees it. A row-major matrix is its transpose in
+ * column-major, so C^T = op(B)^T op(A)^T: cuBLAS's first operand is our B and its second our
+ * A (see tat_gemm_first / tat_gemm_second), m = N, n = M. trans: 0 = CUBLAS_OP_N, 1 = _T. */
+typedef struct {
+    int trans_first, trans_second, m, n, k, ld_first, ld_second, ldc;
+    long long stride_first, stride_second, stride_c;
+    int batch;
+    float alpha, beta;
+} tat_cublas_gemm;
+
+static inline tat_cublas_gemm tat_gemm_map(tat_rowmajor_gemm g)
+{
+    tat_cublas_gemm c;
+    c.trans_first = g.trans_b;
+    c.trans_second = g.trans_a;
+    c.m = g.N;
+    c.n = g.M;
+    c.k = g.K;
+    c.ld_first = g.ldb;
+    c.ld_second = g.lda;
+    c.ldc = g.ldc;
+    c.stride_first = g.stride_b;
+    c.stride_second = g.stride_a;
+    c.stride_c = g.stride_c;
+    c.batch = g.batch;
+    c.alpha = g.alpha;
+    c.beta = g.beta;
+    return c;
+}
+
+static inline const float *tat_gemm_first(const float *A, const float *B) { (void)A; return B; }
+static inline const float *tat_gemm_second(const float *A, const float *B) { (void)B; return A; }
+
+/* The row-major products the GPU path runs, one constructor each, shared with the test. */
+static inline tat_rowmajor_gemm tat_rm_gemm(int ta, int tb, int M, int N, int K, int lda, int ldb,
+                                            int ldc, long long sa, long long sb, long long sc,
+                                            int batch, float alpha, float beta)
+{
+    tat_rowmajor_gemm g;
+    g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K, g.lda = lda, g.ldb = ldb;
+    g.ldc = ldc, g.stride_a = sa, g.stride_b = sb, g.stride_c = sc, g.batch = batch;
+    g.alpha = alpha, g.beta = beta;
+    return g;
+}
+
+/* Convolution as GEMMs (kk = in_c * k * k, hw = h * w, col = the image itself for 1x1). */
+/* out_b = W col_b, every image at once. */
+static inline tat_rowmajor_gemm tat_gemm_conv_forward(int batch, int out_c, int kk, int hw)
+{
+    return tat_rm_gemm(0, 0, out_c, hw, kk, kk, hw, hw, 0, (long long)kk * hw,
+                       (long long)out_c * hw, batch, 1, 0);
+}
+/* dW += dY_b col_b^T, one image (the sum over images is a loop of these). */
+static inline tat_rowmajor_gemm tat_gemm_conv_weight_grad(int out_c, int kk, int hw)
+{
+    return tat_rm_gemm(0, 1, out_c, kk, hw, hw, hw, kk, 0, 0, 0, 1, 1, 1);
+}
+/* dcol_b = W^T dY_b (beta 0, 3x3: col2im follows) or d_in_b += W^T dY_b (beta 1, 1x1). */
+static inline tat_rowmajor_gemm tat_gemm_conv_input_grad(int batch, int out_c, int kk, int hw,
+                                                         float beta)
+{
+    return tat_rm_gemm(1, 0, kk, hw, out_c, kk, hw, hw, 0, (long long)out_c * hw,
+                       (long long)kk * hw, batch, 1, beta);
+}
+
+/* Attention over n blocks of d x N (channel-major), A and dS N x N. */
+/* S = Q^T K */
+static inline tat_rowmajor_gemm tat_gemm_scores(int n, int N, int d)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(1, 0, N, N, d, N, N, N, blk, blk, nn, n, 1, 0);
+}
+/* O = V A^T */
+static inline tat_rowmajor_gemm tat_gemm_mix(int n, int N, int d)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(0, 1, d, N, N, N, N, N, blk, nn, blk, n, 1, 0);
+}
+/* dV = (2w R) A, R = O - T */
+static inline tat_rowmajor_gemm tat_gemm_value_grad(int n, int N, int d, float two_w, float beta)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(0, 0, d, N, N, N, N, N, blk, nn, blk, n, two_w, beta);
+}
+/* dP = (2w R)^T V */
+static inline tat_rowmajor_gemm tat_gemm_prob_grad(int n, int N, int d, float two_w)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(1, 0, N, N, d, N, N, N, blk, blk, nn, n, two_w, 0);
+}
+/* dQ = K dS^T */
+static inline tat_rowmajor_gemm tat_gemm_query_grad(int n, int N, int d, float beta)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(0, 1, d, N, N, N, N, N, blk, nn, blk, n, 1, beta);
+}
+/* dK = Q dS */
+static inline tat_rowmajor_gemm tat_gemm_key_grad(int n, int N, int d, float beta)
+{
+    long long blk = (long long)d * N, nn = (long long)N * N;
+    return tat_rm_gemm(0, 0, d, N, N, N, N, N, blk, nn, blk, n, 1, beta);
+}
+
+#endif

@@ -1,0 +1,426 @@
+/* The GPU path against the CPU implementation (tat.c, and the layers' CPU code), on a real
+ * device: every kernel, the embeddings, the terms, and both distillation layers' forward,
+ * backward and update inside Darknet networks. Built against build/gpu only (make test-gpu).
+ * Without a CUDA device it prints one SKIP line and exits 0.
+ *
+ * Tolerances (relative to the largest reference magnitude, see rel_err):
+ *   TOL_EXACT 1e-6  gathers, scatters, pooling: the same fp32 operations in the same order;
+ *                   only a wrong index gives a difference, and then an O(1) one.
+ *   TOL_GEMM  1e-4  products and reductions: cuBLAS and the block reductions sum in another
+ *                   order than OpenBLAS and tat.c's loops; sums of at most a few thousand
+ *                   O(1) terms in fp32 differ by ~1e-6 relative, so 1e-4 leaves 100x margin
+ *                   while an index or formula error gives O(1). cuBLAS may use TF32 tensor
+ *                   cores only when asked (CUBLAS_TF32_TENSOR_OP_MATH); Darknet does not ask.
+ *   TOL_LAYER 2e-3  a whole layer: softmax of logits in the tens amplifies the GEMM rounding
+ *                   of S (an absolute error e in a logit is a relative error ~e in A), and
+ *                   BatchNorm's backward subtracts nearly equal means; 2e-3 still fails on
+ *                   any wrong gradient term (those are >= 1e-1 relative).
+ * Prints PASS/FAIL/SKIP lines; exit status 1 if any check failed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "darknet.h"
+#include "distill_layer.h"
+#include "tat.h"
+#include "tat_gpu.h"
+
+#define TOL_EXACT 1e-6
+#define TOL_GEMM 1e-4
+#define TOL_LAYER 2e-3
+
+static int failures;
+
+static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
+
+static float *rand_array(size_t n, float scale)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; ++i) x[i] = scale * urand();
+    return x;
+}
+
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double mx = 1e-3, e = 0;
+    size_t i;
+    for (i = 0; i < n; ++i) mx = fabs(b[i]) > mx ? fabs(b[i]) : mx;
+    for (i = 0; i < n; ++i) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d;
+    }
+    return e / mx;
+}
+
+static void check(const char *name, double err, double tol)
+{
+    if (err <= tol) printf("PASS %s\n", name);
+    else {
+        printf("FAIL %s: relative error %.3g > %.1g\n", name, err, tol);
+        ++failures;
+    }
+}
+
+/* device copy of a host array, and back */
+static float *up(const float *x, size_t n) { return cuda_make_array((float *)x, n); }
+static float *down(const float *x_gpu, size_t n)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    cuda_pull_array((float *)x_gpu, x, n);
+    return x;
+}
+static double gpu_vs_host(const float *x_gpu, const float *ref, size_t n)
+{
+    float *x = down(x_gpu, n);
+    double e = rel_err(x, ref, n);
+    free(x);
+    return e;
+}
+
+/* ---- kernels one by one ---------------------------------------------------------------- */
+static void test_gemm(void)
+{
+    int ta, tb;
+    for (ta = 0; ta < 2; ++ta)
+        for (tb = 0; tb < 2; ++tb) {
+            int M = 37, N = 29, K = 53, batch = 3, p;
+            int lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
+            long long sa = (long long)M * K, sb = (long long)K * N, sc = (long long)M * N;
+            float *A = rand_array(sa * batch, 1), *B = rand_array(sb * batch, 1);
+            float *C = rand_array(sc * batch, 1), *Cg = up(C, sc * batch);
+            float *Ag = up(A, sa * batch), *Bg = up(B, sb * batch);
+            char name[96];
+            tat_gpu_gemm(tat_rm_gemm(ta, tb, M, N, K, lda, ldb, ldc, sa, sb, sc, batch, .5f, .25f), Ag, Bg, Cg);
+            for (p = 0; p < batch; ++p)
+                tat_gemm(ta, tb, M, N, K, .5f, A + p * sa, lda, B + p * sb, ldb, .25f, C + p * sc, ldc);
+            snprintf(name, sizeof(name), "gpu gemm trans %d,%d strided batch 3 (37x29x53)", ta, tb);
+            check(name, gpu_vs_host(Cg, C, sc * batch), TOL_GEMM);
+            free(A), free(B), free(C);
+            cuda_free(Ag), cuda_free(Bg), cuda_free(Cg);
+        }
+}
+
+static void test_patch_and_pool(void)
+{
+    int batch = 2, c = 3, h = 11, w = 13;
+    size_t nx = (size_t)batch * c * h * w;
+    tat_patch_geom pg = {batch, c, h, w, 3, 4, 2};
+    tat_pool_geom qg = {batch * c, h, w, 2, 3};
+    size_t nb = tat_patch_block_elements(pg), np = tat_pool_out_elements(qg);
+    float *x = rand_array(nx, 1), *xg = up(x, nx);
+    float *blk = calloc(nb, sizeof(float)), *blkg = up(blk, nb);
+    float *dx = rand_array(nx, 1), *dxg = up(dx, nx), *dblk = rand_array(nb, 1), *dblkg = up(dblk, nb);
+    float *pool = calloc(np, sizeof(float)), *poolg = up(pool, np);
+    float *dpool = rand_array(np, 1), *dpoolg = up(dpool, np);
+    tat_patch_gather(blk, x, batch, c, h, w, 3, 4, 2);
+    tat_gpu_patch_gather(blkg, xg, pg);
+    check("gpu patch gather (11x13 grid 3,4 groups 2)", gpu_vs_host(blkg, blk, nb), TOL_EXACT);
+    tat_patch_scatter_add(dx, dblk, batch, c, h, w, 3, 4, 2);
+    tat_gpu_patch_scatter_add(dxg, dblkg, pg);
+    check("gpu patch scatter-add (11x13 grid 3,4 groups 2)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
+    tat_avgpool_forward(pool, x, batch, c, h, w, 2, 3);
+    tat_gpu_avgpool_forward(poolg, xg, qg);
+    check("gpu avgpool forward (11x13 kernel 2,3)", gpu_vs_host(poolg, pool, np), TOL_EXACT);
+    tat_avgpool_backward(dx, dpool, batch, c, h, w, 2, 3);
+    tat_gpu_avgpool_backward(dxg, dpoolg, qg);
+    check("gpu avgpool backward (11x13 kernel 2,3)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
+    free(x), free(blk), free(dx), free(dblk), free(pool), free(dpool);
+    cuda_free(xg), cuda_free(blkg), cuda_free(dxg), cuda_free(dblkg), cuda_free(poolg), cuda_free(dpoolg);
+}
+
+static void test_batchnorm(int per_image)
+{
+    int batch = 3, c = 5, spatial = 301; /* a group longer than a block of threads */
+    size_t n = (size_t)batch * c * spatial, ng = (size_t)batch * c;
+    tat_bn_geom g = {batch, c, spatial, per_image};
+    float *in = rand_array(n, 3), *gamma = rand_array(c, 1), *beta = rand_array(c, 1);
+    float *out = calloc(n, 4), *xh = calloc(n, 4), *mean = calloc(ng, 4), *is = calloc(ng, 4);
+    float *ing = up(in, n), *gammag = up(gamma, c), *betag = up(beta, c);
+    float *outg = up(out, n), *xhg = up(xh, n), *meang = up(mean, ng), *isg = up(is, ng);
+    float *dy = rand_array(n, 1), *dyg = up(dy, n), *dx = rand_array(n, 1), *dxg = up(dx, n);
+    float *dgam = rand_array(c, 1), *dgamg = up(dgam, c), *dbet = rand_array(c, 1), *dbetg = up(dbet, c);
+    char name[96];
+    size_t groups = per_image ? ng : (size_t)c;
+    tat_batchnorm_forward(out, xh, mean, is, in, gamma, beta, batch, c, spatial, per_image);
+    tat_gpu_batchnorm_forward(outg, xhg, meang, isg, ing, gammag, betag, g);
+    snprintf(name, sizeof(name), "gpu batchnorm forward (%s)", per_image ? "per image" : "batch");
+    check(name, gpu_vs_host(outg, out, n) + gpu_vs_host(meang, mean, groups) + gpu_vs_host(isg, is, groups), TOL_GEMM);
+    tat_batchnorm_backward(dx, dgam, dbet, dy, xh, is, gamma, batch, c, spatial, per_image);
+    tat_gpu_batchnorm_backward(dxg, dgamg, dbetg, dyg, xhg, isg, gammag, g, 0);
+    snprintf(name, sizeof(name), "gpu batchnorm backward (%s)", per_image ? "per image" : "batch");
+    check(name, gpu_vs_host(dxg, dx, n) + gpu_vs_host(dgamg, dgam, c) + gpu_vs_host(dbetg, dbet, c), TOL_GEMM);
+    free(in), free(gamma), free(beta), free(out), free(xh), free(mean), free(is);
+    free(dy), free(dx), free(dgam), free(dbet);
+    cuda_free(ing), cuda_free(gammag), cuda_free(betag), cuda_free(outg), cuda_free(xhg);
+    cuda_free(meang), cuda_free(isg), cuda_free(dyg), cuda_free(dxg), cuda_free(dgamg), cuda_free(dbetg);
+}
+
+static void test_softmax(void)
+{
+    int rows = 7, cols = 1000, r, j;
+    size_t n = (size_t)rows * cols;
+    float *s = rand_array(n, 200), *sg = up(s, n); /* logits in the hundreds */
+    for (r = 0; r < rows; ++r) {
+        float *row = s + (size_t)r * cols, mx = row[0];
+        double sum = 0;
+        for (j = 1; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
+        for (j = 0; j < cols; ++j) sum += exp((double)row[j] - mx);
+        for (j = 0; j < cols; ++j) row[j] = (float)(exp((double)row[j] - mx) / sum);
+    }
+    tat_gpu_softmax_rows(sg, rows, cols);
+    check("gpu softmax rows (1000 columns, logits +-200)", gpu_vs_host(sg, s, n), TOL_GEMM);
+    free(s);
+    cuda_free(sg);
+}
+
+/* ---- an embedding and the terms ---------------------------------------------------------- */
+static void test_embedding(int ksize, int per_image)
+{
+    int batch = 3, in_c = 5, out_c = 4, h = 7, w = 9, hw = h * w;
+    size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
+    size_t nw = (size_t)out_c * in_c * ksize * ksize;
+    tat_embedding e;
+    tat_gpu_embedding g;
+    float *in = rand_array(nin, 2), *ing = up(in, nin), *grad = rand_array(nout, 1);
+    float *ws = calloc(tat_conv_workspace_floats(in_c, h, w, ksize) + 1, 4);
+    size_t nwsg = tat_gpu_conv_workspace_floats(batch, in_c, h, w, ksize);
+    float *wsg = cuda_make_array(0, nwsg ? nwsg : 1);
+    float *dx = rand_array(nin, 1), *dxg = up(dx, nin);
+    char name[128];
+    tat_embedding_init(&e, in_c, out_c, ksize);
+    tat_embedding_alloc_activations(&e, batch, h, w);
+    tat_gpu_embedding_init(&g, &e, batch, h, w);
+    tat_embedding_forward(&e, in, ws, batch, h, w, per_image);
+    tat_gpu_embedding_forward(&g, ing, wsg, batch, h, w, per_image);
+    snprintf(name, sizeof(name), "gpu embedding %dx%d + BN %s forward", ksize, ksize, per_image ? "per image" : "batch");
+    check(name, gpu_vs_host(g.out, e.out, nout), TOL_GEMM);
+    memcpy(e.out_grad, grad, nout * 4);
+    cuda_push_array(g.out_grad, grad, nout);
+    tat_embedding_backward(&e, dx, in, ws, batch, h, w, per_image);
+    tat_gpu_embedding_backward(&g, dxg, ing, wsg, batch, h, w, per_image);
+    snprintf(name, sizeof(name), "gpu embedding %dx%d + BN %s backward (d_in, d_weights, d_scales, d_biases)",
+             ksize, ksize, per_image ? "per image" : "batch");
+    check(name, gpu_vs_host(dxg, dx, nin) + gpu_vs_host(g.weight_grads, e.weight_grads, nw) +
+                    gpu_vs_host(g.scale_grads, e.scale_grads, out_c) + gpu_vs_host(g.bias_grads, e.bias_grads, out_c),
+          TOL_GEMM);
+    tat_gpu_embedding_free(&g);
+    tat_embedding_free(&e);
+    free(in), free(grad), free(ws), free(dx);
+    cuda_free(ing), cuda_free(wsg), cuda_free(dxg);
+}
+
+static void test_term(const char *what, int batch, int c, int h, int w, int gh, int gw, int groups,
+                      int anchor_h, int anchor_w, int key_grad, float qk_scale)
+{
+    tat_term t;
+    tat_gpu_term g;
+    size_t nx = (size_t)batch * c * h * w;
+    float *q = rand_array(nx, qk_scale), *k = rand_array(nx, qk_scale), *v = rand_array(nx, 1);
+    float *tg = rand_array(nx, 1), *dq = rand_array(nx, .1f), *dk = rand_array(nx, .1f), *dv = rand_array(nx, .1f);
+    float *qg = up(q, nx), *kg = up(k, nx), *vg = up(v, nx), *tgg = up(tg, nx);
+    float *dqg = up(dq, nx), *dkg = up(dk, nx), *dvg = up(dv, nx);
+    double sse, sse_g;
+    char name[200];
+    if (anchor_h) tat_term_init_anchor(&t, batch, c, h, w, anchor_h, anchor_w);
+    else tat_term_init_patch(&t, batch, c, h, w, gh, gw, groups);
+    tat_gpu_term_init(&g, &t);
+    sse = tat_term_forward(&t, q, k, v, tg);
+    sse_g = tat_gpu_term_forward(&g, qg, kg, vg, tgg);
+    snprintf(name, sizeof(name), "gpu %s: loss and attention", what);
+    check(name, fabs(sse_g - sse) / fabs(sse) +
+                    gpu_vs_host(g.attn, t.attn, (size_t)t.n_blocks * t.N * t.N), TOL_LAYER);
+    tat_term_backward(&t, dq, key_grad ? dk : NULL, dv, -0.37f);
+    tat_gpu_term_backward(&g, dqg, key_grad ? dkg : NULL, dvg, -0.37f);
+    snprintf(name, sizeof(name), "gpu %s: backward d_q, d_k, d_v", what);
+    check(name, gpu_vs_host(dqg, dq, nx) + gpu_vs_host(dkg, dk, nx) + gpu_vs_host(dvg, dv, nx), TOL_LAYER);
+    tat_gpu_term_free(&g);
+    tat_term_free(&t);
+    free(q), free(k), free(v), free(tg), free(dq), free(dk), free(dv);
+    cuda_free(qg), cuda_free(kg), cuda_free(vg), cuda_free(tgg), cuda_free(dqg), cuda_free(dkg), cuda_free(dvg);
+}
+
+/* ---- both layers in Darknet networks: GPU (gpu_index 0) against CPU (gpu_index -1) ------- */
+static char dir[256];
+
+static char *write_file(const char *name, const char *text)
+{
+    static char paths[8][512];
+    static int n;
+    char *p = paths[n++ % 8];
+    FILE *fp;
+    snprintf(p, 512, "%s/%s", dir, name);
+    fp = fopen(p, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return p;
+}
+
+static network *pending_teacher;
+static void attach_pending(network *net)
+{
+    if (pending_teacher) {
+        net->teacher = pending_teacher;
+        pending_teacher = 0;
+    }
+}
+
+/* teacher and student parsed on the CPU (device -1) or on device 0, same weights files */
+static network *parse_pair(const char *student_cfg, const char *teacher_cfg, const char *sw,
+                           const char *tw, int device)
+{
+    network *teacher, *net;
+    gpu_index = device;
+    teacher = parse_network_cfg((char *)teacher_cfg);
+    load_weights(teacher, (char *)tw);
+    pending_teacher = teacher;
+    parse_network_hook = attach_pending;
+    net = parse_network_cfg((char *)student_cfg);
+    parse_network_hook = 0;
+    if (sw) load_weights(net, (char *)sw);
+    return net;
+}
+
+static float *read_floats(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    long len;
+    float *x;
+    fseek(fp, 0, SEEK_END);
+    len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    x = malloc(len);
+    *n = fread(x, 1, len, fp) / sizeof(float);
+    fclose(fp);
+    return x;
+}
+
+static void test_layers(const char *what, const char *distill_sections)
+{
+    static const char *teacher_text =
+        "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\n\n"
+        "[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n";
+    char student_text[2048], name[200];
+    network *cpu, *gpu;
+    size_t n_in, i, nd, nw_c, nw_g;
+    float *d_cpu, *d_gpu, *w_c, *w_g;
+    double loss_c = 0, loss_g = 0;
+    int l;
+    snprintf(student_text, sizeof(student_text),
+             "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\nlearning_rate=0.1\nmomentum=0.9\ndecay=0.0005\n\n"
+             "[convolutional]\nfilters=5\nsize=3\nstride=1\npad=1\nactivation=linear\n\n%s",
+             distill_sections);
+    char *tcfg = write_file("teacher.cfg", teacher_text), *scfg = write_file("student.cfg", student_text);
+    char tw[512], sw[512], out_c[512], out_g[512];
+    snprintf(tw, sizeof(tw), "%s/teacher.weights", dir);
+    snprintf(sw, sizeof(sw), "%s/student.weights", dir);
+    snprintf(out_c, sizeof(out_c), "%s/after_cpu.weights", dir);
+    snprintf(out_g, sizeof(out_g), "%s/after_gpu.weights", dir);
+    /* one set of weights for both: written from a CPU parse */
+    gpu_index = -1;
+    {
+        network *t = parse_network_cfg(tcfg);
+        save_weights(t, tw);
+        free_network(t);
+    }
+    cpu = parse_pair(scfg, tcfg, NULL, tw, -1);
+    save_weights(cpu, sw);
+    load_weights(cpu, sw);
+    gpu = parse_pair(scfg, tcfg, sw, tw, 0);
+    cuda_set_device(0);
+    n_in = (size_t)cpu->inputs * cpu->batch;
+    srand(99);
+    for (i = 0; i < n_in; ++i) cpu->input[i] = gpu->input[i] = urand();
+
+    gpu_index = -1;
+    network_predict(cpu->teacher, cpu->input);
+    cpu->train = 1;
+    forward_network(cpu);
+    backward_network(cpu);
+    gpu_index = 0;
+    network_predict(gpu->teacher, gpu->input);
+    gpu->train = 1;
+    forward_network(gpu);
+    backward_network(gpu);
+    for (l = 0; l < cpu->n; ++l)
+        if (is_distill_layer(&cpu->layers[l])) {
+            loss_c += distill_layer_loss(&cpu->layers[l]);
+            loss_g += distill_layer_loss(&gpu->layers[l]);
+        }
+    snprintf(name, sizeof(name), "gpu layers %s: forward loss (cpu %.6g)", what, loss_c);
+    check(name, fabs(loss_g - loss_c) / fabs(loss_c), TOL_LAYER);
+    nd = (size_t)cpu->layers[0].outputs * cpu->batch;
+    d_cpu = cpu->layers[0].delta;
+    d_gpu = down(gpu->layers[0].delta_gpu, nd);
+    snprintf(name, sizeof(name), "gpu layers %s: backward, student delta", what);
+    check(name, rel_err(d_gpu, d_cpu, nd), TOL_LAYER);
+    free(d_gpu);
+    /* the update (Darknet's rule, momentum and decay) and the weights the layers then save */
+    gpu_index = -1;
+    update_network(cpu);
+    gpu_index = 0;
+    update_network(gpu);
+    gpu_index = -1;
+    save_weights(cpu, out_c);
+    gpu_index = 0;
+    save_weights(gpu, out_g);
+    w_c = read_floats(out_c, &nw_c);
+    w_g = read_floats(out_g, &nw_g);
+    snprintf(name, sizeof(name), "gpu layers %s: updated weights", what);
+    check(name, nw_c == nw_g ? rel_err(w_g, w_c, nw_c) : 1e9, TOL_LAYER);
+    free(w_c), free(w_g);
+    free_network(cpu);
+    free_network(gpu);
+}
+
+int main(void)
+{
+    int devices = 0;
+    cudaError_t st = cudaGetDeviceCount(&devices);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (st != cudaSuccess || devices == 0) {
+        printf("SKIP test_gpu: no usable CUDA device (cudaGetDeviceCount: %s)\n",
+               st != cudaSuccess ? cudaGetErrorString(st) : "cudaGetDeviceCount found 0");
+        return 0;
+    }
+    cuda_set_device(0);
+    srand(2024);
+    tat_set_num_threads(2);
+    {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/tat-gpu-test-XXXXXX", tmp ? tmp : P_tmpdir);
+    }
+    if (!mkdtemp(dir)) {
+        printf("FAIL test_gpu: cannot make a temporary directory\n");
+        return 1;
+    }
+    test_gemm();
+    test_patch_and_pool();
+    test_batchnorm(0);
+    test_batchnorm(1);
+    test_softmax();
+    test_embedding(1, 0);
+    test_embedding(1, 1);
+    test_embedding(3, 0);
+    test_embedding(3, 1);
+    test_term("patch groups (b2 c3 11x13 grid 3,4 groups 2)", 2, 3, 11, 13, 3, 4, 2, 0, 0, 1, 1.5f);
+    test_term("full one-to-all (b2 c8 7x7, logits ~ +-100)", 2, 8, 7, 7, 1, 1, 1, 0, 0, 1, 6.f);
+    test_term("anchors (b3 c2 10x9 anchors 3,2)", 3, 2, 10, 9, 0, 0, 1, 3, 2, 0, 1.5f);
+    test_term("patch groups, N > 256 (b1 c4 34x38 grid 2,2 groups 2)", 1, 4, 34, 38, 2, 2, 2, 0, 0, 1, 1.5f);
+
+    gpu_index = 0;
+    test_layers("[tat_distill] grid 3,2 groups 3 learned key, bn image + shared [anchor_distill] 3,4",
+                "[tat_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nsize=1\nkey=learned\ngrid=3,2\ngroups=3\nbn=image\nloss_weight=2\n\n"
+                "[anchor_distill]\nembeddings=-1\nanchors=3,4\nloss_weight=0.5\n\n");
+    test_layers("[tat_distill] full 3x3 identity key, bn batch + own [anchor_distill] 4,5 bn image",
+                "[tat_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nsize=3\nkey=identity\nbn=batch\n\n"
+                "[anchor_distill]\nfrom=-2\nteacher_layer=0\nteacher_channels=6\nkey=learned\nbn=image\nanchors=4,5\n\n");
+    {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return failures ? 1 : 0;
+}

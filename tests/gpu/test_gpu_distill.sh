@@ -1,0 +1,75 @@
+#!/bin/bash
+# A short distillation on the GPU build with real Fashion-MNIST images: a small teacher, then a
+# student with [tat_distill] + [anchor_distill] (shared embeddings) on -gpus 0; the run must
+# finish, report finite distillation losses that fall, and save weights. With two or more GPUs
+# also -gpus 0,1 (one teacher per replica, embeddings averaged at each sync). Without a CUDA
+# device: one SKIP line.
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary of the GPU build}"
+. "$(dirname "$0")/../fashion_subset.sh"
+fashion_subset gpu_distill 3000
+printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+
+net_head() { # net_head <max_batches>
+    printf '[net]\nbatch=64\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
+    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
+}
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
+
+{ net_head 150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+{ net_head 100; conv 4 3; pool; conv 8 3; pool
+  printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=3\nkey=learned\ngrid=2,2\ngroups=2\nbn=image\nloss_weight=2\n\n'
+  printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
+  head_out; } > student-tat.cfg
+
+"$DARKNET" classifier train fm.data teacher.cfg -gpus 0 > teacher.log 2>&1
+if grep -q 'needs a CUDA device' teacher.log; then
+    echo "SKIP gpu_distill: $(grep -m1 'needs a CUDA device' teacher.log)"
+    exit 0
+fi
+if [ ! -f backup/teacher.weights ]; then
+    echo "FAIL gpu_teacher_trains: no backup/teacher.weights; $(tail -n 2 teacher.log | tr '\n' ' ')"
+    exit 0
+fi
+
+losses_fall() { # losses_fall <name> <log> <iterations>
+    grep '^distill: tat_distill' "$2" | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/' > losses
+    local n first last
+    n=$(wc -l < losses)
+    first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
+    last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
+    echo "INFO $1 tat_distill loss: first-10 mean $first, last-10 mean $last over $n iterations" >&2
+    if [ "$n" -ge "$3" ] && ! grep -qi 'nan\|inf' losses && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'; then
+        echo "PASS $1_loss_falls"
+    else
+        echo "FAIL $1_loss_falls: $n iterations, first-10 mean $first, last-10 mean $last (want finite, last < 0.8 first)"
+    fi
+}
+
+start=$(date +%s)
+"$DARKNET" distill classifier train fm.data student-tat.cfg teacher.cfg backup/teacher.weights -gpus 0 -seed 7 > run1.log 2> run1.err
+rc=$?
+echo "INFO gpu distill, 100 iterations of 64 images: $(( $(date +%s) - start )) s" >&2
+if [ "$rc" -ne 0 ] || [ ! -f backup/student-tat.weights ]; then
+    echo "FAIL gpu_distill_runs: exit $rc; $(tail -n 2 run1.err | tr '\n' ' ')"
+    exit 0
+fi
+echo "PASS gpu_distill_runs"
+losses_fall gpu_distill run1.log 100
+
+gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU')
+if [ "${gpus:-0}" -ge 2 ]; then
+    rm -f backup/student-tat.weights
+    "$DARKNET" distill classifier train fm.data student-tat.cfg teacher.cfg backup/teacher.weights -gpus 0,1 -seed 7 > run2.log 2> run2.err
+    rc=$?
+    if [ "$rc" -ne 0 ] || [ ! -f backup/student-tat.weights ] || ! grep -q 'Syncing' run2.log; then
+        echo "FAIL gpu_distill_two_gpus: exit $rc; $(tail -n 2 run2.err | tr '\n' ' ')"
+    else
+        echo "PASS gpu_distill_two_gpus"
+        losses_fall gpu_distill_two_gpus run2.log 40
+    fi
+else
+    echo "SKIP gpu_distill_two_gpus: fewer than two GPUs"
+fi
