@@ -631,10 +631,12 @@ static void average_array(float **replica, const int *device, int nrep, int n, f
 
 int distill_sync_layer(network **nets, int n, int j)
 {
-    distill_state *s0 = state_of(&nets[0]->layers[j]);
+    distill_state *s0;
     float **rep;
     int *dev, i, e;
-    if (!is_distill_layer(&nets[0]->layers[j])) return 0;
+    /* only the TaT types hold a distill_state; the baselines' state is another struct */
+    if (nets[0]->layers[j].type != TAT_DISTILL && nets[0]->layers[j].type != ANCHOR_DISTILL) return 0;
+    s0 = state_of(&nets[0]->layers[j]);
     if (!s0->owner || !s0->gpu) return 1; /* nothing learned here */
     rep = calloc(n, sizeof(*rep));
     dev = calloc(n, sizeof(*dev));
