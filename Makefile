@@ -103,7 +103,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
 TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
-TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lm -pthread
+TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
 
 test:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
@@ -179,7 +179,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lm -pthread
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
 
 clean:
 	rm -rf build
