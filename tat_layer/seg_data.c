@@ -149,19 +149,21 @@ long seg_find_bad_label(const uint8_t *labels, long n, int classes)
 }
 
 void seg_rotate_crop_labels(const uint8_t *labels, int lw, int lh, float rad, float s, int w,
-                            int h, float dx, float dy, float aspect, uint8_t *out)
+                            int h, float dx, float dy, float aspect, int div, uint8_t *out)
 {
-    /* the same source coordinates as rotate_crop_image computes for pixel (x, y) */
-    float cx = lw / 2., cy = lh / 2., c = cos(rad), sn = sin(rad);
-    int x, y;
-    for (y = 0; y < h; ++y) {
-        for (x = 0; x < w; ++x) {
-            float u = (x - w / 2.) / s * aspect + dx / s * aspect;
-            float v = (y - h / 2.) / s + dy / s;
+    /* the source coordinates rotate_crop_image computes for image pixel (xi, yi), taken at the
+       centre of each div x div block, so that a flipped block is the mirror of a block */
+    float cx = lw / 2., cy = lh / 2., c = cos(rad), sn = sin(rad), half = (div - 1) / 2.f;
+    int x, y, ow = w / div, oh = h / div;
+    for (y = 0; y < oh; ++y) {
+        for (x = 0; x < ow; ++x) {
+            float xi = x * div + half, yi = y * div + half;
+            float u = (xi - w / 2.) / s * aspect + dx / s * aspect;
+            float v = (yi - h / 2.) / s + dy / s;
             int rx = (int)floorf(c * u - sn * v + cx + .5f);
             int ry = (int)floorf(sn * u + c * v + cy + .5f);
-            out[y * w + x] = (rx < 0 || rx >= lw || ry < 0 || ry >= lh) ? SEG_IGNORE
-                                                                         : labels[ry * lw + rx];
+            out[y * ow + x] = (rx < 0 || rx >= lw || ry < 0 || ry >= lh) ? SEG_IGNORE
+                                                                           : labels[ry * lw + rx];
         }
     }
 }
@@ -241,8 +243,8 @@ data load_data_seg_masks(load_args a)
         random_distort_image(sized, a.hue, a.saturation, a.exposure);
         d.X.vals[i] = sized.data;
 
-        seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale / div, ow, oh, g.dx / div,
-                               g.dy / div, g.aspect, crop);
+        seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale, a.w, a.h, g.dx, g.dy,
+                               g.aspect, div, crop);
         if (flip) seg_flip_labels(crop, ow, oh);
         d.y.vals[i] = malloc((size_t)d.y.cols * sizeof(float));
         seg_labels_to_onehot(crop, (long)ow * oh, a.classes, d.y.vals[i]);

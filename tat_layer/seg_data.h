@@ -28,10 +28,13 @@ uint8_t *seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t e
 /* Index of the first label that is >= classes and not SEG_IGNORE, or -1. */
 long seg_find_bad_label(const uint8_t *labels, long n, int classes);
 
-/* The label map seen through Darknet's rotate_crop_image geometry (same arguments), sampled
-   nearest-neighbour: a class is never blended. Positions outside the map get SEG_IGNORE. */
+/* The label map seen through rotate_crop_image's geometry with the image's arguments (crop
+   w x h), at 1/div of its resolution ((w/div) x (h/div) labels, each the label under the centre
+   of its div x div block), sampled nearest-neighbour: a class is never blended. Positions
+   outside the map get SEG_IGNORE. (Darknet's RLE path samples block corners, so its flipped
+   masks are off by div-1 pixels.) */
 void seg_rotate_crop_labels(const uint8_t *labels, int lw, int lh, float rad, float s, int w,
-                            int h, float dx, float dy, float aspect, uint8_t *out);
+                            int h, float dx, float dy, float aspect, int div, uint8_t *out);
 
 void seg_flip_labels(uint8_t *labels, int w, int h);
 
