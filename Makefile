@@ -10,6 +10,7 @@
 #   make fuzz FUZZ_SECONDS=60   libFuzzer (clang) on the cfg parser and the weights loader
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
+#   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make bench            CPU benchmark table (bench/run.sh); not part of make test
 #   make clean / distclean
 #
@@ -70,7 +71,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test test-bins gpu-build-check deps demo clean distclean \
+.PHONY: all build fetch tools test test-bins gpu-build-check deps demo demo-seg clean distclean \
     test-asan test-valgrind fuzz
 
 all: build tools
@@ -155,6 +156,9 @@ deps:
 
 demo:
 	scripts/demo-fashion.sh
+
+demo-seg:
+	scripts/demo-segmentation.sh
 
 # --- bench: not part of test. bench_tat links tat.c directly (the math the layers use, same
 # flags as Darknet's build); bench_fashion links the BLAS and the stock-gemm libraries.

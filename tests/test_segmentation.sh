@@ -133,3 +133,23 @@ png bad/masks/x.png 64 64 255
 cp seg/train/masks/00000.png full.png
 head -c 60 full.png > bad/masks/x.png
 bad_case corrupt_png bad/masks/x.png
+
+# --- the paper's four settings (cfg/seg-distill-sections.cfg) parse and run one step on a
+# 129x129x256 teacher feature (the stride-4 map of a 513 crop), one image
+net129() { printf '[net]\nbatch=1\nsubdivisions=1\nwidth=129\nheight=129\nchannels=3\nmin_crop=129\nmax_crop=129\nlearning_rate=0.0001\npolicy=constant\nmax_batches=1\n\n'; }
+c1() { printf '[convolutional]\nbatch_normalize=%d\nfilters=%d\nsize=1\nstride=1\npad=0\nactivation=%s\n\n' "$@"; }
+tail_out() { c1 0 11 linear; printf '[softmax]\ngroups=1\nspatial=1\n'; }
+{ net129; c1 1 256 leaky; tail_out; } > t129.cfg
+"$DARKNET" segmenter train seg.data t129.cfg > t129.log 2>&1
+awk '/^# ---- /{n++} n {print > ("block" n ".txt")}' "$top/cfg/seg-distill-sections.cfg"
+for k in 1 2 3 4; do
+    name=$(head -n 1 block$k.txt | sed 's/^# ---- //; s/:.*//; s/[^A-Za-z0-9]\+/_/g; s/_$//')
+    { net129; c1 1 16 leaky; grep -v '^#' block$k.txt; printf '\n'; tail_out; } > s129-$k.cfg
+    "$DARKNET" distill segmenter train seg.data s129-$k.cfg t129.cfg backup/t129.weights > s129.log 2> s129.err
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q '^distill: tat_distill.*anchor_distill' s129.log; then
+        echo "PASS seg_paper_setting_$name"
+    else
+        echo "FAIL seg_paper_setting_$name: exit $rc; $(tail -n 1 s129.err)"
+    fi
+done
