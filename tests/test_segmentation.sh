@@ -74,6 +74,19 @@ fi
 grep -q '; anchor_distill\[' distill.log && echo "PASS seg_distill_anchor_term_reported" ||
     echo "FAIL seg_distill_anchor_term_reported: no anchor_distill term in the progress lines"
 
+# -seed repeats a run exactly (loss lines, distillation terms, weights)
+small fashion-seg-student-tat.cfg 8 > seeded.cfg
+losses_of() { grep -E '^[0-9]+, [0-9.]+: |^distill: .*avg' "$1" | sed 's/ rate, [0-9.]* seconds.*//'; }
+"$DARKNET" distill segmenter train seg.data seeded.cfg teacher.cfg backup/teacher.weights -seed 5 > seed1.log 2>&1
+cp backup/seeded.weights seed1.weights 2> /dev/null
+"$DARKNET" distill segmenter train seg.data seeded.cfg teacher.cfg backup/teacher.weights -seed 5 > seed2.log 2>&1
+if [ -n "$(losses_of seed1.log)" ] && [ "$(losses_of seed1.log)" = "$(losses_of seed2.log)" ] &&
+    cmp -s seed1.weights backup/seeded.weights; then
+    echo "PASS seg_seed_reproducible"
+else
+    echo "FAIL seg_seed_reproducible: $(diff <(losses_of seed1.log) <(losses_of seed2.log) | head -n 3 | tr '\n' ' ')"
+fi
+
 "$DARKNET" distill segmenter valid seg.data student-tat.cfg backup/student-tat.weights -out pred > valid.log 2> valid.err
 rc=$?
 if [ $rc -eq 0 ] && grep -qE '^mIoU [0-9.]+ over [0-9]+ classes, pixel accuracy [0-9.]+, 16 images$' valid.log &&
@@ -104,7 +117,7 @@ bad_case() { # bad_case <name> <file the message must name>: image 0 with a brok
         echo bad/images/x.png > bad.list
         sed -i 's|^train=.*|train=bad.list|' bad.data
         if [ $verb = train ]; then
-            "$DARKNET" distill segmenter train bad.data student-tat.cfg teacher.cfg backup/teacher.weights backup/student-tat.weights > bad.log 2> bad.err
+            "$DARKNET" distill segmenter train bad.data student-tat.cfg teacher.cfg backup/teacher.weights > bad.log 2> bad.err
         else
             "$DARKNET" distill segmenter valid bad.data student-tat.cfg backup/student-tat.weights > bad.log 2> bad.err
         fi
