@@ -122,6 +122,7 @@ uint8_t *seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t e
     }
     /* palette and low-bit gray: unpack to one byte per pixel holding the raw index/value */
     if (bit_depth < 8) png_set_packing(png);
+    png_set_interlace_handling(png); /* Adam7 files: all passes into the full rows */
     png_read_update_info(png, info);
     pixels = malloc((size_t)pw * ph);
     rows = malloc(ph * sizeof(png_bytep));

@@ -120,6 +120,8 @@ static void test_softmax_spatial_ignore(void)
     free_layer(l);
 }
 
+static int interlace = PNG_INTERLACE_NONE;
+
 static void write_png(const char *path, int w, int h, int color, int depth, const uint8_t *pix)
 {
     FILE *fp = fopen(path, "wb");
@@ -128,7 +130,7 @@ static void write_png(const char *path, int w, int h, int color, int depth, cons
     png_bytep *rows = malloc(h * sizeof(png_bytep));
     int y, ch = color == PNG_COLOR_TYPE_RGB ? 3 : 1;
     png_init_io(png, fp);
-    png_set_IHDR(png, info, w, h, depth, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+    png_set_IHDR(png, info, w, h, depth, color, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     if (color == PNG_COLOR_TYPE_PALETTE) {
         png_color pal[256];
@@ -138,6 +140,7 @@ static void write_png(const char *path, int w, int h, int color, int depth, cons
     }
     png_write_info(png, info);
     if (depth == 4) png_set_packing(png);
+    if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
     for (y = 0; y < h; ++y) rows[y] = (png_bytep)(pix + (size_t)y * w * ch);
     png_write_image(png, rows);
     png_write_end(png, 0);
@@ -184,6 +187,19 @@ static void test_png_masks(void)
         write_png(p, 5, 3, PNG_COLOR_TYPE_PALETTE, 4, small);
         m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
         check(m && !memcmp(m, small, 15), "png_mask_palette_4bit", m ? "indices differ" : err);
+        free(m);
+    }
+
+    {
+        uint8_t big[13 * 11];
+        for (i = 0; i < 13 * 11; ++i) big[i] = (uint8_t)(i * 7 % 251);
+        interlace = PNG_INTERLACE_ADAM7;
+        p = path_in("interlaced.png");
+        write_png(p, 13, 11, PNG_COLOR_TYPE_GRAY, 8, big);
+        interlace = PNG_INTERLACE_NONE;
+        m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+        check(m && w == 13 && h == 11 && !memcmp(m, big, sizeof(big)), "png_mask_interlaced",
+              m ? "values differ" : err);
         free(m);
     }
 
