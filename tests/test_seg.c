@@ -328,7 +328,8 @@ static void test_augmentation_alignment(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/test_seg.XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/test_seg.XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
