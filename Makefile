@@ -14,6 +14,7 @@
 #   make fuzz FUZZ_SECONDS=60   libFuzzer (clang) on the cfg parser and the weights loader
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
+#   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (about 1 h)
 #   make bench            CPU benchmark table (bench/run.sh); not part of make test
 #   make clean / distclean
@@ -75,7 +76,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test test-bins gpu-build-check deps demo study clean distclean \
+.PHONY: all build fetch tools test test-bins gpu-build-check deps demo demo-seg study clean distclean \
     test-asan test-valgrind fuzz test-gpu gpu-test-bins bench-gpu
 
 all: build tools
@@ -108,7 +109,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
 TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
-TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lm -pthread
+TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
 
 test:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
@@ -195,6 +196,9 @@ deps:
 demo:
 	scripts/demo-fashion.sh
 
+demo-seg:
+	scripts/demo-segmentation.sh
+
 # not part of test: trains 6 methods x 3 seeds (scripts/study-fashion.sh says how to narrow it)
 study:
 	scripts/study-fashion.sh
@@ -222,7 +226,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lm -pthread
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
 
 clean:
 	rm -rf build

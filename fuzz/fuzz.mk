@@ -6,7 +6,7 @@ CC = clang
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS = -O1 -g -fno-omit-frame-pointer $(SAN) -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DN)/include -I$(DN)/src -Itat_layer -w
-LIBS = -lopenblas -lm -pthread
+LIBS = -lopenblas -lpng -lm -pthread
 
 # Darknet's own object list (only its C files) and the plugin's library files.
 DN_OBJ := $(filter-out image_opencv.o,$(shell sed -n 's/^OBJ=//p' $(DN)/Makefile))

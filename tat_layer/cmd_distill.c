@@ -16,6 +16,9 @@
 extern void train_classifier(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus,
                              int clear);
 extern void run_classifier(int argc, char **argv);
+extern void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus,
+                            int clear, int display);
+extern void run_distill_segmenter(int argc, char **argv); /* cmd_segment.c */
 
 static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
@@ -102,11 +105,12 @@ static void print_distill_progress(network *net)
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s distill classifier train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
+            "usage: %s distill classifier|segmenter train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
             "       %s distill classifier valid <data> <student.cfg> <student.weights>   (any `classifier` command)\n"
+            "       %s distill segmenter valid <data> <cfg> <weights> [-out dir]   (mIoU, per-class IoU, pixel accuracy)\n"
             "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n"
             "       %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n",
-            prog, prog, prog, prog);
+            prog, prog, prog, prog, prog);
 }
 
 void need_readable(const char *path, const char *what)
@@ -148,7 +152,8 @@ static int is_distill_section(const char *line)
     return distill_layer_type_of_section(line) != BLANK;
 }
 
-static void train_distill(int argc, char **argv)
+/* task: "classifier" or "segmenter", whose Darknet training loop runs */
+static void train_distill(int argc, char **argv, const char *task)
 {
     char *gpu_list = find_char_arg(argc, argv, "-gpus", 0);
     char *seed = find_char_arg(argc, argv, "-seed", 0);
@@ -158,11 +163,11 @@ static void train_distill(int argc, char **argv)
     char *args[8];
     for (i = 3; i < argc && argv[i]; ++i) {
         if (argv[i][0] == '-') {
-            fprintf(stderr, "distill classifier train: unknown option %s\n", argv[i]);
+            fprintf(stderr, "distill %s train: unknown option %s\n", task, argv[i]);
             exit(1);
         }
         if (nargs == 5) {
-            fprintf(stderr, "distill classifier train: unexpected argument %s\n", argv[i]);
+            fprintf(stderr, "distill %s train: unexpected argument %s\n", task, argv[i]);
             exit(1);
         }
         args[nargs++] = argv[i];
@@ -175,7 +180,7 @@ static void train_distill(int argc, char **argv)
         char *end;
         long v = strtol(seed, &end, 10);
         if (end == seed || *end || v < 0 || v > 2147483646L) {
-            fprintf(stderr, "distill classifier train: -seed %s: must be an integer 0..2147483646\n", seed);
+            fprintf(stderr, "distill %s train: -seed %s: must be an integer 0..2147483646\n", task, seed);
             exit(1);
         }
         train_seed = (int)v;
@@ -197,7 +202,10 @@ static void train_distill(int argc, char **argv)
     teacher_weights = args[3];
     parse_network_hook = attach_teacher;
     train_progress_hook = print_distill_progress;
-    train_classifier(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
+    if (!strcmp(task, "segmenter"))
+        train_segmenter(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear, 0);
+    else
+        train_classifier(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
     free(gpus);
 }
 
@@ -354,7 +362,11 @@ void run_distill(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[2], "classifier") && !strcmp(argv[3], "train")) {
         /* shift so that argv[2] is the verb, as in `classifier train` */
-        train_distill(argc - 1, argv + 1);
+        train_distill(argc - 1, argv + 1, "classifier");
+    } else if (argc >= 4 && !strcmp(argv[2], "segmenter") && !strcmp(argv[3], "train")) {
+        train_distill(argc - 1, argv + 1, "segmenter");
+    } else if (argc >= 3 && !strcmp(argv[2], "segmenter")) {
+        run_distill_segmenter(argc, argv);
     } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
         run_classifier(argc - 1, argv + 1);

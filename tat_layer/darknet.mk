@@ -45,5 +45,10 @@ COMMON += -DCBLAS $(TAT_BLAS_CFLAGS)
 LDFLAGS += -lopenblas
 endif
 
+# PNG class-index masks for segmentation (seg_data.c); stb_image cannot return palette indices.
+TAT_PNG_CFLAGS := $(shell pkg-config --cflags libpng 2>/dev/null)
+COMMON += $(TAT_PNG_CFLAGS)
+LDFLAGS += $(or $(shell pkg-config --libs libpng 2>/dev/null),-lpng)
+
 # Only the runtime API is used; libcuda (the driver) need not be linked.
 LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))

@@ -1,0 +1,186 @@
+/* `./darknet distill segmenter valid|test|demo ...`: evaluation of segmentation networks with
+   PNG class-index masks (training is `distill segmenter train`, in cmd_distill.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "darknet.h"
+#include "option_list.h"
+#include "seg_data.h"
+#include "seg_metrics.h"
+
+extern void run_segmenter(int argc, char **argv);
+
+/* A fixed colour per class (Pascal VOC's bit-interleaved palette: class 0 black). */
+static void class_colour(int c, float rgb[3])
+{
+    int r = 0, g = 0, b = 0, bit;
+    for (bit = 7; bit >= 0 && c; --bit, c >>= 3) {
+        r |= (c & 1) << bit;
+        g |= ((c >> 1) & 1) << bit;
+        b |= ((c >> 2) & 1) << bit;
+    }
+    rgb[0] = r / 255.f;
+    rgb[1] = g / 255.f;
+    rgb[2] = b / 255.f;
+}
+
+static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    char name[4096];
+    image im = make_image(w, h, 3);
+    int i, k;
+    size_t len;
+    base = base ? base + 1 : path;
+    len = strcspn(base, ".");
+    for (i = 0; i < w * h; ++i) {
+        float rgb[3];
+        class_colour(pred[i], rgb);
+        for (k = 0; k < 3; ++k) im.data[k * w * h + i] = rgb[k];
+    }
+    /* save_image_options appends ".png" */
+    snprintf(name, sizeof(name), "%s/%.*s", dir, (int)len, base);
+    save_image_options(im, name, PNG, 0);
+    free_image(im);
+}
+
+static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char *outdir)
+{
+    list *options = read_data_cfg(datacfg);
+    int classes = option_find_int_quiet(options, "classes", 80);
+    char *valid_list = option_find_str(options, "valid", 0);
+    char *masks = option_find_str(options, "masks", 0);
+    char *ext = masks ? option_find_str(options, "mask_ext", ".png") : 0;
+    char *names_file = option_find_str(options, "names", 0);
+    char **names = 0;
+    list *plist;
+    char **paths;
+    network *net;
+    image out;
+    int64_t *conf;
+    double *iou, miou;
+    uint8_t *small, *full = 0;
+    int n, i, c, ow, oh, present = 0;
+    size_t full_cap = 0;
+
+    if (!valid_list) {
+        fprintf(stderr, "%s: no valid= list to evaluate\n", datacfg);
+        exit(1);
+    }
+    if (!masks) {
+        fprintf(stderr, "%s: no masks= rule: valid reads PNG class-index masks (see README, Segmentation)\n",
+                datacfg);
+        exit(1);
+    }
+    if (classes < 1 || classes > 255) {
+        fprintf(stderr, "%s: classes=%d: must be 1..255 (255 is the ignore label)\n", datacfg, classes);
+        exit(1);
+    }
+    if (names_file) {
+        int count = 0;
+        names = get_labels(names_file);
+        while (names[count]) ++count;
+        if (count < classes) {
+            fprintf(stderr, "%s: %d names for %d classes\n", names_file, count, classes);
+            exit(1);
+        }
+    }
+    plist = get_paths(valid_list);
+    paths = (char **)list_to_array(plist);
+    n = plist->size;
+    if (n == 0) {
+        fprintf(stderr, "%s: no images (the valid list of %s)\n", valid_list, datacfg);
+        exit(1);
+    }
+    net = load_network(cfgfile, weightfile, 0);
+    set_batch_network(net, 1);
+    out = get_network_image(net);
+    ow = out.w;
+    oh = out.h;
+    if (net->outputs != ow * oh * classes) {
+        fprintf(stderr, "%s: classes=%d, but %s outputs %d values per image (%d x %d x %d)\n",
+                datacfg, classes, cfgfile, net->outputs, ow, oh, out.c);
+        exit(1);
+    }
+    if (outdir && mkdir(outdir, 0755) && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create: %s\n", outdir, strerror(errno));
+        exit(1);
+    }
+    conf = calloc((size_t)classes * classes, sizeof(int64_t));
+    iou = calloc(classes, sizeof(double));
+    small = malloc((size_t)ow * oh);
+    for (i = 0; i < n; ++i) {
+        image im = load_image_color(paths[i], 0, 0);
+        uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, ext, im.w, im.h, classes);
+        image sized = resize_image(im, net->w, net->h);
+        float *prob = network_predict(net, sized.data);
+        int x, y, p;
+        for (p = 0; p < ow * oh; ++p) {
+            int best = 0;
+            for (c = 1; c < classes; ++c)
+                if (prob[c * ow * oh + p] > prob[best * ow * oh + p]) best = c;
+            small[p] = (uint8_t)best;
+        }
+        /* scored at the mask's own resolution: the prediction is upsampled nearest-neighbour */
+        if ((size_t)im.w * im.h > full_cap) {
+            full_cap = (size_t)im.w * im.h;
+            full = realloc(full, full_cap);
+        }
+        for (y = 0; y < im.h; ++y)
+            for (x = 0; x < im.w; ++x)
+                full[y * im.w + x] = small[(y * oh / im.h) * ow + x * ow / im.w];
+        seg_confusion_add(conf, classes, mask, full, (long)im.w * im.h);
+        if (outdir) save_colourised(full, im.w, im.h, outdir, paths[i]);
+        free(mask);
+        free_image(im);
+        free_image(sized);
+        if ((i + 1) % 500 == 0) fprintf(stderr, "%d/%d images\n", i + 1, n);
+    }
+    miou = seg_iou(conf, classes, iou);
+    for (c = 0; c < classes; ++c) {
+        char label[64];
+        snprintf(label, sizeof(label), "%s", names ? names[c] : "");
+        if (iou[c] < 0) printf("class %3d %-20s IoU    -  (not in truth or prediction)\n", c, label);
+        else printf("class %3d %-20s IoU %.4f\n", c, label, iou[c]), ++present;
+    }
+    printf("mIoU %.4f over %d classes, pixel accuracy %.4f, %d images\n", miou, present,
+           seg_pixel_accuracy(conf, classes), n);
+    free(conf);
+    free(iou);
+    free(small);
+    free(full);
+    free_network(net);
+    free_ptrs((void **)paths, n);
+    free_list(plist);
+}
+
+void run_distill_segmenter(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[3], "valid")) {
+        char *outdir = find_char_arg(argc, argv, "-out", 0);
+        char *args[3];
+        int i, nargs = 0;
+        for (i = 4; i < argc && argv[i]; ++i) {
+            if (argv[i][0] == '-') {
+                fprintf(stderr, "distill segmenter valid: unknown option %s\n", argv[i]);
+                exit(1);
+            }
+            if (nargs == 3) {
+                fprintf(stderr, "distill segmenter valid: unexpected argument %s\n", argv[i]);
+                exit(1);
+            }
+            args[nargs++] = argv[i];
+        }
+        if (nargs != 3) {
+            fprintf(stderr, "usage: %s distill segmenter valid <data> <cfg> <weights> [-out dir]\n", argv[0]);
+            exit(1);
+        }
+        valid_segmenter(args[0], args[1], args[2], outdir);
+    } else {
+        /* test and demo need no teacher: the distillation layers are inert without one */
+        run_segmenter(argc - 1, argv + 1);
+    }
+}
