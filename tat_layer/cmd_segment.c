@@ -80,9 +80,11 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         exit(1);
     }
     if (names_file) {
-        int count = 0;
-        names = get_labels(names_file);
-        while (names[count]) ++count;
+        /* list_to_array is not NULL-terminated: take the count from the list */
+        list *name_list = get_paths(names_file);
+        int count = name_list->size;
+        names = (char **)list_to_array(name_list);
+        free_list(name_list);
         if (count < classes) {
             fprintf(stderr, "%s: %d names for %d classes\n", names_file, count, classes);
             exit(1);
