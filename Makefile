@@ -166,7 +166,7 @@ GPU_TEST_SRCS = $(wildcard tests/gpu/test_*.c)
 GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
 GPU_CFLAGS = $(TEST_CFLAGS) -DGPU -I$(CUDA_HOME)/include
 GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++ \
-    -lopenblas -lm -pthread
+    -lopenblas -lpng -lm -pthread
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 

@@ -81,7 +81,8 @@ static void draw_panel(unsigned char *rgb, int stride, image im, const float *ma
 void run_distill_attention(int argc, char **argv)
 {
     char *at = find_char_arg(argc, argv, "-at", 0);
-    int layer_index = find_int_arg(argc, argv, "-layer", -1);
+    char *layer_arg = find_char_arg(argc, argv, "-layer", 0);
+    int layer_index = -1;
     char *args[6];
     int nargs = 0, i, n, mh, mw, scale, panel_w, panel_h, total_w, *yx = 0;
     network *net;
@@ -98,6 +99,13 @@ void run_distill_attention(int argc, char **argv)
     if (nargs < 6) {
         fprintf(stderr, "usage: %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n", argv[0]);
         exit(1);
+    }
+    if (layer_arg) {
+        char *end;
+        long v = strtol(layer_arg, &end, 10);
+        if (end == layer_arg || *end || v < 0 || v > 100000)
+            fail("distill attention: -layer %s: %s", layer_arg, "must be a layer index (from 0)");
+        layer_index = (int)v;
     }
     need_readable(args[0], "the student cfg");
     need_readable(args[1], "the student weights");

@@ -33,7 +33,7 @@ typedef struct distill_state {
 } distill_state;
 
 #ifdef GPU
-static void distill_gpu_setup(distill_state *s);
+static void distill_gpu_setup(const network *net, distill_state *s);
 static void distill_gpu_params(distill_state *s, int to_host);
 static void distill_gpu_free(distill_state *s);
 #endif
@@ -287,7 +287,7 @@ layer parse_tat_distill(list *options, network *net, int index)
         s->term.d = grid_h * grid_w / groups * s->teacher_c;
     }
 #ifdef GPU
-    distill_gpu_setup(s);
+    distill_gpu_setup(net, s);
 #endif
     snprintf(what, sizeof(what), "grid %d,%d groups %d, q/v %dx%d, key %s, bn %s", grid_h, grid_w,
              groups, s->ksize, s->ksize, s->key_learned ? "learned" : "identity",
@@ -369,7 +369,7 @@ layer parse_anchor_distill(list *options, network *net, int index)
         s->term.d = s->teacher_c;
     }
 #ifdef GPU
-    distill_gpu_setup(s);
+    distill_gpu_setup(net, s);
 #endif
     snprintf(what, sizeof(what), "anchors %d,%d (%d positions), %s", anchor_h, anchor_w, s->term.N,
              shared ? "shared embeddings" : "own embeddings");
@@ -386,17 +386,11 @@ static int distilling(const distill_state *s, const network *net)
 
 /* The weighted loss per image from the sum of squared errors; a non-finite loss stops the
    run before this step's update and before any save: the backups on disk stay the last good
-   ones. The step number is the one its progress line would have shown. */
+   ones. */
 static void set_loss(const layer *l, const network *net, distill_state *s, double sse)
 {
     s->loss = (float)(s->loss_weight * sse / ((double)tat_term_elements_per_image(&s->term) * s->batch));
-    if (!distill_finite(s->loss)) {
-        size_t per_step = (size_t)net->batch * net->subdivisions;
-        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
-                net->cfgfile ? net->cfgfile : "cfg", section_name(l->type), s->index,
-                s->loss != s->loss ? "nan" : "inf", (*net->seen + per_step - 1) / per_step);
-        exit(1);
-    }
+    distill_stop_if_not_finite(net, l, s->index, s->loss);
 }
 
 void forward_distill_layer(const layer l, network net)
@@ -483,11 +477,15 @@ static void drop_host_activations(tat_embedding *e)
     e->x_hat = e->out = e->out_grad = e->mean = e->inv_std = 0;
 }
 
-static void distill_gpu_setup(distill_state *s)
+static void distill_gpu_setup(const network *net, distill_state *s)
 {
     struct distill_gpu *g;
     tat_term geom;
+    char context[512];
     if (gpu_index < 0 || !s->active) return;
+    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+             section_name(s->term.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL), s->index);
+    tat_gpu_set_alloc_context(context);
     g = calloc(1, sizeof(*g));
     if (s->owner) {
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
@@ -752,6 +750,19 @@ const char *distill_layer_attention(const layer *l, network *net, int y, int x, 
     int i;
     if (!s->active || !net->teacher) return "no teacher attached";
     if (y < 0 || y >= s->h || x < 0 || x >= s->w) return "the position is outside the map";
+#ifdef GPU
+    if (embeddings_gpu(s)) {
+        /* the forwards left the maps on the device (network_predict copies back only the
+           last layer), the parameters may have moved there, and the host activations of
+           the embeddings were dropped at setup */
+        layer from = net->layers[s->from], tf = net->teacher->layers[s->teacher_layer];
+        cuda_pull_array(from.output_gpu, from.output, from.outputs * from.batch);
+        cuda_pull_array(tf.output_gpu, tf.output, tf.outputs * tf.batch);
+        distill_gpu_params(s->owner ? s : s->shared, 1);
+        if (!s->q->out) tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
+        if (s->k && !s->k->out) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
+    }
+#endif
     student = net->layers[s->from].output;
     teacher = net->teacher->layers[s->teacher_layer].output;
     /* a layer sharing embeddings has no workspace of its own */

@@ -48,11 +48,29 @@ static unsigned int tat_blocks(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
+static char tat_alloc_context[512] = "tat";
+
+void tat_gpu_set_alloc_context(const char *context)
+{
+    snprintf(tat_alloc_context, sizeof(tat_alloc_context), "%s", context);
+}
+
+/* Out of device memory is a cfg problem (a fine grid on a big map, a large batch): say which
+   layer and how much, and exit, rather than abort in check_error. */
 static float *tat_gpu_alloc(size_t n)
 {
     float *p;
-    tat_check(cudaMalloc((void **)&p, (n ? n : 1) * sizeof(float)));
-    tat_check(cudaMemset(p, 0, (n ? n : 1) * sizeof(float)));
+    size_t bytes = (n ? n : 1) * sizeof(float), free_bytes = 0, total_bytes = 0;
+    cudaError_t status = cudaMalloc((void **)&p, bytes);
+    if (status != cudaSuccess) {
+        cudaGetLastError(); /* clear the error before asking for the free memory */
+        cudaMemGetInfo(&free_bytes, &total_bytes);
+        fprintf(stderr, "%s: cannot allocate %.1f MiB of GPU memory (%.1f of %.1f MiB free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
+                tat_alloc_context, bytes / 1048576.0, free_bytes / 1048576.0,
+                total_bytes / 1048576.0, cudaGetErrorString(status));
+        exit(1);
+    }
+    tat_check(cudaMemset(p, 0, bytes));
     return p;
 }
 

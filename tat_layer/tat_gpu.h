@@ -48,6 +48,9 @@ typedef struct {
     float *mean, *inv_std;         /* batch*out_c */
 } tat_gpu_embedding;
 
+/* Prefix of the one-line message an out-of-memory allocation prints before exiting 1
+ * ("<cfg>: [section] (layer N)"); set before the allocations of a layer. */
+void tat_gpu_set_alloc_context(const char *context);
 /* Device copies of host embedding e's parameters (its gradients start at zero) and
  * activations for batch x h x w maps. */
 void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch, int h, int w);

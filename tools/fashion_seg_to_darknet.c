@@ -238,7 +238,7 @@ static long parse_count(const char *opt, const char *v, long min)
 static void usage(void)
 {
     fprintf(stderr, "usage: fashion_seg_to_darknet <dataset dir> [<out dir>] [--train N] [--valid N] [--seed S]\n");
-    exit(2);
+    exit(1);
 }
 
 int main(int argc, char **argv)

@@ -24,6 +24,7 @@
 
 #include "darknet.h"
 #include "distill_layer.h"
+#include "distill_plugin.h"
 #include "tat.h"
 #include "tat_gpu.h"
 

@@ -59,6 +59,15 @@ fi
 echo "PASS gpu_distill_runs"
 losses_fall gpu_distill run1.log 100
 
+# attention maps read the maps and embeddings back from the device
+img=$(head -n 1 data/test.list)
+if "$DARKNET" distill attention student-tat.cfg backup/student-tat.weights teacher.cfg backup/teacher.weights \
+    "$img" att.png -at 1,1 > att.log 2> att.err && [ -f att.png ] && grep -q 'drawn weights sum 2.0000' att.log; then
+    echo "PASS gpu_attention_map"
+else
+    echo "FAIL gpu_attention_map: $(tail -n 1 att.log) $(tail -n 1 att.err)"
+fi
+
 gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU')
 if [ "${gpus:-0}" -ge 2 ]; then
     rm -f backup/student-tat.weights
