@@ -121,7 +121,7 @@ test:
 
 test-bins: $(TEST_BINS)
 
-$(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
+$(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
