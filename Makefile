@@ -98,7 +98,7 @@ TOOL_LIBS = $(or $(shell pkg-config --libs libpng zlib 2>/dev/null),-lpng -lz) -
 
 tools: $(TOOL_BINS)
 
-build/tools/%: tools/%.c
+build/tools/%: tools/%.c $(wildcard tools/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(TOOL_CFLAGS) $< -o $@ $(TOOL_LIBS)
 

@@ -13,19 +13,8 @@ data=data/fashion-seg/fashion-seg.data
 out=backup/fashion-seg
 dn=darknet/darknet
 
-step() { printf '\n== %s\n' "$*"; }
-# train <label> <log> <darknet args...>: runs quietly, reports the time and the last step
-train() {
-    local label=$1 log=$2 start=$SECONDS
-    shift 2
-    echo "$label: $dn $* (log: $log)"
-    "$dn" "$@" -seed "$SEED" > "$log" 2> "$log.err" || {
-        echo "error: $label failed; the end of $log.err:" >&2
-        tail -n 5 "$log.err" >&2
-        exit 1
-    }
-    echo "$label: done in $((SECONDS - start)) s; last step: $(grep -E '^[0-9]+, ' "$log" | tail -n 1 | cut -d, -f1-3)"
-}
+# step and train: see scripts/demo-common.sh
+. scripts/demo-common.sh
 miou() { # miou <cfg> <weights>: the summary line of `distill segmenter valid`
     "$dn" distill segmenter valid "$data" "$1" "$2" 2> /dev/null | tail -n 1
 }

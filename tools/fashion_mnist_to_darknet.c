@@ -30,17 +30,12 @@
  *
  * Build: gcc -O2 -o fashion_mnist_to_darknet fashion_mnist_to_darknet.c -lpng -lz
  */
-#include <errno.h>
-#include <png.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <unistd.h>
-#include <zlib.h>
+
+#define FASHION_IDX_PROG "fashion_mnist_to_darknet"
+#define FASHION_IDX_SHORT_ERRORS 0
+#define FASHION_IDX_GZ_BUFFER (1 << 17)
+#include "fashion_idx.h"
 
 #define NCLASSES 10
 #define SIDE 28
@@ -50,141 +45,6 @@ static const char *labels[NCLASSES] = {
     "c0_tshirt_top", "c1_trouser", "c2_pullover", "c3_dress", "c4_coat",
     "c5_sandal", "c6_shirt", "c7_sneaker", "c8_bag", "c9_ankle_boot"
 };
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("fashion_mnist_to_darknet: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-/* One IDX file, fully in memory (the largest is 47 MB). */
-typedef struct {
-    unsigned char *data;   /* payload after the header */
-    long n;                /* items */
-    int rows, cols;        /* 0 for label files */
-} idx_t;
-
-static unsigned be32(const unsigned char *p)
-{
-    return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | p[3];
-}
-
-/* zlib's message repeats the path ("path: reason"); keep the reason only. */
-static const char *gz_msg(gzFile f, const char *path, int *err)
-{
-    const char *msg = gzerror(f, err);
-    size_t pl = strlen(path);
-    if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
-    return msg;
-}
-
-/* Read exactly len bytes; a short read means a truncated file. */
-static void gz_read_all(gzFile f, void *buf, long len, const char *path)
-{
-    unsigned char *p = buf;
-    while (len > 0) {
-        unsigned chunk = len > (1L << 30) ? (1u << 30) : (unsigned)len;
-        int got = gzread(f, p, chunk);
-        if (got < 0) {
-            int err;
-            die("%s: corrupt gzip data (%s)", path, gz_msg(f, path, &err));
-        }
-        if (got == 0) {
-            /* zlib reports a truncated gzip stream only as an error state */
-            int err;
-            const char *msg = gz_msg(f, path, &err);
-            if (err != Z_OK && err != Z_BUF_ERROR) die("%s: corrupt gzip data (%s)", path, msg);
-            die("%s: file is short (truncated)", path);
-        }
-        p += got;
-        len -= got;
-    }
-}
-
-/* dims = 3 for images, 1 for labels. Tries <name>.gz, then <name>. */
-static idx_t read_idx(const char *dir, const char *name, int dims)
-{
-    char path[4096], alt[4096];
-    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    snprintf(alt, sizeof alt, "%s/%s", dir, name);
-    const char *used = path;
-    if (access(path, R_OK) != 0) {
-        if (access(alt, R_OK) != 0) die("%s: cannot read (%s)", path, strerror(errno));
-        used = alt;
-    }
-    gzFile f = gzopen(used, "rb");
-    if (!f) die("%s: cannot open (%s)", used, strerror(errno));
-    gzbuffer(f, 1 << 17);
-
-    unsigned char hdr[16];
-    int hlen = 4 + 4 * dims;
-    gz_read_all(f, hdr, hlen, used);
-    unsigned magic = be32(hdr);
-    /* 0x08 = unsigned byte elements, last byte = number of dimensions */
-    if (magic != (0x0800u | (unsigned)dims))
-        die("%s: bad magic 0x%08x (expected 0x%08x)", used, magic, 0x0800u | (unsigned)dims);
-
-    idx_t x = {0};
-    x.n = be32(hdr + 4);
-    if (dims == 3) {
-        x.rows = be32(hdr + 8);
-        x.cols = be32(hdr + 12);
-        if (x.rows != SIDE || x.cols != SIDE)
-            die("%s: images are %dx%d, expected %dx%d", used, x.rows, x.cols, SIDE, SIDE);
-    }
-    if (x.n <= 0 || x.n > 10000000) die("%s: implausible item count %ld", used, x.n);
-    long len = x.n * (dims == 3 ? SIDE * SIDE : 1);
-    x.data = malloc(len);
-    if (!x.data) die("%s: out of memory", used);
-    gz_read_all(f, x.data, len, used);
-    gzclose(f);
-    if (dims == 1) {
-        for (long i = 0; i < x.n; ++i)
-            if (x.data[i] >= NCLASSES) die("%s: label %d at item %ld out of range", used, x.data[i], i);
-    }
-    return x;
-}
-
-static void mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; ; ++p) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("%s: cannot create directory (%s)", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-}
-
-static void write_png(const char *path, const unsigned char *pix)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp) die("%s: cannot write (%s)", path, strerror(errno));
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, 0, 0, 0);
-    png_infop info = png ? png_create_info_struct(png) : 0;
-    if (!info) die("%s: libpng init failed", path);
-    if (setjmp(png_jmpbuf(png))) die("%s: libpng write failed", path);
-    png_init_io(png, fp);
-    /* 784-byte images: fast compression costs almost nothing in size */
-    png_set_compression_level(png, 1);
-    png_set_IHDR(png, info, SIDE, SIDE, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_bytep rows[SIDE];
-    for (int r = 0; r < SIDE; ++r) rows[r] = (png_bytep)(pix + r * SIDE);
-    png_set_rows(png, info, rows);
-    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, 0);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(fp) != 0) die("%s: write error (%s)", path, strerror(errno));
-}
 
 static void image_path(char *buf, size_t sz, const char *out, const char *split, long i, int label)
 {
@@ -197,7 +57,7 @@ static void write_range(const char *out, const char *split, const idx_t *img, co
     char path[4096];
     for (long i = lo; i < hi; ++i) {
         image_path(path, sizeof path, out, split, i, lab->data[i]);
-        write_png(path, img->data + i * SIDE * SIDE);
+        write_png(path, img->data + i * SIDE * SIDE, SIDE, SIDE);
     }
 }
 
@@ -238,18 +98,10 @@ static void write_list(const char *out, const char *split, const idx_t *lab, lon
     if (fclose(f) != 0) die("%s: write error", path);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) die("%s: cannot write (%s)", path, strerror(errno));
-    fputs(text, f);
-    if (fclose(f) != 0) die("%s: write error", path);
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: fashion_mnist_to_darknet <dataset dir> [<out dir>] [--train-limit N]\n");
-    exit(2);
+    exit(1);
 }
 
 int main(int argc, char **argv)
@@ -301,10 +153,10 @@ int main(int argc, char **argv)
         unlink(stamp);   /* different arguments: redo, and stay incomplete until done */
     }
 
-    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3);
-    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1);
-    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3);
-    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1);
+    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NCLASSES);
+    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1, SIDE, NCLASSES);
+    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3, SIDE, NCLASSES);
+    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1, SIDE, NCLASSES);
     if (tri.n != trl.n) die("%s/train-*: %ld images but %ld labels", in, tri.n, trl.n);
     if (tei.n != tel.n) die("%s/t10k-*: %ld images but %ld labels", in, tei.n, tel.n);
     long ntrain = (limit > 0 && limit < tri.n) ? limit : tri.n;

@@ -26,16 +26,12 @@
  *
  * Build: gcc -O2 -o fashion_seg_to_darknet fashion_seg_to_darknet.c -lpng -lz
  */
-#include <errno.h>
-#include <png.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
+
+#define FASHION_IDX_PROG "fashion_seg_to_darknet"
+#define FASHION_IDX_SHORT_ERRORS 1
+#define FASHION_IDX_GZ_BUFFER 0
+#include "fashion_idx.h"
 
 #define NGARMENT_CLASSES 10
 #define SIDE 28
@@ -51,17 +47,6 @@ static const char *names[NGARMENT_CLASSES + 1] = {
     "sandal", "shirt", "sneaker", "bag", "ankle_boot"
 };
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("fashion_seg_to_darknet: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* splitmix64: a fixed, portable generator */
 static uint64_t rng_state;
 static uint64_t rng_next(void)
@@ -72,92 +57,6 @@ static uint64_t rng_next(void)
     return z ^ (z >> 31);
 }
 static long rng_below(long n) { return (long)(rng_next() % (uint64_t)n); }
-
-typedef struct {
-    unsigned char *data;
-    long n;
-} idx_t;
-
-static unsigned be32(const unsigned char *p)
-{
-    return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | p[3];
-}
-
-static void gz_read_all(gzFile f, void *buf, long len, const char *path)
-{
-    unsigned char *p = buf;
-    while (len > 0) {
-        int got = gzread(f, p, len > (1L << 30) ? (1u << 30) : (unsigned)len);
-        if (got <= 0) die("%s: truncated or corrupt", path);
-        p += got;
-        len -= got;
-    }
-}
-
-/* dims = 3 for images (28x28 checked), 1 for labels. Tries <name>.gz, then <name>. */
-static idx_t read_idx(const char *dir, const char *name, int dims)
-{
-    char path[4096];
-    unsigned char hdr[16];
-    idx_t x = {0};
-    long len;
-    gzFile f;
-    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = gzopen(path, "rb");
-    if (!f) die("%s: cannot open (%s)", path, strerror(errno));
-    gz_read_all(f, hdr, 4 + 4 * dims, path);
-    if (be32(hdr) != (0x0800u | (unsigned)dims)) die("%s: not an IDX file of %d dimensions", path, dims);
-    x.n = be32(hdr + 4);
-    if (dims == 3 && (be32(hdr + 8) != SIDE || be32(hdr + 12) != SIDE)) die("%s: images are not 28x28", path);
-    if (x.n <= 0 || x.n > 10000000) die("%s: implausible item count %ld", path, x.n);
-    len = x.n * (dims == 3 ? SIDE * SIDE : 1);
-    x.data = malloc(len);
-    if (!x.data) die("%s: out of memory", path);
-    gz_read_all(f, x.data, len, path);
-    gzclose(f);
-    if (dims == 1)
-        for (long i = 0; i < x.n; ++i)
-            if (x.data[i] >= NGARMENT_CLASSES) die("%s: label %d at item %ld out of range", path, x.data[i], i);
-    return x;
-}
-
-static void mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1;; ++p) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("%s: cannot create directory (%s)", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-}
-
-static void write_png(const char *path, const unsigned char *pix)
-{
-    FILE *fp = fopen(path, "wb");
-    png_structp png;
-    png_infop info;
-    png_bytep rows[CANVAS];
-    if (!fp) die("%s: cannot write (%s)", path, strerror(errno));
-    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, 0, 0, 0);
-    info = png ? png_create_info_struct(png) : 0;
-    if (!info) die("%s: libpng init failed", path);
-    if (setjmp(png_jmpbuf(png))) die("%s: libpng write failed", path);
-    png_init_io(png, fp);
-    png_set_compression_level(png, 1);
-    png_set_IHDR(png, info, CANVAS, CANVAS, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    for (int r = 0; r < CANVAS; ++r) rows[r] = (png_bytep)(pix + r * CANVAS);
-    png_set_rows(png, info, rows);
-    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, 0);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(fp) != 0) die("%s: write error (%s)", path, strerror(errno));
-}
 
 /* One canvas and its label map from the garments picked[0..GARMENTS-1]. */
 static void compose(const idx_t *img, const idx_t *lab, const long *picked, unsigned char *canvas,
@@ -210,21 +109,13 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
         }
         compose(img, lab, picked, canvas, mask);
         snprintf(path, sizeof path, "%s/%s/images/%05ld.png", out, split, i);
-        write_png(path, canvas);
+        write_png(path, canvas, CANVAS, CANVAS);
         fprintf(list, "%s\n", path);
         snprintf(path, sizeof path, "%s/%s/masks/%05ld.png", out, split, i);
-        write_png(path, mask);
+        write_png(path, mask, CANVAS, CANVAS);
     }
     if (fclose(list) != 0) die("%s/%s.list: write error", out, split);
     free(order);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) die("%s: cannot write (%s)", path, strerror(errno));
-    fputs(text, f);
-    if (fclose(f) != 0) die("%s: write error", path);
 }
 
 static long parse_count(const char *opt, const char *v, long min)
@@ -283,10 +174,10 @@ int main(int argc, char **argv)
         unlink(stamp);
     }
 
-    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3);
-    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1);
-    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3);
-    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1);
+    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NGARMENT_CLASSES);
+    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1, SIDE, NGARMENT_CLASSES);
+    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3, SIDE, NGARMENT_CLASSES);
+    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1, SIDE, NGARMENT_CLASSES);
     if (tri.n != trl.n || tei.n != tel.n) die("%s: image and label counts differ", in);
 
     mkdir_p(out);

@@ -1,0 +1,189 @@
+/*
+ * fashion_idx.h: what the Fashion-MNIST converters in tools/ share: die(), reading the
+ * IDX files (gzip-compressed or plain), mkdir -p, and writing 8-bit grayscale PNGs and
+ * text files.
+ *
+ * A header of static functions rather than a library: each .c in tools/ is built alone as
+ * one translation unit (the top Makefile's build/tools/% rule), so each tool includes it.
+ *
+ * Before including it, a tool defines:
+ *   FASHION_IDX_PROG          its name, the prefix of every die() message
+ *   FASHION_IDX_SHORT_ERRORS  1 for the shorter IDX error texts of fashion_seg_to_darknet,
+ *                             0 for the detailed ones of fashion_mnist_to_darknet
+ *   FASHION_IDX_GZ_BUFFER     zlib's read buffer in bytes, 0 for zlib's default (it decides
+ *                             which error a corrupt gzip file is reported with)
+ */
+#ifndef FASHION_IDX_H
+#define FASHION_IDX_H
+
+#if !defined(FASHION_IDX_PROG) || !defined(FASHION_IDX_SHORT_ERRORS) || !defined(FASHION_IDX_GZ_BUFFER)
+#error "define FASHION_IDX_PROG, FASHION_IDX_SHORT_ERRORS and FASHION_IDX_GZ_BUFFER before including fashion_idx.h"
+#endif
+
+#include <errno.h>
+#include <png.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* Prints "<prog>: <message>" and exits with status 1. */
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(FASHION_IDX_PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* One IDX file, fully in memory (the largest is 47 MB). */
+typedef struct {
+    unsigned char *data;   /* payload after the header */
+    long n;                /* items */
+    int rows, cols;        /* 0 for label files */
+} idx_t;
+
+static unsigned be32(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | p[3];
+}
+
+/* zlib's message repeats the path ("path: reason"); keep the reason only. */
+static const char *gz_msg(gzFile f, const char *path, int *err)
+{
+    const char *msg = gzerror(f, err);
+    size_t pl = strlen(path);
+    if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
+    return msg;
+}
+
+/* Read exactly len bytes; a short read means a truncated file. */
+static void gz_read_all(gzFile f, void *buf, long len, const char *path)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        unsigned chunk = len > (1L << 30) ? (1u << 30) : (unsigned)len;
+        int got = gzread(f, p, chunk);
+        if (got <= 0 && FASHION_IDX_SHORT_ERRORS) die("%s: truncated or corrupt", path);
+        if (got < 0) {
+            int err;
+            die("%s: corrupt gzip data (%s)", path, gz_msg(f, path, &err));
+        }
+        if (got == 0) {
+            /* zlib reports a truncated gzip stream only as an error state */
+            int err;
+            const char *msg = gz_msg(f, path, &err);
+            if (err != Z_OK && err != Z_BUF_ERROR) die("%s: corrupt gzip data (%s)", path, msg);
+            die("%s: file is short (truncated)", path);
+        }
+        p += got;
+        len -= got;
+    }
+}
+
+/*
+ * dims = 3 for images (side x side checked), 1 for labels (each < nclasses checked).
+ * Tries <name>.gz, then <name>.
+ */
+static idx_t read_idx(const char *dir, const char *name, int dims, int side, int nclasses)
+{
+    char path[4096], alt[4096];
+    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    snprintf(alt, sizeof alt, "%s/%s", dir, name);
+    const char *used = path;
+    if (access(path, R_OK) != 0) {
+        /* the short form leaves a missing file to gzopen below */
+        if (!FASHION_IDX_SHORT_ERRORS && access(alt, R_OK) != 0)
+            die("%s: cannot read (%s)", path, strerror(errno));
+        used = alt;
+    }
+    gzFile f = gzopen(used, "rb");
+    if (!f) die("%s: cannot open (%s)", used, strerror(errno));
+    if (FASHION_IDX_GZ_BUFFER) gzbuffer(f, FASHION_IDX_GZ_BUFFER);
+
+    unsigned char hdr[16];
+    int hlen = 4 + 4 * dims;
+    gz_read_all(f, hdr, hlen, used);
+    unsigned magic = be32(hdr);
+    /* 0x08 = unsigned byte elements, last byte = number of dimensions */
+    if (magic != (0x0800u | (unsigned)dims)) {
+        if (FASHION_IDX_SHORT_ERRORS) die("%s: not an IDX file of %d dimensions", used, dims);
+        die("%s: bad magic 0x%08x (expected 0x%08x)", used, magic, 0x0800u | (unsigned)dims);
+    }
+
+    idx_t x = {0};
+    x.n = be32(hdr + 4);
+    if (dims == 3) {
+        x.rows = be32(hdr + 8);
+        x.cols = be32(hdr + 12);
+        if (x.rows != side || x.cols != side) {
+            if (FASHION_IDX_SHORT_ERRORS) die("%s: images are not %dx%d", used, side, side);
+            die("%s: images are %dx%d, expected %dx%d", used, x.rows, x.cols, side, side);
+        }
+    }
+    if (x.n <= 0 || x.n > 10000000) die("%s: implausible item count %ld", used, x.n);
+    long len = x.n * (dims == 3 ? side * side : 1);
+    x.data = malloc(len);
+    if (!x.data) die("%s: out of memory", used);
+    gz_read_all(f, x.data, len, used);
+    gzclose(f);
+    if (dims == 1) {
+        for (long i = 0; i < x.n; ++i)
+            if (x.data[i] >= nclasses) die("%s: label %d at item %ld out of range", used, x.data[i], i);
+    }
+    return x;
+}
+
+static void mkdir_p(const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; ; ++p) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("%s: cannot create directory (%s)", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+}
+
+/* An 8-bit grayscale PNG of width x height pixels, rows stored one after another. */
+static void write_png(const char *path, const unsigned char *pix, int width, int height)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) die("%s: cannot write (%s)", path, strerror(errno));
+    png_bytep rows[height];
+    for (int r = 0; r < height; ++r) rows[r] = (png_bytep)(pix + r * width);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, 0, 0, 0);
+    png_infop info = png ? png_create_info_struct(png) : 0;
+    if (!info) die("%s: libpng init failed", path);
+    if (setjmp(png_jmpbuf(png))) die("%s: libpng write failed", path);
+    png_init_io(png, fp);
+    /* small images: fast compression costs almost nothing in size */
+    png_set_compression_level(png, 1);
+    png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_rows(png, info, rows);
+    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, 0);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(fp) != 0) die("%s: write error (%s)", path, strerror(errno));
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) die("%s: cannot write (%s)", path, strerror(errno));
+    fputs(text, f);
+    if (fclose(f) != 0) die("%s: write error", path);
+}
+
+#endif
