@@ -15,7 +15,7 @@
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
-#   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (about 1 h)
+#   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
 #   make bench            CPU benchmark table (bench/run.sh); not part of make test
 #   make clean / distclean
 #

@@ -19,6 +19,8 @@ LABELS = {
     "tat-kd": "TaT one-to-all + KD",
 }
 ORDER = ["student", "kd", "fitnet", "tat", "tat-patch", "tat-kd"]
+# one colour per method in both plots (the loss plot has no "student")
+COLOURS = dict(zip(ORDER, ["tab:gray", "tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red"]))
 DISTILL_TERM = re.compile(r" (\w+)\[(\d+)\] ([-0-9.einfa]+), [-0-9.einfa]+ avg;")
 
 
@@ -94,9 +96,10 @@ def plots(runs, docs, iters_per_epoch):
         hi = [max(r["epochs"][e] for r in runs[method].values()) for e in epochs]
         ax.errorbar(epochs, [100 * m for m in means],
                     yerr=[[100 * (m - a) for m, a in zip(means, lo)], [100 * (b - m) for m, b in zip(means, hi)]],
-                    marker="o", capsize=3, label=LABELS[method])
+                    marker="o", capsize=3, label=LABELS[method], color=COLOURS[method])
     ax.set_xlabel("epoch")
-    ax.set_ylabel("top-1 on the 10k test set (%): mean, bars = min/max over seeds")
+    ax.set_ylabel("top-1 on the 10k test set (%)")
+    ax.set_title("mean over seeds; bars: min and max", fontsize=9)
     ax.set_xticks(sorted({e for m in runs.values() for r in m.values() for e in r["epochs"]}))
     ax.grid(alpha=.3)
     ax.legend(fontsize=8)
@@ -116,9 +119,10 @@ def plots(runs, docs, iters_per_epoch):
             xs.append((start + width / 2) / iters_per_epoch)
             ys.append(statistics.mean(statistics.mean(r["loss"][start:start + width])
                                       for r in runs[method].values()))
-        ax.plot(xs, ys, label=LABELS[method])
+        ax.plot(xs, ys, label=LABELS[method], color=COLOURS[method])
     ax.set_xlabel("epoch")
-    ax.set_ylabel("distillation loss (sum of the terms, mean over seeds)")
+    ax.set_ylabel("distillation loss (sum of the terms)")
+    ax.set_title("mean over seeds, per tenth of an epoch", fontsize=9)
     ax.set_yscale("log")
     ax.grid(alpha=.3)
     ax.legend(fontsize=8)
