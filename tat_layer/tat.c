@@ -95,6 +95,12 @@ static void tat_run(tat_range_fn fn, void *ctx, int parallel)
         fn(ctx, 0, 1);
         return;
     }
+#ifdef CBLAS
+    /* before any worker wakes: a worker's sgemm must never run on OpenBLAS's own threads
+       while ours run too (seen: seeded runs that no longer repeated exactly under load) */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
     pthread_mutex_lock(&pool.mu);
     while (pool.started < pool.nthreads - 1) {
         pthread_t th;
@@ -110,10 +116,6 @@ static void tat_run(tat_range_fn fn, void *ctx, int parallel)
     ++pool.gen;
     pthread_cond_broadcast(&pool.go);
     pthread_mutex_unlock(&pool.mu);
-#ifdef CBLAS
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#endif
     fn(ctx, 0, nt);
     pthread_mutex_lock(&pool.mu);
     while (pool.running > 0) pthread_cond_wait(&pool.done, &pool.mu);
