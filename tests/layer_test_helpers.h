@@ -2,9 +2,12 @@
 #define LAYER_TEST_HELPERS_H
 /* Shared by the tests that run distillation layers inside real Darknet networks (one .c file
  * each, so everything here is static): PASS/FAIL lines, cfg files in a scratch directory, a
- * student parsed with a given teacher attached, and Darknet's distillation loss. */
+ * student parsed with a given teacher attached, Darknet's distillation loss, and a
+ * finite-difference check of it through Darknet's backward. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "darknet.h"
 #include "distill_plugin.h"
@@ -77,6 +80,54 @@ static void fill_input(network *net, unsigned seed)
     int i;
     srand(seed);
     for (i = 0; i < net->inputs * net->batch; ++i) net->input[i] = urand();
+}
+
+
+/* Directional finite differences of the distillation loss w.r.t. layer 0's weights against
+   -weight_updates (Darknet keeps negative gradients) after one backward. float32 loss, central
+   differences with eps 1e-3 on O(1) weights: ~1e-4 relative noise; 1e-2 leaves room. */
+static void fd_check(const char *name, const char *teacher_text, const char *student_head,
+                     const char *student_tail)
+{
+    char cfg_text[4096], label[256];
+    network *teacher, *net;
+    layer *l0;
+    float *u;
+    double worst = 0;
+    int i, k, nw;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, student_tail);
+    srand(1);
+    teacher = parse_network_cfg(write_cfg("teacher.cfg", teacher_text));
+    net = parse_with_teacher(write_cfg("student.cfg", cfg_text), teacher);
+    fill_input(net, 7);
+    l0 = &net->layers[0];
+    nw = l0->nweights;
+    u = calloc(nw, sizeof(float));
+
+    memset(l0->weight_updates, 0, nw * sizeof(float));
+    distill_loss(net);
+    backward_network(net);
+    for (k = 0; k < 3; ++k) {
+        double dot = 0, plus, minus, fd, rel;
+        const float eps = 1e-3f;
+        for (i = 0; i < nw; ++i) {
+            u[i] = urand();
+            dot += -l0->weight_updates[i] * u[i];
+        }
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        plus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] -= 2 * eps * u[i];
+        minus = distill_loss(net);
+        for (i = 0; i < nw; ++i) l0->weights[i] += eps * u[i];
+        fd = (plus - minus) / (2 * eps);
+        rel = fabs(fd - dot) / fmax(fabs(fd), 1e-3);
+        if (rel > worst) worst = rel;
+        printf("INFO %s direction %d: finite difference %.6g, backward %.6g\n", name, k, fd, dot);
+    }
+    snprintf(label, sizeof(label), "fd_%s", name);
+    check(worst < 1e-2, label, "worst relative error %g (tolerance %g)", worst, 1e-2);
+    free(u);
+    free_network(net); /* frees the teacher too */
 }
 
 #endif

@@ -186,4 +186,21 @@ static void write_text(const char *path, const char *text)
     if (fclose(f) != 0) die("%s: write error", path);
 }
 
+/* 1 when the stamp file holds exactly `want` (a finished run with the same arguments). Else
+ * 0, and a stamp from other arguments is removed: the output stays incomplete until the new
+ * run writes its own stamp last. */
+static int stamp_matches(const char *stamp, const char *want)
+{
+    char have[256] = {0};
+    size_t got;
+    FILE *sf = fopen(stamp, "r");
+    if (!sf) return 0;
+    got = fread(have, 1, sizeof have - 1, sf);
+    fclose(sf);
+    have[got] = 0;
+    if (!strcmp(have, want)) return 1;
+    unlink(stamp);
+    return 0;
+}
+
 #endif

@@ -139,18 +139,10 @@ int main(int argc, char **argv)
     char stamp[4096], want[256];
     snprintf(stamp, sizeof stamp, "%s/.complete", out);
     snprintf(want, sizeof want, "fashion-mnist darknet v1 train_limit=%ld\n", limit);
-    FILE *sf = fopen(stamp, "r");
-    if (sf) {
-        char have[256] = {0};
-        size_t got = fread(have, 1, sizeof have - 1, sf);
-        fclose(sf);
-        have[got] = 0;
-        if (!strcmp(have, want)) {
-            mkdir_p(BACKUP_DIR);
-            printf("%s: already converted (%s), nothing to do\n", out, stamp);
-            return 0;
-        }
-        unlink(stamp);   /* different arguments: redo, and stay incomplete until done */
+    if (stamp_matches(stamp, want)) {
+        mkdir_p(BACKUP_DIR);
+        printf("%s: already converted (%s), nothing to do\n", out, stamp);
+        return 0;
     }
 
     idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NCLASSES);

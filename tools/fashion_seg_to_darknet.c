@@ -139,7 +139,6 @@ int main(int argc, char **argv)
     int npos = 0;
     char outc[4096], stamp[4096], want[256], path[4096], text[8192];
     size_t ol, tl = 0;
-    FILE *sf;
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--train") && i + 1 < argc) ntrain = parse_count("--train", argv[++i], 1);
         else if (!strcmp(argv[i], "--valid") && i + 1 < argc) nvalid = parse_count("--valid", argv[++i], 1);
@@ -160,18 +159,10 @@ int main(int argc, char **argv)
 
     snprintf(stamp, sizeof stamp, "%s/.complete", out);
     snprintf(want, sizeof want, "fashion-seg v1 train=%ld valid=%ld seed=%ld\n", ntrain, nvalid, seed);
-    sf = fopen(stamp, "r");
-    if (sf) {
-        char have[256] = {0};
-        size_t got = fread(have, 1, sizeof have - 1, sf);
-        fclose(sf);
-        have[got] = 0;
-        if (!strcmp(have, want)) {
-            mkdir_p(BACKUP_DIR);
-            printf("%s: already generated (%s), nothing to do\n", out, stamp);
-            return 0;
-        }
-        unlink(stamp);
+    if (stamp_matches(stamp, want)) {
+        mkdir_p(BACKUP_DIR);
+        printf("%s: already generated (%s), nothing to do\n", out, stamp);
+        return 0;
     }
 
     idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NGARMENT_CLASSES);
