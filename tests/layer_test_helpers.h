@@ -130,4 +130,51 @@ static void fd_check(const char *name, const char *teacher_text, const char *stu
     free_network(net); /* frees the teacher too */
 }
 
+/* Without a teacher the layers change nothing: outputs are bit-identical to the same cfg
+   without them (with_cfg minus its distillation sections), given the same weights. The check
+   names start with `prefix`. */
+static void passthrough_invariance(const char *prefix, const char *with_cfg, const char *without_cfg)
+{
+    char *wpath = write_cfg("plain.weights", ""), name[256];
+    network *with, *without;
+    float *a, *b;
+    int i, n;
+    with = parse_network_cfg(write_cfg("with.cfg", with_cfg));
+    for (i = 0; i < with->n; ++i)
+        if (is_distill_layer(&with->layers[i])) with->layers[i].dontsave = 1;
+    save_weights(with, wpath);
+    without = parse_network_cfg(write_cfg("without.cfg", without_cfg));
+    snprintf(name, sizeof(name), "%spassthrough_weights_fit_plain_cfg", prefix);
+    check(load_weights(without, wpath) == without->n, name, "loaded %g of %g layers", 0, without->n);
+    fill_input(with, 3);
+    memcpy(without->input, with->input, with->inputs * with->batch * sizeof(float));
+    n = with->outputs * with->batch;
+    a = calloc(n, sizeof(float));
+    b = calloc(n, sizeof(float));
+    memcpy(a, network_predict(with, with->input), n * sizeof(float));
+    memcpy(b, network_predict(without, without->input), n * sizeof(float));
+    snprintf(name, sizeof(name), "%spassthrough_outputs_bit_identical", prefix);
+    check(with->outputs == without->outputs && !memcmp(a, b, n * sizeof(float)), name,
+          "outputs %g vs %g floats, or values differ", with->outputs, without->outputs);
+    free(a);
+    free(b);
+    free_network(with);
+    free_network(without);
+}
+
+static int files_equal(const char *p, const char *q)
+{
+    FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
+    int ca, cb, same = a && b;
+    while (same) {
+        ca = fgetc(a);
+        cb = fgetc(b);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+    return same;
+}
+
 #endif
