@@ -1,5 +1,5 @@
-/* GPU benchmark of the distillation layers' math (tat_layer/tat_gpu.cu) at the paper's
- * settings, composed as distill_layer.c's GPU path runs it: query, value (and learned key)
+/* GPU benchmark of the distillation layers' math (tat_layer/tat_kernels.cu) at the paper's
+ * settings, composed as tat_distill_layer.c's GPU path runs it: query, value (and learned key)
  * embeddings, the patch-group term and the anchor term on the shared embeddings, both term
  * backwards (anchor first, as the later layer), then the embedding backwards (the query's and
  * value's into the student's delta). Timed with CUDA events after one warm-up step.
@@ -43,14 +43,17 @@ static float *random_device_array(size_t n)
     return g;
 }
 
-/* A GPU term from the geometry tat_term_init_* computes (its host buffers freed at once). */
+/* A GPU term of a setting's patch groups (anchors 0) or anchors. */
 static void gpu_term(tat_gpu_term *g, const setting *s, int anchors)
 {
-    tat_term t;
-    if (anchors) tat_term_init_anchor(&t, s->batch, s->c, s->h, s->w, anchors, anchors);
-    else tat_term_init_patch(&t, s->batch, s->c, s->h, s->w, s->grid, s->grid, s->groups);
-    tat_gpu_term_init(g, &t);
-    tat_term_free(&t);
+    tat_term_geom geom;
+    const char *err = anchors ? tat_term_geom_anchor(&geom, s->batch, s->c, s->h, s->w, anchors, anchors)
+                              : tat_term_geom_patch(&geom, s->batch, s->c, s->h, s->w, s->grid, s->grid, s->groups);
+    if (err) {
+        fprintf(stderr, "bench: %s\n", err);
+        exit(1);
+    }
+    tat_gpu_term_init(g, &geom);
 }
 
 static void run(const setting *s, int reps)

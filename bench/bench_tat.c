@@ -1,6 +1,6 @@
 /* Benchmark of the TaT math library (tat_layer/tat.c) at the paper's settings.
  *
- * Composes one forward+backward exactly as tat_layer/distill_layer.c does: query, value (and
+ * Composes one forward+backward exactly as tat_layer/tat_distill_layer.c does: query, value (and
  * learned key) embeddings, the patch-group term and the anchor term on the shared embeddings,
  * both term backwards (the anchor layer comes later in the cfg, so its backward runs first),
  * then the embedding backwards. Also measures the machine's sgemm peak, so the table can state
@@ -80,8 +80,9 @@ static double flops_per_image(const setting *s, const tat_term *patch, const tat
     const tat_term *terms[2] = {patch, anchor};
     int i;
     for (i = 0; i < 2; ++i) {
-        const tat_term *t = terms[i];
-        if (!t) continue;
+        const tat_term_geom *t;
+        if (!terms[i]) continue;
+        t = &terms[i]->geom;
         double blk = (double)t->N * t->N * t->d * (t->n_blocks / t->batch);
         /* forward S and O; backward dV, dP, dQ (and dK) */
         f += 4 * blk + 2 * blk * (3 + (s->key_learned ? 1 : 0));
@@ -95,6 +96,7 @@ static void run_setting(const setting *s, int threads, int reps)
     size_t n = (size_t)B * s->c * hw;
     tat_embedding q, v, k;
     tat_term patch, anchor;
+    tat_term_geom geom, anchor_geom;
     float *student = frand(n), *teacher = frand(n), *d_student = calloc(n, sizeof(float));
     float *ws = calloc(tat_conv_workspace_floats(s->c, s->h, s->w, s->ksize) + 1, sizeof(float));
     double best = 1e30, best_emb = 0, best_att = 0;
@@ -109,8 +111,13 @@ static void run_setting(const setting *s, int threads, int reps)
         tat_embedding_init(&k, s->c, s->c, 1);
         tat_embedding_alloc_activations(&k, B, s->h, s->w);
     }
-    tat_term_init_patch(&patch, B, s->c, s->h, s->w, s->grid, s->grid, s->groups);
-    if (s->anchors) tat_term_init_anchor(&anchor, B, s->c, s->h, s->w, s->anchors, s->anchors);
+    if (tat_term_geom_patch(&geom, B, s->c, s->h, s->w, s->grid, s->grid, s->groups) ||
+        (s->anchors && tat_term_geom_anchor(&anchor_geom, B, s->c, s->h, s->w, s->anchors, s->anchors))) {
+        fprintf(stderr, "bench: the setting's geometry does not fit its map\n");
+        exit(1);
+    }
+    tat_term_init(&patch, &geom);
+    if (s->anchors) tat_term_init(&anchor, &anchor_geom);
 
     for (r = 0; r < reps + 1; ++r) {   /* rep 0 warms up (page faults, thread start) */
         const float *kmap;
@@ -124,9 +131,9 @@ static void run_setting(const setting *s, int threads, int reps)
         if (s->anchors) tat_term_forward(&anchor, q.out, kmap, v.out, teacher);
         if (s->anchors)
             tat_term_backward(&anchor, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad,
-                              -s->gamma / (float)tat_term_elements_per_image(&anchor));
+                              -s->gamma / (float)tat_term_elements_per_image(&anchor.geom));
         tat_term_backward(&patch, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad,
-                          -s->beta / (float)tat_term_elements_per_image(&patch));
+                          -s->beta / (float)tat_term_elements_per_image(&patch.geom));
         t2 = now();
         tat_embedding_backward(&q, d_student, student, ws, B, s->h, s->w, s->per_image);
         tat_embedding_backward(&v, d_student, student, ws, B, s->h, s->w, s->per_image);

@@ -13,6 +13,12 @@
 #include <cblas.h>
 #endif
 
+void tat_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: tat: precondition failed: %s\n", file, line, cond);
+    abort();
+}
+
 static void *tat_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
@@ -223,6 +229,7 @@ static void col2im_same_add(float *d_in, const float *col, int c, int h, int w, 
 void tat_conv_forward(float *out, const float *in, const float *weight, float *workspace, int batch,
                       int in_c, int h, int w, int out_c, int ksize)
 {
+    TAT_ASSERT(ksize == 1 || workspace);
     int hw = h * w, kk = in_c * ksize * ksize, b;
     for (b = 0; b < batch; ++b) {
         const float *x = in + (size_t)b * in_c * hw;
@@ -327,14 +334,13 @@ static void bn_forward_range(void *p, int tid, int nt)
 }
 
 void tat_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
-                           const float *gamma, const float *beta, int batch, int c, int spatial,
-                           int per_image)
+                           const float *gamma, const float *beta, tat_bn_geom g)
 {
     bn_ctx a;
     memset(&a, 0, sizeof(a));
     a.out = out, a.x_hat = x_hat, a.mean = mean, a.inv_std = inv_std, a.in = in;
-    a.gamma = gamma, a.beta = beta, a.batch = batch, a.c = c, a.spatial = spatial;
-    a.per_image = per_image;
+    a.gamma = gamma, a.beta = beta, a.batch = g.batch, a.c = g.c, a.spatial = g.spatial;
+    a.per_image = g.per_image;
     tat_run(bn_forward_range, &a, 1);
 }
 
@@ -380,23 +386,22 @@ static void bn_backward_range(void *p, int tid, int nt)
 }
 
 static void bn_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
-                        const float *x_hat, const float *inv_std, const float *gamma, int batch,
-                        int c, int spatial, int per_image, int assign)
+                        const float *x_hat, const float *inv_std, const float *gamma,
+                        tat_bn_geom g, int assign)
 {
     bn_ctx a;
     memset(&a, 0, sizeof(a));
     a.d_in = d_in, a.d_gamma = d_gamma, a.d_beta = d_beta, a.d_out = d_out, a.x_hat = (float *)x_hat;
-    a.c_inv_std = inv_std, a.gamma = gamma, a.batch = batch, a.c = c, a.spatial = spatial;
-    a.per_image = per_image, a.assign = assign;
+    a.c_inv_std = inv_std, a.gamma = gamma, a.batch = g.batch, a.c = g.c, a.spatial = g.spatial;
+    a.per_image = g.per_image, a.assign = assign;
     tat_run(bn_backward_range, &a, 1);
 }
 
 void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
-                            const float *x_hat, const float *inv_std, const float *gamma, int batch,
-                            int c, int spatial, int per_image)
+                            const float *x_hat, const float *inv_std, const float *gamma,
+                            tat_bn_geom g)
 {
-    bn_backward(d_in, d_gamma, d_beta, d_out, x_hat, inv_std, gamma, batch, c, spatial, per_image,
-                0);
+    bn_backward(d_in, d_gamma, d_beta, d_out, x_hat, inv_std, gamma, g, 0);
 }
 
 /* ---- Embedding ------------------------------------------------------------------------- */
@@ -461,88 +466,54 @@ void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, 
     size_t n = (size_t)batch * e->out_c * h * w;
     /* the conv result goes into x_hat first; BN then normalises it into x_hat and out */
     tat_conv_forward(e->x_hat, in, e->weights, workspace, batch, e->in_c, h, w, e->out_c, e->ksize);
-    tat_batchnorm_forward(e->out, e->x_hat, e->mean, e->inv_std, e->x_hat, e->scales, e->biases,
-                          batch, e->out_c, h * w, per_image);
+    tat_bn_geom bn = {batch, e->out_c, h * w, per_image};
+    tat_batchnorm_forward(e->out, e->x_hat, e->mean, e->inv_std, e->x_hat, e->scales, e->biases, bn);
     memset(e->out_grad, 0, n * sizeof(float));
 }
 
 void tat_embedding_backward(tat_embedding *e, float *d_in, const float *in, float *workspace,
                             int batch, int h, int w, int per_image)
 {
+    tat_bn_geom bn = {batch, e->out_c, h * w, per_image};
     /* d(conv out) is needed whole before the conv backward: reuse out, which is dead now */
     bn_backward(e->out, e->scale_grads, e->bias_grads, e->out_grad, e->x_hat, e->inv_std,
-                e->scales, batch, e->out_c, h * w, per_image, 1);
+                e->scales, bn, 1);
     tat_conv_backward(d_in, e->weight_grads, e->out, in, e->weights, workspace, batch, e->in_c, h,
                       w, e->out_c, e->ksize);
 }
 
-/* ---- Patch regrouping ------------------------------------------------------------------ */
-
-/* Calls visit(block_offset, map_offset) for every covered element; shared by the gather and
- * its adjoint so both use one index map. */
-#define TAT_PATCH_FOR_EACH(batch, c, h, w, grid_h, grid_w, groups, BODY)                         \
-    do {                                                                                       \
-        int ph_ = (h) / (grid_h), pw_ = (w) / (grid_w), P_ = (grid_h) * (grid_w);              \
-        int per_ = P_ / (groups), N_ = ph_ * pw_, d_ = per_ * (c), b_, a_, e_, r_;             \
-        for (b_ = 0; b_ < (batch); ++b_)                                                       \
-            for (a_ = 0; a_ < (groups); ++a_)                                                  \
-                for (e_ = 0; e_ < d_; ++e_) {                                                  \
-                    int pp_ = a_ * per_ + e_ / (c), ch_ = e_ % (c);                            \
-                    int y0_ = (pp_ / (grid_w)) * ph_, x0_ = (pp_ % (grid_w)) * pw_;            \
-                    size_t blk_ = (((size_t)b_ * (groups) + a_) * d_ + e_) * N_;               \
-                    size_t map_ = (((size_t)b_ * (c) + ch_) * (h) + y0_) * (w) + x0_;          \
-                    for (r_ = 0; r_ < N_; ++r_) {                                              \
-                        size_t bi = blk_ + r_;                                                 \
-                        size_t mi = map_ + (size_t)(r_ / pw_) * (w) + r_ % pw_;                \
-                        BODY;                                                                  \
-                    }                                                                          \
-                }                                                                              \
-    } while (0)
-
-void tat_patch_gather(float *blocks, const float *x, int batch, int c, int h, int w, int grid_h,
-                      int grid_w, int groups)
-{
-    TAT_PATCH_FOR_EACH(batch, c, h, w, grid_h, grid_w, groups, blocks[bi] = x[mi]);
-}
-
-void tat_patch_scatter_add(float *d_x, const float *d_blocks, int batch, int c, int h, int w,
-                           int grid_h, int grid_w, int groups)
-{
-    TAT_PATCH_FOR_EACH(batch, c, h, w, grid_h, grid_w, groups, d_x[mi] += d_blocks[bi]);
-}
-
 /* ---- Anchor pooling -------------------------------------------------------------------- */
 
-void tat_avgpool_forward(float *out, const float *in, int batch, int c, int h, int w, int kh, int kw)
+void tat_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
-    int oh = h / kh, ow = w / kw, p, oy, ox, y, x;
-    float inv = 1.f / (kh * kw);
-    for (p = 0; p < batch * c; ++p) {
-        const float *src = in + (size_t)p * h * w;
+    TAT_ASSERT(g.kh >= 1 && g.kw >= 1 && g.kh <= g.h && g.kw <= g.w);
+    int oh = g.h / g.kh, ow = g.w / g.kw, p, oy, ox, y, x;
+    float inv = 1.f / (g.kh * g.kw);
+    for (p = 0; p < g.planes; ++p) {
+        const float *src = in + (size_t)p * g.h * g.w;
         float *dst = out + (size_t)p * oh * ow;
         for (oy = 0; oy < oh; ++oy)
             for (ox = 0; ox < ow; ++ox) {
                 float sum = 0;
-                for (y = 0; y < kh; ++y)
-                    for (x = 0; x < kw; ++x) sum += src[(oy * kh + y) * w + ox * kw + x];
+                for (y = 0; y < g.kh; ++y)
+                    for (x = 0; x < g.kw; ++x) sum += src[(oy * g.kh + y) * g.w + ox * g.kw + x];
                 dst[oy * ow + ox] = sum * inv;
             }
     }
 }
 
-void tat_avgpool_backward(float *d_in, const float *d_out, int batch, int c, int h, int w, int kh,
-                          int kw)
+void tat_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
 {
-    int oh = h / kh, ow = w / kw, p, oy, ox, y, x;
-    float inv = 1.f / (kh * kw);
-    for (p = 0; p < batch * c; ++p) {
-        float *dst = d_in + (size_t)p * h * w;
+    int oh = g.h / g.kh, ow = g.w / g.kw, p, oy, ox, y, x;
+    float inv = 1.f / (g.kh * g.kw);
+    for (p = 0; p < g.planes; ++p) {
+        float *dst = d_in + (size_t)p * g.h * g.w;
         const float *src = d_out + (size_t)p * oh * ow;
         for (oy = 0; oy < oh; ++oy)
             for (ox = 0; ox < ow; ++ox) {
-                float g = src[oy * ow + ox] * inv;
-                for (y = 0; y < kh; ++y)
-                    for (x = 0; x < kw; ++x) dst[(oy * kh + y) * w + ox * kw + x] += g;
+                float gr = src[oy * ow + ox] * inv;
+                for (y = 0; y < g.kh; ++y)
+                    for (x = 0; x < g.kw; ++x) dst[(oy * g.kh + y) * g.w + ox * g.kw + x] += gr;
             }
     }
 }
@@ -678,79 +649,86 @@ void tat_attention_backward(float *d_Q, float *d_K, float *d_V, const float *Q, 
 
 /* ---- Terms ------------------------------------------------------------------------------ */
 
-const char *tat_patch_geometry_error(int h, int w, int grid_h, int grid_w, int groups)
+const char *tat_term_geom_patch(tat_term_geom *g, int batch, int c, int h, int w, int grid_h,
+                                int grid_w, int groups)
 {
     if (grid_h < 1 || grid_w < 1) return "the patch grid must be at least 1,1";
     if (grid_h > h || grid_w > w) return "the patch grid is larger than the feature map";
     if (groups < 1) return "groups must be at least 1";
     if ((grid_h * grid_w) % groups) return "groups does not divide the number of patches";
+    memset(g, 0, sizeof(*g));
+    g->kind = TAT_TERM_PATCH_GROUPS;
+    g->batch = batch, g->c = c, g->h = h, g->w = w;
+    g->grid_h = grid_h, g->grid_w = grid_w, g->groups = groups;
+    g->n_blocks = batch * groups;
+    g->N = (h / grid_h) * (w / grid_w);
+    g->d = grid_h * grid_w / groups * c;
+    /* one patch covering the map: an NCHW image already is the block */
+    g->direct = grid_h == 1 && grid_w == 1;
     return NULL;
 }
 
-const char *tat_anchor_geometry_error(int h, int w, int anchor_h, int anchor_w)
+const char *tat_term_geom_anchor(tat_term_geom *g, int batch, int c, int h, int w, int anchor_h,
+                                 int anchor_w)
 {
     if (anchor_h < 1 || anchor_w < 1) return "the anchor grid must be at least 1,1";
     if (anchor_h > h || anchor_w > w) return "the anchor grid is larger than the feature map";
+    memset(g, 0, sizeof(*g));
+    g->kind = TAT_TERM_ANCHORS;
+    g->batch = batch, g->c = c, g->h = h, g->w = w;
+    g->groups = 1;
+    g->pool_h = h / anchor_h;
+    g->pool_w = w / anchor_w;
+    g->n_blocks = batch;
+    /* as avg_pool2d: the pooled map may hold more anchors than asked (11 / (11/4) = 5) */
+    g->N = (h / g->pool_h) * (w / g->pool_w);
+    g->d = c;
     return NULL;
+}
+
+size_t tat_term_elements_per_image(const tat_term_geom *g)
+{
+    return (size_t)(g->n_blocks / g->batch) * g->N * g->d;
+}
+
+double tat_term_flops_per_image(const tat_term_geom *g)
+{
+    return 4.0 * g->N * g->N * g->d * (g->n_blocks / g->batch);
+}
+
+tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image)
+{
+    tat_patch_geom p = {one_image ? 1 : g->batch, g->c, g->h, g->w, g->grid_h, g->grid_w, g->groups};
+    return p;
+}
+
+tat_pool_geom tat_term_pool_geom(const tat_term_geom *g, int one_image)
+{
+    tat_pool_geom p = {(one_image ? 1 : g->batch) * g->c, g->h, g->w, g->pool_h, g->pool_w};
+    return p;
 }
 
 /* Per-thread scratch of the term: the gathered q, k, v, t blocks (forward) or q, k, v, dO and
  * the block gradients dq, dk, dv (backward), dS and D. Direct terms read and write the maps. */
-static size_t term_thread_floats(const tat_term *t)
+static size_t term_thread_floats(const tat_term_geom *g)
 {
-    size_t blk = (size_t)t->N * t->d;
-    return (t->direct ? blk : 7 * blk) + (size_t)t->N * t->N + t->N;
+    size_t blk = (size_t)g->N * g->d;
+    return (g->direct ? blk : 7 * blk) + (size_t)g->N * g->N + g->N;
 }
 
-static void term_alloc(tat_term *t)
+void tat_term_init(tat_term *t, const tat_term_geom *g)
 {
-    size_t n = (size_t)t->n_blocks * t->N * t->d;
+    size_t n = (size_t)g->n_blocks * g->N * g->d;
+    TAT_ASSERT(g->batch >= 1 && g->c >= 1 && g->n_blocks >= g->batch && g->N >= 1 && g->d >= 1);
+    memset(t, 0, sizeof(*t));
+    t->geom = *g;
     t->nthreads = tat_get_num_threads();
     t->resid = tat_calloc(n, sizeof(float));
-    t->drow = tat_calloc((size_t)t->n_blocks * t->N, sizeof(float));
-    t->sse_blk = tat_calloc(t->n_blocks, sizeof(double));
-    t->attn = tat_calloc((size_t)t->n_blocks * t->N * t->N, sizeof(float));
-    t->scratch = tat_calloc(term_thread_floats(t) * t->nthreads, sizeof(float));
-    if (t->kind == TAT_TERM_ANCHORS) t->kept = tat_calloc(3 * n, sizeof(float));
-}
-
-void tat_term_init_patch(tat_term *t, int batch, int c, int h, int w, int grid_h, int grid_w,
-                         int groups)
-{
-    memset(t, 0, sizeof(*t));
-    t->kind = TAT_TERM_PATCH_GROUPS;
-    t->batch = batch;
-    t->c = c;
-    t->h = h;
-    t->w = w;
-    t->grid_h = grid_h;
-    t->grid_w = grid_w;
-    t->groups = groups;
-    t->n_blocks = batch * groups;
-    t->N = (h / grid_h) * (w / grid_w);
-    t->d = grid_h * grid_w / groups * c;
-    /* one patch covering the map: an NCHW image already is the block */
-    t->direct = grid_h == 1 && grid_w == 1;
-    term_alloc(t);
-}
-
-void tat_term_init_anchor(tat_term *t, int batch, int c, int h, int w, int anchor_h, int anchor_w)
-{
-    memset(t, 0, sizeof(*t));
-    t->kind = TAT_TERM_ANCHORS;
-    t->batch = batch;
-    t->c = c;
-    t->h = h;
-    t->w = w;
-    t->groups = 1;
-    t->pool_h = h / anchor_h;
-    t->pool_w = w / anchor_w;
-    t->n_blocks = batch;
-    /* as avg_pool2d: the pooled map may hold more anchors than asked (11 / (11/4) = 5) */
-    t->N = (h / t->pool_h) * (w / t->pool_w);
-    t->d = c;
-    t->direct = 0;
-    term_alloc(t);
+    t->drow = tat_calloc((size_t)g->n_blocks * g->N, sizeof(float));
+    t->sse_blk = tat_calloc(g->n_blocks, sizeof(double));
+    t->attn = tat_calloc((size_t)g->n_blocks * g->N * g->N, sizeof(float));
+    t->scratch = tat_calloc(term_thread_floats(g) * t->nthreads, sizeof(float));
+    if (g->kind == TAT_TERM_ANCHORS) t->kept = tat_calloc(3 * n, sizeof(float));
 }
 
 void tat_term_free(tat_term *t)
@@ -764,31 +742,21 @@ void tat_term_free(tat_term *t)
     memset(t, 0, sizeof(*t));
 }
 
-size_t tat_term_elements_per_image(const tat_term *t)
-{
-    return (size_t)(t->n_blocks / t->batch) * t->N * t->d;
-}
-
-double tat_term_flops_per_image(const tat_term *t)
-{
-    return 4.0 * t->N * t->N * t->d * (t->n_blocks / t->batch);
-}
-
 /* Block `blk` of an NCHW map, copied into `out` (d x N). Each block is built and consumed by
  * one thread while it is hot in its cache, instead of regrouping whole maps in extra passes. */
-static void gather_block(const tat_term *t, float *out, const float *x, int blk)
+static void gather_block(const tat_term_geom *g, float *out, const float *x, int blk)
 {
-    int groups = t->groups, b = blk / groups, a = blk % groups, c = t->c, h = t->h, w = t->w;
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_avgpool_forward(out, x + (size_t)b * c * h * w, 1, c, h, w, t->pool_h, t->pool_w);
+    int groups = g->groups, b = blk / groups, a = blk % groups, c = g->c, h = g->h, w = g->w;
+    if (g->kind == TAT_TERM_ANCHORS) {
+        tat_avgpool_forward(out, x + (size_t)b * c * h * w, tat_term_pool_geom(g, 1));
         return;
     }
-    int ph = h / t->grid_h, pw = w / t->grid_w, per = t->grid_h * t->grid_w / groups, e, y, i;
-    for (e = 0; e < t->d; ++e) {
+    int ph = h / g->grid_h, pw = w / g->grid_w, per = g->grid_h * g->grid_w / groups, e, y, i;
+    for (e = 0; e < g->d; ++e) {
         int pp = a * per + e / c, ch = e % c;
-        const float *src = x + (((size_t)b * c + ch) * h + (pp / t->grid_w) * ph) * w +
-                           (pp % t->grid_w) * pw;
-        float *dst = out + (size_t)e * t->N;
+        const float *src = x + (((size_t)b * c + ch) * h + (pp / g->grid_w) * ph) * w +
+                           (pp % g->grid_w) * pw;
+        float *dst = out + (size_t)e * g->N;
         /* rows are a few floats: an inline loop beats a memcpy call per row */
         for (y = 0; y < ph; ++y)
             for (i = 0; i < pw; ++i) dst[y * pw + i] = src[(size_t)y * w + i];
@@ -797,22 +765,45 @@ static void gather_block(const tat_term *t, float *out, const float *x, int blk)
 
 /* The adjoint of gather_block: d_x += the block's gradient put back. Blocks never overlap, so
  * threads scatter different blocks at once without locks. */
-static void scatter_block_add(const tat_term *t, float *d_x, const float *d_blk, int blk)
+static void scatter_block_add(const tat_term_geom *g, float *d_x, const float *d_blk, int blk)
 {
-    int groups = t->groups, b = blk / groups, a = blk % groups, c = t->c, h = t->h, w = t->w;
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_avgpool_backward(d_x + (size_t)b * c * h * w, d_blk, 1, c, h, w, t->pool_h, t->pool_w);
+    int groups = g->groups, b = blk / groups, a = blk % groups, c = g->c, h = g->h, w = g->w;
+    if (g->kind == TAT_TERM_ANCHORS) {
+        tat_avgpool_backward(d_x + (size_t)b * c * h * w, d_blk, tat_term_pool_geom(g, 1));
         return;
     }
-    int ph = h / t->grid_h, pw = w / t->grid_w, per = t->grid_h * t->grid_w / groups, e, y, x;
-    for (e = 0; e < t->d; ++e) {
+    int ph = h / g->grid_h, pw = w / g->grid_w, per = g->grid_h * g->grid_w / groups, e, y, x;
+    for (e = 0; e < g->d; ++e) {
         int pp = a * per + e / c, ch = e % c;
-        float *dst = d_x + (((size_t)b * c + ch) * h + (pp / t->grid_w) * ph) * w +
-                     (pp % t->grid_w) * pw;
-        const float *src = d_blk + (size_t)e * t->N;
+        float *dst = d_x + (((size_t)b * c + ch) * h + (pp / g->grid_w) * ph) * w +
+                     (pp % g->grid_w) * pw;
+        const float *src = d_blk + (size_t)e * g->N;
         for (y = 0; y < ph; ++y)
             for (x = 0; x < pw; ++x) dst[(size_t)y * w + x] += src[y * pw + x];
     }
+}
+
+/* The whole-map regrouping (reference): every block of the batch, one at a time. */
+static tat_term_geom patch_term_geom(tat_patch_geom g)
+{
+    tat_term_geom t;
+    const char *err = tat_term_geom_patch(&t, g.batch, g.c, g.h, g.w, g.grid_h, g.grid_w, g.groups);
+    TAT_ASSERT(err == NULL);
+    return t;
+}
+
+void tat_patch_gather(float *blocks, const float *x, tat_patch_geom g)
+{
+    tat_term_geom t = patch_term_geom(g);
+    int b;
+    for (b = 0; b < t.n_blocks; ++b) gather_block(&t, blocks + (size_t)b * t.d * t.N, x, b);
+}
+
+void tat_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
+{
+    tat_term_geom t = patch_term_geom(g);
+    int b;
+    for (b = 0; b < t.n_blocks; ++b) scatter_block_add(&t, d_x, d_blocks + (size_t)b * t.d * t.N, b);
 }
 
 typedef struct {
@@ -825,22 +816,22 @@ typedef struct {
 static void term_forward_range(void *p, int tid, int nt)
 {
     tat_term *t = ((term_ctx *)p)->t;
-    int N = t->N, d = t->d, b, lo, hi, r, ch;
+    int N = t->geom.N, d = t->geom.d, b, lo, hi, r, ch;
     size_t blk = (size_t)d * N;
-    float *ws = t->scratch + term_thread_floats(t) * tid;
-    tat_share(t->n_blocks, tid, nt, &lo, &hi);
+    float *ws = t->scratch + term_thread_floats(&t->geom) * tid;
+    tat_share(t->geom.n_blocks, tid, nt, &lo, &hi);
     for (b = lo; b < hi; ++b) {
         const float *q, *k, *v, *tg;
-        if (t->direct) {
+        if (t->geom.direct) {
             q = t->Q + b * blk, k = t->K + b * blk, v = t->V + b * blk, tg = t->T + b * blk;
         } else {
             /* anchor blocks are pooled, far smaller than the maps: keep them for the backward
              * instead of pooling the maps again */
             float *qb = t->kept ? t->kept + 3 * b * blk : ws;
-            gather_block(t, qb, t->Q, b);
-            gather_block(t, qb + blk, t->K, b);
-            gather_block(t, qb + 2 * blk, t->V, b);
-            gather_block(t, ws + 3 * blk, t->T, b);
+            gather_block(&t->geom, qb, t->Q, b);
+            gather_block(&t->geom, qb + blk, t->K, b);
+            gather_block(&t->geom, qb + 2 * blk, t->V, b);
+            gather_block(&t->geom, ws + 3 * blk, t->T, b);
             q = qb, k = qb + blk, v = qb + 2 * blk, tg = ws + 3 * blk;
         }
         float *o = t->resid + b * blk, *D = t->drow + (size_t)b * N;
@@ -869,8 +860,8 @@ double tat_term_forward(tat_term *t, const float *q, const float *k, const float
     int b;
     t->Q = q, t->K = k, t->V = v, t->T = target;
     c.t = t;
-    tat_run(term_forward_range, &c, t->n_blocks >= t->nthreads);
-    for (b = 0; b < t->n_blocks; ++b) sse += t->sse_blk[b]; /* block order: thread-independent */
+    tat_run(term_forward_range, &c, t->geom.n_blocks >= t->nthreads);
+    for (b = 0; b < t->geom.n_blocks; ++b) sse += t->sse_blk[b]; /* block order: thread-independent */
     return sse;
 }
 
@@ -878,17 +869,17 @@ static void term_backward_range(void *p, int tid, int nt)
 {
     term_ctx *c = p;
     tat_term *t = c->t;
-    int N = t->N, d = t->d, b, lo, hi, r;
+    int N = t->geom.N, d = t->geom.d, b, lo, hi, r;
     size_t blk = (size_t)d * N, i;
-    float *ws = t->scratch + term_thread_floats(t) * tid, two_w = 2 * c->w;
-    float *dO = ws + (t->direct ? 0 : 3 * blk), *ds = dO + (t->direct ? blk : 4 * blk);
+    float *ws = t->scratch + term_thread_floats(&t->geom) * tid, two_w = 2 * c->w;
+    float *dO = ws + (t->geom.direct ? 0 : 3 * blk), *ds = dO + (t->geom.direct ? blk : 4 * blk);
     float *D = ds + (size_t)N * N;
-    tat_share(t->n_blocks, tid, nt, &lo, &hi);
+    tat_share(t->geom.n_blocks, tid, nt, &lo, &hi);
     for (b = lo; b < hi; ++b) {
         const float *res = t->resid + b * blk, *dr = t->drow + (size_t)b * N;
         for (i = 0; i < blk; ++i) dO[i] = two_w * res[i];
         for (r = 0; r < N; ++r) D[r] = two_w * dr[r];
-        if (t->direct) {
+        if (t->geom.direct) {
             block_backward(c->d_q + b * blk, c->d_k ? c->d_k + b * blk : NULL, c->d_v + b * blk, 1,
                            t->Q + b * blk, t->K + b * blk, t->V + b * blk,
                            t->attn + (size_t)b * N * N, dO, D, ds, N, d);
@@ -897,15 +888,15 @@ static void term_backward_range(void *p, int tid, int nt)
         float *q = t->kept ? t->kept + 3 * b * blk : ws, *k = q + blk, *v = q + 2 * blk;
         float *dq = dO + blk, *dk = dO + 2 * blk, *dv = dO + 3 * blk;
         if (!t->kept) {
-            gather_block(t, q, t->Q, b);
-            gather_block(t, k, t->K, b);
-            gather_block(t, v, t->V, b);
+            gather_block(&t->geom, q, t->Q, b);
+            gather_block(&t->geom, k, t->K, b);
+            gather_block(&t->geom, v, t->V, b);
         }
         block_backward(dq, c->d_k ? dk : NULL, dv, 0, q, k, v, t->attn + (size_t)b * N * N, dO, D,
                        ds, N, d);
-        scatter_block_add(t, c->d_q, dq, b);
-        scatter_block_add(t, c->d_v, dv, b);
-        if (c->d_k) scatter_block_add(t, c->d_k, dk, b);
+        scatter_block_add(&t->geom, c->d_q, dq, b);
+        scatter_block_add(&t->geom, c->d_v, dv, b);
+        if (c->d_k) scatter_block_add(&t->geom, c->d_k, dk, b);
     }
 }
 
@@ -913,7 +904,7 @@ void tat_term_backward(tat_term *t, float *d_q, float *d_k, float *d_v, float w)
 {
     term_ctx c;
     c.t = t, c.d_q = d_q, c.d_k = d_k, c.d_v = d_v, c.w = w;
-    tat_run(term_backward_range, &c, t->n_blocks >= t->nthreads);
+    tat_run(term_backward_range, &c, t->geom.n_blocks >= t->nthreads);
 }
 
 /* ---- Baseline distillation terms ------------------------------------------------------- */

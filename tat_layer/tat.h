@@ -25,6 +25,31 @@ extern "C" {
 /* Batch-norm epsilon of the official code (PyTorch BatchNorm2d default), added inside the sqrt. */
 #define TAT_BN_EPS 1e-5f
 
+/* A precondition of the math that the caller must have checked (e.g. a geometry validated by
+ * tat_term_geom_*): on failure one line naming the file, the line and the condition, then
+ * abort(). A user's bad input never reaches one; a violated one is a bug in the caller. */
+void tat_assert_fail(const char *cond, const char *file, int line);
+#define TAT_ASSERT(cond) ((cond) ? (void)0 : tat_assert_fail(#cond, __FILE__, __LINE__))
+
+/* ---- Geometry of the primitives (the CPU functions here and their GPU twins in tat_gpu.h
+ * take the same structs; they hold shapes only, never buffers) ------------------------- */
+/* Patch regrouping: see tat_patch_gather. */
+typedef struct {
+    int batch, c, h, w, grid_h, grid_w, groups;
+} tat_patch_geom;
+/* Average pooling, kernel = stride = (kh, kw), no padding, over planes = batch * channels. */
+typedef struct {
+    int planes, h, w, kh, kw;
+} tat_pool_geom;
+/* A stride-1 "same" convolution's im2col (pad = ksize / 2). */
+typedef struct {
+    int batch, c, h, w, ksize;
+} tat_conv_geom;
+/* Training-mode BatchNorm: see tat_batchnorm_forward. */
+typedef struct {
+    int batch, c, spatial, per_image;
+} tat_bn_geom;
+
 /* ---- Threads ------------------------------------------------------------------------- */
 /* The attention, term and BatchNorm loops run their independent blocks on a small pool of
  * threads (default: the online CPUs, or the environment's TAT_NUM_THREADS), holding OpenBLAS
@@ -54,12 +79,11 @@ void tat_conv_backward(float *d_in, float *d_weight, const float *d_out, const f
  * mean/inv_std hold C floats (per_image = 0) or batch*C floats (per_image = 1).
  * x_hat (the normalised input) is kept for the backward; out = gamma * x_hat + beta. */
 void tat_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
-                           const float *gamma, const float *beta, int batch, int c, int spatial,
-                           int per_image);
+                           const float *gamma, const float *beta, tat_bn_geom g);
 /* Accumulates d_in (may be NULL), d_gamma and d_beta from d_out. */
 void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
-                            const float *x_hat, const float *inv_std, const float *gamma, int batch,
-                            int c, int spatial, int per_image);
+                            const float *x_hat, const float *inv_std, const float *gamma,
+                            tat_bn_geom g);
 
 /* One learned embedding (query, key or value) with its parameters and saved activations. */
 typedef struct {
@@ -85,27 +109,28 @@ void tat_embedding_backward(tat_embedding *e, float *d_in, const float *in, floa
                             int batch, int h, int w, int per_image);
 
 /* ---- Patch regrouping (patch-group distillation) --------------------------------------- */
-/* The map is cut into grid_h x grid_w patches of ph = h/grid_h by pw = w/grid_w (rows and
+/* Whole-map reference versions: the term (tat_term_forward) cuts and scatters one block at a
+ * time instead; these serve the tests, the GPU check and the attention maps.
+ * The map is cut into grid_h x grid_w patches of ph = h/grid_h by pw = w/grid_w (rows and
  * columns past grid*patch are left out). Patches are numbered row-major and split into
  * `groups` runs of P/groups consecutive patches. Block (image b, group a) has N = ph*pw
  * positions and d = (P/groups)*c channels; its element (e, r) is
  *   x[b, e % c, pi*ph + r / pw, pj*pw + r % pw],  pp = a*(P/groups) + e / c,
  *   pi = pp / grid_w, pj = pp % grid_w.
  * blocks: batch*groups blocks of d*N floats, image-major. */
-void tat_patch_gather(float *blocks, const float *x, int batch, int c, int h, int w, int grid_h,
-                      int grid_w, int groups);
+void tat_patch_gather(float *blocks, const float *x, tat_patch_geom g);
 /* d_x += the blocks' gradient put back at their source positions. */
-void tat_patch_scatter_add(float *d_x, const float *d_blocks, int batch, int c, int h, int w,
-                           int grid_h, int grid_w, int groups);
+void tat_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g);
 
 /* ---- Anchor pooling (anchor-point distillation) ---------------------------------------- */
-/* Average pooling, kernel = stride = (kh, kw), no padding: out is batch x c x (h/kh) x (w/kw). */
-void tat_avgpool_forward(float *out, const float *in, int batch, int c, int h, int w, int kh, int kw);
+/* Average pooling, kernel = stride = (kh, kw), no padding: out is planes x (h/kh) x (w/kw). */
+void tat_avgpool_forward(float *out, const float *in, tat_pool_geom g);
 /* d_in += each output gradient spread uniformly over its window. */
-void tat_avgpool_backward(float *d_in, const float *d_out, int batch, int c, int h, int w, int kh,
-                          int kw);
+void tat_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g);
 
 /* ---- One TaT attention block, batched over n_blocks independent blocks ----------------- */
+/* Unfused reference (tests only): the term runs the same math block by block in one pass,
+ * with its copies and scratch per thread. */
 /* S = Q^T K (N x N, S[i][j] = <q_i, k_j>, unscaled), A = row softmax of S (max subtracted),
  * O = V A^T (d x N: o_i = sum_j A[i][j] v_j). Q, K, V, T, O: n_blocks * d*N; A: n_blocks*N*N.
  * Returns sum over all elements of (O - T)^2, accumulated in double. */
@@ -122,6 +147,8 @@ void tat_attention_backward(float *d_Q, float *d_K, float *d_V, const float *Q, 
 /* ---- A distillation term: q, k, v, t maps -> blocks -> attention -> squared error ------- */
 typedef enum { TAT_TERM_PATCH_GROUPS, TAT_TERM_ANCHORS } tat_term_kind;
 
+/* What a term computes, apart from any buffer: the parsers validate it, the CPU term and the
+ * GPU term are allocated from it. */
 typedef struct {
     tat_term_kind kind;
     int batch, c, h, w;
@@ -129,6 +156,26 @@ typedef struct {
     int pool_h, pool_w;              /* TAT_TERM_ANCHORS: kernel = stride of the pooling  */
     int n_blocks, N, d;              /* block geometry derived from the above             */
     int direct;                      /* 1: the maps are the blocks (full form), no copies */
+} tat_term_geom;
+
+/* Fill g for batch x c x h x w maps cut into a grid_h x grid_w patch grid in `groups` groups,
+ * or for anchor_h x anchor_w anchors. Allocate nothing. On a geometry that does not fit the
+ * map, return a static message naming the problem (g is then unusable), else NULL. */
+const char *tat_term_geom_patch(tat_term_geom *g, int batch, int c, int h, int w, int grid_h,
+                                int grid_w, int groups);
+const char *tat_term_geom_anchor(tat_term_geom *g, int batch, int c, int h, int w, int anchor_h,
+                                 int anchor_w);
+/* Elements of the loss per image (the MSE denominator). */
+size_t tat_term_elements_per_image(const tat_term_geom *g);
+/* Forward FLOPs per image of the attention part (S, softmax ignored, O). */
+double tat_term_flops_per_image(const tat_term_geom *g);
+/* The gather of a term's maps into blocks, as the primitives' geometry: whole batch (planes =
+ * batch * c) or, with one_image, one image of it. */
+tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image);
+tat_pool_geom tat_term_pool_geom(const tat_term_geom *g, int one_image);
+
+typedef struct {
+    tat_term_geom geom;
     int nthreads;                    /* threads the scratch was sized for                 */
     const float *Q, *K, *V, *T;      /* the q, k, v, target maps of the last forward      */
     float *attn;                     /* n_blocks x N x N softmax weights                  */
@@ -139,18 +186,9 @@ typedef struct {
     float *scratch;                  /* per-thread block copies and gradients             */
 } tat_term;
 
-/* Geometry checks; on failure returns a static message naming the problem, else NULL. */
-const char *tat_patch_geometry_error(int h, int w, int grid_h, int grid_w, int groups);
-const char *tat_anchor_geometry_error(int h, int w, int anchor_h, int anchor_w);
-/* Sets up and allocates a term. Check the geometry first. */
-void tat_term_init_patch(tat_term *t, int batch, int c, int h, int w, int grid_h, int grid_w,
-                         int groups);
-void tat_term_init_anchor(tat_term *t, int batch, int c, int h, int w, int anchor_h, int anchor_w);
+/* Allocates a term for a geometry that tat_term_geom_* accepted. */
+void tat_term_init(tat_term *t, const tat_term_geom *g);
 void tat_term_free(tat_term *t);
-/* Elements of the loss per image (the MSE denominator). */
-size_t tat_term_elements_per_image(const tat_term *t);
-/* Forward FLOPs per image of the attention part (S, softmax ignored, O). */
-double tat_term_flops_per_image(const tat_term *t);
 /* q, k, v, t: batch x c x h x w. Returns the sum of squared errors over the batch. The
  * blocks are cut from the maps as needed: q, k, v must stay unchanged until the backward. */
 double tat_term_forward(tat_term *t, const float *q, const float *k, const float *v,

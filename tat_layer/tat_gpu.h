@@ -1,7 +1,7 @@
 #ifndef TAT_GPU_H
 #define TAT_GPU_H
 /*
- * The TaT math of tat.h on the GPU (tat_gpu.cu, built with GPU=1 only). Same layouts, same
+ * The TaT math of tat.h on the GPU (tat_kernels.cu, built with GPU=1 only). Same layouts, same
  * conventions (backward functions accumulate, gradients linear in w), every pointer below a
  * device pointer unless it is a tat.h host struct. Work goes to the current device's default
  * stream and cuBLAS handle (Darknet's blas_handle()); only tat_gpu_term_forward waits, to
@@ -40,13 +40,8 @@ void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, cons
 void tat_gpu_softmax_rows(float *s, int rows, int cols);
 
 /* ---- an embedding: conv (no bias) + training-mode BatchNorm ----------------------------- */
-typedef struct {
-    int in_c, out_c, ksize;
-    float *weights, *scales, *biases;
-    float *weight_grads, *scale_grads, *bias_grads;
-    float *x_hat, *out, *out_grad; /* batch*out_c*h*w */
-    float *mean, *inv_std;         /* batch*out_c */
-} tat_gpu_embedding;
+/* The host struct, its arrays on the device. */
+typedef tat_embedding tat_gpu_embedding;
 
 /* Prefix of the one-line message an out-of-memory allocation prints before exiting 1
  * ("<cfg>: [section] (layer N)"); set before the allocations of a layer. */
@@ -67,7 +62,7 @@ void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, const float *
 
 /* ---- a distillation term --------------------------------------------------------------- */
 typedef struct {
-    tat_term geom;             /* geometry only (the host buffers are not used)              */
+    tat_term_geom geom;
     const float *Q, *K, *V;    /* blocks of the last forward (the maps when geom.direct)     */
     float *blocks;             /* not direct: q, k, v, t, then dq, dk, dv blocks             */
     float *attn, *ds;          /* n_blocks x N x N                                            */
@@ -75,8 +70,8 @@ typedef struct {
     double *sse_pos, *sse_sum; /* n_blocks x N, 1                                             */
 } tat_gpu_term;
 
-/* Allocates everything once, from a term's geometry (tat_term_init_*). */
-void tat_gpu_term_init(tat_gpu_term *g, const tat_term *geom);
+/* Allocates everything once, for a geometry that tat_term_geom_* accepted. */
+void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom);
 void tat_gpu_term_free(tat_gpu_term *g);
 /* As tat_term_forward / tat_term_backward, on device maps. Returns the sum of squared errors
  * (the only device-to-host copy of a step). */

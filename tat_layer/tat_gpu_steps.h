@@ -3,7 +3,7 @@
 /*
  * The sequence of operations of the GPU embedding and term (which primitive runs on which
  * buffer, in which order, with which GEMM), written once over a table of primitives.
- * tat_gpu.cu passes its kernel launchers and cuBLAS; tests/test_kernel_emulation.c passes
+ * tat_kernels.cu passes its kernel launchers and cuBLAS; tests/test_kernel_emulation.c passes
  * host loops over the same per-element functions and a reference sgemm, so the CPU test runs
  * this very code, not a copy of it. Buffers are those of tat_gpu_embedding / tat_gpu_term.
  */
@@ -84,42 +84,32 @@ static inline void tat_steps_embedding_backward(const tat_gpu_ops *op, tat_gpu_e
 
 /* ---- term ------------------------------------------------------------------------------- */
 /* Floats of one set of blocks (q, k, v, t, ... each): n_blocks x d x N. */
-static inline size_t tat_steps_block_floats(const tat_term *t)
+static inline size_t tat_steps_block_floats(const tat_term_geom *t)
 {
     return (size_t)t->n_blocks * t->d * t->N;
 }
 
 /* Map -> blocks (patch regrouping or anchor pooling). */
-static inline void tat_steps_gather(const tat_gpu_ops *op, const tat_term *t, float *blocks,
+static inline void tat_steps_gather(const tat_gpu_ops *op, const tat_term_geom *t, float *blocks,
                                     const float *x)
 {
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
-        op->avgpool_forward(blocks, x, g);
-    } else {
-        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
-        op->patch_gather(blocks, x, g);
-    }
+    if (t->kind == TAT_TERM_ANCHORS) op->avgpool_forward(blocks, x, tat_term_pool_geom(t, 0));
+    else op->patch_gather(blocks, x, tat_term_patch_geom(t, 0));
 }
 
 /* The adjoint: map gradient += the blocks' gradient put back. */
-static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term *t, float *d_x,
+static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term_geom *t, float *d_x,
                                          const float *d_blocks)
 {
-    if (t->kind == TAT_TERM_ANCHORS) {
-        tat_pool_geom g = {t->batch * t->c, t->h, t->w, t->pool_h, t->pool_w};
-        op->avgpool_backward(d_x, d_blocks, g);
-    } else {
-        tat_patch_geom g = {t->batch, t->c, t->h, t->w, t->grid_h, t->grid_w, t->groups};
-        op->patch_scatter_add(d_x, d_blocks, g);
-    }
+    if (t->kind == TAT_TERM_ANCHORS) op->avgpool_backward(d_x, d_blocks, tat_term_pool_geom(t, 0));
+    else op->patch_scatter_add(d_x, d_blocks, tat_term_patch_geom(t, 0));
 }
 
 static inline double tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g,
                                             const float *q, const float *k, const float *v,
                                             const float *target)
 {
-    const tat_term *t = &g->geom;
+    const tat_term_geom *t = &g->geom;
     int n = t->n_blocks, N = t->N, d = t->d;
     size_t blk = tat_steps_block_floats(t), rows = (size_t)n * N;
     const float *tg = target;
@@ -144,7 +134,7 @@ static inline double tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term 
 static inline void tat_steps_term_backward(const tat_gpu_ops *op, tat_gpu_term *g, float *d_q,
                                            float *d_k, float *d_v, float w)
 {
-    const tat_term *t = &g->geom;
+    const tat_term_geom *t = &g->geom;
     int n = t->n_blocks, N = t->N, d = t->d;
     size_t blk = tat_steps_block_floats(t), nn = (size_t)n * N * N;
     float two_w = 2 * w, beta = t->direct ? 1.f : 0.f;

@@ -1,7 +1,7 @@
 #ifndef TAT_KERNEL_INDEX_H
 #define TAT_KERNEL_INDEX_H
 /*
- * The per-element bodies of the CUDA kernels in tat_gpu.cu, as host+device inline functions.
+ * The per-element bodies of the CUDA kernels in tat_kernels.cu, as host+device inline functions.
  *
  * Every kernel is a thin loop "for each index in my share: call one function below"; the
  * functions hold all the index arithmetic and the arithmetic on values. Compiled by nvcc they
@@ -17,6 +17,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "tat.h" /* the geometry structs */
+
 #ifdef __CUDACC__
 #define TAT_HD __host__ __device__ static inline
 #else
@@ -28,10 +30,6 @@
 
 /* ---- Patch regrouping ------------------------------------------------------------------ */
 /* Same geometry and numbering as tat_patch_gather in tat.c. */
-typedef struct {
-    int batch, c, h, w, grid_h, grid_w, groups;
-} tat_patch_geom;
-
 TAT_HD size_t tat_patch_block_elements(tat_patch_geom g)
 {
     /* batch * groups blocks of d * N, with d * N = (P / groups) * c * ph * pw */
@@ -53,10 +51,6 @@ TAT_HD size_t tat_patch_map_index(tat_patch_geom g, size_t bi)
 }
 
 /* ---- Average pooling, kernel = stride = (kh, kw), no padding --------------------------- */
-typedef struct {
-    int planes, h, w, kh, kw; /* planes = batch * channels */
-} tat_pool_geom;
-
 TAT_HD size_t tat_pool_out_elements(tat_pool_geom g)
 {
     return (size_t)g.planes * (g.h / g.kh) * (g.w / g.kw);
@@ -89,10 +83,6 @@ TAT_HD long long tat_pool_window_of(tat_pool_geom g, size_t i)
 
 /* ---- im2col for a stride-1 "same" convolution (pad = ksize / 2) ------------------------- */
 /* Layout of tat.c's im2col_same, batched: image b's col block is (c*k*k) x (h*w). */
-typedef struct {
-    int batch, c, h, w, ksize;
-} tat_conv_geom;
-
 TAT_HD size_t tat_col_elements(tat_conv_geom g)
 {
     return (size_t)g.batch * g.c * g.ksize * g.ksize * g.h * g.w;
@@ -130,10 +120,6 @@ TAT_HD float tat_col2im_value(tat_conv_geom g, const float *col, size_t i)
 /* ---- BatchNorm (training mode), same statistics groups as tat.c ----------------------- */
 /* Group gi: channel gi of every image (per_image 0) or plane gi = b*c + ch (per_image 1).
  * A group has count = runs * spatial elements; element j is at tat_bn_offset(g, gi, j). */
-typedef struct {
-    int batch, c, spatial, per_image;
-} tat_bn_geom;
-
 TAT_HD int tat_bn_groups(tat_bn_geom g) { return g.per_image ? g.batch * g.c : g.c; }
 TAT_HD size_t tat_bn_count(tat_bn_geom g)
 {

@@ -17,23 +17,24 @@ extern "C" {
 
 #define TAT_THREADS 256
 
-static void tat_check(cudaError_t status)
+/* A failed CUDA or cuBLAS call: one line naming this file, the line and the call, exit 1. */
+static void tat_cuda_check(cudaError_t status, const char *call, const char *file, int line)
 {
-    check_error(status);
+    if (status == cudaSuccess) return;
+    fprintf(stderr, "%s:%d: %s: CUDA error: %s\n", file, line, call, cudaGetErrorString(status));
+    exit(1);
 }
 
-static void tat_check_launch(void)
+static void tat_blas_check(cublasStatus_t status, const char *call, const char *file, int line)
 {
-    tat_check(cudaPeekAtLastError());
+    if (status == CUBLAS_STATUS_SUCCESS) return;
+    fprintf(stderr, "%s:%d: %s: cuBLAS error (status %d)\n", file, line, call, (int)status);
+    exit(1);
 }
 
-static void tat_check_blas(cublasStatus_t status, const char *what)
-{
-    if (status != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "tat: cuBLAS %s failed (status %d)\n", what, (int)status);
-        exit(1);
-    }
-}
+#define TAT_CUDA_CHECK(call) tat_cuda_check((call), #call, __FILE__, __LINE__)
+#define TAT_BLAS_CHECK(call) tat_blas_check((call), #call, __FILE__, __LINE__)
+#define TAT_LAUNCH_CHECK() TAT_CUDA_CHECK(cudaPeekAtLastError())
 
 /* Blocks for a grid-stride loop over n items: enough to fill any current GPU, never more
  * than the items need. */
@@ -57,11 +58,13 @@ void tat_gpu_set_alloc_context(const char *context)
 
 /* Out of device memory is a cfg problem (a fine grid on a big map, a large batch): say which
    layer and how much, and exit, rather than abort in check_error. */
-static float *tat_gpu_alloc(size_t n)
+static void *tat_gpu_alloc_bytes(size_t bytes)
 {
-    float *p;
-    size_t bytes = (n ? n : 1) * sizeof(float), free_bytes = 0, total_bytes = 0;
-    cudaError_t status = cudaMalloc((void **)&p, bytes);
+    void *p;
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaError_t status;
+    if (!bytes) bytes = 1;
+    status = cudaMalloc(&p, bytes);
     if (status != cudaSuccess) {
         cudaGetLastError(); /* clear the error before asking for the free memory */
         cudaMemGetInfo(&free_bytes, &total_bytes);
@@ -70,13 +73,15 @@ static float *tat_gpu_alloc(size_t n)
                 total_bytes / 1048576.0, cudaGetErrorString(status));
         exit(1);
     }
-    tat_check(cudaMemset(p, 0, bytes));
+    TAT_CUDA_CHECK(cudaMemset(p, 0, bytes));
     return p;
 }
 
+static float *tat_gpu_alloc(size_t n) { return (float *)tat_gpu_alloc_bytes(n * sizeof(float)); }
+
 static void tat_gpu_free(void *p)
 {
-    if (p) tat_check(cudaFree(p));
+    if (p) TAT_CUDA_CHECK(cudaFree(p));
 }
 
 /* ---- block reductions (TAT_REDUCE_THREADS threads, a power of two) ---------------------- */
@@ -126,12 +131,11 @@ __device__ static float block_sum_f(float v, float *red)
 extern "C" void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B, float *C)
 {
     tat_cublas_gemm c = tat_gemm_map(g);
-    tat_check_blas(cublasSgemmStridedBatched(
-                       blas_handle(), c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
-                       c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, c.m, c.n, c.k, &c.alpha,
-                       tat_gemm_first(A, B), c.ld_first, c.stride_first, tat_gemm_second(A, B),
-                       c.ld_second, c.stride_second, &c.beta, C, c.ldc, c.stride_c, c.batch),
-                   "sgemm");
+    TAT_BLAS_CHECK(cublasSgemmStridedBatched(
+        blas_handle(), c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
+        c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, c.m, c.n, c.k, &c.alpha, tat_gemm_first(A, B),
+        c.ld_first, c.stride_first, tat_gemm_second(A, B), c.ld_second, c.stride_second, &c.beta, C,
+        c.ldc, c.stride_c, c.batch));
 }
 
 /* ---- element-wise kernels --------------------------------------------------------------- */
@@ -253,42 +257,42 @@ extern "C" void tat_gpu_patch_gather(float *blocks, const float *x, tat_patch_ge
 {
     size_t n = tat_patch_block_elements(g);
     patch_gather_kernel<<<tat_blocks(n), TAT_THREADS>>>(blocks, x, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
 {
     size_t n = tat_patch_block_elements(g);
     patch_scatter_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, d_blocks, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
     size_t n = tat_pool_out_elements(g);
     avgpool_forward_kernel<<<tat_blocks(n), TAT_THREADS>>>(out, in, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
 {
     size_t n = (size_t)g.planes * g.h * g.w;
     avgpool_backward_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, d_out, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_im2col(float *col, const float *in, tat_conv_geom g)
 {
     size_t n = tat_col_elements(g);
     im2col_kernel<<<tat_blocks(n), TAT_THREADS>>>(col, in, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
 {
     size_t n = (size_t)g.batch * g.c * g.h * g.w;
     col2im_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, col, g, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std,
@@ -297,7 +301,7 @@ extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean,
 {
     bn_forward_kernel<<<tat_bn_groups(g), TAT_REDUCE_THREADS>>>(out, x_hat, mean, inv_std, in,
                                                                 gamma, beta, g);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta,
@@ -307,30 +311,30 @@ extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d
 {
     bn_backward_kernel<<<g.c, TAT_REDUCE_THREADS>>>(d_in, d_gamma, d_beta, d_out, x_hat, inv_std,
                                                      gamma, g, assign);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 extern "C" void tat_gpu_softmax_rows(float *s, int rows, int cols)
 {
     softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 /* ---- embedding -------------------------------------------------------------------------- */
 extern "C" void tat_gpu_embedding_push(tat_gpu_embedding *g, const tat_embedding *e)
 {
     size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
-    tat_check(cudaMemcpy(g->weights, e->weights, nw * sizeof(float), cudaMemcpyHostToDevice));
-    tat_check(cudaMemcpy(g->scales, e->scales, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
-    tat_check(cudaMemcpy(g->biases, e->biases, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
+    TAT_CUDA_CHECK(cudaMemcpy(g->weights, e->weights, nw * sizeof(float), cudaMemcpyHostToDevice));
+    TAT_CUDA_CHECK(cudaMemcpy(g->scales, e->scales, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
+    TAT_CUDA_CHECK(cudaMemcpy(g->biases, e->biases, e->out_c * sizeof(float), cudaMemcpyHostToDevice));
 }
 
 extern "C" void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding *e)
 {
     size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
-    tat_check(cudaMemcpy(e->weights, g->weights, nw * sizeof(float), cudaMemcpyDeviceToHost));
-    tat_check(cudaMemcpy(e->scales, g->scales, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
-    tat_check(cudaMemcpy(e->biases, g->biases, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
+    TAT_CUDA_CHECK(cudaMemcpy(e->weights, g->weights, nw * sizeof(float), cudaMemcpyDeviceToHost));
+    TAT_CUDA_CHECK(cudaMemcpy(e->scales, g->scales, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
+    TAT_CUDA_CHECK(cudaMemcpy(e->biases, g->biases, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 extern "C" void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch,
@@ -381,27 +385,27 @@ static void residual_launch(float *o, const float *t, float *drow, double *sse_p
                             size_t rows)
 {
     residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(o, t, drow, sse_pos, N, d, rows);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 static double sum_to_host(double *sum, const double *x, size_t n)
 {
     double h;
     sum_kernel<<<1, TAT_REDUCE_THREADS>>>(sum, x, n);
-    tat_check_launch();
-    tat_check(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
+    TAT_LAUNCH_CHECK();
+    TAT_CUDA_CHECK(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
     return h;
 }
 
 static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
 {
     dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, a, drow, two_w, N, n);
-    tat_check_launch();
+    TAT_LAUNCH_CHECK();
 }
 
 static void zero_launch(float *x, size_t n)
 {
-    tat_check(cudaMemset(x, 0, n * sizeof(float)));
+    TAT_CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float)));
 }
 
 static const tat_gpu_ops gpu_ops = {
@@ -424,20 +428,18 @@ extern "C" void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, co
 }
 
 /* ---- term ------------------------------------------------------------------------------- */
-extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term *geom)
+extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
 {
     size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
     memset(g, 0, sizeof(*g));
     g->geom = *geom;
-    g->geom.attn = g->geom.resid = g->geom.drow = g->geom.kept = g->geom.scratch = NULL;
-    g->geom.sse_blk = NULL;
     if (!geom->direct) g->blocks = tat_gpu_alloc(7 * blk);
     g->attn = tat_gpu_alloc(nn);
     g->ds = tat_gpu_alloc(nn);
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
-    tat_check(cudaMalloc((void **)&g->sse_pos, (size_t)geom->n_blocks * geom->N * sizeof(double)));
-    tat_check(cudaMalloc((void **)&g->sse_sum, sizeof(double)));
+    g->sse_pos = (double *)tat_gpu_alloc_bytes((size_t)geom->n_blocks * geom->N * sizeof(double));
+    g->sse_sum = (double *)tat_gpu_alloc_bytes(sizeof(double));
 }
 
 extern "C" void tat_gpu_term_free(tat_gpu_term *g)
