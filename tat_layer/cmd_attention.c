@@ -7,14 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd_distill.h"
 #include "darknet.h"
-#include "distill_layer.h"
+#include "distill_commands.h"
+#include "distill_common.h"
 #include "network.h"
-
-/* stb_image_write, compiled into Darknet's image.c; called directly to see its status. */
-extern int stbi_write_png(char const *filename, int w, int h, int comp, const void *data,
-                          int stride_in_bytes);
+#include "tat_distill_layer.h"
 
 #define PANEL_MIN 224 /* panels are scaled up to at least this many pixels wide */
 #define GAP 6
@@ -29,14 +26,14 @@ static void fail(const char *fmt, const char *a, const char *b)
 /* "y,x[,y,x...]" -> pairs; returns the count. */
 static int parse_positions(const char *text, int **yx)
 {
-    char *copy = strdup(text), *tok, *save = 0;
+    char *copy = distill_strdup(text), *tok, *save = 0;
     int n = 0, cap = 16;
-    *yx = malloc(cap * sizeof(int));
+    *yx = distill_calloc(cap, sizeof(int));
     for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
         char *end;
         long v = strtol(tok, &end, 10);
         if (end == tok || *end || v < 0 || v > 100000) fail("distill attention: -at %s: '%s' is not a position index (y,x pairs, from 0)", text, tok);
-        if (n == cap) *yx = realloc(*yx, (cap *= 2) * sizeof(int));
+        if (n == cap) *yx = distill_realloc(*yx, cap *= 2, sizeof(int));
         (*yx)[n++] = (int)v;
     }
     free(copy);
@@ -125,12 +122,12 @@ void run_distill_attention(int argc, char **argv)
         fail("%s: -layer %s is not a [tat_distill] or [anchor_distill] layer", args[0], tmp);
     }
     l = &net->layers[layer_index];
-    distill_layer_map_size(l, &mh, &mw);
+    tat_distill_layer_map_size(l, &mh, &mw);
     if (at) n = parse_positions(at, &yx);
     else {
         /* the centre and two corners */
         n = 3;
-        yx = malloc(6 * sizeof(int));
+        yx = distill_calloc(6, sizeof(int));
         yx[0] = mh / 2, yx[1] = mw / 2, yx[2] = 0, yx[3] = 0, yx[4] = mh - 1, yx[5] = mw - 1;
     }
 
@@ -143,14 +140,14 @@ void run_distill_attention(int argc, char **argv)
     panel_w = sized.w * scale;
     panel_h = sized.h * scale;
     total_w = n * panel_w + (n - 1) * GAP;
-    rgb = malloc((size_t)total_w * panel_h * 3);
+    rgb = distill_calloc((size_t)total_w * panel_h, 3);
     memset(rgb, 255, (size_t)total_w * panel_h * 3);
-    map = malloc((size_t)mh * mw * sizeof(float));
+    map = distill_calloc((size_t)mh * mw, sizeof(float));
     printf("%s layer %d (%s), map %d x %d; weights over the teacher's positions:\n", args[0],
            layer_index, get_layer_string(l->type), mh, mw);
     for (i = 0; i < n; ++i) {
         int y = yx[2 * i], x = yx[2 * i + 1], j, best = 0;
-        const char *why = distill_layer_attention(l, net, y, x, map);
+        const char *why = tat_distill_layer_attention(l, net, y, x, map);
         double sum = 0, entropy = 0;
         if (why) {
             snprintf(tmp, sizeof(tmp), "%d,%d", y, x);

@@ -5,54 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd_distill.h"
 #include "darknet.h"
-#include "distill_layer.h"
+#include "distill_commands.h"
 #include "distill_plugin.h"
 #include "list.h"
 #include "option_list.h"
 #include "parser.h"
-
-extern void train_classifier(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus,
-                             int clear);
-extern void run_classifier(int argc, char **argv);
-extern void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus,
-                            int clear, int display);
-extern void run_distill_segmenter(int argc, char **argv); /* cmd_segment.c */
-
-static char *teacher_cfg, *teacher_weights;
-static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
-static int student_batch;      /* > 0: overrides the student cfg's batch */
-
-/* parse_network_hook: every student network parsed during `distill ... train` (one per GPU
-   replica, on that replica's device) gets its own frozen teacher, batch for batch. */
-static void attach_teacher(network *net)
-{
-    network *teacher;
-    int loaded;
-    if (teacher_batch >= 0) {
-        net->batch = teacher_batch;
-        return;
-    }
-    if (student_batch > 0) net->batch = student_batch;
-    fprintf(stderr, "teacher %s:\n", teacher_cfg);
-    teacher_batch = net->batch;
-    teacher = parse_network_cfg(teacher_cfg);
-    teacher_batch = -1;
-    loaded = load_weights(teacher, teacher_weights);
-    if (loaded < teacher->n) {
-        fprintf(stderr, "%s: holds weights for layers 0-%d only, the teacher %s has %d layers\n",
-                teacher_weights, loaded - 1, teacher_cfg, teacher->n);
-        exit(1);
-    }
-    if (teacher->w != net->w || teacher->h != net->h || teacher->c != net->c) {
-        fprintf(stderr, "%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images\n",
-                teacher_cfg, teacher->w, teacher->h, teacher->c, net->cfgfile, net->w, net->h, net->c);
-        exit(1);
-    }
-    net->teacher = teacher;
-    fprintf(stderr, "student %s:\n", net->cfgfile);
-}
 
 /* A non-finite task loss stops the run here, after the progress line and before the
    loop's backups: the files on disk stay the last good ones. (The distillation terms are
@@ -62,11 +20,8 @@ static void stop_if_loss_not_finite(network *net)
     int i;
     for (i = 0; i < net->n; ++i) {
         layer *l = &net->layers[i];
-        if (is_distill_layer(l) || !l->cost || distill_finite(*l->cost)) continue;
-        fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %ld; stopping, last backup kept\n",
-                net->cfgfile ? net->cfgfile : "cfg", get_layer_string(l->type), i,
-                *l->cost != *l->cost ? "nan" : "inf", (long)get_current_batch(net));
-        exit(1);
+        if (!is_distill_layer(l) && l->cost)
+            distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
     }
 }
 
@@ -81,7 +36,7 @@ static void print_distill_progress(network *net)
         size_t params = 0;
         double flops = 0;
         first = 0;
-        avg = calloc(net->n, sizeof(float));
+        avg = distill_calloc(net->n, sizeof(float));
         for (i = 0; i < net->n; ++i) {
             if (!is_distill_layer(&net->layers[i])) continue;
             params += distill_layer_params(&net->layers[i]);
@@ -111,29 +66,6 @@ static void usage(const char *prog)
             "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n"
             "       %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n",
             prog, prog, prog, prog, prog);
-}
-
-void need_readable(const char *path, const char *what)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
-        exit(1);
-    }
-    fclose(fp);
-}
-
-network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
-{
-    network *net;
-    teacher_cfg = tcfg;
-    teacher_weights = tweights;
-    student_batch = batch;
-    parse_network_hook = attach_teacher;
-    net = parse_network_cfg(student_cfg);
-    parse_network_hook = 0;
-    student_batch = 0;
-    return net;
 }
 
 typedef struct {
@@ -198,9 +130,7 @@ static void train_distill(int argc, char **argv, const char *task)
         exit(1);
     }
     free_cfg_text(&student);
-    teacher_cfg = args[2];
-    teacher_weights = args[3];
-    parse_network_hook = attach_teacher;
+    attach_teacher_to_students(args[2], args[3], 0);
     train_progress_hook = print_distill_progress;
     if (!strcmp(task, "segmenter"))
         train_segmenter(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear, 0);
@@ -230,22 +160,22 @@ static cfg_text read_cfg_text(const char *path)
         fprintf(stderr, "%s: cannot open the cfg: %s\n", path, strerror(errno));
         exit(1);
     }
-    t.lines = malloc(cap * sizeof(char *));
-    t.section_of_line = malloc(cap * sizeof(int));
+    t.lines = distill_calloc(cap, sizeof(char *));
+    t.section_of_line = distill_calloc(cap, sizeof(int));
     while (fgets(buf, sizeof(buf), fp)) {
         char *s = trim(buf);
         if (t.n_lines == cap) {
             cap *= 2;
-            t.lines = realloc(t.lines, cap * sizeof(char *));
-            t.section_of_line = realloc(t.section_of_line, cap * sizeof(int));
+            t.lines = distill_realloc(t.lines, cap, sizeof(char *));
+            t.section_of_line = distill_realloc(t.section_of_line, cap, sizeof(int));
         }
         if (s[0] == '[') ++section;
-        t.lines[t.n_lines] = strdup(s);
+        t.lines[t.n_lines] = distill_strdup(s);
         t.section_of_line[t.n_lines++] = section;
     }
     fclose(fp);
     t.n_sections = section + 1;
-    t.dropped = calloc(t.n_sections + 1, sizeof(int));
+    t.dropped = distill_calloc(t.n_sections + 1, sizeof(int));
     return t;
 }
 

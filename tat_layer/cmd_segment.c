@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 
 #include "darknet.h"
+#include "distill_commands.h"
+#include "distill_common.h"
 #include "option_list.h"
 #include "seg_data.h"
 #include "seg_metrics.h"
-
-extern void run_segmenter(int argc, char **argv);
 
 /* A fixed colour per class (Pascal VOC's bit-interleaved palette: class 0 black). */
 static void class_colour(int c, float rgb[3])
@@ -111,9 +111,9 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         fprintf(stderr, "%s: cannot create: %s\n", outdir, strerror(errno));
         exit(1);
     }
-    conf = calloc((size_t)classes * classes, sizeof(int64_t));
-    iou = calloc(classes, sizeof(double));
-    small = malloc((size_t)ow * oh);
+    conf = distill_calloc((size_t)classes * classes, sizeof(int64_t));
+    iou = distill_calloc(classes, sizeof(double));
+    small = distill_calloc((size_t)ow * oh, 1);
     for (i = 0; i < n; ++i) {
         image im = load_image_color(paths[i], 0, 0);
         uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, ext, im.w, im.h, classes);
@@ -129,7 +129,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         /* scored at the mask's own resolution: the prediction is upsampled nearest-neighbour */
         if ((size_t)im.w * im.h > full_cap) {
             full_cap = (size_t)im.w * im.h;
-            full = realloc(full, full_cap);
+            full = distill_realloc(full, full_cap, 1);
         }
         for (y = 0; y < im.h; ++y)
             for (x = 0; x < im.w; ++x)

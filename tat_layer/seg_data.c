@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill_common.h"
 #include "image.h"
 #include "seg_metrics.h"
 
@@ -224,15 +225,15 @@ data load_data_seg_masks(load_args a)
 {
     char **paths = get_random_paths(a.paths, a.n, a.m);
     int div = a.scale > 0 ? a.scale : 1, ow = a.w / div, oh = a.h / div, i;
-    uint8_t *crop = malloc((size_t)ow * oh);
+    uint8_t *crop = distill_calloc((size_t)ow * oh, 1);
     data d = {0};
     d.shallow = 0;
     d.X.rows = a.n;
     d.X.cols = a.h * a.w * 3;
-    d.X.vals = calloc(a.n, sizeof(float *));
+    d.X.vals = distill_calloc(a.n, sizeof(float *));
     d.y.rows = a.n;
     d.y.cols = ow * oh * a.classes;
-    d.y.vals = calloc(a.n, sizeof(float *));
+    d.y.vals = distill_calloc(a.n, sizeof(float *));
     for (i = 0; i < a.n; ++i) {
         image orig = load_image_color(paths[i], 0, 0);
         uint8_t *mask = seg_load_mask_or_exit(paths[i], a.masks, a.mask_ext, orig.w, orig.h,
@@ -247,7 +248,7 @@ data load_data_seg_masks(load_args a)
         seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale, a.w, a.h, g.dx, g.dy,
                                g.aspect, div, crop);
         if (flip) seg_flip_labels(crop, ow, oh);
-        d.y.vals[i] = malloc((size_t)d.y.cols * sizeof(float));
+        d.y.vals[i] = distill_calloc(d.y.cols, sizeof(float));
         seg_labels_to_onehot(crop, (long)ow * oh, a.classes, d.y.vals[i]);
         free(mask);
         free_image(orig);

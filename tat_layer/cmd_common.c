@@ -1,0 +1,71 @@
+/* What the `./darknet distill ...` subcommands share: file checks and the frozen teacher
+   attached to every student network parsed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill_commands.h"
+#include "parser.h"
+
+static char *teacher_cfg, *teacher_weights;
+static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
+static int student_batch;      /* > 0: overrides the student cfg's batch */
+
+void need_readable(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
+        exit(1);
+    }
+    fclose(fp);
+}
+
+/* parse_network_hook: every student network parsed (one per GPU replica, on that replica's
+   device) gets its own frozen teacher, batch for batch. */
+static void attach_teacher(network *net)
+{
+    network *teacher;
+    int loaded;
+    if (teacher_batch >= 0) {
+        net->batch = teacher_batch;
+        return;
+    }
+    if (student_batch > 0) net->batch = student_batch;
+    fprintf(stderr, "teacher %s:\n", teacher_cfg);
+    teacher_batch = net->batch;
+    teacher = parse_network_cfg(teacher_cfg);
+    teacher_batch = -1;
+    loaded = load_weights(teacher, teacher_weights);
+    if (loaded < teacher->n) {
+        fprintf(stderr, "%s: holds weights for layers 0-%d only, the teacher %s has %d layers\n",
+                teacher_weights, loaded - 1, teacher_cfg, teacher->n);
+        exit(1);
+    }
+    if (teacher->w != net->w || teacher->h != net->h || teacher->c != net->c) {
+        fprintf(stderr, "%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images\n",
+                teacher_cfg, teacher->w, teacher->h, teacher->c, net->cfgfile, net->w, net->h, net->c);
+        exit(1);
+    }
+    net->teacher = teacher;
+    fprintf(stderr, "student %s:\n", net->cfgfile);
+}
+
+void attach_teacher_to_students(char *tcfg, char *tweights, int batch)
+{
+    teacher_cfg = tcfg;
+    teacher_weights = tweights;
+    student_batch = batch;
+    parse_network_hook = attach_teacher;
+}
+
+network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
+{
+    network *net;
+    attach_teacher_to_students(tcfg, tweights, batch);
+    net = parse_network_cfg(student_cfg);
+    parse_network_hook = 0;
+    student_batch = 0;
+    return net;
+}

@@ -1,0 +1,37 @@
+#ifndef DISTILL_COMMANDS_H
+#define DISTILL_COMMANDS_H
+/*
+ * `./darknet distill ...`: the subcommand entry points (tat_layer/cmd_*.c, linked into the
+ * executable only) and what they share (cmd_common.c).
+ */
+#include "darknet.h"
+
+/* ---- subcommands -------------------------------------------------------------------------- */
+/* darknet distill ... (called from Darknet's main, patch 0008); dispatches to the others */
+void run_distill(int argc, char **argv);
+/* darknet distill segmenter valid|test|demo ... (cmd_segment.c) */
+void run_distill_segmenter(int argc, char **argv);
+/* darknet distill attention ... (cmd_attention.c) */
+void run_distill_attention(int argc, char **argv);
+
+/* ---- shared by the subcommands (cmd_common.c) --------------------------------------------- */
+/* Exits with one line naming the file when it cannot be read. */
+void need_readable(const char *path, const char *what);
+/* From now on every student network parsed (one per GPU replica in training) gets its own
+ * frozen teacher (cfg + weights, all layers checked), parsed with the student's batch;
+ * student_batch > 0 overrides the student cfg's batch. */
+void attach_teacher_to_students(char *teacher_cfg, char *teacher_weights, int student_batch);
+/* Parses the student cfg with its teacher attached, both with the given batch. */
+network *parse_student_with_teacher(char *student_cfg, char *teacher_cfg, char *teacher_weights,
+                                    int batch);
+
+/* ---- Darknet's example programs (examples/*.c have no header) ------------------------------ */
+void train_classifier(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear);
+void run_classifier(int argc, char **argv);
+void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear,
+                     int display);
+void run_segmenter(int argc, char **argv);
+/* stb_image_write, compiled into Darknet's image.c; called directly to see its status */
+int stbi_write_png(char const *filename, int w, int h, int comp, const void *data, int stride_in_bytes);
+
+#endif

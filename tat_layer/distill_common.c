@@ -1,0 +1,315 @@
+#include "distill_common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cuda.h"
+#include "option_list.h"
+
+/* ---- allocation ------------------------------------------------------------------------- */
+
+static void out_of_memory(size_t bytes, const char *file, int line)
+{
+    fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, bytes);
+    exit(1);
+}
+
+void *distill_calloc_at(size_t n, size_t size, const char *file, int line)
+{
+    void *p;
+    if (size && n > (size_t)-1 / size) out_of_memory((size_t)-1, file, line);
+    p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) out_of_memory(n * size, file, line);
+    return p;
+}
+
+void *distill_realloc_at(void *p, size_t n, size_t size, const char *file, int line)
+{
+    void *q;
+    if (size && n > (size_t)-1 / size) out_of_memory((size_t)-1, file, line);
+    q = realloc(p, n && size ? n * size : 1);
+    if (!q) out_of_memory(n * size, file, line);
+    return q;
+}
+
+char *distill_strdup_at(const char *s, const char *file, int line)
+{
+    size_t n = strlen(s) + 1;
+    char *d = distill_calloc_at(n, 1, file, line);
+    memcpy(d, s, n);
+    return d;
+}
+
+/* ---- type names ------------------------------------------------------------------------- */
+
+#define DISTILL_TYPE_NAME(type, section) {type, section},
+static const struct {
+    LAYER_TYPE type;
+    const char *name;
+} type_names[] = {DISTILL_LAYER_TYPES(DISTILL_TYPE_NAME)};
+#undef DISTILL_TYPE_NAME
+
+#define N_TYPES ((int)(sizeof(type_names) / sizeof(type_names[0])))
+
+const char *distill_layer_type_name(LAYER_TYPE t)
+{
+    int i;
+    for (i = 0; i < N_TYPES; ++i)
+        if (type_names[i].type == t) return type_names[i].name;
+    return "?";
+}
+
+int is_distill_layer_type(LAYER_TYPE t)
+{
+    int i;
+    for (i = 0; i < N_TYPES; ++i)
+        if (type_names[i].type == t) return 1;
+    return 0;
+}
+
+LAYER_TYPE distill_layer_type_of_section(const char *section)
+{
+    size_t len = strlen(section);
+    int i;
+    if (len < 2 || section[0] != '[' || section[len - 1] != ']') return BLANK;
+    for (i = 0; i < N_TYPES; ++i)
+        if (strlen(type_names[i].name) == len - 2 && !strncmp(section + 1, type_names[i].name, len - 2))
+            return type_names[i].type;
+    return BLANK;
+}
+
+/* ---- cfg fields ------------------------------------------------------------------------- */
+
+void distill_cfg_fail(const distill_cfg *c, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    /* Darknet has printed this layer's index without a newline: start a line of our own */
+    fprintf(stderr, "\n%s: [%s] (layer %d) %s: ", c->net->cfgfile ? c->net->cfgfile : "cfg",
+            distill_layer_type_name(c->type), c->index, field);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+/* Darknet's own per-layer options, read by the parser after the layer's own. */
+static const char *generic_fields[] = {"truth", "onlyforward", "stopbackward", "dontsave",
+                                       "dontload", "numload", "dontloadscales", "learning_rate",
+                                       "smooth", 0};
+
+void distill_cfg_check_fields(const distill_cfg *c, const char **known)
+{
+    node *n;
+    for (n = c->options->front; n; n = n->next) {
+        kvp *p = (kvp *)n->val;
+        const char **k;
+        int ok = 0;
+        for (k = known; *k && !ok; ++k) ok = !strcmp(*k, p->key);
+        for (k = generic_fields; *k && !ok; ++k) ok = !strcmp(*k, p->key);
+        if (!ok) distill_cfg_fail(c, p->key, "unknown field");
+    }
+}
+
+int distill_cfg_has(const distill_cfg *c, const char *field)
+{
+    return option_find(c->options, (char *)field) != 0;
+}
+
+static int parse_int_text(const char *s, int *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    while (*end == ' ' || *end == '\t') ++end;
+    if (errno || end == s || *end || v < -1000000000L || v > 1000000000L) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int distill_cfg_int(const distill_cfg *c, const char *field, int def, int required)
+{
+    char *s = option_find(c->options, (char *)field);
+    int v;
+    if (!s) {
+        if (required) distill_cfg_fail(c, field, "missing (required)");
+        return def;
+    }
+    if (!parse_int_text(s, &v)) distill_cfg_fail(c, field, "'%s' is not an integer", s);
+    return v;
+}
+
+float distill_cfg_float(const distill_cfg *c, const char *field, float def)
+{
+    char *s = option_find(c->options, (char *)field), *end;
+    float v;
+    if (!s) return def;
+    v = strtof(s, &end);
+    while (*end == ' ' || *end == '\t') ++end;
+    if (end == s || *end) distill_cfg_fail(c, field, "'%s' is not a number", s);
+    return v;
+}
+
+void distill_cfg_pair(const distill_cfg *c, const char *field, int def, int *a, int *b)
+{
+    char *s = option_find(c->options, (char *)field), *comma;
+    char first[64];
+    *a = *b = def;
+    if (!s) return;
+    comma = strchr(s, ',');
+    if (!comma || (size_t)(comma - s) >= sizeof(first)) distill_cfg_fail(c, field, "'%s' is not rows,cols", s);
+    memcpy(first, s, comma - s);
+    first[comma - s] = 0;
+    if (!parse_int_text(first, a) || !parse_int_text(comma + 1, b))
+        distill_cfg_fail(c, field, "'%s' is not rows,cols", s);
+}
+
+int distill_cfg_choice(const distill_cfg *c, const char *field, const char *zero, const char *one)
+{
+    char *s = option_find(c->options, (char *)field);
+    if (!s || !strcmp(s, zero)) return 0;
+    if (!strcmp(s, one)) return 1;
+    distill_cfg_fail(c, field, "'%s' must be %s or %s", s, zero, one);
+}
+
+float distill_cfg_loss_weight(const distill_cfg *c)
+{
+    float w = distill_cfg_float(c, "loss_weight", 1);
+    if (!distill_finite(w) || w < 0) distill_cfg_fail(c, "loss_weight", "%g: must be a finite number >= 0", w);
+    return w;
+}
+
+/* ---- checks made when a layer is built ------------------------------------------------- */
+
+int distill_student_layer(const distill_cfg *c, int v)
+{
+    int abs_index = v < 0 ? c->index + v : v;
+    if (abs_index < 0 || abs_index >= c->index)
+        distill_cfg_fail(c, "from", "%d is not an earlier layer (this is layer %d)", v, c->index);
+    return abs_index;
+}
+
+int distill_teacher_layer(const distill_cfg *c, int v)
+{
+    network *teacher = c->net->teacher;
+    int tl = v < 0 ? teacher->n + v : v;
+    if (tl < 0 || tl >= teacher->n)
+        distill_cfg_fail(c, "teacher_layer", "%d is out of range: the teacher %s has %d layers", v,
+                         teacher->cfgfile, teacher->n);
+    return tl;
+}
+
+void distill_check_teacher_map(const distill_cfg *c, int tl, int teacher_c, int from)
+{
+    const layer *tf = &c->net->teacher->layers[tl], *sf = &c->net->layers[from];
+    if (tf->out_c != teacher_c)
+        distill_cfg_fail(c, "teacher_channels", "%d, but teacher layer %d (%s) has %d channels",
+                         teacher_c, tl, c->net->teacher->cfgfile, tf->out_c);
+    if (tf->out_h != sf->out_h || tf->out_w != sf->out_w)
+        distill_cfg_fail(c, "teacher_layer",
+                         "teacher layer %d is %d x %d but student layer %d is %d x %d: the maps must have the same size",
+                         tl, tf->out_w, tf->out_h, from, sf->out_w, sf->out_h);
+}
+
+layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *f, void *state)
+{
+    layer l = {0};
+    layer prev;
+    if (c->index == 0) distill_cfg_fail(c, "section", "cannot be the first layer: it passes its input through");
+    prev = c->net->layers[c->index - 1];
+    l.type = c->type;
+    l.batch = c->net->batch;
+    l.h = l.out_h = prev.out_h;
+    l.w = l.out_w = prev.out_w;
+    l.c = l.out_c = prev.out_c;
+    l.inputs = l.outputs = prev.outputs;
+    l.output = prev.output;
+    l.delta = prev.delta;
+    l.forward = f->forward;
+    l.backward = f->backward;
+    l.update = f->update;
+#ifdef GPU
+    l.output_gpu = prev.output_gpu;
+    l.delta_gpu = prev.delta_gpu;
+    l.forward_gpu = f->forward_gpu;
+    l.backward_gpu = f->backward_gpu;
+    l.update_gpu = f->update_gpu;
+#endif
+    l.plugin_state = state;
+    return l;
+}
+
+#ifdef GPU
+void distill_pull_maps(const network *net, int from, int teacher_layer)
+{
+    layer f = net->layers[from], t = net->teacher->layers[teacher_layer];
+    cuda_pull_array(f.output_gpu, f.output, f.outputs * f.batch);
+    cuda_pull_array(t.output_gpu, t.output, t.outputs * t.batch);
+}
+
+void distill_backward_on_host(layer l, network net, int from)
+{
+    layer f = net.layers[from];
+    cuda_pull_array(f.delta_gpu, f.delta, f.outputs * f.batch);
+    l.backward(l, net);
+    cuda_push_array(f.delta_gpu, f.delta, f.outputs * f.batch);
+}
+#endif
+
+/* ---- training --------------------------------------------------------------------------- */
+
+int distill_finite(float x)
+{
+    /* by the bits: Darknet builds with -Ofast, under which isfinite() may fold to 1 */
+    unsigned int u;
+    memcpy(&u, &x, sizeof(u));
+    return (u & 0x7f800000u) != 0x7f800000u;
+}
+
+void distill_stop_if_not_finite(const network *net, const char *section, int index, float loss)
+{
+    /* the step number is the one its progress line shows (seen may be mid-step here) */
+    size_t per_step = (size_t)net->batch * net->subdivisions;
+    if (distill_finite(loss)) return;
+    fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
+            net->cfgfile ? net->cfgfile : "cfg", section, index, loss != loss ? "nan" : "inf",
+            (*net->seen + per_step - 1) / per_step);
+    exit(1);
+}
+
+const distill_blas distill_blas_cpu = {axpy_cpu, scal_cpu};
+#ifdef GPU
+const distill_blas distill_blas_gpu = {axpy_gpu, scal_gpu};
+#endif
+
+void distill_embedding_update(const tat_embedding *e, const distill_blas *b, update_args a,
+                              float learning_rate)
+{
+    int nw = e->out_c * e->in_c * e->ksize * e->ksize;
+    /* as Darknet's convolution with batch_normalize: decay on the weights only */
+    b->axpy(e->out_c, learning_rate / a.batch, e->bias_grads, 1, e->biases, 1);
+    b->scal(e->out_c, a.momentum, e->bias_grads, 1);
+    b->axpy(e->out_c, learning_rate / a.batch, e->scale_grads, 1, e->scales, 1);
+    b->scal(e->out_c, a.momentum, e->scale_grads, 1);
+    b->axpy(nw, -a.decay * a.batch, e->weights, 1, e->weight_grads, 1);
+    b->axpy(nw, learning_rate / a.batch, e->weight_grads, 1, e->weights, 1);
+    b->scal(nw, a.momentum, e->weight_grads, 1);
+}
+
+int distill_embedding_io(tat_embedding *e, FILE *fp, int save)
+{
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
+    float *arrays[3] = {e->biases, e->scales, e->weights};
+    size_t counts[3] = {(size_t)e->out_c, (size_t)e->out_c, nw};
+    int i;
+    for (i = 0; i < 3; ++i) {
+        size_t done = save ? fwrite(arrays[i], sizeof(float), counts[i], fp)
+                           : fread(arrays[i], sizeof(float), counts[i], fp);
+        if (done != counts[i]) return 0;
+    }
+    return 1;
+}

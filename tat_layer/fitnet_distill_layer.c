@@ -1,0 +1,199 @@
+#include "fitnet_distill_layer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda.h"
+#include "distill_common.h"
+#include "tat.h"
+
+typedef struct {
+    int index;                 /* this layer's index, for messages                      */
+    int from, teacher_layer;   /* absolute indices in the student and the teacher        */
+    int batch, h, w, student_c, teacher_c, bn_per_image;
+    int active;                /* a teacher is attached: the buffers are allocated       */
+    float loss_weight;
+    float loss;                /* weighted loss of the last forward, per image            */
+    tat_embedding projection;  /* 1x1 conv (no bias) + BN: student_c -> teacher_c         */
+    float *diff;               /* projection - teacher, batch x teacher_c x h x w         */
+} fitnet_state;
+
+static fitnet_state *state_of(const layer *l) { return (fitnet_state *)l->plugin_state; }
+
+static size_t fitnet_params(const layer *l);
+static double fitnet_flops(const layer *l);
+
+static layer parse_fitnet_distill(list *options, network *net, int index)
+{
+    static const char *known[] = {"from", "teacher_layer", "teacher_channels", "bn", "loss_weight", 0};
+    distill_cfg c = {options, net, index, FITNET_DISTILL};
+    fitnet_distill_options o;
+    distill_cfg_check_fields(&c, known);
+    o.from = distill_cfg_int(&c, "from", -1, 0);
+    o.teacher_layer = distill_cfg_int(&c, "teacher_layer", 0, 1);
+    o.teacher_channels = distill_cfg_int(&c, "teacher_channels", 0, 1);
+    if (o.teacher_channels < 1) distill_cfg_fail(&c, "teacher_channels", "must be at least 1");
+    o.bn_per_image = distill_cfg_choice(&c, "bn", "batch", "image");
+    o.loss_weight = distill_cfg_loss_weight(&c);
+    return make_fitnet_distill_layer(net, index, &o);
+}
+
+layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_options *o)
+{
+    distill_cfg c = {0, net, index, FITNET_DISTILL};
+    fitnet_state *s = distill_calloc(1, sizeof(*s));
+    layer l = distill_make_passthrough(&c, &fitnet_distill_ops, s);
+    s->index = index;
+    s->batch = net->batch;
+    s->teacher_c = o->teacher_channels;
+    s->bn_per_image = o->bn_per_image;
+    s->loss_weight = o->loss_weight;
+    s->from = distill_student_layer(&c, o->from);
+    s->teacher_layer = o->teacher_layer;
+    s->h = net->layers[s->from].out_h;
+    s->w = net->layers[s->from].out_w;
+    s->student_c = net->layers[s->from].out_c;
+    /* the projection exists with or without a teacher: the weights file has one layout */
+    tat_embedding_init(&s->projection, s->student_c, s->teacher_c, 1);
+    if (net->teacher) {
+        s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
+        distill_check_teacher_map(&c, s->teacher_layer, s->teacher_c, s->from);
+        tat_embedding_alloc_activations(&s->projection, s->batch, s->h, s->w);
+        s->diff = distill_calloc((size_t)s->batch * s->teacher_c * s->h * s->w, sizeof(float));
+        s->active = 1;
+    }
+    fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; 1x1 conv + BN, bn %s, weight %g; %zu params  %5.3f BFLOPs%s\n",
+            distill_layer_type_name(FITNET_DISTILL), s->from, s->w, s->h, s->student_c,
+            s->teacher_layer, s->teacher_c, s->bn_per_image ? "image" : "batch", s->loss_weight,
+            fitnet_params(&l), fitnet_flops(&l) / 1e9,
+            s->active ? "" : "  (inactive: no teacher)");
+    return l;
+}
+
+static int distilling(const fitnet_state *s, const network *net)
+{
+    return s->active && net->train && net->teacher;
+}
+
+static size_t elements_per_image(const fitnet_state *s)
+{
+    return (size_t)s->teacher_c * s->h * s->w;
+}
+
+void forward_fitnet_distill_layer(const layer l, network net)
+{
+    fitnet_state *s = state_of(&l);
+    size_t n = elements_per_image(s) * s->batch;
+    double sse;
+    s->loss = 0;
+    if (!distilling(s, &net)) return;
+    /* a 1x1 conv needs no im2col workspace */
+    tat_embedding_forward(&s->projection, net.layers[s->from].output, NULL, s->batch, s->h, s->w,
+                          s->bn_per_image);
+    sse = tat_sse_forward(s->diff, s->projection.out, net.teacher->layers[s->teacher_layer].output, n);
+    s->loss = (float)(s->loss_weight * sse / (double)n);
+    distill_stop_if_not_finite(&net, distill_layer_type_name(l.type), s->index, s->loss);
+}
+
+/* Darknet's delta is the negative gradient of the loss summed over the batch (its update
+   divides by the batch): each image's term is loss_weight * MSE, hence the negative per-image
+   weight. */
+void backward_fitnet_distill_layer(const layer l, network net)
+{
+    fitnet_state *s = state_of(&l);
+    size_t per_image = elements_per_image(s);
+    if (!distilling(s, &net)) return;
+    tat_sse_backward(s->projection.out_grad, s->diff, per_image * s->batch,
+                     -s->loss_weight / (float)per_image);
+    tat_embedding_backward(&s->projection, net.layers[s->from].delta, net.layers[s->from].output,
+                           NULL, s->batch, s->h, s->w, s->bn_per_image);
+}
+
+void update_fitnet_distill_layer(const layer l, update_args a)
+{
+    fitnet_state *s = state_of(&l);
+    /* without a teacher nothing was learned: do not let decay shrink the projection */
+    if (!s->active) return;
+    distill_embedding_update(&s->projection, &distill_blas_cpu, a, a.learning_rate * l.learning_rate_scale);
+}
+
+#ifdef GPU
+/* Host path: the projection lives on the host, the maps and the delta are copied across. */
+void forward_fitnet_distill_layer_gpu(const layer l, network net)
+{
+    fitnet_state *s = state_of(&l);
+    if (distilling(s, &net)) distill_pull_maps(&net, s->from, s->teacher_layer);
+    forward_fitnet_distill_layer(l, net);
+}
+
+void backward_fitnet_distill_layer_gpu(const layer l, network net)
+{
+    fitnet_state *s = state_of(&l);
+    if (distilling(s, &net)) distill_backward_on_host(l, net, s->from);
+}
+
+void update_fitnet_distill_layer_gpu(const layer l, update_args a) { update_fitnet_distill_layer(l, a); }
+
+/* The projection of every replica becomes their mean (host arrays: nothing on the devices). */
+static void sync_fitnet_distill_layer(network **nets, int n, int j)
+{
+    tat_embedding *p0 = &state_of(&nets[0]->layers[j])->projection;
+    size_t counts[3] = {(size_t)p0->out_c * p0->in_c, (size_t)p0->out_c, (size_t)p0->out_c}, k;
+    int a, i;
+    for (a = 0; a < 3; ++a)
+        for (k = 0; k < counts[a]; ++k) {
+            double sum = 0;
+            for (i = 0; i < n; ++i) {
+                tat_embedding *p = &state_of(&nets[i]->layers[j])->projection;
+                sum += (a == 0 ? p->weights : a == 1 ? p->scales : p->biases)[k];
+            }
+            for (i = 0; i < n; ++i) {
+                tat_embedding *p = &state_of(&nets[i]->layers[j])->projection;
+                (a == 0 ? p->weights : a == 1 ? p->scales : p->biases)[k] = (float)(sum / n);
+            }
+        }
+}
+#endif
+
+static void save_fitnet_weights(layer l, FILE *fp) { distill_embedding_io(&state_of(&l)->projection, fp, 1); }
+/* a short read leaves end-of-file set: the weights loader names the file and the layer */
+static void load_fitnet_weights(layer l, FILE *fp) { distill_embedding_io(&state_of(&l)->projection, fp, 0); }
+
+static float fitnet_loss(const layer *l) { return state_of(l)->loss; }
+
+static size_t fitnet_params(const layer *l) { return tat_embedding_num_params(&state_of(l)->projection); }
+
+static double fitnet_flops(const layer *l)
+{
+    fitnet_state *s = state_of(l);
+    return 2.0 * s->teacher_c * s->student_c * s->h * s->w;
+}
+
+static void free_fitnet_distill_layer(layer l)
+{
+    fitnet_state *s = state_of(&l);
+    if (!s) return;
+    tat_embedding_free(&s->projection);
+    free(s->diff);
+    free(s);
+}
+
+const distill_type_ops fitnet_distill_ops = {
+    .type = FITNET_DISTILL,
+    .parse = parse_fitnet_distill,
+    .forward = forward_fitnet_distill_layer,
+    .backward = backward_fitnet_distill_layer,
+    .update = update_fitnet_distill_layer,
+#ifdef GPU
+    .forward_gpu = forward_fitnet_distill_layer_gpu,
+    .backward_gpu = backward_fitnet_distill_layer_gpu,
+    .update_gpu = update_fitnet_distill_layer_gpu,
+    .sync = sync_fitnet_distill_layer,
+#endif
+    .save_weights = save_fitnet_weights,
+    .load_weights = load_fitnet_weights,
+    .free_layer = free_fitnet_distill_layer,
+    .loss = fitnet_loss,
+    .params = fitnet_params,
+    .flops = fitnet_flops,
+};

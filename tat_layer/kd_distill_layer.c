@@ -1,0 +1,138 @@
+#include "kd_distill_layer.h"
+
+#include <stdlib.h>
+
+#include "cuda.h"
+#include "distill_common.h"
+#include "tat.h"
+
+typedef struct {
+    int index;                /* this layer's index, for messages                    */
+    int from, teacher_layer;  /* absolute indices in the student and the teacher      */
+    int batch, classes;       /* logits per image                                      */
+    int active;               /* a teacher is attached: the buffers are allocated     */
+    float temperature, loss_weight;
+    float loss;               /* weighted loss of the last forward, per image          */
+    float *p_student, *p_teacher; /* batch x classes softmaxes at the temperature     */
+} kd_state;
+
+static kd_state *state_of(const layer *l) { return (kd_state *)l->plugin_state; }
+
+static layer parse_kd_distill(list *options, network *net, int index)
+{
+    static const char *known[] = {"from", "teacher_layer", "temperature", "loss_weight", 0};
+    distill_cfg c = {options, net, index, KD_DISTILL};
+    kd_distill_options o;
+    distill_cfg_check_fields(&c, known);
+    o.from = distill_cfg_int(&c, "from", -1, 0);
+    o.teacher_layer = distill_cfg_int(&c, "teacher_layer", 0, 1);
+    o.temperature = distill_cfg_float(&c, "temperature", 4);
+    if (!distill_finite(o.temperature) || o.temperature <= 0)
+        distill_cfg_fail(&c, "temperature", "%g: must be a finite number > 0", o.temperature);
+    o.loss_weight = distill_cfg_loss_weight(&c);
+    return make_kd_distill_layer(net, index, &o);
+}
+
+layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o)
+{
+    distill_cfg c = {0, net, index, KD_DISTILL};
+    kd_state *s = distill_calloc(1, sizeof(*s));
+    layer l = distill_make_passthrough(&c, &kd_distill_ops, s);
+    s->index = index;
+    s->batch = net->batch;
+    s->temperature = o->temperature;
+    s->loss_weight = o->loss_weight;
+    s->from = distill_student_layer(&c, o->from);
+    s->teacher_layer = o->teacher_layer;
+    /* the KL needs logits: a softmax output would be softmaxed twice */
+    if (net->layers[s->from].type == SOFTMAX)
+        distill_cfg_fail(&c, "from", "layer %d is a [softmax]: give the layer whose output are the logits (the one before it)", s->from);
+    s->classes = net->layers[s->from].outputs;
+    if (net->teacher) {
+        layer *tf;
+        s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
+        tf = &net->teacher->layers[s->teacher_layer];
+        if (tf->type == SOFTMAX)
+            distill_cfg_fail(&c, "teacher_layer", "teacher layer %d (%s) is a [softmax]: give the layer whose output are the logits (the one before it)",
+                             s->teacher_layer, net->teacher->cfgfile);
+        if (tf->outputs != s->classes)
+            distill_cfg_fail(&c, "teacher_layer",
+                             "teacher layer %d (%s) has %d logits per image but student layer %d has %d: they must have the same size",
+                             s->teacher_layer, net->teacher->cfgfile, tf->outputs, s->from, s->classes);
+        s->p_student = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
+        s->p_teacher = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
+        s->active = 1;
+    }
+    fprintf(stderr, "%-14s student %d: %d logits, teacher %d; temperature %g, weight %g; 0 params  0.000 BFLOPs%s\n",
+            distill_layer_type_name(KD_DISTILL), s->from, s->classes, s->teacher_layer, s->temperature,
+            s->loss_weight, s->active ? "" : "  (inactive: no teacher)");
+    return l;
+}
+
+static int distilling(const kd_state *s, const network *net)
+{
+    return s->active && net->train && net->teacher;
+}
+
+void forward_kd_distill_layer(const layer l, network net)
+{
+    kd_state *s = state_of(&l);
+    double kl;
+    s->loss = 0;
+    if (!distilling(s, &net)) return;
+    kl = tat_kd_forward(s->p_student, s->p_teacher, net.layers[s->from].output,
+                        net.teacher->layers[s->teacher_layer].output, s->batch, s->classes,
+                        s->temperature);
+    s->loss = (float)(s->loss_weight * s->temperature * s->temperature * kl / s->batch);
+    distill_stop_if_not_finite(&net, distill_layer_type_name(l.type), s->index, s->loss);
+}
+
+/* Darknet's delta is the negative gradient of the loss summed over the batch (its update
+   divides by the batch): each image's term is loss_weight * KL * T^2, hence -loss_weight. */
+void backward_kd_distill_layer(const layer l, network net)
+{
+    kd_state *s = state_of(&l);
+    if (!distilling(s, &net)) return;
+    tat_kd_backward(net.layers[s->from].delta, s->p_student, s->p_teacher, s->batch, s->classes,
+                    s->temperature, -s->loss_weight);
+}
+
+#ifdef GPU
+void forward_kd_distill_layer_gpu(const layer l, network net)
+{
+    kd_state *s = state_of(&l);
+    if (distilling(s, &net)) distill_pull_maps(&net, s->from, s->teacher_layer);
+    forward_kd_distill_layer(l, net);
+}
+
+void backward_kd_distill_layer_gpu(const layer l, network net)
+{
+    kd_state *s = state_of(&l);
+    if (distilling(s, &net)) distill_backward_on_host(l, net, s->from);
+}
+#endif
+
+static float kd_loss(const layer *l) { return state_of(l)->loss; }
+
+static void free_kd_distill_layer(layer l)
+{
+    kd_state *s = state_of(&l);
+    if (!s) return;
+    free(s->p_student);
+    free(s->p_teacher);
+    free(s);
+}
+
+/* nothing to learn: no update, no weights */
+const distill_type_ops kd_distill_ops = {
+    .type = KD_DISTILL,
+    .parse = parse_kd_distill,
+    .forward = forward_kd_distill_layer,
+    .backward = backward_kd_distill_layer,
+#ifdef GPU
+    .forward_gpu = forward_kd_distill_layer_gpu,
+    .backward_gpu = backward_kd_distill_layer_gpu,
+#endif
+    .free_layer = free_kd_distill_layer,
+    .loss = kd_loss,
+};

@@ -1,0 +1,670 @@
+#include "tat_distill_layer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cuda.h"
+#include "distill_common.h"
+#include "tat.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
+
+typedef struct tat_state {
+    int index;                         /* this layer's index, for messages                */
+    int from, teacher_layer;           /* absolute indices in the student and the teacher  */
+    int batch, h, w, student_c, teacher_c;
+    int ksize, key_learned, bn_per_image;
+    float loss_weight;
+    int owner;                         /* holds the embeddings it uses                     */
+    tat_embedding query, value, key;   /* owned embeddings (owner only)                    */
+    tat_embedding *q, *v, *k;          /* the embeddings in use; k NULL: identity key       */
+    struct tat_state *shared;          /* the owner of the embeddings when not owner        */
+    int active;                        /* a teacher is attached: buffers are allocated      */
+    tat_term_geom geom;                /* what the term computes (always set)               */
+    tat_term term;                     /* the CPU term (active, on the host)                */
+    float *workspace;                  /* conv im2col scratch (owner, active, on the host)  */
+    float loss;                        /* weighted loss of the last forward, per image       */
+    struct tat_gpu_state *gpu;         /* device state (GPU builds on a device, active)     */
+} tat_state;
+
+#ifdef GPU
+static void tat_gpu_setup(const network *net, tat_state *s);
+static void tat_gpu_params(tat_state *s, int to_host);
+static void tat_gpu_free_state(tat_state *s);
+#endif
+
+static tat_state *state_of(const layer *l) { return (tat_state *)l->plugin_state; }
+
+static size_t tat_params(const layer *l);
+static double tat_flops(const layer *l);
+
+/* The work runs on the device in a GPU build with one (the host then holds parameters only). */
+static int on_device(void)
+{
+#ifdef GPU
+    return gpu_index >= 0;
+#else
+    return 0;
+#endif
+}
+
+/* ---- parsing: fields only ----------------------------------------------------------------- */
+
+static void read_embedding_options(const distill_cfg *c, tat_embedding_options *e)
+{
+    e->from = distill_cfg_int(c, "from", -1, 0);
+    e->teacher_layer = distill_cfg_int(c, "teacher_layer", 0, 1);
+    e->teacher_channels = distill_cfg_int(c, "teacher_channels", 0, 1);
+    if (e->teacher_channels < 1) distill_cfg_fail(c, "teacher_channels", "must be at least 1");
+    e->ksize = distill_cfg_int(c, "size", 1, 0);
+    if (e->ksize != 1 && e->ksize != 3) distill_cfg_fail(c, "size", "%d: must be 1 or 3", e->ksize);
+    e->key_learned = distill_cfg_choice(c, "key", "identity", "learned");
+    e->bn_per_image = distill_cfg_choice(c, "bn", "batch", "image");
+}
+
+static layer parse_tat_distill(list *options, network *net, int index)
+{
+    static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
+                                  "grid", "groups", "bn", "loss_weight", 0};
+    distill_cfg c = {options, net, index, TAT_DISTILL};
+    tat_distill_options o;
+    distill_cfg_check_fields(&c, known);
+    read_embedding_options(&c, &o.emb);
+    distill_cfg_pair(&c, "grid", 1, &o.grid_h, &o.grid_w);
+    o.groups = distill_cfg_int(&c, "groups", 1, 0);
+    o.loss_weight = distill_cfg_loss_weight(&c);
+    return make_tat_distill_layer(net, index, &o);
+}
+
+static layer parse_anchor_distill(list *options, network *net, int index)
+{
+    static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
+                                  "bn", "embeddings", "anchors", "loss_weight", 0};
+    distill_cfg c = {options, net, index, ANCHOR_DISTILL};
+    anchor_distill_options o;
+    memset(&o, 0, sizeof(o));
+    distill_cfg_check_fields(&c, known);
+    if (distill_cfg_has(&c, "embeddings")) {
+        o.embeddings = distill_cfg_int(&c, "embeddings", 0, 1);
+        if (distill_cfg_has(&c, "size") || distill_cfg_has(&c, "key") || distill_cfg_has(&c, "bn"))
+            distill_cfg_fail(&c, "embeddings", "size, key and bn come from the shared layer %d: remove them here",
+                             o.embeddings < 0 ? index + o.embeddings : o.embeddings);
+        o.emb.from = distill_cfg_has(&c, "from") ? distill_cfg_int(&c, "from", -1, 0) : DISTILL_UNSET;
+        o.emb.teacher_channels = distill_cfg_has(&c, "teacher_channels")
+                                     ? distill_cfg_int(&c, "teacher_channels", 0, 1) : DISTILL_UNSET;
+        o.emb.teacher_layer = distill_cfg_has(&c, "teacher_layer")
+                                  ? distill_cfg_int(&c, "teacher_layer", 0, 1) : DISTILL_UNSET;
+    } else {
+        o.embeddings = DISTILL_UNSET;
+        read_embedding_options(&c, &o.emb);
+    }
+    if (!distill_cfg_has(&c, "anchors")) distill_cfg_fail(&c, "anchors", "missing (required)");
+    distill_cfg_pair(&c, "anchors", 0, &o.anchor_h, &o.anchor_w);
+    o.loss_weight = distill_cfg_loss_weight(&c);
+    return make_anchor_distill_layer(net, index, &o);
+}
+
+/* ---- make: checks against the networks, buffers ----------------------------------------- */
+
+/* The maps and embedding settings of a layer with its own embeddings. */
+static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_embedding_options *e)
+{
+    network *net = c->net;
+    s->from = distill_student_layer(c, e->from);
+    s->teacher_c = e->teacher_channels;
+    s->ksize = e->ksize;
+    s->key_learned = e->key_learned;
+    s->bn_per_image = e->bn_per_image;
+    s->h = net->layers[s->from].out_h;
+    s->w = net->layers[s->from].out_w;
+    s->student_c = net->layers[s->from].out_c;
+    s->teacher_layer = e->teacher_layer;
+    if (net->teacher) {
+        s->teacher_layer = distill_teacher_layer(c, e->teacher_layer);
+        distill_check_teacher_map(c, s->teacher_layer, s->teacher_c, s->from);
+        s->active = 1;
+    }
+    s->owner = 1;
+    tat_embedding_init(&s->query, s->student_c, s->teacher_c, s->ksize);
+    tat_embedding_init(&s->value, s->student_c, s->teacher_c, s->ksize);
+    s->q = &s->query;
+    s->v = &s->value;
+    if (s->key_learned) {
+        tat_embedding_init(&s->key, s->teacher_c, s->teacher_c, 1);
+        s->k = &s->key;
+    }
+    if (s->active && !on_device()) {
+        size_t ws = tat_conv_workspace_floats(s->student_c, s->h, s->w, s->ksize);
+        tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
+        tat_embedding_alloc_activations(s->v, s->batch, s->h, s->w);
+        if (s->k) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
+        s->workspace = distill_calloc(ws, sizeof(float));
+    }
+}
+
+/* The term's buffers, on the host or the device, once the geometry is known. */
+static void alloc_term(const network *net, tat_state *s)
+{
+    if (!s->active) return;
+#ifdef GPU
+    if (on_device()) {
+        tat_gpu_setup(net, s);
+        return;
+    }
+#endif
+    (void)net;
+    tat_term_init(&s->term, &s->geom);
+}
+
+static void print_layer_line(const layer *l, const char *what)
+{
+    tat_state *s = state_of(l);
+    fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; %s; %zu params  %5.3f BFLOPs%s\n",
+            distill_layer_type_name(l->type), s->from, s->w, s->h, s->student_c, s->teacher_layer,
+            s->teacher_c, what, tat_params(l), tat_flops(l) / 1e9,
+            s->active ? "" : "  (inactive: no teacher)");
+}
+
+layer make_tat_distill_layer(network *net, int index, const tat_distill_options *o)
+{
+    distill_cfg c = {0, net, index, TAT_DISTILL};
+    tat_state *s = distill_calloc(1, sizeof(*s));
+    layer l = distill_make_passthrough(&c, &tat_distill_ops, s);
+    const char *err;
+    char what[128];
+    s->index = index;
+    s->batch = net->batch;
+    s->loss_weight = o->loss_weight;
+    set_own_embeddings(&c, s, &o->emb);
+    /* a grid that fails even with one group is the grid's fault, else the groups' */
+    err = tat_term_geom_patch(&s->geom, s->batch, s->teacher_c, s->h, s->w, o->grid_h, o->grid_w, 1);
+    if (err) distill_cfg_fail(&c, "grid", "%s (grid %d,%d, map %d x %d)", err, o->grid_h, o->grid_w, s->w, s->h);
+    err = tat_term_geom_patch(&s->geom, s->batch, s->teacher_c, s->h, s->w, o->grid_h, o->grid_w, o->groups);
+    if (err)
+        distill_cfg_fail(&c, "groups", "%s (grid %d,%d = %d patches, groups %d)", err, o->grid_h,
+                         o->grid_w, o->grid_h * o->grid_w, o->groups);
+    alloc_term(net, s);
+    snprintf(what, sizeof(what), "grid %d,%d groups %d, q/v %dx%d, key %s, bn %s", o->grid_h,
+             o->grid_w, o->groups, s->ksize, s->ksize, s->key_learned ? "learned" : "identity",
+             s->bn_per_image ? "image" : "batch");
+    print_layer_line(&l, what);
+    return l;
+}
+
+/* A layer using the embeddings of the earlier [tat_distill] `shared`: same maps and settings;
+ * the fields given here must agree with it. */
+static void set_shared_embeddings(const distill_cfg *c, tat_state *s, tat_state *shared, int ei,
+                                  const tat_embedding_options *e)
+{
+    s->from = shared->from;
+    s->teacher_layer = shared->teacher_layer;
+    s->h = shared->h, s->w = shared->w;
+    s->student_c = shared->student_c, s->teacher_c = shared->teacher_c;
+    s->ksize = shared->ksize, s->key_learned = shared->key_learned;
+    s->bn_per_image = shared->bn_per_image;
+    s->active = shared->active;
+    s->shared = shared;
+    s->q = &shared->query;
+    s->v = &shared->value;
+    s->k = shared->key_learned ? &shared->key : 0;
+    if (e->from != DISTILL_UNSET && distill_student_layer(c, e->from) != shared->from)
+        distill_cfg_fail(c, "from", "differs from the shared layer %d's (%d)", ei, shared->from);
+    if (e->teacher_channels != DISTILL_UNSET && e->teacher_channels != shared->teacher_c)
+        distill_cfg_fail(c, "teacher_channels", "differs from the shared layer %d's (%d)", ei, shared->teacher_c);
+    if (e->teacher_layer != DISTILL_UNSET && c->net->teacher) {
+        int tl = e->teacher_layer < 0 ? e->teacher_layer + c->net->teacher->n : e->teacher_layer;
+        if (tl != shared->teacher_layer)
+            distill_cfg_fail(c, "teacher_layer", "differs from the shared layer %d's (%d)", ei, shared->teacher_layer);
+    }
+}
+
+layer make_anchor_distill_layer(network *net, int index, const anchor_distill_options *o)
+{
+    distill_cfg c = {0, net, index, ANCHOR_DISTILL};
+    tat_state *s = distill_calloc(1, sizeof(*s));
+    layer l;
+    const char *err;
+    char what[128];
+    if (o->embeddings != DISTILL_UNSET) {
+        int ei = o->embeddings < 0 ? index + o->embeddings : o->embeddings;
+        if (ei < 0 || ei >= index || net->layers[ei].type != TAT_DISTILL)
+            distill_cfg_fail(&c, "embeddings", "%d is not an earlier [tat_distill] layer", o->embeddings);
+        l = distill_make_passthrough(&c, &anchor_distill_ops, s);
+        set_shared_embeddings(&c, s, state_of(&net->layers[ei]), ei, &o->emb);
+    } else {
+        l = distill_make_passthrough(&c, &anchor_distill_ops, s);
+    }
+    s->index = index;
+    s->batch = net->batch;
+    s->loss_weight = o->loss_weight;
+    if (o->embeddings == DISTILL_UNSET) set_own_embeddings(&c, s, &o->emb);
+    err = tat_term_geom_anchor(&s->geom, s->batch, s->teacher_c, s->h, s->w, o->anchor_h, o->anchor_w);
+    if (err)
+        distill_cfg_fail(&c, "anchors", "%s (anchors %d,%d, map %d x %d)", err, o->anchor_h, o->anchor_w,
+                         s->w, s->h);
+    alloc_term(net, s);
+    snprintf(what, sizeof(what), "anchors %d,%d (%d positions), %s", o->anchor_h, o->anchor_w,
+             s->geom.N, s->shared ? "shared embeddings" : "own embeddings");
+    print_layer_line(&l, what);
+    return l;
+}
+
+/* ---- forward / backward / update ------------------------------------------------------- */
+
+static int distilling(const tat_state *s, const network *net)
+{
+    return s->active && net->train && net->teacher;
+}
+
+/* The weighted loss per image from the sum of squared errors; a non-finite loss stops the
+   run before this step's update and before any save. */
+static void set_loss(const layer *l, const network *net, tat_state *s, double sse)
+{
+    s->loss = (float)(s->loss_weight * sse / ((double)tat_term_elements_per_image(&s->geom) * s->batch));
+    distill_stop_if_not_finite(net, distill_layer_type_name(l->type), s->index, s->loss);
+}
+
+/* Darknet's delta is the negative gradient of the loss summed over the batch: each image's
+   term is loss_weight * MSE, hence the negative per-image weight. */
+static float delta_weight(const tat_state *s)
+{
+    return -s->loss_weight / (float)tat_term_elements_per_image(&s->geom);
+}
+
+void forward_tat_distill_layer(const layer l, network net)
+{
+    tat_state *s = state_of(&l);
+    const float *student, *teacher;
+    double sse;
+    s->loss = 0;
+    if (!distilling(s, &net)) return;
+    student = net.layers[s->from].output;
+    teacher = net.teacher->layers[s->teacher_layer].output;
+    if (s->owner) {
+        tat_embedding_forward(s->q, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_embedding_forward(s->v, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_embedding_forward(s->k, teacher, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+    }
+    sse = tat_term_forward(&s->term, s->q->out, s->k ? s->k->out : teacher, s->v->out, teacher);
+    set_loss(&l, &net, s, sse);
+}
+
+void backward_tat_distill_layer(const layer l, network net)
+{
+    tat_state *s = state_of(&l);
+    if (!distilling(s, &net)) return;
+    tat_term_backward(&s->term, s->q->out_grad, s->k ? s->k->out_grad : 0, s->v->out_grad, delta_weight(s));
+    if (s->owner) {
+        /* layers sharing these embeddings come later, so their backward already ran */
+        const float *student = net.layers[s->from].output;
+        const float *teacher = net.teacher->layers[s->teacher_layer].output;
+        float *d_student = net.layers[s->from].delta;
+        tat_embedding_backward(s->q, d_student, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_embedding_backward(s->v, d_student, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_embedding_backward(s->k, 0, teacher, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+    }
+}
+
+void update_tat_distill_layer(const layer l, update_args a)
+{
+    tat_state *s = state_of(&l);
+    float learning_rate = a.learning_rate * l.learning_rate_scale;
+    /* without a teacher nothing was learned: do not let decay shrink the embeddings */
+    if (!s->owner || !s->active) return;
+    distill_embedding_update(s->q, &distill_blas_cpu, a, learning_rate);
+    distill_embedding_update(s->v, &distill_blas_cpu, a, learning_rate);
+    if (s->k) distill_embedding_update(s->k, &distill_blas_cpu, a, learning_rate);
+}
+
+#ifdef GPU
+/* On a device everything per batch stays there: the embeddings' parameters, gradients and
+   activations, the blocks and attention matrices (all sized once, here), the student's and
+   the teacher's maps (the teacher runs on the same device), the student's delta. Only the
+   loss comes back, one double per layer and batch. The host copies of the parameters are
+   brought up to date for saving (tat_gpu_params). */
+struct tat_gpu_state {
+    tat_gpu_embedding query, value, key; /* owner only; key when learned */
+    tat_gpu_term term;
+    float *workspace;                    /* im2col of the whole batch (3x3 embeddings) */
+};
+
+static void tat_gpu_setup(const network *net, tat_state *s)
+{
+    struct tat_gpu_state *g;
+    char context[512];
+    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+             distill_layer_type_name(s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL), s->index);
+    tat_gpu_set_alloc_context(context);
+    g = distill_calloc(1, sizeof(*g));
+    if (s->owner) {
+        size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
+        tat_gpu_embedding_init(&g->query, s->q, s->batch, s->h, s->w);
+        tat_gpu_embedding_init(&g->value, s->v, s->batch, s->h, s->w);
+        if (s->k) tat_gpu_embedding_init(&g->key, s->k, s->batch, s->h, s->w);
+        g->workspace = cuda_make_array(0, ws ? ws : 1);
+    }
+    tat_gpu_term_init(&g->term, &s->geom);
+    s->gpu = g;
+}
+
+static void tat_gpu_free_state(tat_state *s)
+{
+    struct tat_gpu_state *g = s->gpu;
+    if (!g) return;
+    if (s->owner) {
+        tat_gpu_embedding_free(&g->query);
+        tat_gpu_embedding_free(&g->value);
+        if (s->k) tat_gpu_embedding_free(&g->key);
+        cuda_free(g->workspace);
+    }
+    tat_gpu_term_free(&g->term);
+    free(g);
+    s->gpu = 0;
+}
+
+/* Parameters device -> host (to_host 1, before saving) or host -> device (after loading). */
+static void tat_gpu_params(tat_state *s, int to_host)
+{
+    struct tat_gpu_state *g = s->gpu;
+    if (!g || !s->owner) return;
+    if (to_host) {
+        tat_gpu_embedding_pull(&g->query, s->q);
+        tat_gpu_embedding_pull(&g->value, s->v);
+        if (s->k) tat_gpu_embedding_pull(&g->key, s->k);
+    } else {
+        tat_gpu_embedding_push(&g->query, s->q);
+        tat_gpu_embedding_push(&g->value, s->v);
+        if (s->k) tat_gpu_embedding_push(&g->key, s->k);
+    }
+}
+
+/* The embeddings in use: the layer's own or those of the [tat_distill] it shares. */
+static struct tat_gpu_state *embeddings_gpu(tat_state *s)
+{
+    return s->owner ? s->gpu : s->shared->gpu;
+}
+
+void forward_tat_distill_layer_gpu(const layer l, network net)
+{
+    tat_state *s = state_of(&l);
+    struct tat_gpu_state *g = s->gpu, *e;
+    const float *student, *teacher;
+    double sse;
+    s->loss = 0;
+    if (!distilling(s, &net) || !g) return;
+    e = embeddings_gpu(s);
+    student = net.layers[s->from].output_gpu;
+    teacher = net.teacher->layers[s->teacher_layer].output_gpu;
+    if (s->owner) {
+        tat_gpu_embedding_forward(&e->query, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding_forward(&e->value, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_gpu_embedding_forward(&e->key, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+    }
+    sse = tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
+                               teacher);
+    set_loss(&l, &net, s, sse);
+}
+
+void backward_tat_distill_layer_gpu(const layer l, network net)
+{
+    tat_state *s = state_of(&l);
+    struct tat_gpu_state *g = s->gpu, *e;
+    if (!distilling(s, &net) || !g) return;
+    e = embeddings_gpu(s);
+    tat_gpu_term_backward(&g->term, e->query.out_grad, s->k ? e->key.out_grad : 0,
+                          e->value.out_grad, delta_weight(s));
+    if (s->owner) {
+        const float *student = net.layers[s->from].output_gpu;
+        const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
+        float *d_student = net.layers[s->from].delta_gpu;
+        tat_gpu_embedding_backward(&e->query, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding_backward(&e->value, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->k) tat_gpu_embedding_backward(&e->key, 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+    }
+}
+
+void update_tat_distill_layer_gpu(const layer l, update_args a)
+{
+    tat_state *s = state_of(&l);
+    float learning_rate = a.learning_rate * l.learning_rate_scale;
+    if (!s->owner || !s->active || !s->gpu) return;
+    distill_embedding_update(&s->gpu->query, &distill_blas_gpu, a, learning_rate);
+    distill_embedding_update(&s->gpu->value, &distill_blas_gpu, a, learning_rate);
+    if (s->k) distill_embedding_update(&s->gpu->key, &distill_blas_gpu, a, learning_rate);
+}
+
+/* One parameter array averaged over the replicas, through the host (as Darknet's
+   sync_layer does for its own layers); tmp and sum hold n floats. */
+static void average_array(float **replica, const int *device, int nrep, int n, float *tmp,
+                          float *sum)
+{
+    int i;
+    memset(sum, 0, n * sizeof(float));
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_pull_array(replica[i], tmp, n);
+        axpy_cpu(n, 1, tmp, 1, sum, 1);
+    }
+    scal_cpu(n, 1.f / nrep, sum, 1);
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_push_array(replica[i], sum, n);
+    }
+}
+
+static tat_gpu_embedding *gpu_embedding(tat_state *s, int e)
+{
+    return e == 0 ? &s->gpu->query : e == 1 ? &s->gpu->value : &s->gpu->key;
+}
+
+static void sync_tat_distill_layer(network **nets, int n, int j)
+{
+    tat_state *s0 = state_of(&nets[0]->layers[j]);
+    float **rep;
+    int *dev, i, e;
+    if (!s0->owner || !s0->gpu) return; /* nothing learned here */
+    rep = distill_calloc(n, sizeof(*rep));
+    dev = distill_calloc(n, sizeof(*dev));
+    for (i = 0; i < n; ++i) dev[i] = nets[i]->gpu_index;
+    for (e = 0; e < (s0->k ? 3 : 2); ++e) {
+        tat_gpu_embedding *g0 = gpu_embedding(s0, e);
+        int nw = g0->out_c * g0->in_c * g0->ksize * g0->ksize, a;
+        float *tmp = distill_calloc(nw, sizeof(float)), *sum = distill_calloc(nw, sizeof(float));
+        for (a = 0; a < 3; ++a) {
+            for (i = 0; i < n; ++i) {
+                tat_gpu_embedding *gi = gpu_embedding(state_of(&nets[i]->layers[j]), e);
+                rep[i] = a == 0 ? gi->weights : a == 1 ? gi->scales : gi->biases;
+            }
+            average_array(rep, dev, n, a == 0 ? nw : g0->out_c, tmp, sum);
+        }
+        free(tmp);
+        free(sum);
+    }
+    free(rep);
+    free(dev);
+}
+#endif
+
+
+/* ---- weights, accounting, free --------------------------------------------------------- */
+
+static void tat_weights_io(layer l, FILE *fp, int save)
+{
+    tat_state *s = state_of(&l);
+    if (!s->owner) return;
+#ifdef GPU
+    if (save) tat_gpu_params(s, 1);
+#endif
+    /* a short read leaves end-of-file set: the weights loader names the file and the layer */
+    if (distill_embedding_io(s->q, fp, save) && distill_embedding_io(s->v, fp, save) && s->k)
+        distill_embedding_io(s->k, fp, save);
+#ifdef GPU
+    if (!save) tat_gpu_params(s, 0);
+#endif
+}
+
+static void save_tat_weights(layer l, FILE *fp) { tat_weights_io(l, fp, 1); }
+static void load_tat_weights(layer l, FILE *fp) { tat_weights_io(l, fp, 0); }
+
+static float tat_loss(const layer *l) { return state_of(l)->loss; }
+
+static size_t tat_params(const layer *l)
+{
+    tat_state *s = state_of(l);
+    if (!s->owner) return 0;
+    return tat_embedding_num_params(s->q) + tat_embedding_num_params(s->v) +
+           (s->k ? tat_embedding_num_params(s->k) : 0);
+}
+
+static double tat_flops(const layer *l)
+{
+    tat_state *s = state_of(l);
+    double hw = (double)s->h * s->w, f = tat_term_flops_per_image(&s->geom);
+    if (s->owner) {
+        f += 2 * 2.0 * s->teacher_c * s->student_c * s->ksize * s->ksize * hw;
+        if (s->k) f += 2.0 * s->teacher_c * s->teacher_c * hw;
+    }
+    return f;
+}
+
+/* ---- attention maps (inspection) ------------------------------------------------------- */
+
+void tat_distill_layer_map_size(const layer *l, int *h, int *w)
+{
+    *h = state_of(l)->h;
+    *w = state_of(l)->w;
+}
+
+/* Row `row` of one block's softmax(Q^T K): weights[N]. Blocks are channel-major (d x N). */
+static void attention_row(float *weights, const float *Q, const float *K, int N, int d, int row)
+{
+    int i, c;
+    float max = -1e30f;
+    double sum = 0;
+    for (i = 0; i < N; ++i) {
+        double dot = 0;
+        for (c = 0; c < d; ++c) dot += (double)Q[c * N + row] * K[c * N + i];
+        weights[i] = (float)dot;
+        if (weights[i] > max) max = weights[i];
+    }
+    for (i = 0; i < N; ++i) sum += weights[i] = expf(weights[i] - max);
+    for (i = 0; i < N; ++i) weights[i] = (float)(weights[i] / sum);
+}
+
+const char *tat_distill_layer_attention(const layer *l, network *net, int y, int x, float *map)
+{
+    tat_state *s = state_of(l);
+    const tat_term_geom *t = &s->geom;
+    const float *student, *teacher, *q, *k;
+    size_t plane = (size_t)s->h * s->w, image = plane * s->teacher_c;
+    float *weights, *workspace;
+    int i;
+    if (!s->active || !net->teacher) return "no teacher attached";
+    if (y < 0 || y >= s->h || x < 0 || x >= s->w) return "the position is outside the map";
+#ifdef GPU
+    if (embeddings_gpu(s)) {
+        /* the forwards left the maps on the device (network_predict copies back only the
+           last layer), the parameters may have moved there, and the host activations of
+           the embeddings were dropped at setup */
+        layer from = net->layers[s->from], tf = net->teacher->layers[s->teacher_layer];
+        cuda_pull_array(from.output_gpu, from.output, from.outputs * from.batch);
+        cuda_pull_array(tf.output_gpu, tf.output, tf.outputs * tf.batch);
+        tat_gpu_params(s->owner ? s : s->shared, 1);
+        if (!s->q->out) tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
+        if (s->k && !s->k->out) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
+    }
+#endif
+    student = net->layers[s->from].output;
+    teacher = net->teacher->layers[s->teacher_layer].output;
+    /* a layer sharing embeddings has no workspace of its own */
+    workspace = distill_calloc(tat_conv_workspace_floats(s->student_c, s->h, s->w, s->ksize), sizeof(float));
+    tat_embedding_forward(s->q, student, workspace, s->batch, s->h, s->w, s->bn_per_image);
+    q = s->q->out;
+    k = teacher;
+    if (s->k) {
+        tat_embedding_forward(s->k, teacher, workspace, s->batch, s->h, s->w, s->bn_per_image);
+        k = s->k->out;
+    }
+    free(workspace);
+    memset(map, 0, plane * sizeof(float));
+    weights = distill_calloc(t->N, sizeof(float));
+    if (l->type == TAT_DISTILL) {
+        int ph = s->h / t->grid_h, pw = s->w / t->grid_w;
+        int per_group = t->grid_h * t->grid_w / t->groups;
+        int pi = y / ph, pj = x / pw, group, p;
+        float *qb, *kb;
+        if (pi >= t->grid_h || pj >= t->grid_w) {
+            free(weights);
+            return "the position is in the rows/columns the patch grid leaves out";
+        }
+        group = (pi * t->grid_w + pj) / per_group;
+        qb = distill_calloc(image, sizeof(float));
+        kb = distill_calloc(image, sizeof(float));
+        tat_patch_gather(qb, q, tat_term_patch_geom(t, 1));
+        tat_patch_gather(kb, k, tat_term_patch_geom(t, 1));
+        attention_row(weights, qb + (size_t)group * t->d * t->N, kb + (size_t)group * t->d * t->N,
+                      t->N, t->d, (y % ph) * pw + x % pw);
+        for (p = group * per_group; p < (group + 1) * per_group; ++p)
+            for (i = 0; i < t->N; ++i)
+                map[(p / t->grid_w * ph + i / pw) * s->w + p % t->grid_w * pw + i % pw] = weights[i];
+        free(qb);
+        free(kb);
+    } else {
+        int ah = s->h / t->pool_h, aw = s->w / t->pool_w, yy, xx;
+        float *qa = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
+        float *ka = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
+        if (y / t->pool_h >= ah || x / t->pool_w >= aw) {
+            free(weights);
+            free(qa);
+            free(ka);
+            return "the position is in the rows/columns the anchor pooling leaves out";
+        }
+        tat_avgpool_forward(qa, q, tat_term_pool_geom(t, 1));
+        tat_avgpool_forward(ka, k, tat_term_pool_geom(t, 1));
+        attention_row(weights, qa, ka, t->N, s->teacher_c, y / t->pool_h * aw + x / t->pool_w);
+        for (yy = 0; yy < ah * t->pool_h; ++yy)
+            for (xx = 0; xx < aw * t->pool_w; ++xx)
+                map[yy * s->w + xx] = weights[yy / t->pool_h * aw + xx / t->pool_w];
+        free(qa);
+        free(ka);
+    }
+    free(weights);
+    return 0;
+}
+
+static void free_tat_distill_layer(layer l)
+{
+    tat_state *s = state_of(&l);
+    if (!s) return;
+#ifdef GPU
+    tat_gpu_free_state(s);
+#endif
+    if (s->owner) {
+        tat_embedding_free(&s->query);
+        tat_embedding_free(&s->value);
+        if (s->key_learned) tat_embedding_free(&s->key);
+    }
+    tat_term_free(&s->term);
+    free(s->workspace);
+    free(s);
+}
+
+/* [tat_distill] and [anchor_distill] share everything but their parsers. */
+#ifdef GPU
+#define TAT_GPU_OPS                                                                               \
+    .forward_gpu = forward_tat_distill_layer_gpu, .backward_gpu = backward_tat_distill_layer_gpu, \
+    .update_gpu = update_tat_distill_layer_gpu, .sync = sync_tat_distill_layer,
+#else
+#define TAT_GPU_OPS
+#endif
+#define TAT_OPS(t, parser)                                                                        \
+    {.type = t, .parse = parser, .forward = forward_tat_distill_layer,                            \
+     .backward = backward_tat_distill_layer, .update = update_tat_distill_layer, TAT_GPU_OPS      \
+     .save_weights = save_tat_weights, .load_weights = load_tat_weights,                          \
+     .free_layer = free_tat_distill_layer, .loss = tat_loss, .params = tat_params,                \
+     .flops = tat_flops}
+const distill_type_ops tat_distill_ops = TAT_OPS(TAT_DISTILL, parse_tat_distill);
+const distill_type_ops anchor_distill_ops = TAT_OPS(ANCHOR_DISTILL, parse_anchor_distill);
