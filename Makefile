@@ -170,7 +170,7 @@ GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcura
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 
-$(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h) $(DARKNET_TREE)/include/darknet.h
+$(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)

@@ -11,20 +11,16 @@
 
 #include "darknet.h"
 #include "distill_plugin.h"
+#include "test_helpers.h"
 
-static int failures;
 static char dir[256];
 
+/* report() with the two figures a failure explains itself with */
 static void check(int ok, const char *name, const char *fmt, double a, double b)
 {
-    if (ok) {
-        printf("PASS %s\n", name);
-    } else {
-        printf("FAIL %s: ", name);
-        printf(fmt, a, b);
-        printf("\n");
-        ++failures;
-    }
+    char why[512];
+    snprintf(why, sizeof(why), fmt, a, b);
+    report(ok, name, "%s", why);
 }
 
 static char *write_cfg(const char *name, const char *text)
@@ -160,6 +156,43 @@ static void passthrough_invariance(const char *prefix, const char *with_cfg, con
     free(b);
     free_network(with);
     free_network(without);
+}
+
+/* make_*_layer from an options struct builds the layer its cfg section parses to: with the same
+   random initialisation and input, the same loss to the bit, the same parameter count and FLOPs.
+   `section` (one distillation section) follows `head` in the parsed cfg; make(b, k) builds the
+   same layer as layer k (the first after the head) of a network parsed from `head` alone. */
+static void make_equals_parse(const char *name, const char *teacher_text, const char *head,
+                              const char *section, layer (*make)(network *net, int index))
+{
+    char cfg_text[4096], label[256];
+    network *a, *b;
+    layer made;
+    double la, lb;
+    int k;
+    snprintf(cfg_text, sizeof(cfg_text), "%s%s", head, section);
+    srand(5);
+    a = parse_with_teacher(write_cfg("parsed.cfg", cfg_text), parse_network_cfg(write_cfg("teacher.cfg", teacher_text)));
+    srand(5);
+    b = parse_with_teacher(write_cfg("head.cfg", head), parse_network_cfg(write_cfg("teacher.cfg", teacher_text)));
+    /* b's parse drew the same random numbers as a's up to layer k: the same initial values */
+    k = b->n;
+    made = make(b, k);
+    fill_input(a, 21);
+    memcpy(b->input, a->input, a->inputs * a->batch * sizeof(float));
+    la = distill_loss(a);
+    network_predict(b->teacher, b->input);
+    b->train = 1;
+    forward_network(b);
+    made.forward(made, *b);
+    lb = distill_layer_loss(&made) * b->batch;
+    snprintf(label, sizeof(label), "make_equals_parse_%s", name);
+    check(la == lb && la > 0 && distill_layer_params(&made) == distill_layer_params(&a->layers[k]) &&
+              distill_layer_flops(&made) == distill_layer_flops(&a->layers[k]),
+          label, "loss %.9g (parsed) vs %.9g (made), or parameters/FLOPs differ", la, lb);
+    free_distill_section(made);
+    free_network(a);
+    free_network(b);
 }
 
 static int files_equal(const char *p, const char *q)

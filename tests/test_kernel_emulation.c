@@ -1,10 +1,12 @@
-/* The GPU path's logic, run on the CPU: every kernel of tat_layer/tat_gpu.cu is a loop over an
- * index space calling a per-element function of tat_kernel_index.h, every cuBLAS call takes
+/* The GPU path's logic, run on the CPU: every kernel of tat_layer/tat_kernels.cu is a loop over
+ * an index space calling a per-element function of tat_kernel_index.h, every cuBLAS call takes
  * the struct tat_gemm_map() returns, and the order of the calls is tat_gpu_steps.h. Here the
  * same functions run over the whole index space (reductions: over every thread of a block,
  * combined in the kernels' tree order), the structs drive a column-major strided-batched
  * sgemm written below, and tat_gpu_steps.h itself runs on host buffers with these as its
- * primitives; the results are compared with the CPU reference (tat.c) on odd shapes. Not covered: cuBLAS itself, launch configurations, synchronisation,
+ * primitives; the results are compared with the CPU reference (tat.c) on odd shapes: the
+ * primitives on shapes of their own, the embeddings and terms on every case of tests/tat_cases.h.
+ * Not covered: cuBLAS itself, launch configurations, synchronisation,
  * device memory management (see tests/gpu/ for the test that needs a GPU).
  * Prints PASS/FAIL lines; exit status 1 if any check failed. */
 #include <math.h>
@@ -13,19 +15,10 @@
 #include <string.h>
 
 #include "tat.h"
+#include "tat_cases.h"
 #include "tat_gpu_steps.h"
 #include "tat_kernel_index.h"
-
-static int failures;
-
-static void report(int ok, const char *name, const char *detail)
-{
-    if (ok) printf("PASS %s\n", name);
-    else {
-        printf("FAIL %s: %s\n", name, detail);
-        ++failures;
-    }
-}
+#include "test_helpers.h"
 
 /* A wrong index function must fail a check, not corrupt the heap: every map index the
  * emulation reads or writes through is range-checked first. */
@@ -38,50 +31,11 @@ static size_t checked(size_t i, size_t n)
     return 0;
 }
 
-static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
-
-static float *rand_array(size_t n, float scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof(float));
-    size_t i;
-    for (i = 0; i < n; ++i) x[i] = scale * urand();
-    return x;
-}
-
-static float *copy_array(const float *x, size_t n)
-{
-    float *y = malloc((n ? n : 1) * sizeof(float));
-    memcpy(y, x, n * sizeof(float));
-    return y;
-}
-
-/* Largest |a - b| relative to the largest |b| (at least 1e-3, so near-zero arrays compare
- * absolutely). */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double mx = 1e-3, e = 0;
-    size_t i;
-    for (i = 0; i < n; ++i) mx = fabs(b[i]) > mx ? fabs(b[i]) : mx;
-    for (i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= e)) e = d; /* NaN counts as an error */
-    }
-    return e / mx;
-}
-
 /* Element-wise gathers with one value per element: tolerance; index errors give O(1) errors.
  * Products and reductions in a different order than tat.c (and OpenBLAS): fp32 rounding of
  * sums over at most a few hundred terms, values O(1): 1e-4 relative is ~100x that rounding. */
 #define TOL_EXACT 1e-6
 #define TOL_SUM 1e-4
-
-static void check_close(const char *name, const float *a, const float *b, size_t n, double tol)
-{
-    char detail[128];
-    double e = rel_err(a, b, n);
-    snprintf(detail, sizeof(detail), "relative error %.3g > %.1g", e, tol);
-    report(e <= tol, name, detail);
-}
 
 /* ---- the column-major strided-batched sgemm cuBLAS computes --------------------------- */
 static void ref_sgemm_strided_batched(int ta, int tb, int m, int n, int k, float alpha,
@@ -150,7 +104,8 @@ static void test_gemm_mapping(void)
             free(A), free(B), free(C), free(R);
         }
     snprintf(detail, sizeof(detail), "relative error %.3g", worst);
-    report(ok && !gemm_args_invalid, "emulation gemm: row-major to cuBLAS mapping, 4 transposes", detail);
+    report(ok && !gemm_args_invalid, "emulation gemm: row-major to cuBLAS mapping, 4 transposes", "%s",
+           detail);
 }
 
 /* ---- reductions as a block of TAT_REDUCE_THREADS threads does them --------------------- */
@@ -322,8 +277,11 @@ static void clone_embedding(tat_embedding *dst, const tat_embedding *src, int ba
     tat_embedding_alloc_activations(dst, batch, h, w);
 }
 
-static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksize, int per_image)
+/* a case's student embedding (student_c -> teacher_c, its kernel size and BN mode) */
+static void test_embedding(const tat_case *tc)
 {
+    int batch = tc->batch, in_c = tc->student_c, out_c = tc->teacher_c, h = tc->h, w = tc->w;
+    int ksize = tc->ksize, per_image = tc->per_image;
     tat_embedding ref, emu;
     int hw = h * w, i;
     size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
@@ -332,26 +290,26 @@ static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksi
     float *in = rand_array(nin, 2), *ws_ref = calloc(nws + 1, sizeof(float));
     float *ws_emu = calloc(nws + 1, sizeof(float));
     float *d_in_ref = rand_array(nin, 1), *d_in_emu = copy_array(d_in_ref, nin);
-    char name[160];
+    char name[200];
     tat_embedding_init(&ref, in_c, out_c, ksize);
     for (i = 0; i < out_c; ++i) {
-        ref.scales[i] = 1 + .3f * urand();
-        ref.biases[i] = .2f * urand();
+        ref.scales[i] = (float)(1 + .3 * rng_signed());
+        ref.biases[i] = (float)(.2 * rng_signed());
         /* gradients already hold something: both sides must accumulate */
-        ref.scale_grads[i] = urand();
-        ref.bias_grads[i] = urand();
+        ref.scale_grads[i] = (float)rng_signed();
+        ref.bias_grads[i] = (float)rng_signed();
     }
-    for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = urand();
+    for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed();
     tat_embedding_alloc_activations(&ref, batch, h, w);
     clone_embedding(&emu, &ref, batch, h, w);
     tat_gpu_embedding view = view_of(&emu);
     for (i = 0; i < (int)nout; ++i) ref.out_grad[i] = emu.out_grad[i] = 7; /* a previous step's */
     tat_embedding_forward(&ref, in, ws_ref, batch, h, w, per_image);
     tat_steps_embedding_forward(&emu_ops, &view, in, ws_emu, batch, h, w, per_image);
-    snprintf(name, sizeof(name), "emulation embedding %dx%d conv + BN %s (b%d c%d->%d %dx%d)",
-             ksize, ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
+    snprintf(name, sizeof(name), "emulation %s: embedding %dx%d conv + BN %s (b%d c%d->%d %dx%d)",
+             tc->name, ksize, ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
     {
-        char n2[200];
+        char n2[300];
         snprintf(n2, sizeof(n2), "%s: forward", name);
         check_close(n2, emu.out, ref.out, nout, TOL_SUM);
         snprintf(n2, sizeof(n2), "%s: forward clears the output gradient", name);
@@ -359,11 +317,11 @@ static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksi
         snprintf(n2, sizeof(n2), "%s: mean, inv_std", name);
         int groups = per_image ? batch * out_c : out_c;
         double e = rel_err(emu.mean, ref.mean, groups) + rel_err(emu.inv_std, ref.inv_std, groups);
-        report(e <= TOL_SUM, n2, "statistics differ");
+        report(e <= TOL_SUM, n2, "statistics differ: relative error %.3g", e);
     }
     {
         float *g = rand_array(nout, 1);
-        char n2[200];
+        char n2[300];
         memcpy(ref.out_grad, g, nout * sizeof(float));
         memcpy(emu.out_grad, g, nout * sizeof(float));
         tat_embedding_backward(&ref, d_in_ref, in, ws_ref, batch, h, w, per_image);
@@ -375,7 +333,7 @@ static void test_embedding(int batch, int in_c, int out_c, int h, int w, int ksi
         snprintf(n2, sizeof(n2), "%s: backward d_scales, d_biases", name);
         double e = rel_err(emu.scale_grads, ref.scale_grads, out_c) +
                    rel_err(emu.bias_grads, ref.bias_grads, out_c);
-        report(e <= TOL_SUM, n2, "parameter gradients differ");
+        report(e <= TOL_SUM, n2, "parameter gradients differ: relative error %.3g", e);
         free(g);
     }
     tat_embedding_free(&ref);
@@ -392,7 +350,7 @@ static void test_patch(int batch, int c, int h, int w, int gh, int gw, int group
     float *dref = rand_array(nx, 1), *demu = copy_array(dref, nx), *dblk = rand_array(n, 1);
     char *hit = calloc(nx, 1), name[160];
     int injective = 1;
-    tat_patch_gather(ref, x, batch, c, h, w, gh, gw, groups);
+    tat_patch_gather(ref, x, g);
     emu_patch_gather(emu, x, g);
     snprintf(name, sizeof(name), "emulation patch gather (b%d c%d %dx%d grid %d,%d groups %d)",
              batch, c, h, w, gh, gw, groups);
@@ -404,7 +362,7 @@ static void test_patch(int batch, int c, int h, int w, int gh, int gw, int group
     }
     snprintf(name, sizeof(name), "emulation patch map is one-to-one (grid %d,%d groups %d)", gh, gw, groups);
     report(injective, name, "two block elements map to one map element, or out of range");
-    tat_patch_scatter_add(dref, dblk, batch, c, h, w, gh, gw, groups);
+    tat_patch_scatter_add(dref, dblk, g);
     emu_patch_scatter_add(demu, dblk, g);
     snprintf(name, sizeof(name), "emulation patch scatter-add (grid %d,%d groups %d)", gh, gw, groups);
     check_close(name, demu, dref, nx, TOL_EXACT);
@@ -418,11 +376,11 @@ static void test_pool(int planes, int h, int w, int kh, int kw)
     float *x = rand_array(nx, 1), *ref = calloc(n, sizeof(float)), *emu = calloc(n, sizeof(float));
     float *dref = rand_array(nx, 1), *demu = copy_array(dref, nx), *dout = rand_array(n, 1);
     char name[160];
-    tat_avgpool_forward(ref, x, 1, planes, h, w, kh, kw);
+    tat_avgpool_forward(ref, x, g);
     emu_avgpool_forward(emu, x, g);
     snprintf(name, sizeof(name), "emulation avgpool forward (%d planes %dx%d kernel %d,%d)", planes, h, w, kh, kw);
     check_close(name, emu, ref, n, TOL_EXACT);
-    tat_avgpool_backward(dref, dout, 1, planes, h, w, kh, kw);
+    tat_avgpool_backward(dref, dout, g);
     emu_avgpool_backward(demu, dout, g);
     snprintf(name, sizeof(name), "emulation avgpool backward (%d planes %dx%d kernel %d,%d)", planes, h, w, kh, kw);
     check_close(name, demu, dref, nx, TOL_EXACT);
@@ -443,7 +401,7 @@ static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_g
 }
 
 /* tat_gpu_term_init's buffers, on the host */
-static void emu_term_init(tat_gpu_term *e, const tat_term *geom)
+static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
 {
     size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
     memset(e, 0, sizeof(*e));
@@ -463,38 +421,50 @@ static void emu_term_free(tat_gpu_term *e)
     free(e->sse_sum);
 }
 
-/* anchors: anchor_h > 0 (grid/groups unused); else patch groups */
-static void test_term_scaled(const char *what, int batch, int c, int h, int w, int gh, int gw,
-                             int groups, int anchor_h, int anchor_w, int key_grad, float qk_scale)
+/* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
+ * or its patch-group term. */
+static void test_term(const tat_case *tc, int anchors)
 {
+    int batch = tc->batch, c = tc->teacher_c, key_grad = tc->key_learned;
+    float qk_scale = tat_case_qk_scale(tc);
     tat_term ref;
     tat_gpu_term emu;
-    size_t nx = (size_t)batch * c * h * w, nn;
+    size_t nx = (size_t)batch * c * tc->h * tc->w, nn;
     float *q = rand_array(nx, qk_scale), *k = rand_array(nx, qk_scale), *v = rand_array(nx, 1);
     float *tg = rand_array(nx, 1);
     float *dq_ref = rand_array(nx, .1f), *dk_ref = rand_array(nx, .1f), *dv_ref = rand_array(nx, .1f);
     float *dq_emu = copy_array(dq_ref, nx), *dk_emu = copy_array(dk_ref, nx), *dv_emu = copy_array(dv_ref, nx);
     float w_loss = -0.37f;
-    char name[200];
+    char what[200], desc[120], name[300];
     double sse_ref, sse_emu;
-    if (anchor_h) tat_term_init_anchor(&ref, batch, c, h, w, anchor_h, anchor_w);
-    else tat_term_init_patch(&ref, batch, c, h, w, gh, gw, groups);
-    emu_term_init(&emu, &ref);
-    nn = (size_t)ref.n_blocks * ref.N * ref.N;
+    tat_term_geom geom;
+    const char *err =
+        anchors ? tat_term_geom_anchor(&geom, batch, c, tc->h, tc->w, tc->anchor_h, tc->anchor_w)
+                : tat_term_geom_patch(&geom, batch, c, tc->h, tc->w, tc->grid_h, tc->grid_w, tc->groups);
+    tat_case_term_desc(desc, sizeof(desc), tc, anchors);
+    snprintf(what, sizeof(what), "%s: %s term (%s)", tc->name, anchors ? "anchor" : "patch", desc);
+    if (err) {
+        snprintf(name, sizeof(name), "emulation %s: geometry", what);
+        report(0, name, "valid geometry rejected: %s", err);
+        free(q), free(k), free(v), free(tg), free(dq_ref), free(dk_ref), free(dv_ref);
+        free(dq_emu), free(dk_emu), free(dv_emu);
+        return;
+    }
+    tat_term_init(&ref, &geom);
+    emu_term_init(&emu, &geom);
+    nn = (size_t)geom.n_blocks * geom.N * geom.N;
     sse_ref = tat_term_forward(&ref, q, k, v, tg);
     sse_emu = tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
     snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
     check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: residual O - T", what);
-    check_close(name, emu.resid, ref.resid, (size_t)ref.n_blocks * ref.d * ref.N, TOL_SUM);
+    check_close(name, emu.resid, ref.resid, (size_t)geom.n_blocks * geom.d * geom.N, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: row dots D", what);
-    check_close(name, emu.drow, ref.drow, (size_t)ref.n_blocks * ref.N, TOL_SUM);
+    check_close(name, emu.drow, ref.drow, (size_t)geom.n_blocks * geom.N, TOL_SUM);
     {
-        char detail[96];
         double e = fabs(sse_emu - sse_ref) / (fabs(sse_ref) > 1e-12 ? fabs(sse_ref) : 1);
         snprintf(name, sizeof(name), "emulation %s: loss", what);
-        snprintf(detail, sizeof(detail), "%.9g vs %.9g", sse_emu, sse_ref);
-        report(e <= TOL_SUM, name, detail);
+        report(e <= TOL_SUM, name, "%.9g vs %.9g", sse_emu, sse_ref);
     }
     tat_term_backward(&ref, dq_ref, key_grad ? dk_ref : NULL, dv_ref, w_loss);
     tat_steps_term_backward(&emu_ops, &emu, dq_emu, key_grad ? dk_emu : NULL, dv_emu, w_loss);
@@ -510,16 +480,12 @@ static void test_term_scaled(const char *what, int batch, int c, int h, int w, i
     free(dq_emu), free(dk_emu), free(dv_emu);
 }
 
-static void test_term(const char *what, int batch, int c, int h, int w, int gh, int gw, int groups,
-                      int anchor_h, int anchor_w, int key_grad)
-{
-    test_term_scaled(what, batch, c, h, w, gh, gw, groups, anchor_h, anchor_w, key_grad, 1.5f);
-}
-
 int main(void)
 {
+    int i;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    srand(12345);
+    rng_seed(12345);
+    srand(12345); /* tat_embedding_init's weights */
     tat_set_num_threads(2);
     test_gemm_mapping();
 
@@ -533,25 +499,15 @@ int main(void)
     test_pool(4, 9, 7, 4, 2);
     test_pool(3, 5, 5, 5, 5);
 
-    test_embedding(3, 5, 4, 7, 6, 1, 0);
-    test_embedding(3, 5, 4, 7, 6, 1, 1);
-    test_embedding(2, 3, 6, 5, 9, 3, 0);
-    test_embedding(2, 3, 6, 5, 9, 3, 1);
-
-    test_term("patch groups (b2 c3 11x13 grid 3,4 groups 2, learned key)", 2, 3, 11, 13, 3, 4, 2, 0, 0, 1);
-    test_term("patch groups (b3 c2 9x10 grid 2,3 groups 3, identity key)", 3, 2, 9, 10, 2, 3, 3, 0, 0, 0);
-    test_term("full one-to-all (b2 c4 5x7 grid 1,1)", 2, 4, 5, 7, 1, 1, 1, 0, 0, 1);
-    test_term("anchors (b2 c3 11x13 anchors 4,5: pool 2,2)", 2, 3, 11, 13, 0, 0, 1, 4, 5, 1);
-    test_term("anchors (b3 c2 10x9 anchors 3,2: pool 3,4)", 3, 2, 10, 9, 0, 0, 1, 3, 2, 0);
-    /* a row longer than a block of threads: each thread takes several columns */
-    test_term("full one-to-all, N > 256 (b1 c2 17x19)", 1, 2, 17, 19, 1, 1, 1, 0, 0, 1);
-
-    /* logits in the hundreds, as with BN-normalised embeddings of 256+ channels: expf would
-     * overflow without the max subtracted */
-    test_term_scaled("full one-to-all, logits ~ +-500 (b2 c8 4x5)", 2, 8, 4, 5, 1, 1, 1, 0, 0, 1, 12.f);
+    /* every case: its student embedding and each of its terms */
+    for (i = 0; i < TAT_NUM_CASES; ++i) {
+        test_embedding(&tat_cases[i]);
+        if (tat_cases[i].grid_h > 0) test_term(&tat_cases[i], 0);
+        if (tat_cases[i].anchor_h > 0) test_term(&tat_cases[i], 1);
+    }
 
     report(!out_of_range, "emulation: every map index in range", "an index function left the map");
     report(!gemm_args_invalid, "emulation gemm: every cuBLAS argument set valid (leading dimensions, sizes)",
            "an argument set cuBLAS would reject");
-    return failures ? 1 : 0;
+    return test_exit_status();
 }

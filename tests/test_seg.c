@@ -14,15 +14,12 @@
 #include "seg_data.h"
 #include "seg_metrics.h"
 #include "softmax_layer.h"
+#include "test_helpers.h"
 
-static int failures;
 static char dir[256];
 
-static void check(int ok, const char *name, const char *why)
-{
-    if (ok) printf("PASS %s\n", name);
-    else printf("FAIL %s: %s\n", name, why), ++failures;
-}
+/* PASS/FAIL through the shared reporter; `why` is a message, not a format */
+static void check(int ok, const char *name, const char *why) { report(ok, name, "%s", why); }
 
 static int near(double a, double b) { return fabs(a - b) < 1e-9; }
 
@@ -344,5 +341,5 @@ int main(void)
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd)) {}
     }
-    return failures ? 1 : 0;
+    return test_exit_status();
 }

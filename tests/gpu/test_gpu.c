@@ -1,9 +1,10 @@
 /* The GPU path against the CPU implementation (tat.c, and the layers' CPU code), on a real
- * device: every kernel, the embeddings, the terms, and both distillation layers' forward,
- * backward and update inside Darknet networks. Built against build/gpu only (make test-gpu).
+ * device: every kernel, the embedding and the terms of every case of tests/tat_cases.h, and both
+ * distillation layers' forward, backward and update inside Darknet networks. Built against
+ * build/gpu only (make test-gpu).
  * Without a CUDA device it prints one SKIP line and exits 0.
  *
- * Tolerances (relative to the largest reference magnitude, see rel_err):
+ * Tolerances (relative to the largest reference magnitude, see rel_err in tests/test_helpers.h):
  *   TOL_EXACT 1e-6  gathers, scatters, pooling: the same fp32 operations in the same order;
  *                   only a wrong index gives a difference, and then an O(1) one.
  *   TOL_GEMM  1e-4  products and reductions: cuBLAS and the block reductions sum in another
@@ -23,47 +24,16 @@
 #include <unistd.h>
 
 #include "darknet.h"
-#include "distill_layer.h"
 #include "distill_plugin.h"
 #include "tat.h"
 #include "tat_gpu.h"
+/* relative to this file: the Makefile's include paths do not name tests/ */
+#include "../tat_cases.h"
+#include "../test_helpers.h"
 
 #define TOL_EXACT 1e-6
 #define TOL_GEMM 1e-4
 #define TOL_LAYER 2e-3
-
-static int failures;
-
-static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
-
-static float *rand_array(size_t n, float scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof(float));
-    size_t i;
-    for (i = 0; i < n; ++i) x[i] = scale * urand();
-    return x;
-}
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double mx = 1e-3, e = 0;
-    size_t i;
-    for (i = 0; i < n; ++i) mx = fabs(b[i]) > mx ? fabs(b[i]) : mx;
-    for (i = 0; i < n; ++i) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= e)) e = d;
-    }
-    return e / mx;
-}
-
-static void check(const char *name, double err, double tol)
-{
-    if (err <= tol) printf("PASS %s\n", name);
-    else {
-        printf("FAIL %s: relative error %.3g > %.1g\n", name, err, tol);
-        ++failures;
-    }
-}
 
 /* device copy of a host array, and back */
 static float *up(const float *x, size_t n) { return cuda_make_array((float *)x, n); }
@@ -98,7 +68,7 @@ static void test_gemm(void)
             for (p = 0; p < batch; ++p)
                 tat_gemm(ta, tb, M, N, K, .5f, A + p * sa, lda, B + p * sb, ldb, .25f, C + p * sc, ldc);
             snprintf(name, sizeof(name), "gpu gemm trans %d,%d strided batch 3 (37x29x53)", ta, tb);
-            check(name, gpu_vs_host(Cg, C, sc * batch), TOL_GEMM);
+            check_err(name, gpu_vs_host(Cg, C, sc * batch), TOL_GEMM);
             free(A), free(B), free(C);
             cuda_free(Ag), cuda_free(Bg), cuda_free(Cg);
         }
@@ -116,18 +86,18 @@ static void test_patch_and_pool(void)
     float *dx = rand_array(nx, 1), *dxg = up(dx, nx), *dblk = rand_array(nb, 1), *dblkg = up(dblk, nb);
     float *pool = calloc(np, sizeof(float)), *poolg = up(pool, np);
     float *dpool = rand_array(np, 1), *dpoolg = up(dpool, np);
-    tat_patch_gather(blk, x, batch, c, h, w, 3, 4, 2);
+    tat_patch_gather(blk, x, pg);
     tat_gpu_patch_gather(blkg, xg, pg);
-    check("gpu patch gather (11x13 grid 3,4 groups 2)", gpu_vs_host(blkg, blk, nb), TOL_EXACT);
-    tat_patch_scatter_add(dx, dblk, batch, c, h, w, 3, 4, 2);
+    check_err("gpu patch gather (11x13 grid 3,4 groups 2)", gpu_vs_host(blkg, blk, nb), TOL_EXACT);
+    tat_patch_scatter_add(dx, dblk, pg);
     tat_gpu_patch_scatter_add(dxg, dblkg, pg);
-    check("gpu patch scatter-add (11x13 grid 3,4 groups 2)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
-    tat_avgpool_forward(pool, x, batch, c, h, w, 2, 3);
+    check_err("gpu patch scatter-add (11x13 grid 3,4 groups 2)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
+    tat_avgpool_forward(pool, x, qg);
     tat_gpu_avgpool_forward(poolg, xg, qg);
-    check("gpu avgpool forward (11x13 kernel 2,3)", gpu_vs_host(poolg, pool, np), TOL_EXACT);
-    tat_avgpool_backward(dx, dpool, batch, c, h, w, 2, 3);
+    check_err("gpu avgpool forward (11x13 kernel 2,3)", gpu_vs_host(poolg, pool, np), TOL_EXACT);
+    tat_avgpool_backward(dx, dpool, qg);
     tat_gpu_avgpool_backward(dxg, dpoolg, qg);
-    check("gpu avgpool backward (11x13 kernel 2,3)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
+    check_err("gpu avgpool backward (11x13 kernel 2,3)", gpu_vs_host(dxg, dx, nx), TOL_EXACT);
     free(x), free(blk), free(dx), free(dblk), free(pool), free(dpool);
     cuda_free(xg), cuda_free(blkg), cuda_free(dxg), cuda_free(dblkg), cuda_free(poolg), cuda_free(dpoolg);
 }
@@ -145,14 +115,14 @@ static void test_batchnorm(int per_image)
     float *dgam = rand_array(c, 1), *dgamg = up(dgam, c), *dbet = rand_array(c, 1), *dbetg = up(dbet, c);
     char name[96];
     size_t groups = per_image ? ng : (size_t)c;
-    tat_batchnorm_forward(out, xh, mean, is, in, gamma, beta, batch, c, spatial, per_image);
+    tat_batchnorm_forward(out, xh, mean, is, in, gamma, beta, g);
     tat_gpu_batchnorm_forward(outg, xhg, meang, isg, ing, gammag, betag, g);
     snprintf(name, sizeof(name), "gpu batchnorm forward (%s)", per_image ? "per image" : "batch");
-    check(name, gpu_vs_host(outg, out, n) + gpu_vs_host(meang, mean, groups) + gpu_vs_host(isg, is, groups), TOL_GEMM);
-    tat_batchnorm_backward(dx, dgam, dbet, dy, xh, is, gamma, batch, c, spatial, per_image);
+    check_err(name, gpu_vs_host(outg, out, n) + gpu_vs_host(meang, mean, groups) + gpu_vs_host(isg, is, groups), TOL_GEMM);
+    tat_batchnorm_backward(dx, dgam, dbet, dy, xh, is, gamma, g);
     tat_gpu_batchnorm_backward(dxg, dgamg, dbetg, dyg, xhg, isg, gammag, g, 0);
     snprintf(name, sizeof(name), "gpu batchnorm backward (%s)", per_image ? "per image" : "batch");
-    check(name, gpu_vs_host(dxg, dx, n) + gpu_vs_host(dgamg, dgam, c) + gpu_vs_host(dbetg, dbet, c), TOL_GEMM);
+    check_err(name, gpu_vs_host(dxg, dx, n) + gpu_vs_host(dgamg, dgam, c) + gpu_vs_host(dbetg, dbet, c), TOL_GEMM);
     free(in), free(gamma), free(beta), free(out), free(xh), free(mean), free(is);
     free(dy), free(dx), free(dgam), free(dbet);
     cuda_free(ing), cuda_free(gammag), cuda_free(betag), cuda_free(outg), cuda_free(xhg);
@@ -172,15 +142,17 @@ static void test_softmax(void)
         for (j = 0; j < cols; ++j) row[j] = (float)(exp((double)row[j] - mx) / sum);
     }
     tat_gpu_softmax_rows(sg, rows, cols);
-    check("gpu softmax rows (1000 columns, logits +-200)", gpu_vs_host(sg, s, n), TOL_GEMM);
+    check_err("gpu softmax rows (1000 columns, logits +-200)", gpu_vs_host(sg, s, n), TOL_GEMM);
     free(s);
     cuda_free(sg);
 }
 
 /* ---- an embedding and the terms ---------------------------------------------------------- */
-static void test_embedding(int ksize, int per_image)
+/* a case's student embedding (student_c -> teacher_c, its kernel size and BN mode) */
+static void test_embedding(const tat_case *tc)
 {
-    int batch = 3, in_c = 5, out_c = 4, h = 7, w = 9, hw = h * w;
+    int batch = tc->batch, in_c = tc->student_c, out_c = tc->teacher_c, h = tc->h, w = tc->w;
+    int ksize = tc->ksize, per_image = tc->per_image, hw = h * w;
     size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
     size_t nw = (size_t)out_c * in_c * ksize * ksize;
     tat_embedding e;
@@ -190,53 +162,69 @@ static void test_embedding(int ksize, int per_image)
     size_t nwsg = tat_gpu_conv_workspace_floats(batch, in_c, h, w, ksize);
     float *wsg = cuda_make_array(0, nwsg ? nwsg : 1);
     float *dx = rand_array(nin, 1), *dxg = up(dx, nin);
-    char name[128];
+    char what[200], name[300];
+    snprintf(what, sizeof(what), "%s: embedding %dx%d + BN %s (b%d c%d->%d %dx%d)", tc->name, ksize,
+             ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
     tat_embedding_init(&e, in_c, out_c, ksize);
     tat_embedding_alloc_activations(&e, batch, h, w);
     tat_gpu_embedding_init(&g, &e, batch, h, w);
     tat_embedding_forward(&e, in, ws, batch, h, w, per_image);
     tat_gpu_embedding_forward(&g, ing, wsg, batch, h, w, per_image);
-    snprintf(name, sizeof(name), "gpu embedding %dx%d + BN %s forward", ksize, ksize, per_image ? "per image" : "batch");
-    check(name, gpu_vs_host(g.out, e.out, nout), TOL_GEMM);
+    snprintf(name, sizeof(name), "gpu %s forward", what);
+    check_err(name, gpu_vs_host(g.out, e.out, nout), TOL_GEMM);
     memcpy(e.out_grad, grad, nout * 4);
     cuda_push_array(g.out_grad, grad, nout);
     tat_embedding_backward(&e, dx, in, ws, batch, h, w, per_image);
     tat_gpu_embedding_backward(&g, dxg, ing, wsg, batch, h, w, per_image);
-    snprintf(name, sizeof(name), "gpu embedding %dx%d + BN %s backward (d_in, d_weights, d_scales, d_biases)",
-             ksize, ksize, per_image ? "per image" : "batch");
-    check(name, gpu_vs_host(dxg, dx, nin) + gpu_vs_host(g.weight_grads, e.weight_grads, nw) +
-                    gpu_vs_host(g.scale_grads, e.scale_grads, out_c) + gpu_vs_host(g.bias_grads, e.bias_grads, out_c),
-          TOL_GEMM);
+    snprintf(name, sizeof(name), "gpu %s backward (d_in, d_weights, d_scales, d_biases)", what);
+    check_err(name, gpu_vs_host(dxg, dx, nin) + gpu_vs_host(g.weight_grads, e.weight_grads, nw) +
+                        gpu_vs_host(g.scale_grads, e.scale_grads, out_c) +
+                        gpu_vs_host(g.bias_grads, e.bias_grads, out_c),
+              TOL_GEMM);
     tat_gpu_embedding_free(&g);
     tat_embedding_free(&e);
     free(in), free(grad), free(ws), free(dx);
     cuda_free(ing), cuda_free(wsg), cuda_free(dxg);
 }
 
-static void test_term(const char *what, int batch, int c, int h, int w, int gh, int gw, int groups,
-                      int anchor_h, int anchor_w, int key_grad, float qk_scale)
+/* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
+ * or its patch-group term. */
+static void test_term(const tat_case *tc, int anchors)
 {
+    int batch = tc->batch, c = tc->teacher_c, key_grad = tc->key_learned;
+    float qk_scale = tat_case_qk_scale(tc);
     tat_term t;
     tat_gpu_term g;
-    size_t nx = (size_t)batch * c * h * w;
-    float *q = rand_array(nx, qk_scale), *k = rand_array(nx, qk_scale), *v = rand_array(nx, 1);
-    float *tg = rand_array(nx, 1), *dq = rand_array(nx, .1f), *dk = rand_array(nx, .1f), *dv = rand_array(nx, .1f);
-    float *qg = up(q, nx), *kg = up(k, nx), *vg = up(v, nx), *tgg = up(tg, nx);
-    float *dqg = up(dq, nx), *dkg = up(dk, nx), *dvg = up(dv, nx);
+    size_t nx = (size_t)batch * c * tc->h * tc->w;
+    float *q, *k, *v, *tg, *dq, *dk, *dv, *qg, *kg, *vg, *tgg, *dqg, *dkg, *dvg;
     double sse, sse_g;
-    char name[200];
-    if (anchor_h) tat_term_init_anchor(&t, batch, c, h, w, anchor_h, anchor_w);
-    else tat_term_init_patch(&t, batch, c, h, w, gh, gw, groups);
-    tat_gpu_term_init(&g, &t);
+    char what[200], desc[120], name[300];
+    tat_term_geom geom;
+    const char *err =
+        anchors ? tat_term_geom_anchor(&geom, batch, c, tc->h, tc->w, tc->anchor_h, tc->anchor_w)
+                : tat_term_geom_patch(&geom, batch, c, tc->h, tc->w, tc->grid_h, tc->grid_w, tc->groups);
+    tat_case_term_desc(desc, sizeof(desc), tc, anchors);
+    snprintf(what, sizeof(what), "%s: %s term (%s)", tc->name, anchors ? "anchor" : "patch", desc);
+    if (err) {
+        snprintf(name, sizeof(name), "gpu %s: geometry", what);
+        report(0, name, "valid geometry rejected: %s", err);
+        return;
+    }
+    q = rand_array(nx, qk_scale), k = rand_array(nx, qk_scale), v = rand_array(nx, 1);
+    tg = rand_array(nx, 1), dq = rand_array(nx, .1f), dk = rand_array(nx, .1f), dv = rand_array(nx, .1f);
+    qg = up(q, nx), kg = up(k, nx), vg = up(v, nx), tgg = up(tg, nx);
+    dqg = up(dq, nx), dkg = up(dk, nx), dvg = up(dv, nx);
+    tat_term_init(&t, &geom);
+    tat_gpu_term_init(&g, &geom);
     sse = tat_term_forward(&t, q, k, v, tg);
     sse_g = tat_gpu_term_forward(&g, qg, kg, vg, tgg);
     snprintf(name, sizeof(name), "gpu %s: loss and attention", what);
-    check(name, fabs(sse_g - sse) / fabs(sse) +
-                    gpu_vs_host(g.attn, t.attn, (size_t)t.n_blocks * t.N * t.N), TOL_LAYER);
+    check_err(name, fabs(sse_g - sse) / fabs(sse) +
+                        gpu_vs_host(g.attn, t.attn, (size_t)geom.n_blocks * geom.N * geom.N), TOL_LAYER);
     tat_term_backward(&t, dq, key_grad ? dk : NULL, dv, -0.37f);
     tat_gpu_term_backward(&g, dqg, key_grad ? dkg : NULL, dvg, -0.37f);
-    snprintf(name, sizeof(name), "gpu %s: backward d_q, d_k, d_v", what);
-    check(name, gpu_vs_host(dqg, dq, nx) + gpu_vs_host(dkg, dk, nx) + gpu_vs_host(dvg, dv, nx), TOL_LAYER);
+    snprintf(name, sizeof(name), "gpu %s: backward d_q, d_k%s, d_v", what, key_grad ? "" : " untouched");
+    check_err(name, gpu_vs_host(dqg, dq, nx) + gpu_vs_host(dkg, dk, nx) + gpu_vs_host(dvg, dv, nx), TOL_LAYER);
     tat_gpu_term_free(&g);
     tat_term_free(&t);
     free(q), free(k), free(v), free(tg), free(dq), free(dk), free(dv);
@@ -332,8 +320,8 @@ static void test_layers(const char *what, const char *distill_sections)
     gpu = parse_pair(scfg, tcfg, sw, tw, 0);
     cuda_set_device(0);
     n_in = (size_t)cpu->inputs * cpu->batch;
-    srand(99);
-    for (i = 0; i < n_in; ++i) cpu->input[i] = gpu->input[i] = urand();
+    rng_seed(99);
+    for (i = 0; i < n_in; ++i) cpu->input[i] = gpu->input[i] = (float)rng_signed();
 
     gpu_index = -1;
     network_predict(cpu->teacher, cpu->input);
@@ -351,12 +339,12 @@ static void test_layers(const char *what, const char *distill_sections)
             loss_g += distill_layer_loss(&gpu->layers[l]);
         }
     snprintf(name, sizeof(name), "gpu layers %s: forward loss (cpu %.6g)", what, loss_c);
-    check(name, fabs(loss_g - loss_c) / fabs(loss_c), TOL_LAYER);
+    check_err(name, fabs(loss_g - loss_c) / fabs(loss_c), TOL_LAYER);
     nd = (size_t)cpu->layers[0].outputs * cpu->batch;
     d_cpu = cpu->layers[0].delta;
     d_gpu = down(gpu->layers[0].delta_gpu, nd);
     snprintf(name, sizeof(name), "gpu layers %s: backward, student delta", what);
-    check(name, rel_err(d_gpu, d_cpu, nd), TOL_LAYER);
+    check_err(name, rel_err(d_gpu, d_cpu, nd), TOL_LAYER);
     free(d_gpu);
     /* the update (Darknet's rule, momentum and decay) and the weights the layers then save */
     gpu_index = -1;
@@ -370,7 +358,7 @@ static void test_layers(const char *what, const char *distill_sections)
     w_c = read_floats(out_c, &nw_c);
     w_g = read_floats(out_g, &nw_g);
     snprintf(name, sizeof(name), "gpu layers %s: updated weights", what);
-    check(name, nw_c == nw_g ? rel_err(w_g, w_c, nw_c) : 1e9, TOL_LAYER);
+    check_err(name, nw_c == nw_g ? rel_err(w_g, w_c, nw_c) : 1e9, TOL_LAYER);
     free(w_c), free(w_g);
     free_network(cpu);
     free_network(gpu);
@@ -378,38 +366,36 @@ static void test_layers(const char *what, const char *distill_sections)
 
 int main(void)
 {
-    int devices = 0;
+    int devices = 0, i;
     cudaError_t st = cudaGetDeviceCount(&devices);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (st != cudaSuccess || devices == 0) {
-        printf("SKIP test_gpu: no usable CUDA device (cudaGetDeviceCount: %s)\n",
-               st != cudaSuccess ? cudaGetErrorString(st) : "cudaGetDeviceCount found 0");
+        report_skip("test_gpu", "no usable CUDA device (cudaGetDeviceCount: %s)",
+                    st != cudaSuccess ? cudaGetErrorString(st) : "cudaGetDeviceCount found 0");
         return 0;
     }
     cuda_set_device(0);
-    srand(2024);
+    srand(2024); /* Darknet's and tat_embedding_init's weights */
+    rng_seed(2024);
     tat_set_num_threads(2);
     {
         const char *tmp = getenv("TMPDIR");
         snprintf(dir, sizeof(dir), "%s/tat-gpu-test-XXXXXX", tmp ? tmp : P_tmpdir);
     }
     if (!mkdtemp(dir)) {
-        printf("FAIL test_gpu: cannot make a temporary directory\n");
-        return 1;
+        report(0, "test_gpu", "cannot make a temporary directory");
+        return test_exit_status();
     }
     test_gemm();
     test_patch_and_pool();
     test_batchnorm(0);
     test_batchnorm(1);
     test_softmax();
-    test_embedding(1, 0);
-    test_embedding(1, 1);
-    test_embedding(3, 0);
-    test_embedding(3, 1);
-    test_term("patch groups (b2 c3 11x13 grid 3,4 groups 2)", 2, 3, 11, 13, 3, 4, 2, 0, 0, 1, 1.5f);
-    test_term("full one-to-all (b2 c8 7x7, logits ~ +-100)", 2, 8, 7, 7, 1, 1, 1, 0, 0, 1, 6.f);
-    test_term("anchors (b3 c2 10x9 anchors 3,2)", 3, 2, 10, 9, 0, 0, 1, 3, 2, 0, 1.5f);
-    test_term("patch groups, N > 256 (b1 c4 34x38 grid 2,2 groups 2)", 1, 4, 34, 38, 2, 2, 2, 0, 0, 1, 1.5f);
+    for (i = 0; i < TAT_NUM_CASES; ++i) {
+        test_embedding(&tat_cases[i]);
+        if (tat_cases[i].grid_h > 0) test_term(&tat_cases[i], 0);
+        if (tat_cases[i].anchor_h > 0) test_term(&tat_cases[i], 1);
+    }
 
     gpu_index = 0;
     test_layers("[tat_distill] grid 3,2 groups 3 learned key, bn image + shared [anchor_distill] 3,4",
@@ -423,5 +409,5 @@ int main(void)
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
     }
-    return failures ? 1 : 0;
+    return test_exit_status();
 }

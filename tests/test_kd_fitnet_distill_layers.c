@@ -1,6 +1,7 @@
 /* [kd_distill] and [fitnet_distill] inside real Darknet networks: gradients through Darknet's
  * backward (finite differences), the reported KD loss against an independent KL, pass-through
- * invariance, weights round trip of the FitNet projection.
+ * invariance, weights round trip of the FitNet projection, layers built from option structs
+ * equal to the parsed ones.
  * Prints PASS/FAIL lines; exit status 1 if any check failed. */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 
 #include "darknet.h"
 #include "distill_plugin.h"
+#include "fitnet_distill_layer.h"
+#include "kd_distill_layer.h"
 #include "layer_test_helpers.h"
 
 /* teacher: 0 conv 7x5x5 | 1 conv 1x1 7x5x6 | 2 avgpool (6 logits) | 3 softmax */
@@ -145,6 +148,20 @@ static void weights_round_trip(void)
     free_network(b);
 }
 
+static layer make_kd(network *net, int index)
+{
+    static const kd_distill_options o = {.from = -1, .teacher_layer = 2, .temperature = 2.5f,
+                                         .loss_weight = 0.9f};
+    return make_kd_distill_layer(net, index, &o);
+}
+
+static layer make_fitnet(network *net, int index)
+{
+    static const fitnet_distill_options o = {.from = 1, .teacher_layer = -4, .teacher_channels = 5,
+                                             .bn_per_image = 1, .loss_weight = 1.3f};
+    return make_fitnet_distill_layer(net, index, &o);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -165,9 +182,18 @@ int main(void)
     }
     weights_round_trip();
     {
+        char head_pool[4096];
+        snprintf(head_pool, sizeof(head_pool), "%s[avgpool]\n", student_head);
+        make_equals_parse("kd_distill", teacher_cfg, head_pool,
+                          "[kd_distill]\nfrom=-1\nteacher_layer=2\ntemperature=2.5\nloss_weight=0.9\n", make_kd);
+    }
+    make_equals_parse("fitnet_distill", teacher_cfg, student_head,
+                      "[fitnet_distill]\nfrom=1\nteacher_layer=-4\nteacher_channels=5\nbn=image\nloss_weight=1.3\n",
+                      make_fitnet);
+    {
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd)) return 1;
     }
-    return failures ? 1 : 0;
+    return test_exit_status();
 }

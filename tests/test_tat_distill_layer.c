@@ -1,5 +1,6 @@
 /* The distillation layers inside real Darknet networks: gradients through Darknet's backward
- * (finite differences), the 1x1 convolution fix, pass-through invariance, weights round trip.
+ * (finite differences), the 1x1 convolution fix, pass-through invariance, weights round trip,
+ * layers built from option structs equal to the parsed ones.
  * Prints PASS/FAIL lines; exit status 1 if any check failed. */
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 
 #include "darknet.h"
 #include "convolutional_layer.h"
-#include "distill_layer.h"
+#include "tat_distill_layer.h"
 #include "distill_plugin.h"
 #include "layer_test_helpers.h"
 
@@ -112,6 +113,25 @@ static void weights_round_trip(void)
     free_network(b);
 }
 
+static layer make_tat(network *net, int index)
+{
+    static const tat_distill_options o = {
+        .emb = {.from = 1, .teacher_layer = 0, .teacher_channels = 5, .ksize = 3, .key_learned = 1,
+                .bn_per_image = 1},
+        .grid_h = 2, .grid_w = 3, .groups = 3, .loss_weight = 0.7f};
+    return make_tat_distill_layer(net, index, &o);
+}
+
+static layer make_anchor(network *net, int index)
+{
+    static const anchor_distill_options o = {
+        .embeddings = DISTILL_UNSET,
+        .emb = {.from = -2, .teacher_layer = -1, .teacher_channels = 6, .ksize = 1, .key_learned = 0,
+                .bn_per_image = 0},
+        .anchor_h = 2, .anchor_w = 2, .loss_weight = 0.5f};
+    return make_anchor_distill_layer(net, index, &o);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -132,10 +152,16 @@ int main(void)
         passthrough_invariance("", with_cfg, without_cfg);
     }
     weights_round_trip();
+    make_equals_parse("tat_distill", teacher_cfg, student_head,
+                      "[tat_distill]\nfrom=1\nteacher_layer=0\nteacher_channels=5\nsize=3\nkey=learned\n"
+                      "grid=2,3\ngroups=3\nbn=image\nloss_weight=0.7\n", make_tat);
+    make_equals_parse("anchor_distill", teacher_cfg, student_head,
+                      "[anchor_distill]\nfrom=-2\nteacher_layer=-1\nteacher_channels=6\nanchors=2,2\nloss_weight=0.5\n",
+                      make_anchor);
     {
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         if (system(cmd)) return 1;
     }
-    return failures ? 1 : 0;
+    return test_exit_status();
 }
