@@ -158,6 +158,57 @@ static void passthrough_invariance(const char *prefix, const char *with_cfg, con
     free_network(without);
 }
 
+/* A student (cfg `student`) to train, its teacher (cfg tcfg) initialised at random and saved to
+   tw for check_weights_round_trip. */
+static network *trainable_student(char *student, char *tcfg, char *tw)
+{
+    network *t, *a;
+    srand(5);
+    t = parse_network_cfg(tcfg);
+    save_weights(t, tw);
+    a = parse_with_teacher(student, t);
+    a->learning_rate = .01f;
+    a->momentum = .9f;
+    a->decay = .0005f;
+    return a;
+}
+
+static void train_steps(network *a, int steps)
+{
+    int step;
+    for (step = 0; step < steps; ++step) {
+        fill_input(a, 11 + step);
+        train_network_datum(a);
+    }
+}
+
+/* The weights `a` saved to w1, loaded into a fresh student (cfg `student`, teacher cfg tcfg with
+   weights tw, another random initialisation): the same distillation loss on a new input, and
+   the same bytes when saved again to w2. The check names start with `prefix`. */
+static int files_equal(const char *p, const char *q);
+static void check_weights_round_trip(const char *prefix, network *a, char *student, char *tcfg,
+                                     char *tw, char *w1, char *w2)
+{
+    char name[256];
+    network *t, *b;
+    double la, lb;
+    srand(99); /* a different initialisation, overwritten by the load */
+    t = parse_network_cfg(tcfg);
+    load_weights(t, tw);
+    b = parse_with_teacher(student, t);
+    load_weights(b, w1);
+    fill_input(a, 42);
+    memcpy(b->input, a->input, a->inputs * a->batch * sizeof(float));
+    la = distill_loss(a);
+    lb = distill_loss(b);
+    snprintf(name, sizeof(name), "%sweights_round_trip_same_loss", prefix);
+    check(la == lb && la > 0, name, "loss %.9g vs %.9g", la, lb);
+    save_weights(b, w2);
+    snprintf(name, sizeof(name), "%sweights_round_trip_same_bytes", prefix);
+    check(files_equal(w1, w2), name, "%g %g", 0, 0);
+    free_network(b);
+}
+
 /* make_*_layer from an options struct builds the layer its cfg section parses to: with the same
    random initialisation and input, the same loss to the bit, the same parameter count and FLOPs.
    `section` (one distillation section) follows `head` in the parsed cfg; make(b, k) builds the

@@ -17,6 +17,8 @@
  * changes no other check's inputs. */
 #include <stdio.h>
 
+#include "tat.h"
+
 typedef struct {
     const char *name;                /* short tag, unique: names the checks of every backend */
     int batch, student_c, teacher_c, h, w;
@@ -133,6 +135,19 @@ static inline void tat_case_term_desc(char *buf, size_t n, const tat_case *c, in
     else
         snprintf(buf, n, "b%d c%d %dx%d grid %d,%d groups %d, %s key", c->batch, c->teacher_c, c->h,
                  c->w, c->grid_h, c->grid_w, c->groups, c->key_learned ? "learned" : "identity");
+}
+
+/* The case's patch term (anchors 0) or anchor term as a geometry, and "<name>: <kind> term
+ * (<desc>)" in what; returns tat_term_geom_*'s message when the geometry is rejected. */
+static inline const char *tat_case_term(const tat_case *c, int anchors, tat_term_geom *g,
+                                        char *what, size_t n)
+{
+    char desc[120];
+    tat_case_term_desc(desc, sizeof(desc), c, anchors);
+    snprintf(what, n, "%s: %s term (%s)", c->name, anchors ? "anchor" : "patch", desc);
+    return anchors ? tat_term_geom_anchor(g, c->batch, c->teacher_c, c->h, c->w, c->anchor_h, c->anchor_w)
+                   : tat_term_geom_patch(g, c->batch, c->teacher_c, c->h, c->w, c->grid_h, c->grid_w,
+                                         c->groups);
 }
 
 #endif

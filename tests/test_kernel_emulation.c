@@ -435,14 +435,10 @@ static void test_term(const tat_case *tc, int anchors)
     float *dq_ref = rand_array(nx, .1f), *dk_ref = rand_array(nx, .1f), *dv_ref = rand_array(nx, .1f);
     float *dq_emu = copy_array(dq_ref, nx), *dk_emu = copy_array(dk_ref, nx), *dv_emu = copy_array(dv_ref, nx);
     float w_loss = -0.37f;
-    char what[200], desc[120], name[300];
+    char what[200], name[300];
     double sse_ref, sse_emu;
     tat_term_geom geom;
-    const char *err =
-        anchors ? tat_term_geom_anchor(&geom, batch, c, tc->h, tc->w, tc->anchor_h, tc->anchor_w)
-                : tat_term_geom_patch(&geom, batch, c, tc->h, tc->w, tc->grid_h, tc->grid_w, tc->groups);
-    tat_case_term_desc(desc, sizeof(desc), tc, anchors);
-    snprintf(what, sizeof(what), "%s: %s term (%s)", tc->name, anchors ? "anchor" : "patch", desc);
+    const char *err = tat_case_term(tc, anchors, &geom, what, sizeof(what));
     if (err) {
         snprintf(name, sizeof(name), "emulation %s: geometry", what);
         report(0, name, "valid geometry rejected: %s", err);

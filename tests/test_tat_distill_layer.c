@@ -80,37 +80,14 @@ static void weights_round_trip(void)
 {
     char cfg_text[4096], *student, *tcfg = write_cfg("teacher.cfg", teacher_cfg);
     char *tw = write_cfg("teacher.weights", ""), *w1 = write_cfg("s1.weights", ""), *w2 = write_cfg("s2.weights", "");
-    network *t1, *t2, *a, *b;
-    double la, lb;
-    int step;
+    network *a;
     snprintf(cfg_text, sizeof(cfg_text), "%s%s", student_head, distill_a);
     student = write_cfg("student.cfg", cfg_text);
-    srand(5);
-    t1 = parse_network_cfg(tcfg);
-    save_weights(t1, tw);
-    a = parse_with_teacher(student, t1);
-    a->learning_rate = .01f;
-    a->momentum = .9f;
-    a->decay = .0005f;
-    for (step = 0; step < 3; ++step) {
-        fill_input(a, 11 + step);
-        train_network_datum(a);
-    }
+    a = trainable_student(student, tcfg, tw);
+    train_steps(a, 3);
     save_weights(a, w1);
-    srand(99); /* a different initialisation, overwritten by the load */
-    t2 = parse_network_cfg(tcfg);
-    load_weights(t2, tw);
-    b = parse_with_teacher(student, t2);
-    load_weights(b, w1);
-    fill_input(a, 42);
-    memcpy(b->input, a->input, a->inputs * a->batch * sizeof(float));
-    la = distill_loss(a);
-    lb = distill_loss(b);
-    check(la == lb && la > 0, "weights_round_trip_same_loss", "loss %.9g vs %.9g", la, lb);
-    save_weights(b, w2);
-    check(files_equal(w1, w2), "weights_round_trip_same_bytes", "%g %g", 0, 0);
+    check_weights_round_trip("", a, student, tcfg, tw, w1, w2);
     free_network(a);
-    free_network(b);
 }
 
 static layer make_tat(network *net, int index)

@@ -198,13 +198,9 @@ static void test_term(const tat_case *tc, int anchors)
     size_t nx = (size_t)batch * c * tc->h * tc->w;
     float *q, *k, *v, *tg, *dq, *dk, *dv, *qg, *kg, *vg, *tgg, *dqg, *dkg, *dvg;
     double sse, sse_g;
-    char what[200], desc[120], name[300];
+    char what[200], name[300];
     tat_term_geom geom;
-    const char *err =
-        anchors ? tat_term_geom_anchor(&geom, batch, c, tc->h, tc->w, tc->anchor_h, tc->anchor_w)
-                : tat_term_geom_patch(&geom, batch, c, tc->h, tc->w, tc->grid_h, tc->grid_w, tc->groups);
-    tat_case_term_desc(desc, sizeof(desc), tc, anchors);
-    snprintf(what, sizeof(what), "%s: %s term (%s)", tc->name, anchors ? "anchor" : "patch", desc);
+    const char *err = tat_case_term(tc, anchors, &geom, what, sizeof(what));
     if (err) {
         snprintf(name, sizeof(name), "gpu %s: geometry", what);
         report(0, name, "valid geometry rejected: %s", err);
