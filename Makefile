@@ -3,7 +3,8 @@
 #   make                  fetch + patch Darknet into darknet/, build build/<variant>/,
 #                         link darknet/darknet to the built binary,
 #                         build the helper programs tools/*.c into build/tools/
-#   make test             build the CPU variant, compile tests/test_*.c, run tests/run.sh
+#   make test             install what is missing (make deps), build the CPU variant, compile
+#                         tests/test_*.c, run tests/run.sh
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
 #                         program and the GPU benchmark (no run)
 #   make test-gpu         GPU build + tests/gpu/ (kernels and layers against the CPU code, a
@@ -111,7 +112,7 @@ TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
 TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
 
-test:
+test: deps
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
 	@# -k: one broken test program must not hide the others; tests/run.sh
 	@# reports a missing binary as a failure.
