@@ -54,21 +54,21 @@ static const struct {
 
 #define N_TYPES ((int)(sizeof(type_names) / sizeof(type_names[0])))
 
-const char *distill_layer_type_name(LAYER_TYPE t)
+static int type_index(LAYER_TYPE t)
 {
     int i;
     for (i = 0; i < N_TYPES; ++i)
-        if (type_names[i].type == t) return type_names[i].name;
-    return "?";
+        if (type_names[i].type == t) return i;
+    return -1;
 }
 
-int is_distill_layer_type(LAYER_TYPE t)
+const char *distill_layer_type_name(LAYER_TYPE t)
 {
-    int i;
-    for (i = 0; i < N_TYPES; ++i)
-        if (type_names[i].type == t) return 1;
-    return 0;
+    int i = type_index(t);
+    return i < 0 ? "?" : type_names[i].name;
 }
+
+int is_distill_layer_type(LAYER_TYPE t) { return type_index(t) >= 0; }
 
 LAYER_TYPE distill_layer_type_of_section(const char *section)
 {

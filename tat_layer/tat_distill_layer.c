@@ -168,16 +168,24 @@ static void print_layer_line(const layer *l, const char *what)
             s->active ? "" : "  (inactive: no teacher)");
 }
 
+/* A layer of type c->type passing its input through, and its state. */
+static tat_state *new_layer(const distill_cfg *c, float loss_weight, layer *l)
+{
+    tat_state *s = distill_calloc(1, sizeof(*s));
+    *l = distill_make_passthrough(c, c->type == TAT_DISTILL ? &tat_distill_ops : &anchor_distill_ops, s);
+    s->index = c->index;
+    s->batch = c->net->batch;
+    s->loss_weight = loss_weight;
+    return s;
+}
+
 layer make_tat_distill_layer(network *net, int index, const tat_distill_options *o)
 {
     distill_cfg c = {0, net, index, TAT_DISTILL};
-    tat_state *s = distill_calloc(1, sizeof(*s));
-    layer l = distill_make_passthrough(&c, &tat_distill_ops, s);
+    layer l;
+    tat_state *s = new_layer(&c, o->loss_weight, &l);
     const char *err;
     char what[128];
-    s->index = index;
-    s->batch = net->batch;
-    s->loss_weight = o->loss_weight;
     set_own_embeddings(&c, s, &o->emb);
     /* a grid that fails even with one group is the grid's fault, else the groups' */
     err = tat_term_geom_patch(&s->geom, s->batch, s->teacher_c, s->h, s->w, o->grid_h, o->grid_w, 1);
@@ -224,23 +232,18 @@ static void set_shared_embeddings(const distill_cfg *c, tat_state *s, tat_state 
 layer make_anchor_distill_layer(network *net, int index, const anchor_distill_options *o)
 {
     distill_cfg c = {0, net, index, ANCHOR_DISTILL};
-    tat_state *s = distill_calloc(1, sizeof(*s));
     layer l;
+    tat_state *s = new_layer(&c, o->loss_weight, &l);
     const char *err;
     char what[128];
     if (o->embeddings != DISTILL_UNSET) {
         int ei = o->embeddings < 0 ? index + o->embeddings : o->embeddings;
         if (ei < 0 || ei >= index || net->layers[ei].type != TAT_DISTILL)
             distill_cfg_fail(&c, "embeddings", "%d is not an earlier [tat_distill] layer", o->embeddings);
-        l = distill_make_passthrough(&c, &anchor_distill_ops, s);
         set_shared_embeddings(&c, s, state_of(&net->layers[ei]), ei, &o->emb);
     } else {
-        l = distill_make_passthrough(&c, &anchor_distill_ops, s);
+        set_own_embeddings(&c, s, &o->emb);
     }
-    s->index = index;
-    s->batch = net->batch;
-    s->loss_weight = o->loss_weight;
-    if (o->embeddings == DISTILL_UNSET) set_own_embeddings(&c, s, &o->emb);
     err = tat_term_geom_anchor(&s->geom, s->batch, s->teacher_c, s->h, s->w, o->anchor_h, o->anchor_w);
     if (err)
         distill_cfg_fail(&c, "anchors", "%s (anchors %d,%d, map %d x %d)", err, o->anchor_h, o->anchor_w,
