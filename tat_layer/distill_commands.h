@@ -25,7 +25,7 @@ void attach_teacher_to_students(char *teacher_cfg, char *teacher_weights, int st
 network *parse_student_with_teacher(char *student_cfg, char *teacher_cfg, char *teacher_weights,
                                     int batch);
 
-/* ---- Darknet's example programs (examples/*.c have no header) ------------------------------ */
+/* ---- Darknet's example programs (its examples directory has no header) ---------------------- */
 void train_classifier(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear);
 void run_classifier(int argc, char **argv);
 void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear,
