@@ -15,6 +15,26 @@
 
 static char dir[256];
 
+/* The scratch directory the cfg and weights files go to (under TMPDIR); 0 when it cannot be
+   made. */
+static int make_scratch_dir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
+    if (mkdtemp(dir)) return 1;
+    perror("mkdtemp");
+    return 0;
+}
+
+/* main's return value, after removing the scratch directory: non-zero iff a check failed or
+   the directory could not be removed. */
+static int finish_layer_test(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) ? 1 : test_exit_status();
+}
+
 /* report() with the two figures a failure explains itself with */
 static void check(int ok, const char *name, const char *fmt, double a, double b)
 {

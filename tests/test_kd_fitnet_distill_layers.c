@@ -142,12 +142,7 @@ static layer make_fitnet(network *net, int index)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!make_scratch_dir()) return 1;
     fd_check("student_conv_weights_kd_T4_on_avgpool_logits", teacher_cfg, student_head, kd_t4);
     fd_check("student_conv_weights_fitnet_per_image_bn", teacher_cfg, student_head, fitnet_image);
     fd_check("student_conv_weights_fitnet_batch_bn_and_kd_T1", teacher_cfg, student_head, fitnet_batch_kd_t1);
@@ -168,10 +163,5 @@ int main(void)
     make_equals_parse("fitnet_distill", teacher_cfg, student_head,
                       "[fitnet_distill]\nfrom=1\nteacher_layer=-4\nteacher_channels=5\nbn=image\nloss_weight=1.3\n",
                       make_fitnet);
-    {
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd)) return 1;
-    }
-    return test_exit_status();
+    return finish_layer_test();
 }

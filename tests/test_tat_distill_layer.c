@@ -111,12 +111,7 @@ static layer make_anchor(network *net, int index)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!make_scratch_dir()) return 1;
     conv1x1_accumulates();
     fd_check("student_conv_weights_groups_learned_key_k3_per_image_shared_anchors", teacher_cfg, student_head, distill_a);
     fd_check("student_conv_weights_full_identity_k1_batch_own_anchors_learned_key", teacher_cfg, student_head, distill_b);
@@ -135,10 +130,5 @@ int main(void)
     make_equals_parse("anchor_distill", teacher_cfg, student_head,
                       "[anchor_distill]\nfrom=-2\nteacher_layer=-1\nteacher_channels=6\nanchors=2,2\nloss_weight=0.5\n",
                       make_anchor);
-    {
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd)) return 1;
-    }
-    return test_exit_status();
+    return finish_layer_test();
 }
