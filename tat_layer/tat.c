@@ -568,6 +568,94 @@ static void block_backward(float *dq, float *dk, float *dv, float beta, const fl
     if (dk) tat_gemm(0, 0, d, N, N, 1, q, N, ds, N, beta, dk, N); /* dK = Q dS */
 }
 
+/* ---- Streaming attention: the same block math in tiles, never the N x N matrix ---------- */
+
+/* Floats of per-thread tile scratch: the S/P tile, the dP/dS tile, three row vectors. */
+static size_t stream_tile_floats(int tile)
+{
+    return 2 * (size_t)tile * tile + 3 * (size_t)tile;
+}
+
+/* One block forward as block_forward, tile by tile: for each tile of queries, a running row
+ * max m and sum l of exp(S - m) over the key tiles, O's columns rescaled when m grows, then
+ * divided by l at the end. lse[i] = m_i + log l_i (log of the softmax denominator) is what
+ * the backward needs to recompute any tile of A. o is assigned. */
+static void block_forward_streaming(float *o, float *lse, const float *q, const float *k,
+                                    const float *v, int N, int d, int tile, float *ws)
+{
+    float *s = ws, *m = s + 2 * (size_t)tile * tile, *l = m + tile, *rescale = l + tile;
+    int i0, j0, r, j, ch;
+    for (i0 = 0; i0 < N; i0 += tile) {
+        int bq = N - i0 < tile ? N - i0 : tile;
+        float *ocols = o + i0;
+        for (r = 0; r < bq; ++r) m[r] = -INFINITY, l[r] = 0;
+        for (j0 = 0; j0 < N; j0 += tile) {
+            int bk = N - j0 < tile ? N - j0 : tile;
+            tat_gemm(1, 0, bq, bk, d, 1, q + i0, N, k + j0, N, 0, s, bk); /* S tile = Q_i^T K_j */
+            for (r = 0; r < bq; ++r) {
+                float *row = s + (size_t)r * bk, mx = m[r], sum = 0;
+                for (j = 0; j < bk; ++j) mx = row[j] > mx ? row[j] : mx;
+                for (j = 0; j < bk; ++j) {
+                    float e = expf(row[j] - mx);
+                    row[j] = e;
+                    sum += e;
+                }
+                rescale[r] = expf(m[r] - mx); /* 0 on the first tile (m = -inf) */
+                l[r] = l[r] * rescale[r] + sum;
+                m[r] = mx;
+            }
+            if (j0)
+                for (ch = 0; ch < d; ++ch)
+                    for (r = 0; r < bq; ++r) ocols[(size_t)ch * N + r] *= rescale[r];
+            tat_gemm(0, 1, d, bq, bk, 1, v + j0, N, s, bk, j0 ? 1 : 0, ocols, N); /* O_i += V_j P^T */
+        }
+        for (r = 0; r < bq; ++r) {
+            lse[i0 + r] = m[r] + logf(l[r]);
+            rescale[r] = 1.f / l[r];
+        }
+        for (ch = 0; ch < d; ++ch)
+            for (r = 0; r < bq; ++r) ocols[(size_t)ch * N + r] *= rescale[r];
+    }
+}
+
+/* One block backward as block_backward, tile by tile: each tile of A recomputed as
+ * exp(Q_i^T K_j - lse_i), then dV_j += dO_i A, dS = A * (dO_i^T V_j - D_i), dQ_i += K_j dS^T,
+ * dK_j += Q_i dS. beta as block_backward (0: dq, dk, dv are assigned). */
+static void block_backward_streaming(float *dq, float *dk, float *dv, float beta, const float *q,
+                                     const float *k, const float *v, const float *lse,
+                                     const float *dO, const float *D, int N, int d, int tile,
+                                     float *ws)
+{
+    float *p = ws, *ds = p + (size_t)tile * tile;
+    size_t blk = (size_t)d * N;
+    int i0, j0, r, j;
+    if (beta == 0) {
+        memset(dq, 0, blk * sizeof(float));
+        memset(dv, 0, blk * sizeof(float));
+        if (dk) memset(dk, 0, blk * sizeof(float));
+    }
+    for (i0 = 0; i0 < N; i0 += tile) {
+        int bq = N - i0 < tile ? N - i0 : tile;
+        for (j0 = 0; j0 < N; j0 += tile) {
+            int bk = N - j0 < tile ? N - j0 : tile;
+            tat_gemm(1, 0, bq, bk, d, 1, q + i0, N, k + j0, N, 0, p, bk);
+            for (r = 0; r < bq; ++r) {
+                float *row = p + (size_t)r * bk, lr = lse[i0 + r];
+                for (j = 0; j < bk; ++j) row[j] = expf(row[j] - lr);
+            }
+            tat_gemm(0, 0, d, bk, bq, 1, dO + i0, N, p, bk, 1, dv + j0, N); /* dV_j += dO_i A */
+            tat_gemm(1, 0, bq, bk, d, 1, dO + i0, N, v + j0, N, 0, ds, bk); /* dP = dO_i^T V_j */
+            for (r = 0; r < bq; ++r) {
+                float *row = ds + (size_t)r * bk, dr = D[i0 + r];
+                const float *arow = p + (size_t)r * bk;
+                for (j = 0; j < bk; ++j) row[j] = arow[j] * (row[j] - dr);
+            }
+            tat_gemm(0, 1, d, bq, bk, 1, k + j0, N, ds, bk, 1, dq + i0, N); /* dQ_i += K_j dS^T */
+            if (dk) tat_gemm(0, 0, d, bk, bq, 1, q + i0, N, ds, bk, 1, dk + j0, N); /* dK_j += Q_i dS */
+        }
+    }
+}
+
 typedef struct {
     float *O, *A, *d_Q, *d_K, *d_V, *scratch;
     const float *Q, *K, *V, *T;
@@ -686,6 +774,16 @@ const char *tat_term_geom_anchor(tat_term_geom *g, int batch, int c, int h, int 
     return NULL;
 }
 
+size_t tat_term_materialized_bytes(const tat_term_geom *g, int nthreads)
+{
+    return ((size_t)g->n_blocks + nthreads) * g->N * g->N * sizeof(float);
+}
+
+int tat_term_prefers_streaming(const tat_term_geom *g)
+{
+    return tat_term_materialized_bytes(g, tat_get_num_threads()) > TAT_ATTENTION_BUDGET_BYTES;
+}
+
 size_t tat_term_elements_per_image(const tat_term_geom *g)
 {
     return (size_t)(g->n_blocks / g->batch) * g->N * g->d;
@@ -708,25 +806,37 @@ tat_pool_geom tat_term_pool_geom(const tat_term_geom *g, int one_image)
     return p;
 }
 
+/* The streaming tile edge of a term, at most N; 0 when materialised. */
+static int term_tile(const tat_term_geom *g)
+{
+    return g->stream_tile > g->N ? g->N : g->stream_tile;
+}
+
 /* Per-thread scratch of the term: the gathered q, k, v, t blocks (forward) or q, k, v, dO and
- * the block gradients dq, dk, dv (backward), dS and D. Direct terms read and write the maps. */
+ * the block gradients dq, dk, dv (backward), then dS (N x N) or the streaming tiles, and D.
+ * Direct terms read and write the maps. */
 static size_t term_thread_floats(const tat_term_geom *g)
 {
     size_t blk = (size_t)g->N * g->d;
-    return (g->direct ? blk : 7 * blk) + (size_t)g->N * g->N + g->N;
+    size_t att = g->stream_tile ? stream_tile_floats(term_tile(g)) : (size_t)g->N * g->N;
+    return (g->direct ? blk : 7 * blk) + att + g->N;
 }
 
 void tat_term_init(tat_term *t, const tat_term_geom *g)
 {
     size_t n = (size_t)g->n_blocks * g->N * g->d;
-    TAT_ASSERT(g->batch >= 1 && g->c >= 1 && g->n_blocks >= g->batch && g->N >= 1 && g->d >= 1);
+    TAT_ASSERT(g->batch >= 1 && g->c >= 1 && g->n_blocks >= g->batch && g->N >= 1 && g->d >= 1 &&
+               g->stream_tile >= 0);
     memset(t, 0, sizeof(*t));
     t->geom = *g;
     t->nthreads = tat_get_num_threads();
     t->resid = tat_calloc(n, sizeof(float));
     t->drow = tat_calloc((size_t)g->n_blocks * g->N, sizeof(float));
     t->sse_blk = tat_calloc(g->n_blocks, sizeof(double));
-    t->attn = tat_calloc((size_t)g->n_blocks * g->N * g->N, sizeof(float));
+    if (g->stream_tile)
+        t->lse = tat_calloc((size_t)g->n_blocks * g->N, sizeof(float));
+    else
+        t->attn = tat_calloc((size_t)g->n_blocks * g->N * g->N, sizeof(float));
     t->scratch = tat_calloc(term_thread_floats(g) * t->nthreads, sizeof(float));
     if (g->kind == TAT_TERM_ANCHORS) t->kept = tat_calloc(3 * n, sizeof(float));
 }
@@ -738,6 +848,7 @@ void tat_term_free(tat_term *t)
     free(t->drow);
     free(t->sse_blk);
     free(t->attn);
+    free(t->lse);
     free(t->scratch);
     memset(t, 0, sizeof(*t));
 }
@@ -836,7 +947,11 @@ static void term_forward_range(void *p, int tid, int nt)
         }
         float *o = t->resid + b * blk, *D = t->drow + (size_t)b * N;
         double sse = 0;
-        block_forward(o, t->attn + (size_t)b * N * N, q, k, v, N, d);
+        if (t->geom.stream_tile)
+            block_forward_streaming(o, t->lse + (size_t)b * N, q, k, v, N, d, term_tile(&t->geom),
+                                    ws + (t->geom.direct ? blk : 4 * blk));
+        else
+            block_forward(o, t->attn + (size_t)b * N * N, q, k, v, N, d);
         for (r = 0; r < N; ++r) D[r] = 0;
         for (ch = 0; ch < d; ++ch) {
             float *orow = o + (size_t)ch * N;
@@ -865,6 +980,20 @@ double tat_term_forward(tat_term *t, const float *q, const float *k, const float
     return sse;
 }
 
+/* Block b's backward, from its saved attention matrix or streamed from its row statistics.
+ * ds: the N x N or tile scratch. */
+static void term_block_backward(const tat_term *t, int b, float *dq, float *dk, float *dv,
+                                float beta, const float *q, const float *k, const float *v,
+                                const float *dO, const float *D, float *ds)
+{
+    int N = t->geom.N, d = t->geom.d;
+    if (t->geom.stream_tile)
+        block_backward_streaming(dq, dk, dv, beta, q, k, v, t->lse + (size_t)b * N, dO, D, N, d,
+                                 term_tile(&t->geom), ds);
+    else
+        block_backward(dq, dk, dv, beta, q, k, v, t->attn + (size_t)b * N * N, dO, D, ds, N, d);
+}
+
 static void term_backward_range(void *p, int tid, int nt)
 {
     term_ctx *c = p;
@@ -873,16 +1002,16 @@ static void term_backward_range(void *p, int tid, int nt)
     size_t blk = (size_t)d * N, i;
     float *ws = t->scratch + term_thread_floats(&t->geom) * tid, two_w = 2 * c->w;
     float *dO = ws + (t->geom.direct ? 0 : 3 * blk), *ds = dO + (t->geom.direct ? blk : 4 * blk);
-    float *D = ds + (size_t)N * N;
+    float *D = ds + (t->geom.stream_tile ? stream_tile_floats(term_tile(&t->geom)) : (size_t)N * N);
     tat_share(t->geom.n_blocks, tid, nt, &lo, &hi);
     for (b = lo; b < hi; ++b) {
         const float *res = t->resid + b * blk, *dr = t->drow + (size_t)b * N;
         for (i = 0; i < blk; ++i) dO[i] = two_w * res[i];
         for (r = 0; r < N; ++r) D[r] = two_w * dr[r];
         if (t->geom.direct) {
-            block_backward(c->d_q + b * blk, c->d_k ? c->d_k + b * blk : NULL, c->d_v + b * blk, 1,
-                           t->Q + b * blk, t->K + b * blk, t->V + b * blk,
-                           t->attn + (size_t)b * N * N, dO, D, ds, N, d);
+            term_block_backward(t, b, c->d_q + b * blk, c->d_k ? c->d_k + b * blk : NULL,
+                                c->d_v + b * blk, 1, t->Q + b * blk, t->K + b * blk, t->V + b * blk,
+                                dO, D, ds);
             continue;
         }
         float *q = t->kept ? t->kept + 3 * b * blk : ws, *k = q + blk, *v = q + 2 * blk;
@@ -892,8 +1021,7 @@ static void term_backward_range(void *p, int tid, int nt)
             gather_block(&t->geom, k, t->K, b);
             gather_block(&t->geom, v, t->V, b);
         }
-        block_backward(dq, c->d_k ? dk : NULL, dv, 0, q, k, v, t->attn + (size_t)b * N * N, dO, D,
-                       ds, N, d);
+        term_block_backward(t, b, dq, c->d_k ? dk : NULL, dv, 0, q, k, v, dO, D, ds);
         scatter_block_add(&t->geom, c->d_q, dq, b);
         scatter_block_add(&t->geom, c->d_v, dv, b);
         if (c->d_k) scatter_block_add(&t->geom, c->d_k, dk, b);

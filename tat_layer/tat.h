@@ -156,7 +156,19 @@ typedef struct {
     int pool_h, pool_w;              /* TAT_TERM_ANCHORS: kernel = stride of the pooling  */
     int n_blocks, N, d;              /* block geometry derived from the above             */
     int direct;                      /* 1: the maps are the blocks (full form), no copies */
+    /* How the attention is computed (same loss and gradients either way, to rounding):
+     * 0 materialises each block's N x N softmax matrix; > 0 streams it in tiles of
+     * stream_tile queries x stream_tile keys (online softmax with a running row max and sum,
+     * the backward recomputing each tile from the saved row log-sum-exp), in memory linear
+     * in N. The tat_term_geom_* functions set 0; a caller may set it before tat_term_init. */
+    int stream_tile;
 } tat_term_geom;
+
+/* The tile edge of the streaming attention when a caller just asks for streaming. */
+#define TAT_STREAM_TILE 256
+/* Above this many bytes of attention matrices (the kept ones and the backward's per-thread
+ * copies), tat_term_prefers_streaming says stream. */
+#define TAT_ATTENTION_BUDGET_BYTES ((size_t)512 << 20)
 
 /* Fill g for batch x c x h x w maps cut into a grid_h x grid_w patch grid in `groups` groups,
  * or for anchor_h x anchor_w anchors. Allocate nothing. On a geometry that does not fit the
@@ -169,6 +181,11 @@ const char *tat_term_geom_anchor(tat_term_geom *g, int batch, int c, int h, int 
 size_t tat_term_elements_per_image(const tat_term_geom *g);
 /* Forward FLOPs per image of the attention part (S, softmax ignored, O). */
 double tat_term_flops_per_image(const tat_term_geom *g);
+/* Bytes the materialised attention of g needs (N x N per block kept, plus one per thread of
+ * nthreads for the backward). */
+size_t tat_term_materialized_bytes(const tat_term_geom *g, int nthreads);
+/* 1 when the materialised attention would exceed TAT_ATTENTION_BUDGET_BYTES. */
+int tat_term_prefers_streaming(const tat_term_geom *g);
 /* The gather of a term's maps into blocks, as the primitives' geometry: whole batch (planes =
  * batch * c) or, with one_image, one image of it. */
 tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image);
@@ -178,7 +195,8 @@ typedef struct {
     tat_term_geom geom;
     int nthreads;                    /* threads the scratch was sized for                 */
     const float *Q, *K, *V, *T;      /* the q, k, v, target maps of the last forward      */
-    float *attn;                     /* n_blocks x N x N softmax weights                  */
+    float *attn;                     /* n_blocks x N x N softmax weights (materialised)   */
+    float *lse;                      /* n_blocks x N row log-sum-exp of S (streaming)     */
     float *resid;                    /* n_blocks x d x N: O - T                           */
     float *drow;                     /* n_blocks x N: (O_i - T_i) . O_i                   */
     float *kept;                     /* anchors: the pooled q, k, v blocks (else NULL)    */

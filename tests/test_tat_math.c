@@ -232,6 +232,7 @@ typedef struct {
     float patch_weight;
     int anchor_enabled, anchor_h, anchor_w;
     float anchor_weight;
+    int stream_tile; /* the terms' attention: 0 materialised, else streamed in tiles of this edge */
 } pipe_cfg;
 
 typedef struct {
@@ -287,6 +288,7 @@ static int pipe_setup(pipe_t *p, const pipe_cfg *c, const char *name)
     p->xs = falloc(ns);
     p->d_xs = falloc(ns);
     p->xt = falloc((size_t)c->B * c->Ct * c->H * c->W);
+    p->patch_geom.stream_tile = p->anchor_geom.stream_tile = c->stream_tile;
     if (c->patch_enabled) tat_term_init(&p->patch, &p->patch_geom);
     if (c->anchor_enabled) tat_term_init(&p->anchor, &p->anchor_geom);
     return 1;
@@ -410,10 +412,16 @@ static void fx_compare(const char *check, const fixture *fx, const char *ref_nam
            err, ref_max, rel, scale, tol);
 }
 
-static void run_fixture(const char *dir, const char *fname)
+/* stream_tile > 0: the same fixture through the streaming attention (checks named
+ * fixture_<name>_streaming<tile>_...). */
+static void run_fixture(const char *dir, const char *fixture_name, int stream_tile)
 {
-    char path[1024], check[256];
-    snprintf(path, sizeof path, "%s/%s.txt", dir, fname);
+    char path[1024], check[256], fname[160];
+    snprintf(path, sizeof path, "%s/%s.txt", dir, fixture_name);
+    if (stream_tile)
+        snprintf(fname, sizeof fname, "%s_streaming%d", fixture_name, stream_tile);
+    else
+        snprintf(fname, sizeof fname, "%s", fixture_name);
     fixture fx;
     snprintf(check, sizeof check, "fixture_%s_load", fname);
     if (!fx_load(&fx, path)) {
@@ -422,6 +430,8 @@ static void run_fixture(const char *dir, const char *fname)
     }
     int ok = 1;
     pipe_cfg c;
+    memset(&c, 0, sizeof c);
+    c.stream_tile = stream_tile;
     c.B = fx_int(&fx, "B", &ok);
     c.Cs = fx_int(&fx, "Cs", &ok);
     c.Ct = fx_int(&fx, "Ct", &ok);
@@ -1121,6 +1131,66 @@ static void test_pipeline(const char *tag, const pipe_cfg *cfg)
     pipe_free(&p);
 }
 
+/* max |a - b| / max |a| over the pair lists (one relative error for a set of tensors) */
+static double rel_err_set(const float *const *a, const float *const *b, const size_t *n, int count)
+{
+    double diff = 0, scale = 0;
+    for (int i = 0; i < count; i++) {
+        diff = fmax(diff, maxdiff_ff(a[i], b[i], n[i]));
+        scale = fmax(scale, maxabs_f(a[i], n[i]));
+    }
+    return scale > 0 ? diff / scale : INFINITY;
+}
+
+#define STREAM_TOL 1e-5
+
+/* The streaming attention (tiles of `tile`) against the materialised one on one pipeline with
+ * the same inputs and parameters: the loss and every gradient (the student map's; each
+ * embedding's weights, gammas and betas as one set) to STREAM_TOL relative. */
+static void test_streaming_equivalence(const char *tag, const pipe_cfg *cfg, int tile)
+{
+    char name[192];
+    pipe_cfg sc = *cfg;
+    pipe_t m, st;
+    sc.stream_tile = tile;
+    snprintf(name, sizeof name, "stream_%s_tile%d_equals_materialized", tag, tile);
+    if (!pipe_setup(&m, cfg, name)) return;
+    if (!pipe_setup(&st, &sc, name)) {
+        pipe_free(&m);
+        return;
+    }
+    pipe_randomize(&m, 1.0);
+    const pipe_cfg *c = &m.c;
+    size_t ns = (size_t)c->B * c->Cs * c->H * c->W, nt = (size_t)c->B * c->Ct * c->H * c->W;
+    memcpy(st.xs, m.xs, ns * sizeof(float));
+    memcpy(st.xt, m.xt, nt * sizeof(float));
+    tat_embedding *em[3] = {&m.q, &m.v, &m.k}, *es[3] = {&st.q, &st.v, &st.k};
+    int n_emb = c->key_learned ? 3 : 2;
+    for (int i = 0; i < n_emb; i++) {
+        size_t nw = (size_t)em[i]->out_c * em[i]->in_c * em[i]->ksize * em[i]->ksize;
+        memcpy(es[i]->weights, em[i]->weights, nw * sizeof(float));
+        memcpy(es[i]->scales, em[i]->scales, em[i]->out_c * sizeof(float));
+        memcpy(es[i]->biases, em[i]->biases, em[i]->out_c * sizeof(float));
+    }
+    double lm = pipe_forward_backward(&m), ls = pipe_forward_backward(&st);
+    double e_loss = fabs(ls - lm) / fabs(lm);
+    const float *a[1] = {m.d_xs}, *b[1] = {st.d_xs};
+    size_t n[3] = {ns};
+    double e_x = rel_err_set(a, b, n, 1), e_emb = 0;
+    for (int i = 0; i < n_emb; i++) {
+        const float *ga[3] = {em[i]->weight_grads, em[i]->scale_grads, em[i]->bias_grads};
+        const float *gb[3] = {es[i]->weight_grads, es[i]->scale_grads, es[i]->bias_grads};
+        size_t gn[3] = {(size_t)em[i]->out_c * em[i]->in_c * em[i]->ksize * em[i]->ksize,
+                        (size_t)em[i]->out_c, (size_t)em[i]->out_c};
+        e_emb = fmax(e_emb, rel_err_set(ga, gb, gn, 3));
+    }
+    report(lm > 0 && e_loss <= STREAM_TOL && e_x <= STREAM_TOL && e_emb <= STREAM_TOL, name,
+           "loss %.9g vs %.9g (rel %.3g); d_student rel %.3g; embedding grads rel %.3g; tol %g", ls,
+           lm, e_loss, e_x, e_emb, STREAM_TOL);
+    pipe_free(&m);
+    pipe_free(&st);
+}
+
 /* term backward accumulation directly on the map-level gradients */
 static void test_term_accumulation(void)
 {
@@ -1437,6 +1507,18 @@ static void test_fitnet(int B, int Cs, int Ct, int H, int W, int per_image)
     fitnet_free(&c);
 }
 
+/* The pipeline of a case of tests/tat_cases.h. */
+static pipe_cfg case_pipe_cfg(const tat_case *tc)
+{
+    pipe_cfg cfg = {.B = tc->batch, .Cs = tc->student_c, .Ct = tc->teacher_c, .H = tc->h, .W = tc->w,
+                    .ksize = tc->ksize, .key_learned = tc->key_learned, .per_image = tc->per_image,
+                    .patch_enabled = tc->grid_h > 0, .grid_h = tc->grid_h, .grid_w = tc->grid_w,
+                    .groups = tc->groups, .patch_weight = tat_case_patch_weight(tc),
+                    .anchor_enabled = tc->anchor_h > 0, .anchor_h = tc->anchor_h,
+                    .anchor_w = tc->anchor_w, .anchor_weight = tat_case_anchor_weight(tc)};
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -1449,7 +1531,9 @@ int main(int argc, char **argv)
     };
     test_info_lines = 1;
     srand(12345); /* tat_embedding_init's weights */
-    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) run_fixture(dir, fixtures[i]);
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) run_fixture(dir, fixtures[i], 0);
+    /* the streaming attention against the same PyTorch references, tiles leaving remainders */
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) run_fixture(dir, fixtures[i], 4);
 
     test_gemm();
     test_conv(1);
@@ -1473,12 +1557,7 @@ int main(int argc, char **argv)
     /* composed pipeline on odd shapes: every case of tests/tat_cases.h */
     for (int i = 0; i < TAT_NUM_CASES; i++) {
         const tat_case *tc = &tat_cases[i];
-        pipe_cfg cfg = {.B = tc->batch, .Cs = tc->student_c, .Ct = tc->teacher_c, .H = tc->h, .W = tc->w,
-                        .ksize = tc->ksize, .key_learned = tc->key_learned, .per_image = tc->per_image,
-                        .patch_enabled = tc->grid_h > 0, .grid_h = tc->grid_h, .grid_w = tc->grid_w,
-                        .groups = tc->groups, .patch_weight = tat_case_patch_weight(tc),
-                        .anchor_enabled = tc->anchor_h > 0, .anchor_h = tc->anchor_h,
-                        .anchor_w = tc->anchor_w, .anchor_weight = tat_case_anchor_weight(tc)};
+        pipe_cfg cfg = case_pipe_cfg(tc);
         /* The cases this test had before the table draw from the shared sequence, as they always
          * did; each later one from a seed of its own, and the shared sequence is put back, so
          * that adding a case changes no other check's random inputs. */
@@ -1486,6 +1565,22 @@ int main(int argc, char **argv)
         if (i >= PIPE_CASES_ON_SHARED_SEQUENCE) rng_seed(1000 + i);
         test_pipeline(tc->name, &cfg);
         if (i >= PIPE_CASES_ON_SHARED_SEQUENCE) rng_state = shared;
+    }
+    /* the same cases through the streaming attention: equal to the materialised form (tiles
+     * of 3 leave remainders on every shape; 64 is one tile on most, several on N = 323), and
+     * finite differences of its own gradients */
+    for (int i = 0; i < TAT_NUM_CASES; i++) {
+        const tat_case *tc = &tat_cases[i];
+        pipe_cfg cfg = case_pipe_cfg(tc);
+        char tag[160];
+        unsigned long long shared = rng_state; /* as above: the checks after keep their inputs */
+        rng_seed(2000 + i);
+        test_streaming_equivalence(tc->name, &cfg, 3);
+        test_streaming_equivalence(tc->name, &cfg, 64);
+        cfg.stream_tile = 3;
+        snprintf(tag, sizeof tag, "%s_streaming3", tc->name);
+        test_pipeline(tag, &cfg);
+        rng_state = shared;
     }
 
     /* baselines */
