@@ -7,6 +7,7 @@
 #include "blas.h"
 #include "cuda.h"
 #include "distill_common.h"
+#include "option_list.h"
 #include "tat.h"
 #ifdef GPU
 #include "tat_gpu.h"
@@ -65,14 +66,26 @@ static void read_embedding_options(const distill_cfg *c, tat_embedding_options *
     e->bn_per_image = distill_cfg_choice(c, "bn", "batch", "image");
 }
 
+static tat_attention_mode read_attention_mode(const distill_cfg *c)
+{
+    static const char *names[] = {"auto", "materialized", "streaming"};
+    char *s = option_find(c->options, "attention");
+    int i;
+    if (!s) return TAT_ATTENTION_AUTO;
+    for (i = 0; i < 3; ++i)
+        if (!strcmp(s, names[i])) return (tat_attention_mode)i;
+    distill_cfg_fail(c, "attention", "'%s' must be auto, materialized or streaming", s);
+}
+
 static layer parse_tat_distill(list *options, network *net, int index)
 {
     static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
-                                  "grid", "groups", "bn", "loss_weight", 0};
+                                  "grid", "groups", "bn", "attention", "loss_weight", 0};
     distill_cfg c = {options, net, index, TAT_DISTILL};
     tat_distill_options o;
     distill_cfg_check_fields(&c, known);
     read_embedding_options(&c, &o.emb);
+    o.attention = read_attention_mode(&c);
     distill_cfg_pair(&c, "grid", 1, &o.grid_h, &o.grid_w);
     o.groups = distill_cfg_int(&c, "groups", 1, 0);
     o.loss_weight = distill_cfg_loss_weight(&c);
@@ -82,7 +95,7 @@ static layer parse_tat_distill(list *options, network *net, int index)
 static layer parse_anchor_distill(list *options, network *net, int index)
 {
     static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
-                                  "bn", "embeddings", "anchors", "loss_weight", 0};
+                                  "bn", "embeddings", "anchors", "attention", "loss_weight", 0};
     distill_cfg c = {options, net, index, ANCHOR_DISTILL};
     anchor_distill_options o;
     memset(&o, 0, sizeof(o));
@@ -101,6 +114,7 @@ static layer parse_anchor_distill(list *options, network *net, int index)
         o.embeddings = DISTILL_UNSET;
         read_embedding_options(&c, &o.emb);
     }
+    o.attention = read_attention_mode(&c);
     if (!distill_cfg_has(&c, "anchors")) distill_cfg_fail(&c, "anchors", "missing (required)");
     distill_cfg_pair(&c, "anchors", 0, &o.anchor_h, &o.anchor_w);
     o.loss_weight = distill_cfg_loss_weight(&c);
@@ -145,9 +159,15 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
     }
 }
 
-/* The term's buffers, on the host or the device, once the geometry is known. */
-static void alloc_term(const network *net, tat_state *s)
+/* The term's buffers, on the host or the device, once the geometry is known, for the
+ * attention mode asked for. */
+static void alloc_term(const distill_cfg *c, const network *net, tat_state *s, tat_attention_mode mode)
 {
+    if (on_device() && mode == TAT_ATTENTION_STREAMING)
+        distill_cfg_fail(c, "attention", "streaming has no GPU version yet: use materialized or auto");
+    if (mode == TAT_ATTENTION_STREAMING ||
+        (mode == TAT_ATTENTION_AUTO && !on_device() && tat_term_prefers_streaming(&s->geom)))
+        s->geom.stream_tile = TAT_STREAM_TILE;
     if (!s->active) return;
 #ifdef GPU
     if (on_device()) {
@@ -162,9 +182,10 @@ static void alloc_term(const network *net, tat_state *s)
 static void print_layer_line(const layer *l, const char *what)
 {
     tat_state *s = state_of(l);
-    fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; %s; %zu params  %5.3f BFLOPs%s\n",
+    fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; %s; attention %s; %zu params  %5.3f BFLOPs%s\n",
             distill_layer_type_name(l->type), s->from, s->w, s->h, s->student_c, s->teacher_layer,
-            s->teacher_c, what, tat_params(l), tat_flops(l) / 1e9,
+            s->teacher_c, what, s->geom.stream_tile ? "streaming" : "materialized", tat_params(l),
+            tat_flops(l) / 1e9,
             s->active ? "" : "  (inactive: no teacher)");
 }
 
@@ -194,7 +215,7 @@ layer make_tat_distill_layer(network *net, int index, const tat_distill_options 
     if (err)
         distill_cfg_fail(&c, "groups", "%s (grid %d,%d = %d patches, groups %d)", err, o->grid_h,
                          o->grid_w, o->grid_h * o->grid_w, o->groups);
-    alloc_term(net, s);
+    alloc_term(&c, net, s, o->attention);
     snprintf(what, sizeof(what), "grid %d,%d groups %d, q/v %dx%d, key %s, bn %s", o->grid_h,
              o->grid_w, o->groups, s->ksize, s->ksize, s->key_learned ? "learned" : "identity",
              s->bn_per_image ? "image" : "batch");
@@ -248,7 +269,7 @@ layer make_anchor_distill_layer(network *net, int index, const anchor_distill_op
     if (err)
         distill_cfg_fail(&c, "anchors", "%s (anchors %d,%d, map %d x %d)", err, o->anchor_h, o->anchor_w,
                          s->w, s->h);
-    alloc_term(net, s);
+    alloc_term(&c, net, s, o->attention);
     snprintf(what, sizeof(what), "anchors %d,%d (%d positions), %s", o->anchor_h, o->anchor_w,
              s->geom.N, s->shared ? "shared embeddings" : "own embeddings");
     print_layer_line(&l, what);

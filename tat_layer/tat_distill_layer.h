@@ -28,8 +28,14 @@ typedef struct {
     int bn_per_image; /* 0: BatchNorm statistics over the batch, 1: per image */
 } tat_embedding_options;
 
+/* How a term computes its attention (the cfg's attention=): auto streams when the
+ * materialised matrices would exceed the math's memory budget (tat_term_prefers_streaming) and
+ * always materialises on a device (no CUDA streaming yet); streaming is refused on a device. */
+typedef enum { TAT_ATTENTION_AUTO, TAT_ATTENTION_MATERIALIZED, TAT_ATTENTION_STREAMING } tat_attention_mode;
+
 typedef struct {
     tat_embedding_options emb;
+    tat_attention_mode attention;
     int grid_h, grid_w, groups;
     float loss_weight;
 } tat_distill_options;
@@ -40,6 +46,7 @@ typedef struct {
        must equal the shared layer's, and emb's other fields are not used */
     int embeddings;
     tat_embedding_options emb;
+    tat_attention_mode attention;
     int anchor_h, anchor_w;
     float loss_weight;
 } anchor_distill_options;

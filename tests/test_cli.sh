@@ -106,6 +106,19 @@ teacher_channels=6
 grid=5,2'
 expect_error grid_larger_than_map "grid.cfg [tat_distill] grid larger" -- train grid.cfg
 
+student attention.cfg '[tat_distill]
+teacher_layer=1
+teacher_channels=6
+attention=fast'
+expect_error attention_mode_unknown "attention.cfg [tat_distill] attention 'fast' streaming" -- train attention.cfg
+
+student anchor_attention.cfg '[anchor_distill]
+teacher_layer=1
+teacher_channels=6
+anchors=2,2
+attention=tiled'
+expect_error anchor_attention_mode_unknown "anchor_attention.cfg [anchor_distill] attention 'tiled' materialized" -- train anchor_attention.cfg
+
 student anchors.cfg '[anchor_distill]
 teacher_layer=1
 teacher_channels=6

@@ -74,6 +74,18 @@ static const char *distill_b =
     "[anchor_distill]\nfrom=1\nteacher_layer=1\nteacher_channels=6\nsize=3\nkey=learned\nbn=image\n"
     "anchors=2,2\nloss_weight=0.5\n";
 
+/* The same sections with the attention streamed (one tile here: the tiling itself is
+   tests/test_tat_math.c's) */
+static const char *distill_a_streaming =
+    "[tat_distill]\nfrom=1\nteacher_layer=0\nteacher_channels=5\nsize=3\nkey=learned\n"
+    "grid=2,3\ngroups=3\nbn=image\nattention=streaming\nloss_weight=0.7\n"
+    "[anchor_distill]\nembeddings=-1\nanchors=2,3\nattention=streaming\nloss_weight=0.4\n";
+static const char *distill_b_streaming =
+    "[tat_distill]\nfrom=-2\nteacher_layer=-1\nteacher_channels=6\nsize=1\nkey=identity\n"
+    "grid=1,1\nbn=batch\nattention=streaming\nloss_weight=1.3\n"
+    "[anchor_distill]\nfrom=1\nteacher_layer=1\nteacher_channels=6\nsize=3\nkey=learned\nbn=image\n"
+    "anchors=2,2\nattention=streaming\nloss_weight=0.5\n";
+
 /* Train a few steps (so the embeddings move), save, load into a fresh network: the same
    distillation losses, and the same bytes when saved again. */
 static void weights_round_trip(void)
@@ -95,7 +107,7 @@ static layer make_tat(network *net, int index)
     static const tat_distill_options o = {
         .emb = {.from = 1, .teacher_layer = 0, .teacher_channels = 5, .ksize = 3, .key_learned = 1,
                 .bn_per_image = 1},
-        .grid_h = 2, .grid_w = 3, .groups = 3, .loss_weight = 0.7f};
+        .attention = TAT_ATTENTION_STREAMING, .grid_h = 2, .grid_w = 3, .groups = 3, .loss_weight = 0.7f};
     return make_tat_distill_layer(net, index, &o);
 }
 
@@ -115,6 +127,8 @@ int main(void)
     conv1x1_accumulates();
     fd_check("student_conv_weights_groups_learned_key_k3_per_image_shared_anchors", teacher_cfg, student_head, distill_a);
     fd_check("student_conv_weights_full_identity_k1_batch_own_anchors_learned_key", teacher_cfg, student_head, distill_b);
+    fd_check("streaming_student_conv_weights_groups_learned_key_k3_per_image_shared_anchors", teacher_cfg, student_head, distill_a_streaming);
+    fd_check("streaming_student_conv_weights_full_identity_k1_batch_own_anchors_learned_key", teacher_cfg, student_head, distill_b_streaming);
     {
         const char *tail = "[convolutional]\nfilters=2\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
                            "[avgpool]\n[softmax]\n";
@@ -126,7 +140,7 @@ int main(void)
     weights_round_trip();
     make_equals_parse("tat_distill", teacher_cfg, student_head,
                       "[tat_distill]\nfrom=1\nteacher_layer=0\nteacher_channels=5\nsize=3\nkey=learned\n"
-                      "grid=2,3\ngroups=3\nbn=image\nloss_weight=0.7\n", make_tat);
+                      "grid=2,3\ngroups=3\nbn=image\nattention=streaming\nloss_weight=0.7\n", make_tat);
     make_equals_parse("anchor_distill", teacher_cfg, student_head,
                       "[anchor_distill]\nfrom=-2\nteacher_layer=-1\nteacher_channels=6\nanchors=2,2\nloss_weight=0.5\n",
                       make_anchor);
