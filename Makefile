@@ -204,7 +204,7 @@ demo-seg:
 study:
 	scripts/study-fashion.sh
 
-# --- bench: not part of test. bench_tat links tat.c directly (the math the layers use, same
+# --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
 # flags as Darknet's build); bench_fashion links the BLAS and the stock-gemm libraries.
 BENCH_DIR = build/bench
 BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer
@@ -217,9 +217,9 @@ bench:
 	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
 	bench/run.sh $(BENCH_DIR)
 
-$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/tat.c tat_layer/tat.h
+$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/tat.c tat_layer/tat.h tat_layer/blas_core.c tat_layer/blas_core.h
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/tat.c -o $@ -lopenblas -lm -pthread
+	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/tat.c tat_layer/blas_core.c -o $@ -lopenblas -lm -pthread
 
 $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 	@mkdir -p $(@D)

@@ -9,6 +9,7 @@
  *   fashion <student_s> <teacher_fwd_s> <distill_s>
  *   train <teacher_img_per_s> <distill_img_per_s> <peak_rss_MiB>
  */
+#include "blas_core.h"
 #include "darknet.h"
 
 #include <stdio.h>
@@ -105,6 +106,7 @@ static double train_rate(network *net, int steps)
 
 int main(int argc, char **argv)
 {
+    blas_core_select(argv); /* the kernels darknet itself would run */
     if (argc != 4 || (strcmp(argv[1], "step") && strcmp(argv[1], "train"))) {
         fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>\n", argv[0]);
         return 2;

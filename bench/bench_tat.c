@@ -6,17 +6,23 @@
  * then the embedding backwards. Also measures the machine's sgemm peak, so the table can state
  * the achieved fraction of it.
  *
- * Output: one line per measurement, whitespace separated, read by bench/report.sh:
+ * Output: one line per measurement, whitespace separated, read by bench/run.sh:
+ *   blas <the start-up line of tat_layer/blas_core.h>
  *   peak <threads> <GFLOP/s>
  *   tat <setting> <batch> <threads> <ms/image> <GFLOP/image> <GFLOP/s> <ms emb> <ms attn>
- * usage: bench_tat [-t threads] [-r reps] [-s setting-name]
+ *   mem <setting> <peak RSS MiB> <MiB the terms added to it>
+ * usage: bench_tat [-t threads] [-r reps] [-s setting-name] [-n] [-b]
+ * The settings marked `alone` (the full one-to-all form at segmentation size) run only when
+ * named with -s, one per process, so that each peak RSS is its own.
  */
+#include "blas_core.h"
 #include "tat.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct {
@@ -25,6 +31,8 @@ typedef struct {
     int grid, groups;   /* patch-group term */
     int anchors;        /* anchor term (0: none) */
     float beta, gamma;  /* term weights */
+    int streaming;      /* the terms' attention streamed (1) or materialised (0) */
+    int alone;          /* run only when named (-s) */
 } setting;
 
 /* The segmentation maps are 129x129x256 (batch 8 in the paper; timed at batch 2 to fit the
@@ -36,7 +44,20 @@ static const setting settings[] = {
     {"coco-mnv2", 2, 256, 129, 129, 1, 1, 1, 16, 64, 32, 1.0f, 1.0f},
     /* ImageNet: batch 256 in the paper; 32 here, batch BatchNorm, one-to-all, identity key */
     {"imagenet", 32, 512, 7, 7, 3, 0, 0, 1, 1, 0, 1.0f, 0},
+    /* the full one-to-all form at segmentation size (N = 16641 positions per image), which the
+     * paper approximated with patch groups and anchors: streamed, and materialised for its
+     * memory (2 x 1.1 GB of attention kept, 1.1 GB per thread in the backward) */
+    {"full-streaming", 2, 256, 129, 129, 1, 1, 1, 1, 1, 0, 1.0f, 0, 1, 1},
+    {"full-materialized", 2, 256, 129, 129, 1, 1, 1, 1, 1, 0, 1.0f, 0, 0, 1},
 };
+
+/* Peak resident memory of this process so far, MiB. */
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
 
 static double now(void)
 {
@@ -84,8 +105,8 @@ static double flops_per_image(const setting *s, const tat_term *patch, const tat
         if (!terms[i]) continue;
         t = &terms[i]->geom;
         double blk = (double)t->N * t->N * t->d * (t->n_blocks / t->batch);
-        /* forward S and O; backward dV, dP, dQ (and dK) */
-        f += 4 * blk + 2 * blk * (3 + (s->key_learned ? 1 : 0));
+        /* forward S and O; backward dV, dP, dQ (and dK), streaming: S recomputed too */
+        f += 4 * blk + 2 * blk * (3 + (s->key_learned ? 1 : 0) + (t->stream_tile ? 1 : 0));
     }
     return f;
 }
@@ -116,6 +137,15 @@ static void run_setting(const setting *s, int threads, int reps)
         fprintf(stderr, "bench: the setting's geometry does not fit its map\n");
         exit(1);
     }
+    /* the embeddings' buffers touched once, so that what the terms add to the peak shows */
+    tat_embedding_forward(&q, student, ws, B, s->h, s->w, s->per_image);
+    tat_embedding_forward(&v, student, ws, B, s->h, s->w, s->per_image);
+    if (s->key_learned) tat_embedding_forward(&k, teacher, ws, B, s->h, s->w, s->per_image);
+    tat_embedding_backward(&q, d_student, student, ws, B, s->h, s->w, s->per_image);
+    tat_embedding_backward(&v, d_student, student, ws, B, s->h, s->w, s->per_image);
+    if (s->key_learned) tat_embedding_backward(&k, NULL, teacher, ws, B, s->h, s->w, s->per_image);
+    double rss_before_terms = peak_rss_mib();
+    geom.stream_tile = anchor_geom.stream_tile = s->streaming ? TAT_STREAM_TILE : 0;
     tat_term_init(&patch, &geom);
     if (s->anchors) tat_term_init(&anchor, &anchor_geom);
 
@@ -145,6 +175,7 @@ static void run_setting(const setting *s, int threads, int reps)
     double f = flops_per_image(s, &patch, s->anchors ? &anchor : NULL);
     printf("tat %s %d %d %.2f %.3f %.1f %.2f %.2f\n", s->name, B, threads, 1e3 * best / B, f * 1e-9,
            f * B / best * 1e-9, 1e3 * best_emb / B, 1e3 * best_att / B);
+    printf("mem %s %.0f %.0f\n", s->name, peak_rss_mib(), peak_rss_mib() - rss_before_terms);
     fflush(stdout);
 
     tat_term_free(&patch);
@@ -157,18 +188,27 @@ static void run_setting(const setting *s, int threads, int reps)
 
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 3, i, peak = 1;
+    int threads = 2, reps = 3, i, peak = 1, blas_only = 0;
     const char *only = NULL;
+    char line[512];
+    blas_core_select(argv);
     for (i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "-n")) peak = 0;
+        else if (!strcmp(argv[i], "-b")) blas_only = 1;
         else {
-            fprintf(stderr, "usage: %s [-t threads] [-r reps] [-s setting] [-n: no peak]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t threads] [-r reps] [-s setting] [-n: no peak] [-b: the BLAS line only]\n", argv[0]);
             return 2;
         }
     }
+    if (!only) {
+        blas_core_describe(line, sizeof(line));
+        printf("blas %s\n", line);
+        fflush(stdout);
+    }
+    if (blas_only) return 0;
     if (peak) {
         printf("peak 1 %.1f\n", sgemm_peak(1));
         printf("peak %d %.1f\n", threads, sgemm_peak(threads));
@@ -177,6 +217,7 @@ int main(int argc, char **argv)
     openblas_set_num_threads(threads);
     tat_set_num_threads(threads);
     for (i = 0; i < (int)(sizeof(settings) / sizeof(settings[0])); ++i)
-        if (!only || !strcmp(only, settings[i].name)) run_setting(&settings[i], threads, reps);
+        if (only ? !strcmp(only, settings[i].name) : !settings[i].alone)
+            run_setting(&settings[i], threads, reps);
     return 0;
 }
