@@ -1,6 +1,7 @@
 #include "distill_common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,15 +282,81 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
     exit(1);
 }
 
-const distill_blas distill_blas_cpu = {axpy_cpu, scal_cpu};
+static float *zeros_cpu(size_t n) { return distill_calloc(n, sizeof(float)); }
+static void release_cpu(float *x) { free(x); }
+const distill_blas distill_blas_cpu = {axpy_cpu, scal_cpu, adam_update_cpu, zeros_cpu, release_cpu};
 #ifdef GPU
-const distill_blas distill_blas_gpu = {axpy_gpu, scal_gpu};
+static float *zeros_gpu(size_t n) { return cuda_make_array(0, n); }
+const distill_blas distill_blas_gpu = {axpy_gpu, scal_gpu, adam_update_gpu, zeros_gpu, cuda_free};
 #endif
+
+/* Adam moments (m, v) of one embedding's weights, scales and biases, found by the embedding's
+   address: the embeddings live in the layers' states, which are never moved. Multi-GPU
+   replicas update from their own threads, hence the lock. */
+typedef struct adam_moments {
+    const tat_embedding *owner;
+    const distill_blas *blas;
+    float *m[3], *v[3];
+    struct adam_moments *next;
+} adam_moments;
+
+static adam_moments *all_moments;
+static pthread_mutex_t moments_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static adam_moments *moments_of(const tat_embedding *e, const distill_blas *b, const size_t counts[3])
+{
+    adam_moments *a;
+    int i;
+    pthread_mutex_lock(&moments_lock);
+    for (a = all_moments; a && a->owner != e; a = a->next) {}
+    if (!a) {
+        a = distill_calloc(1, sizeof(*a));
+        a->owner = e;
+        a->blas = b;
+        for (i = 0; i < 3; ++i) {
+            a->m[i] = b->zeros(counts[i]);
+            a->v[i] = b->zeros(counts[i]);
+        }
+        a->next = all_moments;
+        all_moments = a;
+    }
+    pthread_mutex_unlock(&moments_lock);
+    return a;
+}
+
+void distill_adam_forget(const tat_embedding *e)
+{
+    adam_moments **p, *a;
+    int i;
+    pthread_mutex_lock(&moments_lock);
+    for (p = &all_moments; *p && (*p)->owner != e; p = &(*p)->next) {}
+    a = *p;
+    if (a) *p = a->next;
+    pthread_mutex_unlock(&moments_lock);
+    if (!a) return;
+    for (i = 0; i < 3; ++i) {
+        a->blas->release(a->m[i]);
+        a->blas->release(a->v[i]);
+    }
+    free(a);
+}
 
 void distill_embedding_update(const tat_embedding *e, const distill_blas *b, update_args a,
                               float learning_rate)
 {
     int nw = e->out_c * e->in_c * e->ksize * e->ksize;
+    if (a.adam) {
+        float *params[3] = {e->weights, e->scales, e->biases};
+        float *grads[3] = {e->weight_grads, e->scale_grads, e->bias_grads};
+        size_t counts[3] = {(size_t)nw, (size_t)e->out_c, (size_t)e->out_c};
+        adam_moments *mo = moments_of(e, b, counts);
+        int i;
+        /* as Darknet's layers under Adam: every array, decay included */
+        for (i = 0; i < 3; ++i)
+            b->adam(params[i], grads[i], mo->m[i], mo->v[i], a.B1, a.B2, a.eps, a.decay,
+                    learning_rate, (int)counts[i], a.batch, a.t, a.decoupled_decay);
+        return;
+    }
     /* as Darknet's convolution with batch_normalize: decay on the weights only */
     b->axpy(e->out_c, learning_rate / a.batch, e->bias_grads, 1, e->biases, 1);
     b->scal(e->out_c, a.momentum, e->bias_grads, 1);

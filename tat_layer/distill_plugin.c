@@ -1,5 +1,7 @@
 #include "distill_plugin.h"
 
+#include <string.h>
+
 #include "fitnet_distill_layer.h"
 #include "kd_distill_layer.h"
 #include "network.h"
@@ -74,4 +76,50 @@ double distill_layer_flops(const layer *l)
 {
     const distill_type_ops *o = ops_of(l->type);
     return o->flops ? o->flops(l) : 0;
+}
+
+/* Floats a layer's record holds in a weights file, as load_weights_upto reads them; -1 for a
+   type whose record this does not know (recurrent and local layers): then no plan is made. */
+static long record_floats(const layer *l)
+{
+    long bn = l->batch_normalize && !l->dontloadscales ? 3 : 0, n = l->numload ? l->numload : l->n;
+    if (l->dontload) return 0;
+    if (is_distill_layer(l)) return (long)distill_layer_params(l);
+    switch (l->type) {
+    case CONVOLUTIONAL: return n + bn * n + (long)l->c / l->groups * n * l->size * l->size;
+    case DECONVOLUTIONAL: return l->n + bn * l->n + (long)l->nweights;
+    case CONNECTED: return l->outputs + bn * l->outputs + (long)l->outputs * l->inputs;
+    case BATCHNORM: return 3L * l->c;
+    case RNN: case GRU: case LSTM: case CRNN: case LOCAL: return -1;
+    default: return 0;
+    }
+}
+
+int skip_distill_weights(network *net, const char *filename, int start, int cutoff, long bytes)
+{
+    long full = 0, plain = 0, fits_plain = 0;
+    int i, end = net->n < cutoff ? net->n : cutoff, n_distill = 0, last_loaded = -1;
+    char skipped[512] = "";
+    for (i = start; i < end; ++i) {
+        long f = record_floats(&net->layers[i]);
+        if (f < 0) return 0;
+        full += 4 * f;
+        if (is_distill_layer(&net->layers[i])) {
+            if (f) ++n_distill;
+            continue;
+        }
+        plain += 4 * f;
+        if (f && plain == bytes) fits_plain = 1, last_loaded = i;
+    }
+    if (!n_distill || bytes == full || !fits_plain) return 0;
+    for (i = start; i < end; ++i) {
+        layer *l = &net->layers[i];
+        size_t used = strlen(skipped);
+        if (is_distill_layer(l) && record_floats(l) && used < sizeof(skipped) - 64)
+            snprintf(skipped + used, sizeof(skipped) - used, "%s%s (layer %d)", used ? ", " : "",
+                     distill_layer_type_name(l->type), i);
+    }
+    fprintf(stderr, "\n%s: weights of the network without its distillation sections (layers %d-%d); %s start%s from scratch\n",
+            filename, start, last_loaded, skipped, n_distill == 1 ? "s" : "");
+    return 1;
 }

@@ -26,6 +26,12 @@ void sync_distill_section(network **nets, int n, int j);
 #endif
 
 int is_distill_layer(const layer *l);
+/* Called by load_weights_upto (patch 0051) after the header, with the bytes left in the file:
+ * 1 when they fit layers start..cutoff-1 without the distillation layers (whole, or cut at a
+ * layer boundary) but not with them, i.e. a student's weights from before distillation; the
+ * loader then skips the distillation layers, which keep their initial values, and one line
+ * says so. 0 otherwise (the file loads as before). */
+int skip_distill_weights(network *net, const char *filename, int start, int cutoff, long bytes);
 /* Weighted loss of the last forward, averaged over images (0 when not distilling). */
 float distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */

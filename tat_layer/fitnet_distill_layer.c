@@ -173,6 +173,7 @@ static void free_fitnet_distill_layer(layer l)
 {
     fitnet_state *s = state_of(&l);
     if (!s) return;
+    distill_adam_forget(&s->projection);
     tat_embedding_free(&s->projection);
     free(s->diff);
     free(s);

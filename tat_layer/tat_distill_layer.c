@@ -379,6 +379,9 @@ static void tat_gpu_free_state(tat_state *s)
     struct tat_gpu_state *g = s->gpu;
     if (!g) return;
     if (s->owner) {
+        distill_adam_forget(&g->query);
+        distill_adam_forget(&g->value);
+        distill_adam_forget(&g->key);
         tat_gpu_embedding_free(&g->query);
         tat_gpu_embedding_free(&g->value);
         if (s->k) tat_gpu_embedding_free(&g->key);
@@ -667,6 +670,9 @@ static void free_tat_distill_layer(layer l)
     tat_gpu_free_state(s);
 #endif
     if (s->owner) {
+        distill_adam_forget(&s->query);
+        distill_adam_forget(&s->value);
+        distill_adam_forget(&s->key);
         tat_embedding_free(&s->query);
         tat_embedding_free(&s->value);
         if (s->key_learned) tat_embedding_free(&s->key);

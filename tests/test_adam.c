@@ -1,0 +1,176 @@
+/* Adam and AdamW (patch 0053) against torch.optim.Adam / AdamW (tests/reference/
+ * adam_reference.py): the same initial parameters and the same gradients for a few steps, then
+ * the parameters must agree to <= 1e-5 relative. Each learned array of each kind of layer is
+ * updated through the function training calls:
+ *   - [convolutional] with BatchNorm: weights, biases, scales (update_convolutional_layer);
+ *   - [connected]: weights, biases (update_connected_layer);
+ *   - a distillation embedding (conv + BN of [tat_distill] / [anchor_distill] / the
+ *     [fitnet_distill] projection): weights, scales, biases (distill_embedding_update, which
+ *     those layers' CPU and GPU updates call).
+ * Gradients are set as Darknet keeps them: the negative gradient summed over the batch. */
+/* the shared header's network helpers are not all used here */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "layer_test_helpers.h"
+
+#include "distill_common.h"
+
+#define STEPS 5
+#define BATCH 4
+#define MAX_ARRAYS 3
+
+typedef struct {
+    const char *name;
+    int decoupled;
+    int n_arrays;
+    float *params[MAX_ARRAYS], *grads[MAX_ARRAYS];
+    int counts[MAX_ARRAYS];
+    layer *l;          /* a Darknet layer: its own update */
+    tat_embedding *e;  /* an embedding: distill_embedding_update */
+} adam_case;
+
+static update_args args_at(const adam_case *c, int t)
+{
+    update_args a = {0};
+    a.batch = BATCH;
+    a.learning_rate = 0.01f;
+    a.decay = 0.05f; /* large, so that L2 vs decoupled decay matters */
+    a.adam = 1;
+    a.B1 = 0.9f;
+    a.B2 = 0.999f;
+    a.eps = 1e-8f;
+    a.t = t;
+    a.decoupled_decay = c->decoupled;
+    return a;
+}
+
+static int total(const adam_case *c)
+{
+    int i, n = 0;
+    for (i = 0; i < c->n_arrays; ++i) n += c->counts[i];
+    return n;
+}
+
+static void write_floats(const char *path, const float *x, size_t n, const char *mode)
+{
+    FILE *fp = fopen(path, mode);
+    fwrite(x, sizeof(float), n, fp);
+    fclose(fp);
+}
+
+/* Runs the case in Darknet; writes the torch inputs; returns the final parameters. */
+static float *run_case(adam_case *c)
+{
+    char path[600];
+    int n = total(c), t, i, k;
+    float *all = test_alloc(n * sizeof(float)), *g = test_alloc(n * sizeof(float));
+    FILE *fp;
+    update_args a = args_at(c, 1);
+    for (i = 0, k = 0; i < c->n_arrays; k += c->counts[i++])
+        memcpy(all + k, c->params[i], c->counts[i] * sizeof(float));
+    snprintf(path, sizeof path, "%s/%s.init.bin", dir, c->name);
+    write_floats(path, all, n, "wb");
+    snprintf(path, sizeof path, "%s/%s.txt", dir, c->name);
+    fp = fopen(path, "w");
+    fprintf(fp, "%d %d %.9g %.9g %.9g %.9g %.9g %d\n", n, STEPS, a.learning_rate, a.decay, a.B1,
+            a.B2, a.eps, c->decoupled);
+    fclose(fp);
+    snprintf(path, sizeof path, "%s/%s.grads.bin", dir, c->name);
+    for (t = 1; t <= STEPS; ++t) {
+        /* gradients of the mean loss, of varying size and sign */
+        for (i = 0; i < n; ++i) g[i] = (float)(rng_normal() * (0.1 + 0.3 * (i % 7)));
+        write_floats(path, g, n, t == 1 ? "wb" : "ab");
+        for (i = 0, k = 0; i < c->n_arrays; k += c->counts[i++]) {
+            int j;
+            for (j = 0; j < c->counts[i]; ++j) c->grads[i][j] = -BATCH * g[k + j];
+        }
+        a = args_at(c, t);
+        if (c->l) c->l->update(*c->l, a);
+        else distill_embedding_update(c->e, &distill_blas_cpu, a, a.learning_rate);
+    }
+    for (i = 0, k = 0; i < c->n_arrays; k += c->counts[i++])
+        memcpy(all + k, c->params[i], c->counts[i] * sizeof(float));
+    free(g);
+    return all;
+}
+
+static const char *conv_cfg =
+    "[net]\nbatch=4\nwidth=5\nheight=4\nchannels=3\nadam=1\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[connected]\noutput=5\nactivation=linear\n";
+
+int main(void)
+{
+    adam_case cases[6];
+    float *result[6];
+    network *nets[2];
+    tat_embedding emb[2];
+    char cmd[800];
+    int i, n_cases = 0;
+    if (!make_scratch_dir()) return 1;
+    rng_seed(11);
+    srand(5);
+    for (i = 0; i < 2; ++i) {
+        layer *conv, *fc;
+        adam_case *c;
+        nets[i] = parse_network_cfg(write_cfg(i ? "adamw.cfg" : "adam.cfg", conv_cfg));
+        conv = &nets[i]->layers[0];
+        fc = &nets[i]->layers[1];
+        /* BN scales away from 1 and biases away from 0, so decay acts on them too */
+        {
+            int j;
+            for (j = 0; j < conv->n; ++j) conv->scales[j] = 1 + 0.5f * urand(), conv->biases[j] = urand();
+            for (j = 0; j < fc->outputs; ++j) fc->biases[j] = urand();
+        }
+        c = &cases[n_cases++];
+        *c = (adam_case){i ? "conv_bn_adamw" : "conv_bn_adam", i, 3,
+                         {conv->weights, conv->biases, conv->scales},
+                         {conv->weight_updates, conv->bias_updates, conv->scale_updates},
+                         {conv->nweights, conv->n, conv->n}, conv, 0};
+        c = &cases[n_cases++];
+        *c = (adam_case){i ? "connected_adamw" : "connected_adam", i, 2,
+                         {fc->weights, fc->biases},
+                         {fc->weight_updates, fc->bias_updates},
+                         {fc->inputs * fc->outputs, fc->outputs}, fc, 0};
+        tat_embedding_init(&emb[i], 3, 4, 3);
+        {
+            int j;
+            for (j = 0; j < 4; ++j) emb[i].scales[j] = 1 + 0.5f * urand(), emb[i].biases[j] = urand();
+        }
+        c = &cases[n_cases++];
+        *c = (adam_case){i ? "embedding_adamw" : "embedding_adam", i, 3,
+                         {emb[i].weights, emb[i].scales, emb[i].biases},
+                         {emb[i].weight_grads, emb[i].scale_grads, emb[i].bias_grads},
+                         {4 * 3 * 3 * 3, 4, 4}, 0, &emb[i]};
+    }
+    for (i = 0; i < n_cases; ++i) result[i] = run_case(&cases[i]);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/reference/adam_reference.py '%s'", dir);
+    if (system(cmd)) {
+        report(0, "adam_reference", "%s failed", cmd);
+        return finish_layer_test();
+    }
+    for (i = 0; i < n_cases; ++i) {
+        char path[600], name[128];
+        int n = total(&cases[i]);
+        float *ref = test_alloc(n * sizeof(float));
+        FILE *fp;
+        size_t got;
+        double e;
+        snprintf(path, sizeof path, "%s/%s.torch.bin", dir, cases[i].name);
+        fp = fopen(path, "rb");
+        got = fp ? fread(ref, sizeof(float), n, fp) : 0;
+        if (fp) fclose(fp);
+        e = got == (size_t)n ? rel_err(result[i], ref, n) : INFINITY;
+        printf("INFO %s: %d parameters after %d steps, max |darknet - torch| / max |torch| = %.3g\n",
+               cases[i].name, n, STEPS, e);
+        snprintf(name, sizeof name, "%s_equals_torch_optim", cases[i].name);
+        check_err(name, e, 1e-5);
+        free(ref);
+        free(result[i]);
+    }
+    for (i = 0; i < 2; ++i) {
+        distill_adam_forget(&emb[i]);
+        tat_embedding_free(&emb[i]);
+        free_network(nets[i]);
+    }
+    return finish_layer_test();
+}
