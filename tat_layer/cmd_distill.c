@@ -349,7 +349,7 @@ void run_distill(int argc, char **argv)
         run_distill_segmenter(argc, argv);
     } else if (argc >= 6 && !strcmp(argv[2], "classifier") && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
-        check_data_file(argv[4]);
+        check_data_field_files(argv[4]);
         run_classifier(argc - 1, argv + 1);
     } else if (argc >= 3 && !strcmp(argv[2], "attention")) {
         run_distill_attention(argc, argv);

@@ -51,7 +51,9 @@ static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, 
 
 static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char *outdir)
 {
-    list *options = read_data_cfg(datacfg);
+    list *options;
+    check_data_field_files(datacfg);
+    options = read_data_cfg(datacfg);
     int classes = option_find_int_quiet(options, "classes", 80);
     char *valid_list = option_find_str(options, "valid", 0);
     char *masks = option_find_str(options, "masks", 0);

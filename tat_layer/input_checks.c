@@ -144,11 +144,20 @@ void free_data_options(list *options)
 char *need_field_file(list *options, const char *datacfg, const char *field, const char *def)
 {
     char *value = option_find(options, (char *)field);
-    char what[128];
+    char what[4200];
     if (!value && !def) return 0;
-    snprintf(what, sizeof(what), "%s=%s in %s", field, value ? "" : "(not given; Darknet's default)", datacfg);
+    snprintf(what, sizeof(what), "%s=%s in %.4000s", field, value ? "" : "(not given; Darknet's default)", datacfg);
     need_readable(value ? value : def, what);
     return value ? value : (char *)def;
+}
+
+void check_data_field_files(const char *datacfg)
+{
+    static const char *fields[] = {"train", "valid", "labels", "names", "tree", "map", 0};
+    list *options = read_data_file(datacfg);
+    int i;
+    for (i = 0; fields[i]; ++i) need_field_file(options, datacfg, fields[i], 0);
+    free_data_options(options);
 }
 
 int count_lines(const char *path)

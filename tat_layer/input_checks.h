@@ -35,6 +35,10 @@ void check_data_file(const char *datacfg);
    none when def is NULL) must be readable; returns its name (NULL: absent, no default). */
 char *need_field_file(list *options, const char *datacfg, const char *field, const char *def);
 
+/* The .data file is checked (check_data_file) and every file its fields train=, valid=,
+   labels=, names=, tree=, map= name, where given, must be readable. */
+void check_data_field_files(const char *datacfg);
+
 /* Lines in a text file, counted as Darknet's get_paths counts them (a label or path each). */
 int count_lines(const char *path);
 

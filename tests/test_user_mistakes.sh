@@ -120,6 +120,9 @@ expect_error classes_more_than_outputs "c12.data classes=12 student.cfg outputs 
 data tree.data backup 'tree=data/9k.tree
 '
 expect_error data_tree_missing "data/9k.tree tree= tree.data No such file" -- train tree.data student.cfg
+printf 'classes=10\nvalid=data/train.list\nlabels=data/lables.txt\n' > typo.data
+expect_error data_labels_missing_valid "data/lables.txt labels= typo.data No such file" -- \
+    "$DARKNET" distill classifier valid typo.data student.cfg backup/student.weights
 sed 's|^\[softmax\]|[softmax]\ntree=data/9k.tree|' teacher.cfg > treecfg.cfg
 expect_error cfg_tree_missing "treecfg.cfg [softmax] tree data/9k.tree No such file" -- \
     "$DARKNET" classifier valid ok.data treecfg.cfg
@@ -209,6 +212,9 @@ if "$seg_tool" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --t
     rm seg/train/masks/00002.png
     expect_check check_missing_mask '^seg/train/masks/00002.png: mask of seg/train/images/00002.png: cannot open' \
         seg.data segs.cfg
+    sed 's|^names=.*|names=seg/nmaes.txt|' seg.data > segnames.data
+    expect_error seg_valid_names_missing "seg/nmaes.txt names= segnames.data No such file" -- \
+        "$DARKNET" distill segmenter valid segnames.data segs.cfg backup/segs.weights
     sed 's|^backup=.*|backup=nope|' seg.data > segnb.data
     expect_error seg_backup_dir_missing "segnb.data backup nope No such file" -- \
         "$DARKNET" distill segmenter train segnb.data segs.cfg teacher.cfg backup/teacher.weights
