@@ -77,8 +77,8 @@ static void draw_panel(unsigned char *rgb, int stride, image im, const float *ma
 
 void run_distill_attention(int argc, char **argv)
 {
-    char *at = find_char_arg(argc, argv, "-at", 0);
-    char *layer_arg = find_char_arg(argc, argv, "-layer", 0);
+    char *at = option_value(argc, argv, "-at", "distill attention");
+    char *layer_arg = option_value(argc, argv, "-layer", "distill attention");
     int layer_index = -1;
     char *args[6];
     int nargs = 0, i, n, mh, mw, scale, panel_w, panel_h, total_w, *yx = 0;

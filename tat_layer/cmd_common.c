@@ -1,5 +1,5 @@
-/* What the `./darknet distill ...` subcommands share: file checks and the frozen teacher
-   attached to every student network parsed. */
+/* What the `./darknet distill ...` subcommands share: the frozen teacher attached to every
+   student network parsed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +12,18 @@ static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
 static int student_batch;      /* > 0: overrides the student cfg's batch */
 
-void need_readable(const char *path, const char *what)
+char *option_value(int argc, char **argv, const char *name, const char *command)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
-        exit(1);
+    char *value = find_char_arg(argc, argv, (char *)name, 0);
+    int i;
+    /* Darknet's find_char_arg leaves a trailing option without its value in argv */
+    for (i = 0; i < argc && argv[i]; ++i) {
+        if (!strcmp(argv[i], name)) {
+            fprintf(stderr, "%s: %s needs a value\n", command, name);
+            exit(1);
+        }
     }
-    fclose(fp);
+    return value;
 }
 
 /* parse_network_hook: every student network parsed (one per GPU replica, on that replica's

@@ -62,10 +62,11 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s distill classifier|segmenter train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
             "       %s distill classifier valid <data> <student.cfg> <student.weights>   (any `classifier` command)\n"
+            "       %s distill check <data> [cfg]   (reads every train and valid entry before a run)\n"
             "       %s distill segmenter valid <data> <cfg> <weights> [-out dir]   (mIoU, per-class IoU, pixel accuracy)\n"
             "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n"
             "       %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n",
-            prog, prog, prog, prog, prog);
+            prog, prog, prog, prog, prog, prog);
 }
 
 typedef struct {
@@ -87,12 +88,16 @@ static int is_distill_section(const char *line)
 /* task: "classifier" or "segmenter", whose Darknet training loop runs */
 static void train_distill(int argc, char **argv, const char *task)
 {
-    char *gpu_list = find_char_arg(argc, argv, "-gpus", 0);
-    char *seed = find_char_arg(argc, argv, "-seed", 0);
-    int clear = find_arg(argc, argv, "-clear");
-    int ngpus, nargs = 0, i;
-    int *gpus = read_intlist(gpu_list, &ngpus, gpu_index);
+    char command[64];
+    char *gpu_list, *seed;
+    int clear, ngpus, nargs = 0, i;
+    int *gpus;
     char *args[8];
+    snprintf(command, sizeof(command), "distill %s train", task);
+    gpu_list = option_value(argc, argv, "-gpus", command);
+    seed = option_value(argc, argv, "-seed", command);
+    clear = find_arg(argc, argv, "-clear");
+    gpus = read_intlist(gpu_list, &ngpus, gpu_index);
     for (i = 3; i < argc && argv[i]; ++i) {
         if (argv[i][0] == '-') {
             fprintf(stderr, "distill %s train: unknown option %s\n", task, argv[i]);
@@ -122,6 +127,18 @@ static void train_distill(int argc, char **argv, const char *task)
     need_readable(args[2], "the teacher cfg");
     need_readable(args[3], "the teacher weights");
     if (nargs > 4) need_readable(args[4], "the student weights");
+    /* the loop's saves must not replace an input (the student weights may: that is a resume) */
+    for (i = 0; i < 4; ++i) {
+        static const char *names[4] = {"the data file", "the student cfg", "the teacher cfg",
+                                       "the teacher weights"};
+        if (is_training_output(args[0], args[1], args[i])) {
+            fprintf(stderr, "%s: %s would be overwritten by the student's saves (backup= in %s, named after %s): choose another backup directory\n",
+                    args[i], names[i], args[0], args[1]);
+            exit(1);
+        }
+    }
+    /* the classifier loop checks its data itself (patch 0018), with the network's outputs */
+    if (!strcmp(task, "segmenter")) check_training_data(args[0], args[1], 0, 1);
     cfg_text student = read_cfg_text(args[1]);
     int distill_sections = 0;
     for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
@@ -225,36 +242,53 @@ static void remap_refs(const cfg_text *t, int layer, const char *val, char *out,
     }
 }
 
-static void write_atomically(const char *path, const char *tmp)
+/* Refuses, before anything is written, an output that is an input or the other output. */
+static void check_export_paths(char *cfgfile, char *weightfile, char *out_cfg, char *out_weights)
 {
-    if (rename(tmp, path)) {
-        fprintf(stderr, "%s: cannot write: %s\n", path, strerror(errno));
-        unlink(tmp);
-        exit(1);
+    char *const files[4] = {cfgfile, weightfile, out_cfg, out_weights};
+    static const char *names[4] = {"the student cfg", "the student weights", "the output cfg",
+                                   "the output weights"};
+    int out, other;
+    need_readable(cfgfile, names[0]);
+    need_readable(weightfile, names[1]);
+    for (out = 2; out < 4; ++out) {
+        char *dir = dir_of(files[out]), who[4200];
+        for (other = 0; other < out; ++other) {
+            if (same_file(files[out], files[other])) {
+                fprintf(stderr, "%s: %s is the same file as %s (%s): nothing written\n", files[out],
+                        names[out], names[other], files[other]);
+                exit(1);
+            }
+        }
+        snprintf(who, sizeof(who), "%.4000s (%s)", files[out], names[out]);
+        need_writable_dir(dir, who);
+        free(dir);
     }
 }
 
 static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char *out_weights)
 {
-    cfg_text t = read_cfg_text(cfgfile);
-    char tmp[4096];
+    cfg_text t;
+    size_t tmp_size = strlen(out_cfg) + 8;
+    char *tmp = distill_calloc(tmp_size, 1);
     FILE *fp;
     network *net;
     int i, kept = 0;
+    check_export_paths(cfgfile, weightfile, out_cfg, out_weights);
+    t = read_cfg_text(cfgfile);
     for (i = 0; i < t.n_lines; ++i)
         if (is_distill_section(t.lines[i]))
             t.dropped[t.section_of_line[i]] = 1;
 
-    /* weights first: loading also validates the cfg and the weights against each other */
+    /* weights first: loading also validates the cfg and the weights against each other;
+       save_weights writes through a temporary file itself (patch 0010) */
     net = load_network(cfgfile, weightfile, 0);
     for (i = 0; i < net->n; ++i)
         if (is_distill_layer(&net->layers[i])) net->layers[i].dontsave = 1;
         else ++kept;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", out_weights);
-    save_weights(net, tmp);
-    write_atomically(out_weights, tmp);
+    save_weights(net, out_weights);
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", out_cfg);
+    snprintf(tmp, tmp_size, "%s.tmp", out_cfg);
     fp = fopen(tmp, "w");
     if (!fp) {
         fprintf(stderr, "%s: cannot write: %s\n", tmp, strerror(errno));
@@ -280,12 +314,28 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
         }
         fprintf(fp, "%s\n", line);
     }
-    fclose(fp);
-    write_atomically(out_cfg, tmp);
+    if (fclose(fp) || rename(tmp, out_cfg)) {
+        fprintf(stderr, "%s: cannot write: %s\n", out_cfg, strerror(errno));
+        unlink(tmp);
+        exit(1);
+    }
+    free(tmp);
     fprintf(stderr, "exported %s + %s: %d layers, the distillation layers removed\n", out_cfg,
             out_weights, kept);
     free_network(net);
     free_cfg_text(&t);
+}
+
+/* Darknet's `classifier` verbs (run_classifier ignores any other one and exits 0). */
+static int is_classifier_verb(const char *verb)
+{
+    static const char *verbs[] = {"predict", "fout", "try", "train", "demo", "gun", "threat",
+                                  "test", "csv", "label", "valid", "validmulti", "valid10",
+                                  "validcrop", "validfull", 0};
+    int i;
+    for (i = 0; verbs[i]; ++i)
+        if (!strcmp(verb, verbs[i])) return 1;
+    return 0;
 }
 
 void run_distill(int argc, char **argv)
@@ -297,13 +347,20 @@ void run_distill(int argc, char **argv)
         train_distill(argc - 1, argv + 1, "segmenter");
     } else if (argc >= 3 && !strcmp(argv[2], "segmenter")) {
         run_distill_segmenter(argc, argv);
-    } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
+    } else if (argc >= 6 && !strcmp(argv[2], "classifier") && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
+        check_data_field_files(argv[4]);
         run_classifier(argc - 1, argv + 1);
     } else if (argc >= 3 && !strcmp(argv[2], "attention")) {
         run_distill_attention(argc, argv);
     } else if (argc == 7 && !strcmp(argv[2], "export")) {
         export_student(argv[3], argv[4], argv[5], argv[6]);
+    } else if (argc >= 3 && !strcmp(argv[2], "check")) {
+        run_distill_check(argc, argv);
+    } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
+        fprintf(stderr, "usage: %s distill classifier train|valid|predict|test|... <data> <cfg> [weights] (%s distill: all commands)\n",
+                argv[0], argv[0]);
+        exit(1);
     } else {
         usage(argv[0]);
         exit(1);

@@ -14,7 +14,7 @@
 #include "seg_metrics.h"
 
 /* A fixed colour per class (Pascal VOC's bit-interleaved palette: class 0 black). */
-static void class_colour(int c, float rgb[3])
+static void class_colour(int c, unsigned char rgb[3])
 {
     int r = 0, g = 0, b = 0, bit;
     for (bit = 7; bit >= 0 && c; --bit, c >>= 3) {
@@ -22,34 +22,38 @@ static void class_colour(int c, float rgb[3])
         g |= ((c >> 1) & 1) << bit;
         b |= ((c >> 2) & 1) << bit;
     }
-    rgb[0] = r / 255.f;
-    rgb[1] = g / 255.f;
-    rgb[2] = b / 255.f;
+    rgb[0] = (unsigned char)r;
+    rgb[1] = (unsigned char)g;
+    rgb[2] = (unsigned char)b;
 }
 
+/* Written with stb directly (Darknet's save_image formats the name into 256 bytes). */
 static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, const char *path)
 {
     const char *base = strrchr(path, '/');
-    char name[4096];
-    image im = make_image(w, h, 3);
-    int i, k;
-    size_t len;
+    size_t len, size;
+    char *name;
+    unsigned char *rgb = distill_calloc((size_t)w * h * 3, 1);
+    int i;
     base = base ? base + 1 : path;
     len = strcspn(base, ".");
-    for (i = 0; i < w * h; ++i) {
-        float rgb[3];
-        class_colour(pred[i], rgb);
-        for (k = 0; k < 3; ++k) im.data[k * w * h + i] = rgb[k];
+    size = strlen(dir) + len + 6;
+    name = distill_calloc(size, 1);
+    for (i = 0; i < w * h; ++i) class_colour(pred[i], rgb + 3 * i);
+    snprintf(name, size, "%s/%.*s.png", dir, (int)len, base);
+    if (!stbi_write_png(name, w, h, 3, rgb, w * 3)) {
+        fprintf(stderr, "%s: cannot write the coloured prediction of %s (-out %s)\n", name, path, dir);
+        exit(1);
     }
-    /* save_image_options appends ".png" */
-    snprintf(name, sizeof(name), "%s/%.*s", dir, (int)len, base);
-    save_image_options(im, name, PNG, 0);
-    free_image(im);
+    free(name);
+    free(rgb);
 }
 
 static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char *outdir)
 {
-    list *options = read_data_cfg(datacfg);
+    list *options;
+    check_data_field_files(datacfg);
+    options = read_data_cfg(datacfg);
     int classes = option_find_int_quiet(options, "classes", 80);
     char *valid_list = option_find_str(options, "valid", 0);
     char *masks = option_find_str(options, "masks", 0);
@@ -107,9 +111,12 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
                 datacfg, classes, cfgfile, net->outputs, ow, oh, out.c);
         exit(1);
     }
-    if (outdir && mkdir(outdir, 0755) && errno != EEXIST) {
-        fprintf(stderr, "%s: cannot create: %s\n", outdir, strerror(errno));
-        exit(1);
+    if (outdir) {
+        if (mkdir(outdir, 0755) && errno != EEXIST) {
+            fprintf(stderr, "distill segmenter valid -out %s: cannot create: %s\n", outdir, strerror(errno));
+            exit(1);
+        }
+        need_writable_dir(outdir, "distill segmenter valid -out");
     }
     conf = distill_calloc((size_t)classes * classes, sizeof(int64_t));
     iou = distill_calloc(classes, sizeof(double));
@@ -162,7 +169,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
 void run_distill_segmenter(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[3], "valid")) {
-        char *outdir = find_char_arg(argc, argv, "-out", 0);
+        char *outdir = option_value(argc, argv, "-out", "distill segmenter valid");
         char *args[3];
         int i, nargs = 0;
         for (i = 4; i < argc && argv[i]; ++i) {
@@ -181,8 +188,12 @@ void run_distill_segmenter(int argc, char **argv)
             exit(1);
         }
         valid_segmenter(args[0], args[1], args[2], outdir);
-    } else {
+    } else if (argc >= 6 && (!strcmp(argv[3], "test") || !strcmp(argv[3], "demo"))) {
         /* test and demo need no teacher: the distillation layers are inert without one */
         run_segmenter(argc - 1, argv + 1);
+    } else {
+        fprintf(stderr, "usage: %s distill segmenter train|valid|test|demo <data> <cfg> ... (%s distill: all commands)\n",
+                argv[0], argv[0]);
+        exit(1);
     }
 }

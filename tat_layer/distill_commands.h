@@ -5,6 +5,7 @@
  * executable only) and what they share (cmd_common.c).
  */
 #include "darknet.h"
+#include "input_checks.h"
 
 /* ---- subcommands -------------------------------------------------------------------------- */
 /* darknet distill ... (called from Darknet's main, patch 0008); dispatches to the others */
@@ -13,10 +14,13 @@ void run_distill(int argc, char **argv);
 void run_distill_segmenter(int argc, char **argv);
 /* darknet distill attention ... (cmd_attention.c) */
 void run_distill_attention(int argc, char **argv);
+/* darknet distill check <data> [cfg] (cmd_check.c) */
+void run_distill_check(int argc, char **argv);
 
 /* ---- shared by the subcommands (cmd_common.c) --------------------------------------------- */
-/* Exits with one line naming the file when it cannot be read. */
-void need_readable(const char *path, const char *what);
+/* The value of option `name` (removed from argv with it), or NULL when absent; exits with
+ * "<command>: <name> needs a value" when it is the last argument. */
+char *option_value(int argc, char **argv, const char *name, const char *command);
 /* From now on every student network parsed (one per GPU replica in training) gets its own
  * frozen teacher (cfg + weights, all layers checked), parsed with the student's batch;
  * student_batch > 0 overrides the student cfg's batch. */
@@ -33,5 +37,9 @@ void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, 
 void run_segmenter(int argc, char **argv);
 /* stb_image_write, compiled into Darknet's image.c; called directly to see its status */
 int stbi_write_png(char const *filename, int w, int h, int comp, const void *data, int stride_in_bytes);
+/* stb_image, compiled into Darknet's image.c: decoding without Darknet's exit on failure */
+unsigned char *stbi_load(char const *filename, int *x, int *y, int *comp, int req_comp);
+const char *stbi_failure_reason(void);
+void stbi_image_free(void *retval_from_stbi_load);
 
 #endif

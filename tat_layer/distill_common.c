@@ -87,8 +87,9 @@ LAYER_TYPE distill_layer_type_of_section(const char *section)
 void distill_cfg_fail(const distill_cfg *c, const char *field, const char *fmt, ...)
 {
     va_list ap;
-    /* Darknet has printed this layer's index without a newline: start a line of our own */
-    fprintf(stderr, "\n%s: [%s] (layer %d) %s: ", c->net->cfgfile ? c->net->cfgfile : "cfg",
+    /* Darknet has printed this layer's index without a newline: the message completes that
+       row of the layer table (patch 0022) */
+    fprintf(stderr, "%s: [%s] (layer %d) %s: ", c->net->cfgfile ? c->net->cfgfile : "cfg",
             distill_layer_type_name(c->type), c->index, field);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -120,6 +121,9 @@ int distill_cfg_has(const distill_cfg *c, const char *field)
     return option_find(c->options, (char *)field) != 0;
 }
 
+#define CFG_INT_LIMIT 1000000000 /* beyond any layer index, channel count or grid */
+
+/* 1: an integer; 0: not an integer; -1: an integer beyond +-CFG_INT_LIMIT. */
 static int parse_int_text(const char *s, int *out)
 {
     char *end;
@@ -127,9 +131,17 @@ static int parse_int_text(const char *s, int *out)
     errno = 0;
     v = strtol(s, &end, 10);
     while (*end == ' ' || *end == '\t') ++end;
-    if (errno || end == s || *end || v < -1000000000L || v > 1000000000L) return 0;
+    if (end == s || *end) return 0;
+    if (errno || v < -CFG_INT_LIMIT || v > CFG_INT_LIMIT) return -1;
     *out = (int)v;
     return 1;
+}
+
+static void int_or_fail(const distill_cfg *c, const char *field, const char *text, int *out)
+{
+    int parsed = parse_int_text(text, out);
+    if (parsed == 0) distill_cfg_fail(c, field, "'%s' is not an integer", text);
+    if (parsed < 0) distill_cfg_fail(c, field, "%s is out of range (-%d..%d)", text, CFG_INT_LIMIT, CFG_INT_LIMIT);
 }
 
 int distill_cfg_int(const distill_cfg *c, const char *field, int def, int required)
@@ -140,7 +152,7 @@ int distill_cfg_int(const distill_cfg *c, const char *field, int def, int requir
         if (required) distill_cfg_fail(c, field, "missing (required)");
         return def;
     }
-    if (!parse_int_text(s, &v)) distill_cfg_fail(c, field, "'%s' is not an integer", s);
+    int_or_fail(c, field, s, &v);
     return v;
 }
 
@@ -167,6 +179,8 @@ void distill_cfg_pair(const distill_cfg *c, const char *field, int def, int *a, 
     first[comma - s] = 0;
     if (!parse_int_text(first, a) || !parse_int_text(comma + 1, b))
         distill_cfg_fail(c, field, "'%s' is not rows,cols", s);
+    int_or_fail(c, field, first, a);
+    int_or_fail(c, field, comma + 1, b);
 }
 
 int distill_cfg_choice(const distill_cfg *c, const char *field, const char *zero, const char *one)

@@ -191,31 +191,45 @@ void seg_labels_to_onehot(const uint8_t *labels, long n, int classes, float *out
         if (labels[i] < classes) out[labels[i] * n + i] = 1;
 }
 
-uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
-                               int ih, int classes)
+uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext, int iw, int ih,
+                       int classes, char *err, size_t err_size)
 {
-    char path[4096], err[512];
+    char path[4096], why[512];
     int mw, mh;
     long bad;
     uint8_t *mask;
-    if (seg_mask_path(image_path, rule, ext, path, sizeof(path), err, sizeof(err))) {
-        fprintf(stderr, "%s: no mask path: %s\n", image_path, err);
-        exit(1);
+    if (seg_mask_path(image_path, rule, ext, path, sizeof(path), why, sizeof(why))) {
+        snprintf(err, err_size, "%s: no mask path: %s", image_path, why);
+        return 0;
     }
-    mask = seg_read_png_mask(path, &mw, &mh, err, sizeof(err));
+    mask = seg_read_png_mask(path, &mw, &mh, why, sizeof(why));
     if (!mask) {
-        fprintf(stderr, "%s: mask of %s: %s\n", path, image_path, err);
-        exit(1);
+        snprintf(err, err_size, "%s: mask of %s: %s", path, image_path, why);
+        return 0;
     }
     if (mw != iw || mh != ih) {
-        fprintf(stderr, "%s: mask is %d x %d, but its image %s is %d x %d\n", path, mw, mh,
-                image_path, iw, ih);
-        exit(1);
+        snprintf(err, err_size, "%s: mask is %d x %d, but its image %s is %d x %d", path, mw, mh,
+                 image_path, iw, ih);
+        free(mask);
+        return 0;
     }
     bad = seg_find_bad_label(mask, (long)mw * mh, classes);
     if (bad >= 0) {
-        fprintf(stderr, "%s: class %d at pixel (%ld, %ld), but classes=%d (255 = ignore)\n", path,
-                mask[bad], bad % mw, bad / mw, classes);
+        snprintf(err, err_size, "%s: class %d at pixel (%ld, %ld), but classes=%d (255 = ignore)",
+                 path, mask[bad], bad % mw, bad / mw, classes);
+        free(mask);
+        return 0;
+    }
+    return mask;
+}
+
+uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
+                               int ih, int classes)
+{
+    char err[5000];
+    uint8_t *mask = seg_load_mask(image_path, rule, ext, iw, ih, classes, err, sizeof(err));
+    if (!mask) {
+        fprintf(stderr, "%s\n", err);
         exit(1);
     }
     return mask;

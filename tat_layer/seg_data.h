@@ -43,7 +43,10 @@ void seg_flip_labels(uint8_t *labels, int w, int h);
 void seg_labels_to_onehot(const uint8_t *labels, long n, int classes, float *out);
 
 /* Loads the mask of an image: checks it exists, decodes, has the image's size (iw x ih) and
-   valid labels; otherwise one line naming the file on stderr and exit(1). */
+   valid labels; otherwise NULL with one line naming the file in err. */
+uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext, int iw, int ih,
+                       int classes, char *err, size_t err_size);
+/* The same, with that line on stderr and exit(1) instead of NULL. */
 uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
                                int ih, int classes);
 

@@ -1,0 +1,151 @@
+/* `./darknet distill check <data> [cfg]`: every train and valid entry of a .data file read
+   before a run (a bad image is otherwise found only when the loader draws it, possibly hours
+   in): the image decodes; for classification exactly one label is found in its path (Darknet's
+   substring rule); for segmentation (masks=) its mask exists, decodes, has the image's size and
+   valid classes. With a cfg, classes is checked against the network's outputs too. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "darknet.h"
+#include "distill_commands.h"
+#include "list.h"
+#include "option_list.h"
+#include "seg_data.h"
+
+#define PROBLEMS_SHOWN 20 /* problem lines printed; the rest are counted */
+#define PROGRESS_EVERY 1000
+
+static int problems;
+
+static void problem(const char *fmt, ...)
+{
+    va_list ap;
+    if (problems++ >= PROBLEMS_SHOWN) return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}
+
+typedef struct {
+    int classes;
+    char **labels; /* classification: `classes` labels */
+    char *masks;   /* segmentation: the mask path rule, else NULL */
+    char *mask_ext;
+} data_rules;
+
+static void check_entry(const char *path, const char *list_file, const data_rules *r)
+{
+    int w, h, c, i, found = 0;
+    unsigned char *pixels = stbi_load(path, &w, &h, &c, 0);
+    if (!pixels) {
+        problem("%s: cannot load image (%s), listed in %s", path, stbi_failure_reason(), list_file);
+        return;
+    }
+    stbi_image_free(pixels);
+    if (r->masks) {
+        char err[5000];
+        uint8_t *mask = seg_load_mask(path, r->masks, r->mask_ext, w, h, r->classes, err, sizeof(err));
+        if (!mask) problem("%s", err);
+        free(mask);
+        return;
+    }
+    for (i = 0; i < r->classes; ++i) found += strstr(path, r->labels[i]) != 0;
+    if (found != 1)
+        problem("%s: %d labels found in the path (listed in %s): each path must contain exactly one of the %d labels",
+                path, found, list_file, r->classes);
+}
+
+/* Returns the number of entries checked. */
+static int check_list(list *options, const char *datacfg, const char *field, const data_rules *r)
+{
+    char *list_file = need_field_file(options, datacfg, field, 0);
+    list *plist;
+    char **paths;
+    int i, n;
+    if (!list_file) return 0;
+    plist = get_paths(list_file);
+    paths = (char **)list_to_array(plist);
+    n = plist->size;
+    if (n == 0) problem("%s: no entries (%s= in %s)", list_file, field, datacfg);
+    for (i = 0; i < n; ++i) {
+        check_entry(paths[i], list_file, r);
+        if ((i + 1) % PROGRESS_EVERY == 0 || i + 1 == n)
+            fprintf(stderr, "check: %s %d/%d entries, %d problems so far\n", field, i + 1, n, problems);
+    }
+    free_ptrs((void **)paths, n);
+    free_list(plist);
+    return n;
+}
+
+/* parse_network_hook: the outputs per image do not depend on the batch; a cfg's training batch
+   could take gigabytes */
+static void batch_of_one(network *net) { net->batch = 1; }
+
+static void check_against_network(const char *cfgfile, const char *datacfg, const data_rules *r)
+{
+    network *net;
+    int per_image;
+    need_readable(cfgfile, "the cfg");
+    parse_network_hook = batch_of_one;
+    net = parse_network_cfg((char *)cfgfile);
+    parse_network_hook = 0;
+    if (r->masks) {
+        image out = get_network_image(net); /* the last layer with a spatial size */
+        per_image = out.w * out.h * r->classes;
+    } else {
+        per_image = r->classes;
+    }
+    if (net->outputs != per_image)
+        problem("%s: classes=%d, but %s outputs %d values per image (%s expects %d)", datacfg,
+                r->classes, cfgfile, net->outputs, r->masks ? "a mask" : "a label", per_image);
+    free_network(net);
+}
+
+void run_distill_check(int argc, char **argv)
+{
+    list *options;
+    data_rules r = {0};
+    int n_train, n_valid;
+    char *labels_file = 0;
+    if (argc < 4 || argc > 5) {
+        fprintf(stderr, "usage: %s distill check <data> [cfg]\n", argv[0]);
+        exit(1);
+    }
+    check_data_file(argv[3]);
+    options = read_data_cfg(argv[3]);
+    r.masks = option_find(options, "masks");
+    r.mask_ext = option_find(options, "mask_ext");
+    if (!r.mask_ext) r.mask_ext = ".png";
+    r.classes = option_find_int_quiet(options, "classes", r.masks ? 80 : 2);
+    if (r.classes < 1 || (r.masks && r.classes > 255)) {
+        fprintf(stderr, "%s: classes=%d: must be 1..%d\n", argv[3], r.classes, r.masks ? 255 : 1 << 30);
+        exit(1);
+    }
+    if (!r.masks) {
+        int n_labels;
+        labels_file = need_field_file(options, argv[3], "labels", "data/labels.list");
+        n_labels = count_lines(labels_file);
+        if (n_labels != r.classes) {
+            fprintf(stderr, "%s: %d labels (lines), but classes=%d in %s\n", labels_file, n_labels,
+                    r.classes, argv[3]);
+            exit(1);
+        }
+        r.labels = get_labels(labels_file);
+    }
+    if (!option_find(options, "train") && !option_find(options, "valid")) {
+        fprintf(stderr, "%s: neither train= nor valid=: nothing to check\n", argv[3]);
+        exit(1);
+    }
+    if (argc == 5) check_against_network(argv[4], argv[3], &r);
+    n_train = check_list(options, argv[3], "train", &r);
+    n_valid = check_list(options, argv[3], "valid", &r);
+    if (problems > PROBLEMS_SHOWN) fprintf(stderr, "... and %d more\n", problems - PROBLEMS_SHOWN);
+    printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train,
+           n_valid, r.masks ? "images and masks" : "images and labels", problems);
+    if (r.labels) free_ptrs((void **)r.labels, r.classes);
+    free_data_options(options);
+    exit(problems ? 1 : 0);
+}

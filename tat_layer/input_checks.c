@@ -1,0 +1,236 @@
+#include "input_checks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "distill_common.h"
+#include "list.h"
+#include "option_list.h"
+#include "utils.h"
+
+void need_readable(const char *path, const char *what)
+{
+    struct stat st;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
+        exit(1);
+    }
+    if (fstat(fileno(fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: %s is %s, not a file\n", path, what,
+                S_ISDIR(st.st_mode) ? "a directory" : "a device or a pipe");
+        exit(1);
+    }
+    fclose(fp);
+}
+
+void need_writable_dir(const char *dir, const char *who)
+{
+    size_t size = strlen(dir) + 64;
+    char *probe = distill_calloc(size, 1);
+    int fd;
+    snprintf(probe, size, "%s/.darknet-write-probe-%ld", dir, (long)getpid());
+    fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, "", 1) != 1) {
+        fprintf(stderr, "%s: cannot create a file in %s: %s\n", who, dir, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(probe);
+        }
+        exit(1);
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+}
+
+char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+    if (!slash) return distill_strdup(".");
+    if (slash == path) return distill_strdup("/");
+    d = distill_strdup(path);
+    d[slash - path] = 0;
+    return d;
+}
+
+static const char *name_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* realpath of the directory part + "/" + the last name, or NULL when the directory does not
+   resolve. The last name is kept as written: it may not exist yet. */
+static char *canonical_path(const char *path)
+{
+    char *dir = dir_of(path), *resolved = realpath(dir, 0), *out = 0;
+    if (resolved) {
+        size_t size = strlen(resolved) + strlen(name_of(path)) + 2;
+        out = distill_calloc(size, 1);
+        snprintf(out, size, "%s/%s", resolved, name_of(path));
+        free(resolved);
+    }
+    free(dir);
+    return out;
+}
+
+int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    char *ca, *cb;
+    int same;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    ca = canonical_path(a);
+    cb = canonical_path(b);
+    same = ca && cb && !strcmp(ca, cb);
+    free(ca);
+    free(cb);
+    return same;
+}
+
+void check_data_file(const char *datacfg)
+{
+    FILE *fp;
+    char *line = 0;
+    size_t cap = 0;
+    ssize_t len;
+    int number = 0;
+    need_readable(datacfg, "the data file");
+    fp = fopen(datacfg, "rb");
+    while ((len = getline(&line, &cap, fp)) > 0) {
+        char *s = line;
+        ++number;
+        if (memchr(line, 0, len)) {
+            fprintf(stderr, "%s:%d: binary content: not a .data file of key=value lines\n", datacfg, number);
+            exit(1);
+        }
+        while (*s == ' ' || *s == '\t') ++s;
+        if (!*s || *s == '\n' || *s == '\r' || *s == '#' || *s == ';') continue;
+        if (!strchr(s, '=')) {
+            s[strcspn(s, "\r\n")] = 0;
+            fprintf(stderr, "%s:%d: '%.60s' is not key=value: not a .data file\n", datacfg, number, s);
+            exit(1);
+        }
+    }
+    free(line);
+    fclose(fp);
+}
+
+static list *read_data_file(const char *datacfg)
+{
+    check_data_file(datacfg);
+    return read_data_cfg((char *)datacfg);
+}
+
+/* Darknet's data options: each key is the start of its line, which holds the value too. */
+void free_data_options(list *options)
+{
+    node *n;
+    for (n = options->front; n; n = n->next) {
+        free(((kvp *)n->val)->key);
+        free(n->val);
+    }
+    free_list(options);
+}
+
+char *need_field_file(list *options, const char *datacfg, const char *field, const char *def)
+{
+    char *value = option_find(options, (char *)field);
+    char what[4200];
+    if (!value && !def) return 0;
+    snprintf(what, sizeof(what), "%s=%s in %.4000s", field, value ? "" : "(not given; Darknet's default)", datacfg);
+    need_readable(value ? value : def, what);
+    return value ? value : (char *)def;
+}
+
+void check_data_field_files(const char *datacfg)
+{
+    static const char *fields[] = {"train", "valid", "labels", "names", "tree", "map", 0};
+    list *options = read_data_file(datacfg);
+    int i;
+    for (i = 0; fields[i]; ++i) need_field_file(options, datacfg, fields[i], 0);
+    free_data_options(options);
+}
+
+int count_lines(const char *path)
+{
+    list *lines = get_paths((char *)path);
+    int n = lines->size;
+    free_list_contents(lines);
+    free_list(lines);
+    return n;
+}
+
+void check_training_data(const char *datacfg, const char *cfgfile, const network *net,
+                         int segmentation)
+{
+    list *options = read_data_file(datacfg);
+    int classes = option_find_int_quiet(options, "classes", segmentation ? 80 : 2);
+    char *backup = option_find(options, "backup"), *base = basecfg((char *)cfgfile);
+    char who[512];
+    size_t longest;
+    if (classes < 1) {
+        fprintf(stderr, "%s: classes=%d: must be at least 1\n", datacfg, classes);
+        exit(1);
+    }
+    need_field_file(options, datacfg, "train", "data/train.list");
+    if (!segmentation) {
+        need_field_file(options, datacfg, "tree", 0);
+        if (!option_find_int_quiet(options, "tag", 0)) {
+            char *labels = need_field_file(options, datacfg, "labels", "data/labels.list");
+            int n = count_lines(labels);
+            if (n != classes) {
+                fprintf(stderr, "%s: %d labels (lines), but classes=%d in %s\n", labels, n, classes, datacfg);
+                exit(1);
+            }
+        }
+        if (net && net->outputs != classes) {
+            fprintf(stderr, "%s: classes=%d, but %s outputs %d values per image\n", datacfg, classes,
+                    cfgfile, net->outputs);
+            exit(1);
+        }
+    }
+    snprintf(who, sizeof(who), "%.400s: backup%s", datacfg, backup ? "" : " (not given; Darknet's default)");
+    if (!backup) backup = "/backup/";
+    need_writable_dir(backup, who);
+    /* the longest name the loops save: <backup>/<cfg name>_<epoch>.weights */
+    longest = strlen(backup) + 1 + strlen(base) + strlen("_2147483647.weights");
+    if (longest >= DARKNET_PATH_BUFFER) {
+        fprintf(stderr, "%s: backup=%.40s...: too long: with the cfg name %s the saved paths take %zu characters, Darknet's limit is %d\n",
+                datacfg, backup, base, longest, DARKNET_PATH_BUFFER - 1);
+        exit(1);
+    }
+    free(base);
+    free_data_options(options);
+}
+
+int is_training_output(const char *datacfg, const char *cfgfile, const char *path)
+{
+    list *options = read_data_file(datacfg);
+    char *backup = option_find(options, "backup"), *base = basecfg((char *)cfgfile);
+    const char *name = name_of(path), *p;
+    char *dir = dir_of(path);
+    size_t n = strlen(base);
+    int named_like_output = 0, is_output;
+    if (!strncmp(name, base, n)) {
+        p = name + n;
+        if (!strcmp(p, ".weights") || !strcmp(p, ".backup")) named_like_output = 1;
+        else if (*p == '_' && p[1] >= '0' && p[1] <= '9') {
+            for (++p; *p >= '0' && *p <= '9'; ++p) {}
+            named_like_output = !strcmp(p, ".weights");
+        }
+    }
+    is_output = named_like_output && same_file(dir, backup ? backup : "/backup/");
+    free(dir);
+    free(base);
+    free_data_options(options);
+    return is_output;
+}
