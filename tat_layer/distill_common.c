@@ -203,8 +203,17 @@ float distill_cfg_loss_weight(const distill_cfg *c)
 int distill_student_layer(const distill_cfg *c, int v)
 {
     int abs_index = v < 0 ? c->index + v : v;
+    int next;
     if (abs_index < 0 || abs_index >= c->index)
         distill_cfg_fail(c, "from", "%d is not an earlier layer (this is layer %d)", v, c->index);
+    /* [dropout] works in place on the output and the delta of the layer before it (passing
+       through the pass-through sections): distilling that layer would read the dropped-out map
+       and the dropout's backward would mask the distillation gradient */
+    for (next = abs_index + 1; next < c->index && is_distill_layer_type(c->net->layers[next].type); ++next) {}
+    if (next < c->index && c->net->layers[next].type == DROPOUT)
+        distill_cfg_fail(c, "from",
+                         "layer %d is followed by [dropout] (layer %d), which works in place on its output and gradient: distill layer %d (the dropout's output) or a layer that is not followed by one",
+                         abs_index, next, next);
     return abs_index;
 }
 

@@ -78,14 +78,21 @@ static network *parse_with_teacher(char *cfg, network *teacher)
     return net;
 }
 
+/* Non-zero: reseeds rand() before every forward, so that a [dropout] draws the same mask at
+   every evaluation of the loss; the caller's numbers go on from a seed drawn before. */
+static unsigned forward_seed;
+
 /* Darknet's loss as the layers define it: per-image losses summed over the batch. */
 static double distill_loss(network *net)
 {
     double sum = 0;
     int i;
+    unsigned callers_seed = forward_seed ? (unsigned)rand() : 0;
+    if (forward_seed) srand(forward_seed);
     network_predict(net->teacher, net->input);
     net->train = 1;
     forward_network(net);
+    if (forward_seed) srand(callers_seed);
     for (i = 0; i < net->n; ++i)
         if (is_distill_layer(&net->layers[i])) sum += distill_layer_loss(&net->layers[i]) * net->batch;
     return sum;

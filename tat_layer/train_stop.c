@@ -1,0 +1,50 @@
+/* SIGINT / SIGTERM in a training loop: finish the iteration, save the backup, exit 0. */
+#include "train_stop.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "distill_common.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void ask_for_stop(int sig)
+{
+    static const char note[] = "\nstopping after this iteration (the same signal again kills at once)\n";
+    stop_signal = sig;
+    /* write(), unlike stdio, may be called here; its result cannot be acted upon */
+    if (write(2, note, sizeof(note) - 1) < 0) {}
+}
+
+void train_stop_on_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = ask_for_stop;
+    sigemptyset(&sa.sa_mask);
+    /* restart interrupted reads (the loader's); the next signal gets the default action */
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    /* also when inherited as ignored (a script's background job): a stop that saves is
+       what a training run should do with either signal */
+    sigaction(SIGINT, &sa, 0);
+    sigaction(SIGTERM, &sa, 0);
+}
+
+void train_stop_if_requested(network *net, const char *backup_directory, const char *base)
+{
+    size_t size;
+    char *path;
+    if (!stop_signal) return;
+    size = strlen(backup_directory) + strlen(base) + sizeof("/.backup");
+    path = distill_calloc(size, 1);
+    snprintf(path, size, "%s/%s.backup", backup_directory, base);
+    fflush(stdout);
+    save_weights(net, path);
+    fprintf(stderr, "%s at iteration %zu: saved %s; to resume, run the same command with it as the weights file\n",
+            stop_signal == SIGINT ? "SIGINT" : "SIGTERM", get_current_batch(net), path);
+    free(path);
+    exit(0);
+}
