@@ -29,10 +29,19 @@ typedef struct {
     /* o -> o - t per position, drow and sse_pos per (block, position); rows = n_blocks * N */
     void (*residual)(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
                      size_t rows);
-    /* sum of n doubles into *sum (device), returned to the host */
-    double (*sum_to_host)(double *sum, const double *x, size_t n);
+    /* sum of n doubles into the loss's device double, then copied to its pinned host double
+     * without waiting; loss_wait waits for that copy and returns it */
+    void (*loss_start)(tat_gpu_loss *loss, const double *x, size_t n);
+    double (*loss_wait)(tat_gpu_loss *loss);
     void (*dscore)(float *ds, const float *a, const float *drow, float two_w, int N, size_t n);
     void (*zero)(float *x, size_t n);
+    /* diff = x - target, TAT_SUM_BLOCKS partial sums of its squares */
+    void (*sse)(float *diff, const float *x, const float *target, size_t n, double *partials);
+    void (*sse_grad)(float *d_x, const float *diff, float two_w, size_t n);
+    /* softmaxes at the temperature of each of `rows` rows of n logits, KL of each row */
+    void (*kd_rows)(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
+                    float temperature, double *kl_rows);
+    void (*kd_grad)(float *d_s, const float *p_s, const float *p_t, float scale, size_t n);
 } tat_gpu_ops;
 
 /* ---- embedding ------------------------------------------------------------------------- */
@@ -49,30 +58,29 @@ static inline void tat_steps_embedding_forward(const tat_gpu_ops *op, tat_gpu_em
         col = workspace;
     }
     /* as tat.c: the conv result goes into x_hat, BN normalises it in place */
-    op->gemm(tat_gemm_conv_forward(batch, g->out_c, kk, hw), g->weights, col, g->x_hat);
+    op->gemm(tat_gemm_conv_forward(batch, g->out_c, kk, hw, g->ksize == 1), g->weights, col,
+             g->x_hat);
     op->batchnorm_forward(g->out, g->x_hat, g->mean, g->inv_std, g->x_hat, g->scales, g->biases, bn);
     op->zero(g->out_grad, (size_t)batch * g->out_c * hw);
 }
 
+/* workspace: tat_gpu_conv_workspace_floats (the batch-wide im2col, 1x1 included). */
 static inline void tat_steps_embedding_backward(const tat_gpu_ops *op, tat_gpu_embedding *g,
                                                 float *d_in, const float *in, float *workspace,
                                                 int batch, int h, int w, int per_image)
 {
-    int hw = h * w, kk = g->in_c * g->ksize * g->ksize, b;
+    int hw = h * w, kk = g->in_c * g->ksize * g->ksize;
     tat_bn_geom bn = {batch, g->out_c, hw, per_image};
-    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
-    const float *col = in;
+    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize}, og = {batch, g->out_c, h, w, 1};
     /* d(conv out) into `out`, dead now (as tat.c) */
     op->batchnorm_backward(g->out, g->scale_grads, g->bias_grads, g->out_grad, g->x_hat,
                            g->inv_std, g->scales, bn, 1);
-    if (g->ksize != 1) {
-        op->im2col(workspace, in, cg);
-        col = workspace;
-    }
-    /* dW sums over images: one product per image, accumulating */
-    for (b = 0; b < batch; ++b)
-        op->gemm(tat_gemm_conv_weight_grad(g->out_c, kk, hw), g->out + (size_t)b * g->out_c * hw,
-                 col + (size_t)b * kk * hw, g->weight_grads);
+    /* dW over the whole batch in one product: d(conv out) channel-major into x_hat (dead
+     * after the BN backward) and the input's batch-wide im2col */
+    op->im2col(g->x_hat, g->out, og);
+    op->im2col(workspace, in, cg);
+    op->gemm(tat_gemm_conv_weight_grad(batch, g->out_c, kk, hw), g->x_hat, workspace,
+             g->weight_grads);
     if (!d_in) return;
     if (g->ksize == 1) {
         op->gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 1), g->weights, g->out, d_in);
@@ -105,9 +113,10 @@ static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term_g
     else op->patch_scatter_add(d_x, d_blocks, tat_term_patch_geom(t, 0));
 }
 
-static inline double tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g,
-                                            const float *q, const float *k, const float *v,
-                                            const float *target)
+/* Starts the loss copy (g->loss): tat_gpu_loss_wait gives the sum of squared errors. */
+static inline void tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g,
+                                          const float *q, const float *k, const float *v,
+                                          const float *target)
 {
     const tat_term_geom *t = &g->geom;
     int n = t->n_blocks, N = t->N, d = t->d;
@@ -128,7 +137,7 @@ static inline double tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term 
     op->softmax_rows(g->attn, (int)rows, N);
     op->gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
     op->residual(g->resid, tg, g->drow, g->sse_pos, N, d, rows);
-    return op->sum_to_host(g->sse_sum, g->sse_pos, rows);
+    op->loss_start(&g->loss, g->sse_pos, rows);
 }
 
 static inline void tat_steps_term_backward(const tat_gpu_ops *op, tat_gpu_term *g, float *d_q,
@@ -154,6 +163,47 @@ static inline void tat_steps_term_backward(const tat_gpu_ops *op, tat_gpu_term *
     tat_steps_scatter_add(op, t, d_q, dq);
     tat_steps_scatter_add(op, t, d_v, dv);
     if (d_k) tat_steps_scatter_add(op, t, d_k, dk);
+}
+
+/* ---- the baselines ----------------------------------------------------------------------- */
+/* FitNet: the projection p (a 1x1 embedding) of the student map against the teacher map;
+ * diff holds projection - teacher, partials TAT_SUM_BLOCKS doubles. */
+static inline void tat_steps_fitnet_forward(const tat_gpu_ops *op, tat_gpu_embedding *p,
+                                            const float *student, const float *teacher,
+                                            float *diff, double *partials, tat_gpu_loss *loss,
+                                            int batch, int h, int w, int per_image)
+{
+    size_t n = (size_t)batch * p->out_c * h * w;
+    tat_steps_embedding_forward(op, p, student, NULL, batch, h, w, per_image);
+    op->sse(diff, p->out, teacher, n, partials);
+    op->loss_start(loss, partials, TAT_SUM_BLOCKS);
+}
+
+/* w: the weight of the squared error of each element (gradient 2 w diff). */
+static inline void tat_steps_fitnet_backward(const tat_gpu_ops *op, tat_gpu_embedding *p,
+                                             float *d_student, const float *student,
+                                             const float *diff, float *workspace, float w,
+                                             int batch, int h, int w_map, int per_image)
+{
+    op->sse_grad(p->out_grad, diff, 2 * w, (size_t)batch * p->out_c * h * w_map);
+    tat_steps_embedding_backward(op, p, d_student, student, workspace, batch, h, w_map, per_image);
+}
+
+/* KD: p_s, p_t, kl_rows sized batch x n, batch x n, batch. */
+static inline void tat_steps_kd_forward(const tat_gpu_ops *op, float *p_s, float *p_t,
+                                        double *kl_rows, tat_gpu_loss *loss, const float *s,
+                                        const float *t, int batch, int n, float temperature)
+{
+    op->kd_rows(p_s, p_t, s, t, batch, n, temperature, kl_rows);
+    op->loss_start(loss, kl_rows, batch);
+}
+
+/* d_s += w T (p_s - p_t) */
+static inline void tat_steps_kd_backward(const tat_gpu_ops *op, float *d_s, const float *p_s,
+                                         const float *p_t, int batch, int n, float temperature,
+                                         float w)
+{
+    op->kd_grad(d_s, p_s, p_t, w * temperature, (size_t)batch * n);
 }
 
 #endif

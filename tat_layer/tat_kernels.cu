@@ -56,32 +56,65 @@ void tat_gpu_set_alloc_context(const char *context)
     snprintf(tat_alloc_context, sizeof(tat_alloc_context), "%s", context);
 }
 
-/* Out of device memory is a cfg problem (a fine grid on a big map, a large batch): say which
-   layer and how much, and exit, rather than abort in check_error. */
+/* Says which layer wanted how much, and how much the device has free, and exits 1: out of
+   device memory is a cfg problem (a fine grid on a big map, a large batch), not an abort in
+   Darknet's check_error. */
+static void tat_out_of_memory(size_t bytes, const char *what, cudaError_t status)
+{
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaGetLastError(); /* clear the error before asking for the free memory */
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    fprintf(stderr, "%s: cannot allocate %.1f MiB of %s (%.1f of %.1f MiB of GPU memory free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
+            tat_alloc_context, bytes / 1048576.0, what, free_bytes / 1048576.0,
+            total_bytes / 1048576.0, cudaGetErrorString(status));
+    exit(1);
+}
+
 static void *tat_gpu_alloc_bytes(size_t bytes)
 {
     void *p;
-    size_t free_bytes = 0, total_bytes = 0;
     cudaError_t status;
     if (!bytes) bytes = 1;
     status = cudaMalloc(&p, bytes);
-    if (status != cudaSuccess) {
-        cudaGetLastError(); /* clear the error before asking for the free memory */
-        cudaMemGetInfo(&free_bytes, &total_bytes);
-        fprintf(stderr, "%s: cannot allocate %.1f MiB of GPU memory (%.1f of %.1f MiB free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
-                tat_alloc_context, bytes / 1048576.0, free_bytes / 1048576.0,
-                total_bytes / 1048576.0, cudaGetErrorString(status));
-        exit(1);
-    }
+    if (status != cudaSuccess) tat_out_of_memory(bytes, "GPU memory", status);
     TAT_CUDA_CHECK(cudaMemset(p, 0, bytes));
     return p;
 }
 
-static float *tat_gpu_alloc(size_t n) { return (float *)tat_gpu_alloc_bytes(n * sizeof(float)); }
+extern "C" float *tat_gpu_alloc_floats(size_t n) { return (float *)tat_gpu_alloc_bytes(n * sizeof(float)); }
+extern "C" double *tat_gpu_alloc_doubles(size_t n) { return (double *)tat_gpu_alloc_bytes(n * sizeof(double)); }
+static float *tat_gpu_alloc(size_t n) { return tat_gpu_alloc_floats(n); }
 
-static void tat_gpu_free(void *p)
+extern "C" void tat_gpu_free(void *p)
 {
     if (p) TAT_CUDA_CHECK(cudaFree(p));
+}
+
+/* ---- losses: summed on the device, copied to pinned memory without waiting ---------------- */
+extern "C" void tat_gpu_loss_init(tat_gpu_loss *l)
+{
+    cudaError_t status;
+    cudaEvent_t ev;
+    l->device_sum = tat_gpu_alloc_doubles(1);
+    status = cudaMallocHost((void **)&l->host_sum, sizeof(double));
+    if (status != cudaSuccess) tat_out_of_memory(sizeof(double), "pinned host memory", status);
+    *l->host_sum = 0;
+    TAT_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    l->ready = (void *)ev;
+}
+
+extern "C" void tat_gpu_loss_free(tat_gpu_loss *l)
+{
+    tat_gpu_free(l->device_sum);
+    if (l->host_sum) TAT_CUDA_CHECK(cudaFreeHost(l->host_sum));
+    if (l->ready) TAT_CUDA_CHECK(cudaEventDestroy((cudaEvent_t)l->ready));
+    memset(l, 0, sizeof(*l));
+}
+
+extern "C" double tat_gpu_loss_wait(tat_gpu_loss *l)
+{
+    TAT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)l->ready));
+    return *l->host_sum;
 }
 
 /* ---- block reductions (TAT_REDUCE_THREADS threads, a power of two) ---------------------- */
@@ -96,6 +129,36 @@ __device__ static double block_sum_d(double v, double *red)
     }
     v = red[0];
     __syncthreads(); /* red is reused by the next reduction */
+    return v;
+}
+
+__device__ static double block_max_d(double v, double *red)
+{
+    int tid = threadIdx.x, s;
+    red[tid] = v;
+    __syncthreads();
+    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = red[tid + s] > red[tid] ? red[tid + s] : red[tid];
+        __syncthreads();
+    }
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+
+/* A warp's halving tree as an xor butterfly: every lane ends with the tree's value. */
+__device__ static float warp_max_f(float v)
+{
+    for (int o = TAT_WARP / 2; o > 0; o >>= 1) {
+        float other = __shfl_xor_sync(0xffffffffu, v, o);
+        v = other > v ? other : v;
+    }
+    return v;
+}
+
+__device__ static float warp_sum_f(float v)
+{
+    for (int o = TAT_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
@@ -182,11 +245,42 @@ __global__ static void dscore_kernel(float *ds, const float *a, const float *dro
     TAT_GRID_STRIDE(i, n) tat_dscore_element(ds, a, drow, two_w, N, i);
 }
 
-/* One thread per (block, position): its column of d channels. */
+/* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
 __global__ static void residual_kernel(float *o, const float *t, float *drow, double *sse_pos,
-                                       int N, int d, size_t n)
+                                       int N, int d, size_t rows)
 {
-    TAT_GRID_STRIDE(i, n) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+    __shared__ float dred[TAT_RESID_SPLIT][TAT_RESID_ROWS];
+    __shared__ double sred[TAT_RESID_SPLIT][TAT_RESID_ROWS];
+    int tx = threadIdx.x, ty = threadIdx.y, s;
+    size_t row = (size_t)blockIdx.x * TAT_RESID_ROWS + tx;
+    float D = 0;
+    double sse = 0;
+    if (row < rows) D = tat_residual_partial(o, t, row, N, d, ty, TAT_RESID_SPLIT, &sse);
+    dred[ty][tx] = D;
+    sred[ty][tx] = sse;
+    __syncthreads();
+    for (s = TAT_RESID_SPLIT / 2; s > 0; s >>= 1) {
+        if (ty < s) {
+            dred[ty][tx] += dred[ty + s][tx];
+            sred[ty][tx] += sred[ty + s][tx];
+        }
+        __syncthreads();
+    }
+    if (ty == 0 && row < rows) {
+        drow[row] = dred[0][tx];
+        sse_pos[row] = sred[0][tx];
+    }
+}
+
+__global__ static void sse_grad_kernel(float *d_x, const float *diff, float two_w, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_sse_grad_element(d_x, diff, two_w, i);
+}
+
+__global__ static void kd_grad_kernel(float *d_s, const float *p_s, const float *p_t, float scale,
+                                      size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_kd_grad_element(d_s, p_s, p_t, scale, i);
 }
 
 /* ---- reduction kernels: one thread block per statistics group / row ---------------------- */
@@ -235,6 +329,20 @@ __global__ static void bn_backward_kernel(float *d_in, float *d_gamma, float *d_
     }
 }
 
+/* Short rows: one warp per row, TAT_REDUCE_THREADS / TAT_WARP rows per block. */
+__global__ static void softmax_rows_warp_kernel(float *s, int rows, int cols)
+{
+    int lane = threadIdx.x % TAT_WARP;
+    size_t r = (size_t)blockIdx.x * (blockDim.x / TAT_WARP) + threadIdx.x / TAT_WARP;
+    float *row, mx, sum;
+    if (r >= (size_t)rows) return; /* the whole warp leaves together */
+    row = s + r * cols;
+    mx = warp_max_f(tat_softmax_partial_max(row, cols, lane, TAT_WARP));
+    sum = warp_sum_f(tat_softmax_partial_expsum(row, cols, mx, lane, TAT_WARP));
+    tat_softmax_write(row, cols, mx, sum, lane, TAT_WARP);
+}
+
+/* Long rows: one block per row. */
 __global__ static void softmax_rows_kernel(float *s, int cols)
 {
     __shared__ float red[TAT_REDUCE_THREADS];
@@ -250,6 +358,32 @@ __global__ static void sum_kernel(double *out, const double *x, size_t n)
     __shared__ double red[TAT_REDUCE_THREADS];
     double s = block_sum_d(tat_partial_sum_d(x, n, threadIdx.x, blockDim.x), red);
     if (threadIdx.x == 0) *out = s;
+}
+
+/* TAT_SUM_BLOCKS blocks, one partial sum of squares each. */
+__global__ static void sse_kernel(float *diff, const float *x, const float *target, size_t n,
+                                  double *partials)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
+    double s = block_sum_d(tat_sse_partial(diff, x, target, n, tid, nt), red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+/* One block per row of logits: both log-normalisers, the softmaxes and the row's KL. */
+__global__ static void kd_rows_kernel(float *p_s, float *p_t, const float *s, const float *t,
+                                      int n, float temperature, double *kl_rows)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    size_t off = (size_t)blockIdx.x * n;
+    int tid = threadIdx.x, nt = blockDim.x;
+    double ms = block_max_d(tat_kd_partial_max(s + off, n, temperature, tid, nt), red);
+    double mt = block_max_d(tat_kd_partial_max(t + off, n, temperature, tid, nt), red);
+    double zs = ms + log(block_sum_d(tat_kd_partial_expsum(s + off, n, temperature, ms, tid, nt), red));
+    double zt = mt + log(block_sum_d(tat_kd_partial_expsum(t + off, n, temperature, mt, tid, nt), red));
+    double kl = block_sum_d(tat_kd_partial_kl(p_s + off, p_t + off, s + off, t + off, n,
+                                              temperature, zs, zt, tid, nt), red);
+    if (tid == 0) kl_rows[blockIdx.x] = kl;
 }
 
 /* ---- launchers -------------------------------------------------------------------------- */
@@ -316,7 +450,12 @@ extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d
 
 extern "C" void tat_gpu_softmax_rows(float *s, int rows, int cols)
 {
-    softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+    if (tat_softmax_row_threads(cols) == TAT_WARP) {
+        int per_block = TAT_REDUCE_THREADS / TAT_WARP;
+        softmax_rows_warp_kernel<<<(rows + per_block - 1) / per_block, TAT_REDUCE_THREADS>>>(s, rows, cols);
+    } else {
+        softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+    }
     TAT_LAUNCH_CHECK();
 }
 
@@ -377,24 +516,51 @@ extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g)
 
 extern "C" size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize)
 {
-    return ksize == 1 ? 0 : (size_t)batch * in_c * ksize * ksize * h * w;
+    return (size_t)batch * in_c * ksize * ksize * h * w;
 }
 
 /* ---- the primitives as tat_gpu_steps.h sees them ----------------------------------------- */
 static void residual_launch(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
                             size_t rows)
 {
-    residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(o, t, drow, sse_pos, N, d, rows);
+    dim3 threads(TAT_RESID_ROWS, TAT_RESID_SPLIT);
+    residual_kernel<<<(unsigned int)((rows + TAT_RESID_ROWS - 1) / TAT_RESID_ROWS), threads>>>(
+        o, t, drow, sse_pos, N, d, rows);
     TAT_LAUNCH_CHECK();
 }
 
-static double sum_to_host(double *sum, const double *x, size_t n)
+static void loss_start(tat_gpu_loss *l, const double *x, size_t n)
 {
-    double h;
-    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(sum, x, n);
+    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(l->device_sum, x, n);
     TAT_LAUNCH_CHECK();
-    TAT_CUDA_CHECK(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
-    return h;
+    TAT_CUDA_CHECK(cudaMemcpyAsync(l->host_sum, l->device_sum, sizeof(double),
+                                   cudaMemcpyDeviceToHost, 0));
+    TAT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)l->ready, 0));
+}
+
+static void sse_launch(float *diff, const float *x, const float *target, size_t n, double *partials)
+{
+    sse_kernel<<<TAT_SUM_BLOCKS, TAT_REDUCE_THREADS>>>(diff, x, target, n, partials);
+    TAT_LAUNCH_CHECK();
+}
+
+static void sse_grad_launch(float *d_x, const float *diff, float two_w, size_t n)
+{
+    sse_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, diff, two_w, n);
+    TAT_LAUNCH_CHECK();
+}
+
+static void kd_rows_launch(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
+                           float temperature, double *kl_rows)
+{
+    kd_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(p_s, p_t, s, t, n, temperature, kl_rows);
+    TAT_LAUNCH_CHECK();
+}
+
+static void kd_grad_launch(float *d_s, const float *p_s, const float *p_t, float scale, size_t n)
+{
+    kd_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_s, p_s, p_t, scale, n);
+    TAT_LAUNCH_CHECK();
 }
 
 static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
@@ -411,8 +577,9 @@ static void zero_launch(float *x, size_t n)
 static const tat_gpu_ops gpu_ops = {
     tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
     tat_gpu_avgpool_backward, tat_gpu_im2col, tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
-    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, sum_to_host,
-    dscore_launch, zero_launch};
+    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, loss_start,
+    tat_gpu_loss_wait, dscore_launch, zero_launch, sse_launch, sse_grad_launch, kd_rows_launch,
+    kd_grad_launch};
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
                                           int batch, int h, int w, int per_image)
@@ -438,8 +605,8 @@ extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
     g->ds = tat_gpu_alloc(nn);
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
-    g->sse_pos = (double *)tat_gpu_alloc_bytes((size_t)geom->n_blocks * geom->N * sizeof(double));
-    g->sse_sum = (double *)tat_gpu_alloc_bytes(sizeof(double));
+    g->sse_pos = tat_gpu_alloc_doubles((size_t)geom->n_blocks * geom->N);
+    tat_gpu_loss_init(&g->loss);
 }
 
 extern "C" void tat_gpu_term_free(tat_gpu_term *g)
@@ -450,17 +617,48 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     tat_gpu_free(g->resid);
     tat_gpu_free(g->drow);
     tat_gpu_free(g->sse_pos);
-    tat_gpu_free(g->sse_sum);
+    tat_gpu_loss_free(&g->loss);
     memset(g, 0, sizeof(*g));
 }
 
-extern "C" double tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
-                                       const float *v, const float *target)
+extern "C" void tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
+                                     const float *v, const float *target)
 {
-    return tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
+    tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
 }
 
 extern "C" void tat_gpu_term_backward(tat_gpu_term *g, float *d_q, float *d_k, float *d_v, float w)
 {
     tat_steps_term_backward(&gpu_ops, g, d_q, d_k, d_v, w);
+}
+
+/* ---- the baselines ------------------------------------------------------------------------ */
+extern "C" void tat_gpu_fitnet_forward(tat_gpu_embedding *p, const float *student,
+                                       const float *teacher, float *diff, double *partials,
+                                       tat_gpu_loss *loss, int batch, int h, int w, int per_image)
+{
+    tat_steps_fitnet_forward(&gpu_ops, p, student, teacher, diff, partials, loss, batch, h, w,
+                             per_image);
+}
+
+extern "C" void tat_gpu_fitnet_backward(tat_gpu_embedding *p, float *d_student,
+                                        const float *student, const float *diff,
+                                        float *workspace, float w, int batch, int h, int w_map,
+                                        int per_image)
+{
+    tat_steps_fitnet_backward(&gpu_ops, p, d_student, student, diff, workspace, w, batch, h,
+                              w_map, per_image);
+}
+
+extern "C" void tat_gpu_kd_forward(float *p_s, float *p_t, double *kl_rows, tat_gpu_loss *loss,
+                                   const float *s, const float *t, int batch, int n,
+                                   float temperature)
+{
+    tat_steps_kd_forward(&gpu_ops, p_s, p_t, kl_rows, loss, s, t, batch, n, temperature);
+}
+
+extern "C" void tat_gpu_kd_backward(float *d_s, const float *p_s, const float *p_t, int batch,
+                                    int n, float temperature, float w)
+{
+    tat_steps_kd_backward(&gpu_ops, d_s, p_s, p_t, batch, n, temperature, w);
 }

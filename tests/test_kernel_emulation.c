@@ -108,27 +108,37 @@ static void test_gemm_mapping(void)
            detail);
 }
 
-/* ---- reductions as a block of TAT_REDUCE_THREADS threads does them --------------------- */
-static double tree_sum_d(double *red)
+/* ---- reductions as a block (or a warp) of nt threads does them: a halving tree ---------- */
+static double tree_sum_dn(double *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] += red[t + s];
     return red[0];
 }
 
-static float tree_sum_f(float *red)
+static double tree_sum_d(double *red) { return tree_sum_dn(red, TAT_REDUCE_THREADS); }
+
+static double tree_max_dn(double *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
+        for (t = 0; t < s; ++t) red[t] = red[t + s] > red[t] ? red[t + s] : red[t];
+    return red[0];
+}
+
+static float tree_sum_fn(float *red, int nt)
+{
+    int s, t;
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] += red[t + s];
     return red[0];
 }
 
-static float tree_max_f(float *red)
+static float tree_max_fn(float *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] = red[t + s] > red[t] ? red[t + s] : red[t];
     return red[0];
 }
@@ -177,16 +187,20 @@ static void emu_bn_backward(float *d_in, float *d_gamma, float *d_beta, const fl
         }
 }
 
+/* a warp or a block per row, as tat_softmax_row_threads says */
+static int softmax_shapes_seen[2];
+
 static void emu_softmax_rows(float *s, int rows, int cols)
 {
     float red[TAT_REDUCE_THREADS];
-    int r, t, nt = TAT_REDUCE_THREADS;
+    int r, t, nt = tat_softmax_row_threads(cols);
+    ++softmax_shapes_seen[nt == TAT_WARP];
     for (r = 0; r < rows; ++r) {
         float *row = s + (size_t)r * cols;
         for (t = 0; t < nt; ++t) red[t] = tat_softmax_partial_max(row, cols, t, nt);
-        float mx = tree_max_f(red);
+        float mx = tree_max_fn(red, nt);
         for (t = 0; t < nt; ++t) red[t] = tat_softmax_partial_expsum(row, cols, mx, t, nt);
-        float sum = tree_sum_f(red);
+        float sum = tree_sum_fn(red, nt);
         for (t = 0; t < nt; ++t) tat_softmax_write(row, cols, mx, sum, t, nt);
     }
 }
@@ -223,20 +237,81 @@ static void emu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
     for (i = 0; i < (size_t)g.batch * g.c * g.h * g.w; ++i) d_in[i] += tat_col2im_value(g, col, i);
 }
 
+/* residual_kernel: each row's TAT_RESID_SPLIT channel shares, combined in a halving tree */
 static void emu_residual(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
                          size_t rows)
 {
+    float dred[TAT_RESID_SPLIT];
+    double sred[TAT_RESID_SPLIT];
     size_t i;
-    for (i = 0; i < rows; ++i) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+    int ty;
+    for (i = 0; i < rows; ++i) {
+        for (ty = 0; ty < TAT_RESID_SPLIT; ++ty)
+            dred[ty] = tat_residual_partial(o, t, i, N, d, ty, TAT_RESID_SPLIT, &sred[ty]);
+        drow[i] = tree_sum_fn(dred, TAT_RESID_SPLIT);
+        sse_pos[i] = tree_sum_dn(sred, TAT_RESID_SPLIT);
+    }
 }
 
-static double emu_sum_to_host(double *sum, const double *x, size_t n)
+/* sum_kernel (one block) into device_sum, the asynchronous copy, the wait */
+static void emu_loss_start(tat_gpu_loss *l, const double *x, size_t n)
 {
     double red[TAT_REDUCE_THREADS];
     int t;
     for (t = 0; t < TAT_REDUCE_THREADS; ++t) red[t] = tat_partial_sum_d(x, n, t, TAT_REDUCE_THREADS);
-    *sum = tree_sum_d(red);
-    return *sum;
+    *l->device_sum = tree_sum_d(red);
+    *l->host_sum = *l->device_sum;
+}
+
+static double emu_loss_wait(tat_gpu_loss *l) { return *l->host_sum; }
+
+/* sse_kernel: TAT_SUM_BLOCKS blocks, a global grid-stride share per thread, one partial per block */
+static void emu_sse(float *diff, const float *x, const float *target, size_t n, double *partials)
+{
+    double red[TAT_REDUCE_THREADS];
+    size_t nt = (size_t)TAT_SUM_BLOCKS * TAT_REDUCE_THREADS;
+    int b, t;
+    for (b = 0; b < TAT_SUM_BLOCKS; ++b) {
+        for (t = 0; t < TAT_REDUCE_THREADS; ++t)
+            red[t] = tat_sse_partial(diff, x, target, n, (size_t)b * TAT_REDUCE_THREADS + t, nt);
+        partials[b] = tree_sum_d(red);
+    }
+}
+
+static void emu_sse_grad(float *d_x, const float *diff, float two_w, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) tat_sse_grad_element(d_x, diff, two_w, i);
+}
+
+/* kd_rows_kernel: one block per row; max, sum of exponentials, KL, each a tree */
+static void emu_kd_rows(float *p_s, float *p_t, const float *s, const float *tl, int rows, int n,
+                        float temperature, double *kl_rows)
+{
+    double red[TAT_REDUCE_THREADS];
+    int r, t, nt = TAT_REDUCE_THREADS;
+    for (r = 0; r < rows; ++r) {
+        const float *sr = s + (size_t)r * n, *tr = tl + (size_t)r * n;
+        double ms, mt, zs, zt;
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_max(sr, n, temperature, t, nt);
+        ms = tree_max_dn(red, nt);
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_max(tr, n, temperature, t, nt);
+        mt = tree_max_dn(red, nt);
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_expsum(sr, n, temperature, ms, t, nt);
+        zs = ms + log(tree_sum_dn(red, nt));
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_expsum(tr, n, temperature, mt, t, nt);
+        zt = mt + log(tree_sum_dn(red, nt));
+        for (t = 0; t < nt; ++t)
+            red[t] = tat_kd_partial_kl(p_s + (size_t)r * n, p_t + (size_t)r * n, sr, tr, n,
+                                       temperature, zs, zt, t, nt);
+        kl_rows[r] = tree_sum_dn(red, nt);
+    }
+}
+
+static void emu_kd_grad(float *d_s, const float *p_s, const float *p_t, float scale, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) tat_kd_grad_element(d_s, p_s, p_t, scale, i);
 }
 
 static void emu_dscore(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
@@ -250,7 +325,16 @@ static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static const tat_gpu_ops emu_ops = {
     emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
     emu_im2col, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
-    emu_sum_to_host, emu_dscore, emu_zero};
+    emu_loss_start, emu_loss_wait, emu_dscore, emu_zero, emu_sse, emu_sse_grad, emu_kd_rows,
+    emu_kd_grad};
+
+/* a loss's device and pinned doubles, on the host */
+static void emu_loss_init(tat_gpu_loss *l)
+{
+    l->device_sum = calloc(2, sizeof(double));
+    l->host_sum = l->device_sum + 1;
+    l->ready = NULL;
+}
 
 /* The device-side struct over a host embedding's own buffers. */
 static tat_gpu_embedding view_of(tat_embedding *e)
@@ -412,13 +496,13 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
     e->sse_pos = calloc((size_t)geom->n_blocks * geom->N, sizeof(double));
-    e->sse_sum = calloc(1, sizeof(double));
+    emu_loss_init(&e->loss);
 }
 
 static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
-    free(e->sse_sum);
+    free(e->loss.device_sum);
 }
 
 /* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
@@ -450,7 +534,8 @@ static void test_term(const tat_case *tc, int anchors)
     emu_term_init(&emu, &geom);
     nn = (size_t)geom.n_blocks * geom.N * geom.N;
     sse_ref = tat_term_forward(&ref, q, k, v, tg);
-    sse_emu = tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
+    tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
+    sse_emu = emu_loss_wait(&emu.loss);
     snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
     check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: residual O - T", what);
@@ -476,6 +561,109 @@ static void test_term(const tat_case *tc, int anchors)
     free(dq_emu), free(dk_emu), free(dv_emu);
 }
 
+/* ---- row softmax on its own: a warp per row (short rows) and a block per row (long) ------- */
+static void test_softmax(int rows, int cols)
+{
+    size_t n = (size_t)rows * cols;
+    float *x = rand_array(n, 30), *ref = copy_array(x, n);
+    char name[160];
+    int r, j;
+    for (r = 0; r < rows; ++r) {
+        float *row = ref + (size_t)r * cols, mx = row[0];
+        double sum = 0;
+        for (j = 1; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
+        for (j = 0; j < cols; ++j) sum += exp((double)row[j] - mx);
+        for (j = 0; j < cols; ++j) row[j] = (float)(exp((double)row[j] - mx) / sum);
+    }
+    emu_softmax_rows(x, rows, cols);
+    snprintf(name, sizeof(name), "emulation softmax rows (%d x %d, %s per row, logits +-30)", rows,
+             cols, tat_softmax_row_threads(cols) == TAT_WARP ? "a warp" : "a block");
+    check_close(name, x, ref, n, TOL_SUM);
+    free(x), free(ref);
+}
+
+/* ---- the baselines: FitNet and KD through tat_gpu_steps.h against tat.c ------------------ */
+static void test_fitnet(int batch, int in_c, int out_c, int h, int w, int per_image)
+{
+    int hw = h * w, i;
+    size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
+    size_t nw = (size_t)out_c * in_c;
+    tat_embedding ref, emu;
+    tat_gpu_loss loss;
+    float *student = rand_array(nin, 2), *teacher = rand_array(nout, 1);
+    float *diff_ref = calloc(nout, sizeof(float)), *diff_emu = calloc(nout, sizeof(float));
+    float *ws = calloc(nin, sizeof(float));
+    float *d_ref = rand_array(nin, 1), *d_emu = copy_array(d_ref, nin);
+    double partials[TAT_SUM_BLOCKS], sse_ref, sse_emu;
+    float w_loss = -0.23f;
+    char name[200], what[120];
+    tat_embedding_init(&ref, in_c, out_c, 1);
+    for (i = 0; i < out_c; ++i) ref.scales[i] = (float)(1 + .3 * rng_signed());
+    for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed(); /* momentum left */
+    tat_embedding_alloc_activations(&ref, batch, h, w);
+    clone_embedding(&emu, &ref, batch, h, w);
+    tat_gpu_embedding view = view_of(&emu);
+    emu_loss_init(&loss);
+    snprintf(what, sizeof(what), "emulation fitnet (b%d c%d->%d %dx%d, bn %s)", batch, in_c, out_c,
+             h, w, per_image ? "image" : "batch");
+    tat_embedding_forward(&ref, student, NULL, batch, h, w, per_image);
+    sse_ref = tat_sse_forward(diff_ref, ref.out, teacher, nout);
+    tat_steps_fitnet_forward(&emu_ops, &view, student, teacher, diff_emu, partials, &loss, batch,
+                             h, w, per_image);
+    sse_emu = emu_loss_wait(&loss);
+    snprintf(name, sizeof(name), "%s: loss", what);
+    report(fabs(sse_emu - sse_ref) <= TOL_SUM * fabs(sse_ref), name, "%.9g vs %.9g", sse_emu, sse_ref);
+    snprintf(name, sizeof(name), "%s: projection - teacher", what);
+    check_close(name, diff_emu, diff_ref, nout, TOL_SUM);
+    tat_sse_backward(ref.out_grad, diff_ref, nout, w_loss);
+    tat_embedding_backward(&ref, d_ref, student, NULL, batch, h, w, per_image);
+    tat_steps_fitnet_backward(&emu_ops, &view, d_emu, student, diff_emu, ws, w_loss, batch, h, w,
+                              per_image);
+    snprintf(name, sizeof(name), "%s: backward student delta", what);
+    check_close(name, d_emu, d_ref, nin, TOL_SUM);
+    snprintf(name, sizeof(name), "%s: backward d_weights", what);
+    check_close(name, emu.weight_grads, ref.weight_grads, nw, TOL_SUM);
+    snprintf(name, sizeof(name), "%s: backward d_scales, d_biases", what);
+    {
+        double e = rel_err(emu.scale_grads, ref.scale_grads, out_c) +
+                   rel_err(emu.bias_grads, ref.bias_grads, out_c);
+        report(e <= TOL_SUM, name, "parameter gradients differ: relative error %.3g", e);
+    }
+    tat_embedding_free(&ref);
+    tat_embedding_free(&emu);
+    free(loss.device_sum);
+    free(student), free(teacher), free(diff_ref), free(diff_emu), free(ws), free(d_ref), free(d_emu);
+}
+
+static void test_kd(int batch, int n, float temperature)
+{
+    size_t total = (size_t)batch * n;
+    float *s = rand_array(total, 6), *t = rand_array(total, 6);
+    float *ps_ref = calloc(total, sizeof(float)), *pt_ref = calloc(total, sizeof(float));
+    float *ps_emu = calloc(total, sizeof(float)), *pt_emu = calloc(total, sizeof(float));
+    float *d_ref = rand_array(total, 1), *d_emu = copy_array(d_ref, total);
+    double *kl_rows = calloc(batch, sizeof(double)), kl_ref, kl_emu;
+    tat_gpu_loss loss;
+    char name[200], what[100];
+    emu_loss_init(&loss);
+    snprintf(what, sizeof(what), "emulation kd (%d rows x %d logits, T %g)", batch, n, temperature);
+    kl_ref = tat_kd_forward(ps_ref, pt_ref, s, t, batch, n, temperature);
+    tat_steps_kd_forward(&emu_ops, ps_emu, pt_emu, kl_rows, &loss, s, t, batch, n, temperature);
+    kl_emu = emu_loss_wait(&loss);
+    snprintf(name, sizeof(name), "%s: KL", what);
+    report(fabs(kl_emu - kl_ref) <= TOL_SUM * fabs(kl_ref), name, "%.9g vs %.9g", kl_emu, kl_ref);
+    snprintf(name, sizeof(name), "%s: softmaxes", what);
+    check_close(name, ps_emu, ps_ref, total, TOL_SUM);
+    check_close(name, pt_emu, pt_ref, total, TOL_SUM);
+    tat_kd_backward(d_ref, ps_ref, pt_ref, batch, n, temperature, -0.7f);
+    tat_steps_kd_backward(&emu_ops, d_emu, ps_emu, pt_emu, batch, n, temperature, -0.7f);
+    snprintf(name, sizeof(name), "%s: backward student delta", what);
+    check_close(name, d_emu, d_ref, total, TOL_SUM);
+    free(loss.device_sum);
+    free(s), free(t), free(ps_ref), free(pt_ref), free(ps_emu), free(pt_emu), free(d_ref), free(d_emu);
+    free(kl_rows);
+}
+
 int main(void)
 {
     int i;
@@ -494,6 +682,16 @@ int main(void)
     test_pool(6, 11, 13, 2, 3);
     test_pool(4, 9, 7, 4, 2);
     test_pool(3, 5, 5, 5, 5);
+
+    test_softmax(5, 17);
+    test_softmax(3, TAT_SOFTMAX_WARP_COLS);
+    test_softmax(3, TAT_SOFTMAX_WARP_COLS + 301);
+    report(softmax_shapes_seen[0] && softmax_shapes_seen[1],
+           "emulation softmax: both row sizes (a warp, a block) exercised", "one path never ran");
+    test_fitnet(3, 5, 7, 9, 11, 0);
+    test_fitnet(2, 4, 3, 13, 7, 1);
+    test_kd(3, 10, 1);
+    test_kd(4, 1000, 4);
 
     /* every case: its student embedding and each of its terms */
     for (i = 0; i < TAT_NUM_CASES; ++i) {
