@@ -369,8 +369,10 @@ static void tat_gpu_setup(const network *net, tat_state *s)
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
         size_t ws_key = s->k ? tat_gpu_conv_workspace_floats(s->batch, s->teacher_c, s->h, s->w, 1) : 0;
         if (ws_key > ws) ws = ws_key;
-        tat_gpu_embedding_init(&g->query, s->q, s->batch, s->h, s->w);
-        tat_gpu_embedding_init(&g->value, s->v, s->batch, s->h, s->w);
+        /* query and value embed the same map: one stack, one product and one im2col */
+        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
+        const tat_embedding *host_qv[2] = {s->q, s->v};
+        tat_gpu_embeddings_init(qv, host_qv, 2, s->batch, s->h, s->w);
         if (s->k) tat_gpu_embedding_init(&g->key, s->k, s->batch, s->h, s->w);
         g->workspace = tat_gpu_alloc_floats(ws);
     }
@@ -383,8 +385,8 @@ static void tat_gpu_free_state(tat_state *s)
     struct tat_gpu_state *g = s->gpu;
     if (!g) return;
     if (s->owner) {
-        tat_gpu_embedding_free(&g->query);
-        tat_gpu_embedding_free(&g->value);
+        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
+        tat_gpu_embeddings_free(qv, 2);
         if (s->k) tat_gpu_embedding_free(&g->key);
         tat_gpu_free(g->workspace);
     }
@@ -426,8 +428,8 @@ void forward_tat_distill_layer_gpu(const layer l, network net)
     student = net.layers[s->from].output_gpu;
     teacher = net.teacher->layers[s->teacher_layer].output_gpu;
     if (s->owner) {
-        tat_gpu_embedding_forward(&e->query, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_gpu_embedding_forward(&e->value, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
+        tat_gpu_embeddings_forward(qv, 2, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->k) tat_gpu_embedding_forward(&e->key, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
     tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
@@ -446,8 +448,8 @@ void backward_tat_distill_layer_gpu(const layer l, network net)
         const float *student = net.layers[s->from].output_gpu;
         const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
         float *d_student = net.layers[s->from].delta_gpu;
-        tat_gpu_embedding_backward(&e->query, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_gpu_embedding_backward(&e->value, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
+        tat_gpu_embeddings_backward(qv, 2, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->k) tat_gpu_embedding_backward(&e->key, 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
     /* queued: now wait for the forward's loss (long arrived) and stop before the update if

@@ -68,16 +68,26 @@ typedef tat_embedding tat_gpu_embedding;
  * activations for batch x h x w maps. */
 void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch, int h, int w);
 void tat_gpu_embedding_free(tat_gpu_embedding *g);
+/* n embeddings of one input (same in_c, out_c, ksize) as one stack: weights, weight_grads,
+ * x_hat and out contiguous, so their convs run as one product (tat_gpu_steps.h). */
+void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embedding *const *e, int n,
+                             int batch, int h, int w);
+void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n);
 /* Parameters only (biases, scales, weights), device <-> host. */
 void tat_gpu_embedding_push(tat_gpu_embedding *g, const tat_embedding *e);
 void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding *e);
-/* Workspace floats of the conv for the whole batch (the batch-wide im2col of the backward;
- * the forward of a 1x1 needs none: it may get NULL). */
+/* Workspace floats of the convs for the whole batch: the batch-wide im2col (the backward
+ * needs it for 1x1 too; a 1x1 forward alone may get NULL). */
 size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize);
 void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace, int batch,
                                int h, int w, int per_image);
 void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, const float *in,
                                 float *workspace, int batch, int h, int w, int per_image);
+/* A stack from tat_gpu_embeddings_init; the backward adds every embedding's input gradient. */
+void tat_gpu_embeddings_forward(tat_gpu_embedding **g, int n, const float *in, float *workspace,
+                                int batch, int h, int w, int per_image);
+void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float *d_in, const float *in,
+                                 float *workspace, int batch, int h, int w, int per_image);
 
 /* ---- a distillation term --------------------------------------------------------------- */
 typedef struct {

@@ -18,6 +18,9 @@ typedef struct {
     void (*avgpool_forward)(float *out, const float *in, tat_pool_geom g);
     void (*avgpool_backward)(float *d_in, const float *d_out, tat_pool_geom g);
     void (*im2col)(float *col, const float *in, tat_conv_geom g);
+    /* stacked NCHW <-> channel-major (tat_stack_cm_index) */
+    void (*stack_to_nchw)(float *nchw, const float *cm, tat_stack_geom g);
+    void (*stack_to_cm)(float *cm, const float *nchw, tat_stack_geom g);
     void (*col2im_add)(float *d_in, const float *col, tat_conv_geom g);
     void (*batchnorm_forward)(float *out, float *x_hat, float *mean, float *inv_std,
                               const float *in, const float *gamma, const float *beta,
@@ -44,50 +47,75 @@ typedef struct {
     void (*kd_grad)(float *d_s, const float *p_s, const float *p_t, float scale, size_t n);
 } tat_gpu_ops;
 
-/* ---- embedding ------------------------------------------------------------------------- */
-static inline void tat_steps_embedding_forward(const tat_gpu_ops *op, tat_gpu_embedding *g,
-                                               const float *in, float *workspace, int batch,
-                                               int h, int w, int per_image)
+/* ---- embeddings: conv (no bias) + BatchNorm, n of one input stacked --------------------- */
+/* e[0..n-1] share in_c, out_c and ksize, and their weights, weight_grads, x_hat and out are
+ * contiguous (tat_gpu_embeddings_init): the convs of all n run as one product and one im2col.
+ * workspace: tat_gpu_conv_workspace_floats. */
+static inline void tat_steps_embeddings_forward(const tat_gpu_ops *op, tat_gpu_embedding **e,
+                                                int n, const float *in, float *workspace,
+                                                int batch, int h, int w, int per_image)
 {
-    int hw = h * w, kk = g->in_c * g->ksize * g->ksize;
-    const float *col = in;
+    tat_gpu_embedding *g = e[0];
+    int hw = h * w, kk = g->in_c * g->ksize * g->ksize, i;
     tat_bn_geom bn = {batch, g->out_c, hw, per_image};
+    tat_stack_geom sg = {n, batch, g->out_c, hw};
+    const float *col = in;
     if (g->ksize != 1) {
         tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
         op->im2col(workspace, in, cg);
         col = workspace;
     }
-    /* as tat.c: the conv result goes into x_hat, BN normalises it in place */
-    op->gemm(tat_gemm_conv_forward(batch, g->out_c, kk, hw, g->ksize == 1), g->weights, col,
-             g->x_hat);
-    op->batchnorm_forward(g->out, g->x_hat, g->mean, g->inv_std, g->x_hat, g->scales, g->biases, bn);
-    op->zero(g->out_grad, (size_t)batch * g->out_c * hw);
+    /* the stack's conv output, channel-major, into `out` (dead until BN writes it), then to
+       x_hat as NCHW maps; BN normalises x_hat in place as tat.c does */
+    op->gemm(tat_gemm_conv_forward(batch, n * g->out_c, kk, hw, g->ksize == 1), g->weights, col,
+             g->out);
+    op->stack_to_nchw(g->x_hat, g->out, sg);
+    for (i = 0; i < n; ++i) {
+        op->batchnorm_forward(e[i]->out, e[i]->x_hat, e[i]->mean, e[i]->inv_std, e[i]->x_hat,
+                              e[i]->scales, e[i]->biases, bn);
+        op->zero(e[i]->out_grad, (size_t)batch * g->out_c * hw);
+    }
 }
 
-/* workspace: tat_gpu_conv_workspace_floats (the batch-wide im2col, 1x1 included). */
+static inline void tat_steps_embeddings_backward(const tat_gpu_ops *op, tat_gpu_embedding **e,
+                                                 int n, float *d_in, const float *in,
+                                                 float *workspace, int batch, int h, int w,
+                                                 int per_image)
+{
+    tat_gpu_embedding *g = e[0];
+    int hw = h * w, kk = g->in_c * g->ksize * g->ksize, rows = n * g->out_c, i;
+    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
+    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize};
+    tat_stack_geom sg = {n, batch, g->out_c, hw};
+    /* d(conv out) into `out` (dead now, as tat.c), then channel-major into x_hat (dead after
+       the BN backward) */
+    for (i = 0; i < n; ++i)
+        op->batchnorm_backward(e[i]->out, e[i]->scale_grads, e[i]->bias_grads, e[i]->out_grad,
+                               e[i]->x_hat, e[i]->inv_std, e[i]->scales, bn, 1);
+    op->stack_to_cm(g->x_hat, g->out, sg);
+    op->im2col(workspace, in, cg); /* 1x1: the input channel-major */
+    op->gemm(tat_gemm_conv_weight_grad(batch, rows, kk, hw), g->x_hat, workspace, g->weight_grads);
+    if (!d_in) return;
+    if (g->ksize == 1) {
+        op->gemm(tat_gemm_conv_input_grad(batch, rows, kk, hw, 1), g->weights, g->x_hat, d_in);
+    } else {
+        op->gemm(tat_gemm_conv_input_grad(batch, rows, kk, hw, 0), g->weights, g->x_hat, workspace);
+        op->col2im_add(d_in, workspace, cg);
+    }
+}
+
+static inline void tat_steps_embedding_forward(const tat_gpu_ops *op, tat_gpu_embedding *g,
+                                               const float *in, float *workspace, int batch,
+                                               int h, int w, int per_image)
+{
+    tat_steps_embeddings_forward(op, &g, 1, in, workspace, batch, h, w, per_image);
+}
+
 static inline void tat_steps_embedding_backward(const tat_gpu_ops *op, tat_gpu_embedding *g,
                                                 float *d_in, const float *in, float *workspace,
                                                 int batch, int h, int w, int per_image)
 {
-    int hw = h * w, kk = g->in_c * g->ksize * g->ksize;
-    tat_bn_geom bn = {batch, g->out_c, hw, per_image};
-    tat_conv_geom cg = {batch, g->in_c, h, w, g->ksize}, og = {batch, g->out_c, h, w, 1};
-    /* d(conv out) into `out`, dead now (as tat.c) */
-    op->batchnorm_backward(g->out, g->scale_grads, g->bias_grads, g->out_grad, g->x_hat,
-                           g->inv_std, g->scales, bn, 1);
-    /* dW over the whole batch in one product: d(conv out) channel-major into x_hat (dead
-     * after the BN backward) and the input's batch-wide im2col */
-    op->im2col(g->x_hat, g->out, og);
-    op->im2col(workspace, in, cg);
-    op->gemm(tat_gemm_conv_weight_grad(batch, g->out_c, kk, hw), g->x_hat, workspace,
-             g->weight_grads);
-    if (!d_in) return;
-    if (g->ksize == 1) {
-        op->gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 1), g->weights, g->out, d_in);
-    } else {
-        op->gemm(tat_gemm_conv_input_grad(batch, g->out_c, kk, hw, 0), g->weights, g->out, workspace);
-        op->col2im_add(d_in, workspace, cg);
-    }
+    tat_steps_embeddings_backward(op, &g, 1, d_in, in, workspace, batch, h, w, per_image);
 }
 
 /* ---- term ------------------------------------------------------------------------------- */
@@ -174,7 +202,7 @@ static inline void tat_steps_fitnet_forward(const tat_gpu_ops *op, tat_gpu_embed
                                             int batch, int h, int w, int per_image)
 {
     size_t n = (size_t)batch * p->out_c * h * w;
-    tat_steps_embedding_forward(op, p, student, NULL, batch, h, w, per_image);
+    tat_steps_embedding_forward(op, p, student, NULL, batch, h, w, per_image); /* 1x1: no im2col */
     op->sse(diff, p->out, teacher, n, partials);
     op->loss_start(loss, partials, TAT_SUM_BLOCKS);
 }

@@ -37,48 +37,10 @@ TAT_HD size_t tat_patch_block_elements(tat_patch_geom g)
     return (size_t)g.batch * g.groups * per * g.c * (g.h / g.grid_h) * (g.w / g.grid_w);
 }
 
-/* Map offset (NCHW) of block element bi (image-major blocks, each d x N channel-major). */
-TAT_HD size_t tat_patch_map_index(tat_patch_geom g, size_t bi)
-{
-    int ph = g.h / g.grid_h, pw = g.w / g.grid_w;
-    int per = g.grid_h * g.grid_w / g.groups;
-    size_t N = (size_t)ph * pw, d = (size_t)per * g.c;
-    size_t r = bi % N, e = (bi / N) % d, blk = bi / (N * d);
-    int b = (int)(blk / g.groups), a = (int)(blk % g.groups);
-    int pp = a * per + (int)(e / g.c), ch = (int)(e % g.c);
-    int y = (pp / g.grid_w) * ph + (int)(r / pw), x = (pp % g.grid_w) * pw + (int)(r % pw);
-    return (((size_t)b * g.c + ch) * g.h + y) * g.w + x;
-}
-
 /* ---- Average pooling, kernel = stride = (kh, kw), no padding --------------------------- */
 TAT_HD size_t tat_pool_out_elements(tat_pool_geom g)
 {
     return (size_t)g.planes * (g.h / g.kh) * (g.w / g.kw);
-}
-
-/* Output element o: the window mean, summed in the same order as tat_avgpool_forward. */
-TAT_HD float tat_pool_forward_value(tat_pool_geom g, const float *in, size_t o)
-{
-    int oh = g.h / g.kh, ow = g.w / g.kw, y, x;
-    size_t plane = o / ((size_t)oh * ow);
-    int oy = (int)(o % ((size_t)oh * ow)) / ow, ox = (int)(o % ((size_t)oh * ow)) % ow;
-    const float *src = in + plane * g.h * g.w;
-    float sum = 0;
-    for (y = 0; y < g.kh; ++y)
-        for (x = 0; x < g.kw; ++x) sum += src[(oy * g.kh + y) * g.w + ox * g.kw + x];
-    return sum * (1.f / (g.kh * g.kw));
-}
-
-/* Input element i: the output element whose window holds it, or -1 (rows/columns past the
- * last whole window). The backward is then a gather: no two threads write one element. */
-TAT_HD long long tat_pool_window_of(tat_pool_geom g, size_t i)
-{
-    int oh = g.h / g.kh, ow = g.w / g.kw;
-    size_t plane = i / ((size_t)g.h * g.w);
-    int y = (int)(i % ((size_t)g.h * g.w)) / g.w, x = (int)(i % ((size_t)g.h * g.w)) % g.w;
-    int oy = y / g.kh, ox = x / g.kw;
-    if (oy >= oh || ox >= ow) return -1;
-    return (long long)(plane * oh + oy) * ow + ox;
 }
 
 /* ---- im2col for a stride-1 "same" convolution (pad = ksize / 2) ------------------------- */
@@ -92,35 +54,35 @@ TAT_HD size_t tat_col_elements(tat_conv_geom g)
     return (size_t)g.batch * g.c * g.ksize * g.ksize * g.h * g.w;
 }
 
-TAT_HD float tat_im2col_value(tat_conv_geom g, const float *in, size_t ci)
-{
-    size_t hw = (size_t)g.h * g.w, bhw = hw * g.batch;
-    size_t row = ci / bhw, col = ci % bhw, b = col / hw, p = col % hw;
-    int pad = g.ksize / 2, kx = (int)(row % g.ksize), ky = (int)(row / g.ksize % g.ksize);
-    int ch = (int)(row / ((size_t)g.ksize * g.ksize));
-    int iy = (int)(p / g.w) + ky - pad, ix = (int)(p % g.w) + kx - pad;
-    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0;
-    return in[((b * g.c + ch) * g.h + iy) * g.w + ix];
-}
+/* ---- Stacked embeddings ----------------------------------------------------------------- */
+/* n embeddings of one input (the query and the value) run their conv as ONE product: stacked
+ * weights (n*c x kk) give a channel-major output (n*c x batch*hw). Their NCHW buffers (x_hat,
+ * out) are contiguous, embedding after embedding, so the stack is one n x batch x c x hw array;
+ * these map it to and from the channel-major matrix. */
+typedef struct {
+    int n, batch, c, hw;
+} tat_stack_geom;
 
-/* Input element i (NCHW): the sum of every col entry im2col copied it to (the adjoint, as a
- * gather: one writer per element). */
-TAT_HD float tat_col2im_value(tat_conv_geom g, const float *col, size_t i)
-{
-    size_t hw = (size_t)g.h * g.w, bhw = hw * g.batch;
-    size_t b = i / ((size_t)g.c * hw);
-    int ch = (int)(i / hw % g.c), y = (int)(i % hw) / g.w, x = (int)(i % hw) % g.w;
-    int pad = g.ksize / 2, ky, kx;
-    float sum = 0;
-    for (ky = 0; ky < g.ksize; ++ky)
-        for (kx = 0; kx < g.ksize; ++kx) {
-            int oy = y - ky + pad, ox = x - kx + pad; /* the output position that read (y, x) */
-            if (oy < 0 || oy >= g.h || ox < 0 || ox >= g.w) continue;
-            sum += col[(((size_t)ch * g.ksize + ky) * g.ksize + kx) * bhw + b * hw +
-                       (size_t)oy * g.w + ox];
-        }
-    return sum;
-}
+TAT_HD size_t tat_stack_elements(tat_stack_geom g) { return (size_t)g.n * g.batch * g.c * g.hw; }
+
+/* ---- Index arithmetic: 64-bit, and 32-bit where the sizes allow ----------------------- */
+/* tat_kernel_index_body.h holds every per-element function that divides an index (patch map,
+ * pooling, im2col/col2im, stack permutation, dS rows), written once over TAT_IDX: here it is
+ * instantiated with size_t (the names as written) and with unsigned int (the names + _32).
+ * 64-bit division is many times slower than 32-bit on a GPU; a kernel uses the _32 functions
+ * when tat_index_fits_32 holds for every buffer it indexes. */
+TAT_HD int tat_index_fits_32(size_t max_elements) { return max_elements < ((size_t)1 << 31); }
+
+#define TAT_IDX size_t
+#define TAT_FN(name) name
+#include "tat_kernel_index_body.h"
+#undef TAT_IDX
+#undef TAT_FN
+#define TAT_IDX unsigned int
+#define TAT_FN(name) name##_32
+#include "tat_kernel_index_body.h"
+#undef TAT_IDX
+#undef TAT_FN
 
 /* ---- BatchNorm (training mode), same statistics groups as tat.c ----------------------- */
 /* Group gi: channel gi of every image (per_image 0) or plane gi = b*c + ch (per_image 1).
@@ -273,14 +235,6 @@ TAT_HD float tat_residual_partial(float *o, const float *t, size_t row, int N, i
     return D;
 }
 
-/* Element (blk, i, j) of dS = A (dP - 2w D_i): ds holds dP = (2w R)^T V on entry. */
-TAT_HD void tat_dscore_element(float *ds, const float *a, const float *drow, float two_w,
-                               int N, size_t idx)
-{
-    size_t row = idx / N; /* = blk * N + i: drow is n_blocks x N */
-    ds[idx] = a[idx] * (ds[idx] - two_w * drow[row]);
-}
-
 /* Thread tid's share of a sum of n doubles. */
 TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
 {
@@ -414,32 +368,34 @@ static inline tat_rowmajor_gemm tat_rm_gemm(int ta, int tb, int M, int N, int K,
     return g;
 }
 
-/* Convolution as GEMMs (kk = in_c * k * k, hw = h * w). col is the batch-wide im2col
- * (kk x batch*hw, see tat_im2col_value); for 1x1 the forward reads the NCHW image itself. */
-/* out_b = W col_b, every image at once (1x1: col_b is image b, ld hw, stride in_c*hw). */
-static inline tat_rowmajor_gemm tat_gemm_conv_forward(int batch, int out_c, int kk, int hw,
+/* Convolution as GEMMs over the whole batch (kk = in_c * k * k, hw = h * w, rows = the
+ * output channels of the whole stack). The output and its gradient are channel-major
+ * (rows x batch*hw, see tat_stack_cm_index); col is the batch-wide im2col (kk x batch*hw); a
+ * 1x1's forward and input gradient use the NCHW image itself, one product per image. */
+/* Y = W col (3x3: one product) or Y_b = W x_b (1x1, x_b: image b, kk x hw) */
+static inline tat_rowmajor_gemm tat_gemm_conv_forward(int batch, int rows, int kk, int hw,
                                                       int one_by_one)
 {
-    long long bhw = (long long)batch * hw;
-    return tat_rm_gemm(0, 0, out_c, hw, kk, kk, one_by_one ? hw : (int)bhw, hw, 0,
-                       one_by_one ? (long long)kk * hw : hw, (long long)out_c * hw, batch, 1, 0);
+    int bhw = batch * hw;
+    if (one_by_one)
+        return tat_rm_gemm(0, 0, rows, hw, kk, kk, hw, bhw, 0, (long long)kk * hw, hw, batch, 1, 0);
+    return tat_rm_gemm(0, 0, rows, bhw, kk, kk, bhw, bhw, 0, 0, 0, 1, 1, 0);
 }
-/* dW += dY col^T over the whole batch at once: dY and col both channel-major over the batch
- * (out_c x batch*hw and kk x batch*hw), one product with K = batch * hw. */
-static inline tat_rowmajor_gemm tat_gemm_conv_weight_grad(int batch, int out_c, int kk, int hw)
+/* dW += dY col^T: one product with K = batch * hw */
+static inline tat_rowmajor_gemm tat_gemm_conv_weight_grad(int batch, int rows, int kk, int hw)
 {
     int bhw = batch * hw;
-    return tat_rm_gemm(0, 1, out_c, kk, bhw, bhw, bhw, kk, 0, 0, 0, 1, 1, 1);
+    return tat_rm_gemm(0, 1, rows, kk, bhw, bhw, bhw, kk, 0, 0, 0, 1, 1, 1);
 }
-/* 1x1: d_in_b += W^T dY_b (NCHW). 3x3: dcol_b = W^T dY_b into the batch-wide col (ldc
- * batch*hw, image b at column b*hw), col2im follows. */
-static inline tat_rowmajor_gemm tat_gemm_conv_input_grad(int batch, int out_c, int kk, int hw,
+/* 3x3: dcol = W^T dY (assigned; col2im follows). 1x1: d_in_b += W^T dY_b (NCHW). Over a stack
+ * the products sum the embeddings' input gradients. */
+static inline tat_rowmajor_gemm tat_gemm_conv_input_grad(int batch, int rows, int kk, int hw,
                                                          int one_by_one)
 {
-    long long bhw = (long long)batch * hw;
-    return tat_rm_gemm(1, 0, kk, hw, out_c, kk, hw, one_by_one ? hw : (int)bhw, 0,
-                       (long long)out_c * hw, one_by_one ? (long long)kk * hw : hw, batch, 1,
-                       one_by_one ? 1.f : 0.f);
+    int bhw = batch * hw;
+    if (one_by_one)
+        return tat_rm_gemm(1, 0, kk, hw, rows, kk, bhw, hw, 0, hw, (long long)kk * hw, batch, 1, 1);
+    return tat_rm_gemm(1, 0, kk, bhw, rows, kk, bhw, bhw, 0, 0, 0, 1, 1, 0);
 }
 
 /* Attention over n blocks of d x N (channel-major), A and dS N x N. */

@@ -202,47 +202,97 @@ extern "C" void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B
 }
 
 /* ---- element-wise kernels --------------------------------------------------------------- */
-__global__ static void patch_gather_kernel(float *blocks, const float *x, tat_patch_geom g, size_t n)
+/* The index-dividing kernels are templates over the index type I: unsigned int when every
+ * buffer they index has fewer than 2^31 elements (tat_index_fits_32; then i + the grid stride
+ * cannot wrap either), size_t otherwise. These overloads pick the matching instantiation of
+ * tat_kernel_index_body.h. */
+__device__ static inline size_t patch_map_index(tat_patch_geom g, size_t i) { return tat_patch_map_index(g, i); }
+__device__ static inline unsigned int patch_map_index(tat_patch_geom g, unsigned int i) { return tat_patch_map_index_32(g, i); }
+__device__ static inline float pool_forward_value(tat_pool_geom g, const float *in, size_t o) { return tat_pool_forward_value(g, in, o); }
+__device__ static inline float pool_forward_value(tat_pool_geom g, const float *in, unsigned int o) { return tat_pool_forward_value_32(g, in, o); }
+__device__ static inline long long pool_window_of(tat_pool_geom g, size_t i) { return tat_pool_window_of(g, i); }
+__device__ static inline long long pool_window_of(tat_pool_geom g, unsigned int i) { return tat_pool_window_of_32(g, i); }
+__device__ static inline float im2col_value(tat_conv_geom g, const float *in, size_t i) { return tat_im2col_value(g, in, i); }
+__device__ static inline float im2col_value(tat_conv_geom g, const float *in, unsigned int i) { return tat_im2col_value_32(g, in, i); }
+__device__ static inline float col2im_value(tat_conv_geom g, const float *col, size_t i) { return tat_col2im_value(g, col, i); }
+__device__ static inline float col2im_value(tat_conv_geom g, const float *col, unsigned int i) { return tat_col2im_value_32(g, col, i); }
+__device__ static inline size_t stack_cm_index(tat_stack_geom g, size_t i) { return tat_stack_cm_index(g, i); }
+__device__ static inline unsigned int stack_cm_index(tat_stack_geom g, unsigned int i) { return tat_stack_cm_index_32(g, i); }
+__device__ static inline void dscore_element(float *ds, const float *a, const float *drow, float two_w, int N, size_t i) { tat_dscore_element(ds, a, drow, two_w, N, i); }
+__device__ static inline void dscore_element(float *ds, const float *a, const float *drow, float two_w, int N, unsigned int i) { tat_dscore_element_32(ds, a, drow, two_w, N, i); }
+
+#define TAT_GRID_STRIDE_I(I, i, n) \
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
+
+/* kernel<unsigned int> or kernel<size_t> over n items, the arguments then n */
+#define TAT_LAUNCH_INDEXED(kernel, fits32, n, ...)                                               \
+    do {                                                                                         \
+        if (fits32)                                                                              \
+            kernel<unsigned int><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (unsigned int)(n)); \
+        else                                                                                     \
+            kernel<size_t><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (size_t)(n));            \
+        TAT_LAUNCH_CHECK();                                                                      \
+    } while (0)
+
+template <typename I>
+__global__ static void patch_gather_kernel(float *blocks, const float *x, tat_patch_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) blocks[i] = x[tat_patch_map_index(g, i)];
+    TAT_GRID_STRIDE_I(I, i, n) blocks[i] = x[patch_map_index(g, i)];
 }
 
 /* Blocks never overlap: each map element has at most one writer, no atomics needed. */
+template <typename I>
 __global__ static void patch_scatter_add_kernel(float *d_x, const float *d_blocks,
-                                                tat_patch_geom g, size_t n)
+                                                tat_patch_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) d_x[tat_patch_map_index(g, i)] += d_blocks[i];
+    TAT_GRID_STRIDE_I(I, i, n) d_x[patch_map_index(g, i)] += d_blocks[i];
 }
 
-__global__ static void avgpool_forward_kernel(float *out, const float *in, tat_pool_geom g, size_t n)
+template <typename I>
+__global__ static void avgpool_forward_kernel(float *out, const float *in, tat_pool_geom g, I n)
 {
-    TAT_GRID_STRIDE(o, n) out[o] = tat_pool_forward_value(g, in, o);
+    TAT_GRID_STRIDE_I(I, o, n) out[o] = pool_forward_value(g, in, o);
 }
 
-__global__ static void avgpool_backward_kernel(float *d_in, const float *d_out, tat_pool_geom g,
-                                               size_t n)
+template <typename I>
+__global__ static void avgpool_backward_kernel(float *d_in, const float *d_out, tat_pool_geom g, I n)
 {
     float inv = 1.f / (g.kh * g.kw);
-    TAT_GRID_STRIDE(i, n) {
-        long long o = tat_pool_window_of(g, i);
+    TAT_GRID_STRIDE_I(I, i, n) {
+        long long o = pool_window_of(g, i);
         if (o >= 0) d_in[i] += d_out[o] * inv;
     }
 }
 
-__global__ static void im2col_kernel(float *col, const float *in, tat_conv_geom g, size_t n)
+template <typename I>
+__global__ static void im2col_kernel(float *col, const float *in, tat_conv_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) col[i] = tat_im2col_value(g, in, i);
+    TAT_GRID_STRIDE_I(I, i, n) col[i] = im2col_value(g, in, i);
 }
 
-__global__ static void col2im_add_kernel(float *d_in, const float *col, tat_conv_geom g, size_t n)
+template <typename I>
+__global__ static void stack_to_nchw_kernel(float *nchw, const float *cm, tat_stack_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) d_in[i] += tat_col2im_value(g, col, i);
+    TAT_GRID_STRIDE_I(I, i, n) nchw[i] = cm[stack_cm_index(g, i)];
 }
 
+template <typename I>
+__global__ static void stack_to_cm_kernel(float *cm, const float *nchw, tat_stack_geom g, I n)
+{
+    TAT_GRID_STRIDE_I(I, i, n) cm[stack_cm_index(g, i)] = nchw[i];
+}
+
+template <typename I>
+__global__ static void col2im_add_kernel(float *d_in, const float *col, tat_conv_geom g, I n)
+{
+    TAT_GRID_STRIDE_I(I, i, n) d_in[i] += col2im_value(g, col, i);
+}
+
+template <typename I>
 __global__ static void dscore_kernel(float *ds, const float *a, const float *drow, float two_w,
-                                     int N, size_t n)
+                                     int N, I n)
 {
-    TAT_GRID_STRIDE(i, n) tat_dscore_element(ds, a, drow, two_w, N, i);
+    TAT_GRID_STRIDE_I(I, i, n) dscore_element(ds, a, drow, two_w, N, i);
 }
 
 /* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
@@ -389,44 +439,50 @@ __global__ static void kd_rows_kernel(float *p_s, float *p_t, const float *s, co
 /* ---- launchers -------------------------------------------------------------------------- */
 extern "C" void tat_gpu_patch_gather(float *blocks, const float *x, tat_patch_geom g)
 {
-    size_t n = tat_patch_block_elements(g);
-    patch_gather_kernel<<<tat_blocks(n), TAT_THREADS>>>(blocks, x, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_patch_block_elements(g), map = (size_t)g.batch * g.c * g.h * g.w;
+    TAT_LAUNCH_INDEXED(patch_gather_kernel, tat_index_fits_32(map), n, blocks, x, g);
 }
 
 extern "C" void tat_gpu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
 {
-    size_t n = tat_patch_block_elements(g);
-    patch_scatter_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, d_blocks, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_patch_block_elements(g), map = (size_t)g.batch * g.c * g.h * g.w;
+    TAT_LAUNCH_INDEXED(patch_scatter_add_kernel, tat_index_fits_32(map), n, d_x, d_blocks, g);
 }
 
 extern "C" void tat_gpu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
-    size_t n = tat_pool_out_elements(g);
-    avgpool_forward_kernel<<<tat_blocks(n), TAT_THREADS>>>(out, in, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_pool_out_elements(g), in_n = (size_t)g.planes * g.h * g.w;
+    TAT_LAUNCH_INDEXED(avgpool_forward_kernel, tat_index_fits_32(in_n), n, out, in, g);
 }
 
 extern "C" void tat_gpu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
 {
     size_t n = (size_t)g.planes * g.h * g.w;
-    avgpool_backward_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, d_out, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(avgpool_backward_kernel, tat_index_fits_32(n), n, d_in, d_out, g);
 }
 
 extern "C" void tat_gpu_im2col(float *col, const float *in, tat_conv_geom g)
 {
     size_t n = tat_col_elements(g);
-    im2col_kernel<<<tat_blocks(n), TAT_THREADS>>>(col, in, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(im2col_kernel, tat_index_fits_32(n), n, col, in, g);
+}
+
+static void stack_to_nchw_launch(float *nchw, const float *cm, tat_stack_geom g)
+{
+    size_t n = tat_stack_elements(g);
+    TAT_LAUNCH_INDEXED(stack_to_nchw_kernel, tat_index_fits_32(n), n, nchw, cm, g);
+}
+
+static void stack_to_cm_launch(float *cm, const float *nchw, tat_stack_geom g)
+{
+    size_t n = tat_stack_elements(g);
+    TAT_LAUNCH_INDEXED(stack_to_cm_kernel, tat_index_fits_32(n), n, cm, nchw, g);
 }
 
 extern "C" void tat_gpu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
 {
     size_t n = (size_t)g.batch * g.c * g.h * g.w;
-    col2im_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, col, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(col2im_add_kernel, tat_index_fits_32(tat_col_elements(g)), n, d_in, col, g);
 }
 
 extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std,
@@ -476,43 +532,61 @@ extern "C" void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding
     TAT_CUDA_CHECK(cudaMemcpy(e->biases, g->biases, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+extern "C" void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embedding *const *e,
+                                        int n, int batch, int h, int w)
+{
+    size_t nw = (size_t)e[0]->out_c * e[0]->in_c * e[0]->ksize * e[0]->ksize;
+    size_t nout = (size_t)batch * e[0]->out_c * h * w;
+    /* the arrays the stacked product reads and writes: one allocation each for the stack */
+    float *weights = tat_gpu_alloc(n * nw), *weight_grads = tat_gpu_alloc(n * nw);
+    float *x_hat = tat_gpu_alloc(n * nout), *out = tat_gpu_alloc(n * nout);
+    int i;
+    for (i = 0; i < n; ++i) {
+        tat_gpu_embedding *d = g[i];
+        d->in_c = e[i]->in_c;
+        d->out_c = e[i]->out_c;
+        d->ksize = e[i]->ksize;
+        d->weights = weights + i * nw;
+        d->weight_grads = weight_grads + i * nw;
+        d->x_hat = x_hat + i * nout;
+        d->out = out + i * nout;
+        d->scales = tat_gpu_alloc(d->out_c);
+        d->biases = tat_gpu_alloc(d->out_c);
+        d->scale_grads = tat_gpu_alloc(d->out_c);
+        d->bias_grads = tat_gpu_alloc(d->out_c);
+        d->out_grad = tat_gpu_alloc(nout);
+        d->mean = tat_gpu_alloc((size_t)batch * d->out_c);
+        d->inv_std = tat_gpu_alloc((size_t)batch * d->out_c);
+        tat_gpu_embedding_push(d, e[i]);
+    }
+}
+
+extern "C" void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n)
+{
+    int i;
+    tat_gpu_free(g[0]->weights);
+    tat_gpu_free(g[0]->weight_grads);
+    tat_gpu_free(g[0]->x_hat);
+    tat_gpu_free(g[0]->out);
+    for (i = 0; i < n; ++i) {
+        tat_gpu_free(g[i]->scales);
+        tat_gpu_free(g[i]->biases);
+        tat_gpu_free(g[i]->scale_grads);
+        tat_gpu_free(g[i]->bias_grads);
+        tat_gpu_free(g[i]->out_grad);
+        tat_gpu_free(g[i]->mean);
+        tat_gpu_free(g[i]->inv_std);
+        memset(g[i], 0, sizeof(*g[i]));
+    }
+}
+
 extern "C" void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch,
                                        int h, int w)
 {
-    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
-    size_t n = (size_t)batch * e->out_c * h * w;
-    g->in_c = e->in_c;
-    g->out_c = e->out_c;
-    g->ksize = e->ksize;
-    g->weights = tat_gpu_alloc(nw);
-    g->scales = tat_gpu_alloc(e->out_c);
-    g->biases = tat_gpu_alloc(e->out_c);
-    g->weight_grads = tat_gpu_alloc(nw);
-    g->scale_grads = tat_gpu_alloc(e->out_c);
-    g->bias_grads = tat_gpu_alloc(e->out_c);
-    g->x_hat = tat_gpu_alloc(n);
-    g->out = tat_gpu_alloc(n);
-    g->out_grad = tat_gpu_alloc(n);
-    g->mean = tat_gpu_alloc((size_t)batch * e->out_c);
-    g->inv_std = tat_gpu_alloc((size_t)batch * e->out_c);
-    tat_gpu_embedding_push(g, e);
+    tat_gpu_embeddings_init(&g, &e, 1, batch, h, w);
 }
 
-extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g)
-{
-    tat_gpu_free(g->weights);
-    tat_gpu_free(g->scales);
-    tat_gpu_free(g->biases);
-    tat_gpu_free(g->weight_grads);
-    tat_gpu_free(g->scale_grads);
-    tat_gpu_free(g->bias_grads);
-    tat_gpu_free(g->x_hat);
-    tat_gpu_free(g->out);
-    tat_gpu_free(g->out_grad);
-    tat_gpu_free(g->mean);
-    tat_gpu_free(g->inv_std);
-    memset(g, 0, sizeof(*g));
-}
+extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g) { tat_gpu_embeddings_free(&g, 1); }
 
 extern "C" size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize)
 {
@@ -565,8 +639,7 @@ static void kd_grad_launch(float *d_s, const float *p_s, const float *p_t, float
 
 static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
 {
-    dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, a, drow, two_w, N, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(dscore_kernel, tat_index_fits_32(n), n, ds, a, drow, two_w, N);
 }
 
 static void zero_launch(float *x, size_t n)
@@ -576,7 +649,8 @@ static void zero_launch(float *x, size_t n)
 
 static const tat_gpu_ops gpu_ops = {
     tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
-    tat_gpu_avgpool_backward, tat_gpu_im2col, tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
+    tat_gpu_avgpool_backward, tat_gpu_im2col, stack_to_nchw_launch, stack_to_cm_launch,
+    tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
     tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, loss_start,
     tat_gpu_loss_wait, dscore_launch, zero_launch, sse_launch, sse_grad_launch, kd_rows_launch,
     kd_grad_launch};
@@ -592,6 +666,20 @@ extern "C" void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, co
                                            int per_image)
 {
     tat_steps_embedding_backward(&gpu_ops, g, d_in, in, workspace, batch, h, w, per_image);
+}
+
+extern "C" void tat_gpu_embeddings_forward(tat_gpu_embedding **g, int n, const float *in,
+                                           float *workspace, int batch, int h, int w,
+                                           int per_image)
+{
+    tat_steps_embeddings_forward(&gpu_ops, g, n, in, workspace, batch, h, w, per_image);
+}
+
+extern "C" void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float *d_in,
+                                            const float *in, float *workspace, int batch, int h,
+                                            int w, int per_image)
+{
+    tat_steps_embeddings_backward(&gpu_ops, g, n, d_in, in, workspace, batch, h, w, per_image);
 }
 
 /* ---- term ------------------------------------------------------------------------------- */
