@@ -7,8 +7,10 @@
 #                         tests/test_*.c, run tests/run.sh
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
 #                         program and the GPU benchmark (no run)
-#   make test-gpu         GPU build + tests/gpu/ (kernels and layers against the CPU code, a
-#                         short GPU distillation); each skips with one line without a device
+#   make test-gpu         GPU builds (CUDNN=0 and CUDNN=1) + tests/gpu/ on each (kernels and
+#                         layers against the CPU code in fp32, a short GPU distillation), and
+#                         the cuDNN variant's errors in the default (TF32) math mode; each
+#                         skips with one line without a device
 #   make bench-gpu        GPU benchmark at the paper's settings (bench/bench_gpu.c)
 #   make test-asan        the same tests on build/cpu-asan/ (AddressSanitizer + UBSan)
 #   make test-valgrind    a short distillation run under valgrind: no leaks from the plugin
@@ -78,7 +80,7 @@ DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
 .PHONY: all build fetch tools test test-bins gpu-build-check deps demo demo-seg study clean distclean \
-    test-asan test-valgrind fuzz test-gpu gpu-test-bins bench-gpu
+    test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
 	@[ "$$(readlink $(DARKNET_TREE)/darknet)" = ../build/$(VARIANT)/darknet ] || \
@@ -155,19 +157,23 @@ fuzz:
 
 gpu-build-check:
 	+$(MAKE) build GPU=1 CUDNN=0
-	+$(MAKE) gpu-test-bins
+	+$(MAKE) gpu-test-bins GPU=1 CUDNN=0
 	+$(MAKE) build GPU=1 CUDNN=1
+	+$(MAKE) gpu-test-bins GPU=1 CUDNN=1
 
-# --- GPU tests and benchmark: linked against the GPU library, never part of `make test`
-# (which links the CPU library). tests/gpu/test_*.c and test_*.sh run through tests/run.sh.
-GPU_OUT = $(CURDIR)/build/gpu
-GPU_TEST_DIR = build/gpu-tests
-GPU_BENCH = build/bench/bench_gpu
+# --- GPU tests and benchmark: linked against a GPU library (build/gpu or build/gpu-cudnn, as
+# CUDNN says), never part of `make test` (which links the CPU library). tests/gpu/test_*.c and
+# test_*.sh run through tests/run.sh.
+GPU_VARIANT = gpu$(if $(call on,CUDNN),-cudnn)
+GPU_OUT = $(CURDIR)/build/$(GPU_VARIANT)
+GPU_TEST_DIR = build/$(GPU_VARIANT)-tests
+GPU_BENCH = build/bench/bench_$(subst -,_,$(GPU_VARIANT))
 GPU_TEST_SRCS = $(wildcard tests/gpu/test_*.c)
 GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
-GPU_CFLAGS = $(TEST_CFLAGS) -DGPU -I$(CUDA_HOME)/include
-GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++ \
-    -lopenblas -lpng -lm -pthread
+# darknet.h's layer has cuDNN fields under CUDNN: the tests must see the library's layout
+GPU_CFLAGS = $(TEST_CFLAGS) -DGPU $(if $(call on,CUDNN),-DCUDNN) -I$(CUDA_HOME)/include
+GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand \
+    $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng -lm -pthread
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 
@@ -180,15 +186,24 @@ $(GPU_BENCH): bench/bench_gpu.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h
 	@mkdir -p $(@D)
 	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)
 
+# Both variants, each compared with the CPU in fp32 (TF32 off; see tests/gpu/test_gpu.c), then
+# the cuDNN variant's errors in the libraries' default math mode, reported only.
 test-gpu:
-	+$(MAKE) build GPU=1 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
-	+-$(MAKE) -k gpu-test-bins tools
+	+$(MAKE) test-gpu-variant CUDNN=0
+	+$(MAKE) test-gpu-variant CUDNN=1
+	@echo "== cuDNN variant in the default math mode (TF32 allowed): errors reported, not checked"
+	build/gpu-cudnn-tests/test_gpu --default-math
+
+test-gpu-variant:
+	+$(MAKE) build GPU=1 CUDNN=$(CUDNN) OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+-$(MAKE) -k gpu-test-bins tools GPU=1 CUDNN=$(CUDNN)
+	@echo "== GPU tests, $(GPU_VARIANT)"
 	TESTS_DIR=$(CURDIR)/tests/gpu DARKNET=$(GPU_OUT)/darknet DARKNET_DIR=$(DN) \
 	    tests/run.sh $(CURDIR)/$(GPU_TEST_DIR)
 
 bench-gpu:
 	+$(MAKE) build GPU=1 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
-	+$(MAKE) $(GPU_BENCH)
+	+$(MAKE) $(GPU_BENCH) GPU=1 CUDNN=0
 	$(GPU_BENCH)
 
 deps:

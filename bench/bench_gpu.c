@@ -71,8 +71,9 @@ static void run(const setting *s, int reps)
     int r;
     tat_embedding_init(&hq, s->c, s->c, s->ksize);
     tat_embedding_init(&hv, s->c, s->c, s->ksize);
-    tat_gpu_embedding_init(&q, &hq, s->batch, s->h, s->w);
-    tat_gpu_embedding_init(&v, &hv, s->batch, s->h, s->w);
+    tat_gpu_embedding *qv[2] = {&q, &v};
+    const tat_embedding *host_qv[2] = {&hq, &hv};
+    tat_gpu_embeddings_init(qv, host_qv, 2, s->batch, s->h, s->w);
     if (s->key_learned) {
         tat_embedding_init(&hk, s->c, s->c, 1);
         tat_gpu_embedding_init(&k, &hk, s->batch, s->h, s->w);
@@ -85,8 +86,7 @@ static void run(const setting *s, int reps)
     for (r = -1; r < reps; ++r) {
         const float *key;
         if (r == 0) cudaEventRecord(start, 0); /* r = -1 is the warm-up */
-        tat_gpu_embedding_forward(&q, student, ws, s->batch, s->h, s->w, s->per_image);
-        tat_gpu_embedding_forward(&v, student, ws, s->batch, s->h, s->w, s->per_image);
+        tat_gpu_embeddings_forward(qv, 2, student, ws, s->batch, s->h, s->w, s->per_image);
         if (s->key_learned) tat_gpu_embedding_forward(&k, teacher, ws, s->batch, s->h, s->w, s->per_image);
         key = s->key_learned ? k.out : teacher;
         tat_gpu_term_forward(&patch, q.out, key, v.out, teacher);
@@ -95,8 +95,7 @@ static void run(const setting *s, int reps)
             tat_gpu_term_backward(&anchor, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_anchor);
         }
         tat_gpu_term_backward(&patch, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_patch);
-        tat_gpu_embedding_backward(&q, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
-        tat_gpu_embedding_backward(&v, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
+        tat_gpu_embeddings_backward(qv, 2, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
         if (s->key_learned) tat_gpu_embedding_backward(&k, NULL, teacher, ws, s->batch, s->h, s->w, s->per_image);
     }
     cudaEventRecord(stop, 0);
@@ -108,8 +107,7 @@ static void run(const setting *s, int reps)
     cudaEventDestroy(stop);
     tat_gpu_term_free(&patch);
     if (s->anchors) tat_gpu_term_free(&anchor);
-    tat_gpu_embedding_free(&q);
-    tat_gpu_embedding_free(&v);
+    tat_gpu_embeddings_free(qv, 2);
     tat_embedding_free(&hq);
     tat_embedding_free(&hv);
     if (s->key_learned) {

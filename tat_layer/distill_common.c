@@ -268,19 +268,34 @@ layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *f, 
 }
 
 #ifdef GPU
-void distill_pull_maps(const network *net, int from, int teacher_layer)
+void distill_average_device_arrays(float **replica, const int *device, int nrep, int n)
 {
-    layer f = net->layers[from], t = net->teacher->layers[teacher_layer];
-    cuda_pull_array(f.output_gpu, f.output, f.outputs * f.batch);
-    cuda_pull_array(t.output_gpu, t.output, t.outputs * t.batch);
+    float *tmp = distill_calloc(n, sizeof(float)), *sum = distill_calloc(n, sizeof(float));
+    int i;
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_pull_array(replica[i], tmp, n);
+        axpy_cpu(n, 1, tmp, 1, sum, 1);
+    }
+    scal_cpu(n, 1.f / nrep, sum, 1);
+    for (i = 0; i < nrep; ++i) {
+        cuda_set_device(device[i]);
+        cuda_push_array(replica[i], sum, n);
+    }
+    free(tmp);
+    free(sum);
 }
 
-void distill_backward_on_host(layer l, network net, int from)
+void distill_average_embeddings(tat_embedding **replica, const int *device, int nrep)
 {
-    layer f = net.layers[from];
-    cuda_pull_array(f.delta_gpu, f.delta, f.outputs * f.batch);
-    l.backward(l, net);
-    cuda_push_array(f.delta_gpu, f.delta, f.outputs * f.batch);
+    float **arrays = distill_calloc(nrep, sizeof(*arrays));
+    int nw = replica[0]->out_c * replica[0]->in_c * replica[0]->ksize * replica[0]->ksize, a, i;
+    for (a = 0; a < 3; ++a) {
+        for (i = 0; i < nrep; ++i)
+            arrays[i] = a == 0 ? replica[i]->weights : a == 1 ? replica[i]->scales : replica[i]->biases;
+        distill_average_device_arrays(arrays, device, nrep, a == 0 ? nw : replica[0]->out_c);
+    }
+    free(arrays);
 }
 #endif
 

@@ -96,11 +96,11 @@ typedef struct {
 layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *ops, void *state);
 
 #ifdef GPU
-/* The host path of a layer type in a GPU build (KD and FitNet): the student's map `from` and the
- * teacher's map come to the host before the CPU forward; the student's delta goes to the host
- * and back around the CPU backward (l.backward). */
-void distill_pull_maps(const network *net, int from, int teacher_layer);
-void distill_backward_on_host(layer l, network net, int from);
+/* Multi-GPU: the device arrays replica[i] (n floats on device[i]) all become their mean,
+ * through the host as Darknet's sync_layer does for its own layers. */
+void distill_average_device_arrays(float **replica, const int *device, int nrep, int n);
+/* The same for every parameter array of one embedding held by each replica. */
+void distill_average_embeddings(tat_embedding **replica, const int *device, int nrep);
 #endif
 
 /* ---- training --------------------------------------------------------------------------- */

@@ -6,6 +6,9 @@
 #include "cuda.h"
 #include "distill_common.h"
 #include "tat.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
 
 typedef struct {
     int index;                 /* this layer's index, for messages                      */
@@ -15,8 +18,23 @@ typedef struct {
     float loss_weight;
     float loss;                /* weighted loss of the last forward, per image            */
     tat_embedding projection;  /* 1x1 conv (no bias) + BN: student_c -> teacher_c         */
-    float *diff;               /* projection - teacher, batch x teacher_c x h x w         */
+    float *diff;               /* projection - teacher, batch x teacher_c x h x w (host)  */
+    struct fitnet_gpu *gpu;    /* device state (GPU builds on a device, active)          */
 } fitnet_state;
+
+#ifdef GPU
+/* On a device everything per batch stays there (the projection's parameters, gradients and
+   activations, the difference, the student's and teacher's maps and the student's delta);
+   only the loss comes back. The host projection is brought up to date for saving. */
+struct fitnet_gpu {
+    tat_gpu_embedding projection;
+    float *diff, *workspace;  /* workspace: the backward's batch-wide im2col (a permutation) */
+    double *partials;         /* TAT_SUM_BLOCKS partial sums of squares                    */
+    tat_gpu_loss loss;
+};
+static void fitnet_gpu_setup(const network *net, fitnet_state *s);
+static void fitnet_gpu_params(fitnet_state *s, int to_host);
+#endif
 
 static fitnet_state *state_of(const layer *l) { return (fitnet_state *)l->plugin_state; }
 
@@ -58,9 +76,14 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     if (net->teacher) {
         s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
         distill_check_teacher_map(&c, s->teacher_layer, s->teacher_c, s->from);
-        tat_embedding_alloc_activations(&s->projection, s->batch, s->h, s->w);
-        s->diff = distill_calloc((size_t)s->batch * s->teacher_c * s->h * s->w, sizeof(float));
         s->active = 1;
+#ifdef GPU
+        if (gpu_index >= 0) fitnet_gpu_setup(net, s);
+#endif
+        if (!s->gpu) {
+            tat_embedding_alloc_activations(&s->projection, s->batch, s->h, s->w);
+            s->diff = distill_calloc((size_t)s->batch * s->teacher_c * s->h * s->w, sizeof(float));
+        }
     }
     fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; 1x1 conv + BN, bn %s, weight %g; %zu params  %5.3f BFLOPs%s\n",
             distill_layer_type_name(FITNET_DISTILL), s->from, s->w, s->h, s->student_c,
@@ -118,46 +141,106 @@ void update_fitnet_distill_layer(const layer l, update_args a)
 }
 
 #ifdef GPU
-/* Host path: the projection lives on the host, the maps and the delta are copied across. */
+static void fitnet_gpu_setup(const network *net, fitnet_state *s)
+{
+    struct fitnet_gpu *g = distill_calloc(1, sizeof(*g));
+    char context[512];
+    size_t n = (size_t)s->batch * s->teacher_c * s->h * s->w;
+    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+             distill_layer_type_name(FITNET_DISTILL), s->index);
+    tat_gpu_set_alloc_context(context);
+    tat_gpu_embedding_init(&g->projection, &s->projection, s->batch, s->h, s->w);
+    g->diff = tat_gpu_alloc_floats(n);
+    g->workspace = tat_gpu_alloc_floats(tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, 1));
+    g->partials = tat_gpu_alloc_doubles(TAT_SUM_BLOCKS);
+    tat_gpu_loss_init(&g->loss);
+    s->gpu = g;
+}
+
+static void fitnet_gpu_free(fitnet_state *s)
+{
+    struct fitnet_gpu *g = s->gpu;
+    if (!g) return;
+    tat_gpu_embedding_free(&g->projection);
+    tat_gpu_free(g->diff);
+    tat_gpu_free(g->workspace);
+    tat_gpu_free(g->partials);
+    tat_gpu_loss_free(&g->loss);
+    free(g);
+    s->gpu = 0;
+}
+
+/* Parameters device -> host (to_host 1, before saving) or host -> device (after loading). */
+static void fitnet_gpu_params(fitnet_state *s, int to_host)
+{
+    if (!s->gpu) return;
+    if (to_host) tat_gpu_embedding_pull(&s->gpu->projection, &s->projection);
+    else tat_gpu_embedding_push(&s->gpu->projection, &s->projection);
+}
+
 void forward_fitnet_distill_layer_gpu(const layer l, network net)
 {
     fitnet_state *s = state_of(&l);
-    if (distilling(s, &net)) distill_pull_maps(&net, s->from, s->teacher_layer);
-    forward_fitnet_distill_layer(l, net);
+    s->loss = 0; /* set by the backward, when the loss has arrived */
+    if (!distilling(s, &net) || !s->gpu) return;
+    tat_gpu_fitnet_forward(&s->gpu->projection, net.layers[s->from].output_gpu,
+                           net.teacher->layers[s->teacher_layer].output_gpu, s->gpu->diff,
+                           s->gpu->partials, &s->gpu->loss, s->batch, s->h, s->w, s->bn_per_image);
 }
 
 void backward_fitnet_distill_layer_gpu(const layer l, network net)
 {
     fitnet_state *s = state_of(&l);
-    if (distilling(s, &net)) distill_backward_on_host(l, net, s->from);
+    size_t n = elements_per_image(s) * s->batch;
+    if (!distilling(s, &net) || !s->gpu) return;
+    tat_gpu_fitnet_backward(&s->gpu->projection, net.layers[s->from].delta_gpu,
+                            net.layers[s->from].output_gpu, s->gpu->diff, s->gpu->workspace,
+                            -s->loss_weight / (float)elements_per_image(s), s->batch, s->h, s->w,
+                            s->bn_per_image);
+    /* queued: the forward's loss has long arrived; a non-finite one stops before the update */
+    s->loss = (float)(s->loss_weight * tat_gpu_loss_wait(&s->gpu->loss) / (double)n);
+    distill_stop_if_not_finite(&net, distill_layer_type_name(l.type), s->index, s->loss);
 }
 
-void update_fitnet_distill_layer_gpu(const layer l, update_args a) { update_fitnet_distill_layer(l, a); }
+void update_fitnet_distill_layer_gpu(const layer l, update_args a)
+{
+    fitnet_state *s = state_of(&l);
+    if (!s->active || !s->gpu) return;
+    distill_embedding_update(&s->gpu->projection, &distill_blas_gpu, a, a.learning_rate * l.learning_rate_scale);
+}
 
-/* The projection of every replica becomes their mean (host arrays: nothing on the devices). */
+/* The projection of every replica becomes their mean (on the devices). */
 static void sync_fitnet_distill_layer(network **nets, int n, int j)
 {
-    tat_embedding *p0 = &state_of(&nets[0]->layers[j])->projection;
-    size_t counts[3] = {(size_t)p0->out_c * p0->in_c, (size_t)p0->out_c, (size_t)p0->out_c}, k;
-    int a, i;
-    for (a = 0; a < 3; ++a)
-        for (k = 0; k < counts[a]; ++k) {
-            double sum = 0;
-            for (i = 0; i < n; ++i) {
-                tat_embedding *p = &state_of(&nets[i]->layers[j])->projection;
-                sum += (a == 0 ? p->weights : a == 1 ? p->scales : p->biases)[k];
-            }
-            for (i = 0; i < n; ++i) {
-                tat_embedding *p = &state_of(&nets[i]->layers[j])->projection;
-                (a == 0 ? p->weights : a == 1 ? p->scales : p->biases)[k] = (float)(sum / n);
-            }
-        }
+    tat_embedding **rep = distill_calloc(n, sizeof(*rep));
+    int *dev = distill_calloc(n, sizeof(*dev)), i;
+    for (i = 0; i < n; ++i) {
+        fitnet_state *s = state_of(&nets[i]->layers[j]);
+        rep[i] = s->gpu ? &s->gpu->projection : 0;
+        dev[i] = nets[i]->gpu_index;
+    }
+    if (rep[0]) distill_average_embeddings(rep, dev, n);
+    free(rep);
+    free(dev);
 }
 #endif
 
-static void save_fitnet_weights(layer l, FILE *fp) { distill_embedding_io(&state_of(&l)->projection, fp, 1); }
+static void save_fitnet_weights(layer l, FILE *fp)
+{
+#ifdef GPU
+    fitnet_gpu_params(state_of(&l), 1);
+#endif
+    distill_embedding_io(&state_of(&l)->projection, fp, 1);
+}
+
 /* a short read leaves end-of-file set: the weights loader names the file and the layer */
-static void load_fitnet_weights(layer l, FILE *fp) { distill_embedding_io(&state_of(&l)->projection, fp, 0); }
+static void load_fitnet_weights(layer l, FILE *fp)
+{
+    distill_embedding_io(&state_of(&l)->projection, fp, 0);
+#ifdef GPU
+    fitnet_gpu_params(state_of(&l), 0);
+#endif
+}
 
 static float fitnet_loss(const layer *l) { return state_of(l)->loss; }
 
@@ -174,6 +257,9 @@ static void free_fitnet_distill_layer(layer l)
     fitnet_state *s = state_of(&l);
     if (!s) return;
     distill_adam_forget(&s->projection);
+#ifdef GPU
+    fitnet_gpu_free(s);
+#endif
     tat_embedding_free(&s->projection);
     free(s->diff);
     free(s);

@@ -5,6 +5,9 @@
 #include "cuda.h"
 #include "distill_common.h"
 #include "tat.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
 
 typedef struct {
     int index;                /* this layer's index, for messages                    */
@@ -14,7 +17,17 @@ typedef struct {
     float temperature, loss_weight;
     float loss;               /* weighted loss of the last forward, per image          */
     float *p_student, *p_teacher; /* batch x classes softmaxes at the temperature     */
+    struct kd_gpu *gpu;       /* device state (GPU builds on a device, active)         */
 } kd_state;
+
+#ifdef GPU
+/* On a device: the softmaxes and each row's KL stay there, only the loss comes back. */
+struct kd_gpu {
+    float *p_student, *p_teacher;
+    double *kl_rows;
+    tat_gpu_loss loss;
+};
+#endif
 
 static kd_state *state_of(const layer *l) { return (kd_state *)l->plugin_state; }
 
@@ -59,9 +72,25 @@ layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o
             distill_cfg_fail(&c, "teacher_layer",
                              "teacher layer %d (%s) has %d logits per image but student layer %d has %d: they must have the same size",
                              s->teacher_layer, net->teacher->cfgfile, tf->outputs, s->from, s->classes);
-        s->p_student = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
-        s->p_teacher = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
         s->active = 1;
+#ifdef GPU
+        if (gpu_index >= 0) {
+            char context[512];
+            size_t n = (size_t)s->batch * s->classes;
+            snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+                     distill_layer_type_name(KD_DISTILL), index);
+            tat_gpu_set_alloc_context(context);
+            s->gpu = distill_calloc(1, sizeof(*s->gpu));
+            s->gpu->p_student = tat_gpu_alloc_floats(n);
+            s->gpu->p_teacher = tat_gpu_alloc_floats(n);
+            s->gpu->kl_rows = tat_gpu_alloc_doubles(s->batch);
+            tat_gpu_loss_init(&s->gpu->loss);
+        }
+#endif
+        if (!s->gpu) {
+            s->p_student = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
+            s->p_teacher = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
+        }
     }
     fprintf(stderr, "%-14s student %d: %d logits, teacher %d; temperature %g, weight %g; 0 params  0.000 BFLOPs%s\n",
             distill_layer_type_name(KD_DISTILL), s->from, s->classes, s->teacher_layer, s->temperature,
@@ -74,6 +103,13 @@ static int distilling(const kd_state *s, const network *net)
     return s->active && net->train && net->teacher;
 }
 
+/* loss_weight * T^2 * the mean over images of the KL; a non-finite one stops the run */
+static void set_loss(const layer *l, const network *net, kd_state *s, double kl)
+{
+    s->loss = (float)(s->loss_weight * s->temperature * s->temperature * kl / s->batch);
+    distill_stop_if_not_finite(net, distill_layer_type_name(l->type), s->index, s->loss);
+}
+
 void forward_kd_distill_layer(const layer l, network net)
 {
     kd_state *s = state_of(&l);
@@ -83,8 +119,7 @@ void forward_kd_distill_layer(const layer l, network net)
     kl = tat_kd_forward(s->p_student, s->p_teacher, net.layers[s->from].output,
                         net.teacher->layers[s->teacher_layer].output, s->batch, s->classes,
                         s->temperature);
-    s->loss = (float)(s->loss_weight * s->temperature * s->temperature * kl / s->batch);
-    distill_stop_if_not_finite(&net, distill_layer_type_name(l.type), s->index, s->loss);
+    set_loss(&l, &net, s, kl);
 }
 
 /* Darknet's delta is the negative gradient of the loss summed over the batch (its update
@@ -101,14 +136,21 @@ void backward_kd_distill_layer(const layer l, network net)
 void forward_kd_distill_layer_gpu(const layer l, network net)
 {
     kd_state *s = state_of(&l);
-    if (distilling(s, &net)) distill_pull_maps(&net, s->from, s->teacher_layer);
-    forward_kd_distill_layer(l, net);
+    s->loss = 0; /* set by the backward, when the loss has arrived */
+    if (!distilling(s, &net) || !s->gpu) return;
+    tat_gpu_kd_forward(s->gpu->p_student, s->gpu->p_teacher, s->gpu->kl_rows, &s->gpu->loss,
+                       net.layers[s->from].output_gpu, net.teacher->layers[s->teacher_layer].output_gpu,
+                       s->batch, s->classes, s->temperature);
 }
 
 void backward_kd_distill_layer_gpu(const layer l, network net)
 {
     kd_state *s = state_of(&l);
-    if (distilling(s, &net)) distill_backward_on_host(l, net, s->from);
+    if (!distilling(s, &net) || !s->gpu) return;
+    tat_gpu_kd_backward(net.layers[s->from].delta_gpu, s->gpu->p_student, s->gpu->p_teacher,
+                        s->batch, s->classes, s->temperature, -s->loss_weight);
+    /* queued: the forward's loss has long arrived; a non-finite one stops before the update */
+    set_loss(&l, &net, s, tat_gpu_loss_wait(&s->gpu->loss));
 }
 #endif
 
@@ -118,6 +160,15 @@ static void free_kd_distill_layer(layer l)
 {
     kd_state *s = state_of(&l);
     if (!s) return;
+#ifdef GPU
+    if (s->gpu) {
+        tat_gpu_free(s->gpu->p_student);
+        tat_gpu_free(s->gpu->p_teacher);
+        tat_gpu_free(s->gpu->kl_rows);
+        tat_gpu_loss_free(&s->gpu->loss);
+        free(s->gpu);
+    }
+#endif
     free(s->p_student);
     free(s->p_teacher);
     free(s);

@@ -347,7 +347,8 @@ void update_tat_distill_layer(const layer l, update_args a)
 /* On a device everything per batch stays there: the embeddings' parameters, gradients and
    activations, the blocks and attention matrices (all sized once, here), the student's and
    the teacher's maps (the teacher runs on the same device), the student's delta. Only the
-   loss comes back, one double per layer and batch. The host copies of the parameters are
+   loss comes back, one double per layer and batch, copied without waiting in the forward and
+   read once the backward is queued. The host copies of the parameters are
    brought up to date for saving (tat_gpu_params). */
 struct tat_gpu_state {
     tat_gpu_embedding query, value, key; /* owner only; key when learned */
@@ -364,11 +365,16 @@ static void tat_gpu_setup(const network *net, tat_state *s)
     tat_gpu_set_alloc_context(context);
     g = distill_calloc(1, sizeof(*g));
     if (s->owner) {
+        /* one workspace for the query/value convs and the learned key's (teacher channels, 1x1) */
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
-        tat_gpu_embedding_init(&g->query, s->q, s->batch, s->h, s->w);
-        tat_gpu_embedding_init(&g->value, s->v, s->batch, s->h, s->w);
+        size_t ws_key = s->k ? tat_gpu_conv_workspace_floats(s->batch, s->teacher_c, s->h, s->w, 1) : 0;
+        if (ws_key > ws) ws = ws_key;
+        /* query and value embed the same map: one stack, one product and one im2col */
+        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
+        const tat_embedding *host_qv[2] = {s->q, s->v};
+        tat_gpu_embeddings_init(qv, host_qv, 2, s->batch, s->h, s->w);
         if (s->k) tat_gpu_embedding_init(&g->key, s->k, s->batch, s->h, s->w);
-        g->workspace = cuda_make_array(0, ws ? ws : 1);
+        g->workspace = tat_gpu_alloc_floats(ws);
     }
     tat_gpu_term_init(&g->term, &s->geom);
     s->gpu = g;
@@ -382,10 +388,10 @@ static void tat_gpu_free_state(tat_state *s)
         distill_adam_forget(&g->query);
         distill_adam_forget(&g->value);
         distill_adam_forget(&g->key);
-        tat_gpu_embedding_free(&g->query);
-        tat_gpu_embedding_free(&g->value);
+        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
+        tat_gpu_embeddings_free(qv, 2);
         if (s->k) tat_gpu_embedding_free(&g->key);
-        cuda_free(g->workspace);
+        tat_gpu_free(g->workspace);
     }
     tat_gpu_term_free(&g->term);
     free(g);
@@ -419,20 +425,18 @@ void forward_tat_distill_layer_gpu(const layer l, network net)
     tat_state *s = state_of(&l);
     struct tat_gpu_state *g = s->gpu, *e;
     const float *student, *teacher;
-    double sse;
-    s->loss = 0;
+    s->loss = 0; /* set by the backward, when the loss has arrived */
     if (!distilling(s, &net) || !g) return;
     e = embeddings_gpu(s);
     student = net.layers[s->from].output_gpu;
     teacher = net.teacher->layers[s->teacher_layer].output_gpu;
     if (s->owner) {
-        tat_gpu_embedding_forward(&e->query, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_gpu_embedding_forward(&e->value, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
+        tat_gpu_embeddings_forward(qv, 2, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->k) tat_gpu_embedding_forward(&e->key, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
-    sse = tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
-                               teacher);
-    set_loss(&l, &net, s, sse);
+    tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
+                         teacher);
 }
 
 void backward_tat_distill_layer_gpu(const layer l, network net)
@@ -447,10 +451,13 @@ void backward_tat_distill_layer_gpu(const layer l, network net)
         const float *student = net.layers[s->from].output_gpu;
         const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
         float *d_student = net.layers[s->from].delta_gpu;
-        tat_gpu_embedding_backward(&e->query, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_gpu_embedding_backward(&e->value, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
+        tat_gpu_embeddings_backward(qv, 2, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->k) tat_gpu_embedding_backward(&e->key, 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
+    /* queued: now wait for the forward's loss (long arrived) and stop before the update if
+       it is not finite */
+    set_loss(&l, &net, s, tat_gpu_loss_wait(&g->term.loss));
 }
 
 void update_tat_distill_layer_gpu(const layer l, update_args a)
@@ -463,52 +470,21 @@ void update_tat_distill_layer_gpu(const layer l, update_args a)
     if (s->k) distill_embedding_update(&s->gpu->key, &distill_blas_gpu, a, learning_rate);
 }
 
-/* One parameter array averaged over the replicas, through the host (as Darknet's
-   sync_layer does for its own layers); tmp and sum hold n floats. */
-static void average_array(float **replica, const int *device, int nrep, int n, float *tmp,
-                          float *sum)
-{
-    int i;
-    memset(sum, 0, n * sizeof(float));
-    for (i = 0; i < nrep; ++i) {
-        cuda_set_device(device[i]);
-        cuda_pull_array(replica[i], tmp, n);
-        axpy_cpu(n, 1, tmp, 1, sum, 1);
-    }
-    scal_cpu(n, 1.f / nrep, sum, 1);
-    for (i = 0; i < nrep; ++i) {
-        cuda_set_device(device[i]);
-        cuda_push_array(replica[i], sum, n);
-    }
-}
-
-static tat_gpu_embedding *gpu_embedding(tat_state *s, int e)
-{
-    return e == 0 ? &s->gpu->query : e == 1 ? &s->gpu->value : &s->gpu->key;
-}
-
 static void sync_tat_distill_layer(network **nets, int n, int j)
 {
     tat_state *s0 = state_of(&nets[0]->layers[j]);
-    float **rep;
+    tat_embedding **rep;
     int *dev, i, e;
     if (!s0->owner || !s0->gpu) return; /* nothing learned here */
     rep = distill_calloc(n, sizeof(*rep));
     dev = distill_calloc(n, sizeof(*dev));
     for (i = 0; i < n; ++i) dev[i] = nets[i]->gpu_index;
     for (e = 0; e < (s0->k ? 3 : 2); ++e) {
-        tat_gpu_embedding *g0 = gpu_embedding(s0, e);
-        int nw = g0->out_c * g0->in_c * g0->ksize * g0->ksize, a;
-        float *tmp = distill_calloc(nw, sizeof(float)), *sum = distill_calloc(nw, sizeof(float));
-        for (a = 0; a < 3; ++a) {
-            for (i = 0; i < n; ++i) {
-                tat_gpu_embedding *gi = gpu_embedding(state_of(&nets[i]->layers[j]), e);
-                rep[i] = a == 0 ? gi->weights : a == 1 ? gi->scales : gi->biases;
-            }
-            average_array(rep, dev, n, a == 0 ? nw : g0->out_c, tmp, sum);
+        for (i = 0; i < n; ++i) {
+            struct tat_gpu_state *g = state_of(&nets[i]->layers[j])->gpu;
+            rep[i] = e == 0 ? &g->query : e == 1 ? &g->value : &g->key;
         }
-        free(tmp);
-        free(sum);
+        distill_average_embeddings(rep, dev, n);
     }
     free(rep);
     free(dev);

@@ -4,8 +4,9 @@
  * The TaT math of tat.h on the GPU (tat_kernels.cu, built with GPU=1 only). Same layouts, same
  * conventions (backward functions accumulate, gradients linear in w), every pointer below a
  * device pointer unless it is a tat.h host struct. Work goes to the current device's default
- * stream and cuBLAS handle (Darknet's blas_handle()); only tat_gpu_term_forward waits, to
- * return the loss.
+ * stream and cuBLAS handle (Darknet's blas_handle()). Nothing waits in a forward: a loss is
+ * summed on the device and copied to pinned host memory asynchronously (tat_gpu_loss); the
+ * layers read it once their backward has been queued (tat_gpu_loss_wait).
  *
  * The per-element bodies of the kernels and the cuBLAS argument mapping are in
  * tat_kernel_index.h, shared with a CPU test.
@@ -18,6 +19,26 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- allocation ------------------------------------------------------------------------- */
+/* Prefix of the one-line message an out-of-memory allocation prints before exiting 1
+ * ("<cfg>: [section] (layer N)"); set before the allocations of a layer. */
+void tat_gpu_set_alloc_context(const char *context);
+/* Zeroed device arrays; out of memory is that one line (context, size, free memory), exit 1. */
+float *tat_gpu_alloc_floats(size_t n);
+double *tat_gpu_alloc_doubles(size_t n);
+void tat_gpu_free(void *p);
+
+/* A loss on its way to the host: device_sum (device), host_sum (pinned host), ready (a CUDA
+ * event recorded after the copy). */
+typedef struct {
+    double *device_sum, *host_sum;
+    void *ready;
+} tat_gpu_loss;
+void tat_gpu_loss_init(tat_gpu_loss *l);
+void tat_gpu_loss_free(tat_gpu_loss *l);
+/* Waits for the copy the last forward started; returns the summed loss. */
+double tat_gpu_loss_wait(tat_gpu_loss *l);
 
 /* ---- building blocks (also used one by one by the GPU test) ---------------------------- */
 /* cublasSgemmStridedBatched with the arguments tat_gemm_map(g) gives. */
@@ -43,22 +64,30 @@ void tat_gpu_softmax_rows(float *s, int rows, int cols);
 /* The host struct, its arrays on the device. */
 typedef tat_embedding tat_gpu_embedding;
 
-/* Prefix of the one-line message an out-of-memory allocation prints before exiting 1
- * ("<cfg>: [section] (layer N)"); set before the allocations of a layer. */
-void tat_gpu_set_alloc_context(const char *context);
 /* Device copies of host embedding e's parameters (its gradients start at zero) and
  * activations for batch x h x w maps. */
 void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch, int h, int w);
 void tat_gpu_embedding_free(tat_gpu_embedding *g);
+/* n embeddings of one input (same in_c, out_c, ksize) as one stack: weights, weight_grads,
+ * x_hat and out contiguous, so their convs run as one product (tat_gpu_steps.h). */
+void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embedding *const *e, int n,
+                             int batch, int h, int w);
+void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n);
 /* Parameters only (biases, scales, weights), device <-> host. */
 void tat_gpu_embedding_push(tat_gpu_embedding *g, const tat_embedding *e);
 void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding *e);
-/* Workspace floats of the conv for the whole batch (im2col; 0 for 1x1). */
+/* Workspace floats of the convs for the whole batch: the batch-wide im2col (the backward
+ * needs it for 1x1 too; a 1x1 forward alone may get NULL). */
 size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize);
 void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace, int batch,
                                int h, int w, int per_image);
 void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, const float *in,
                                 float *workspace, int batch, int h, int w, int per_image);
+/* A stack from tat_gpu_embeddings_init; the backward adds every embedding's input gradient. */
+void tat_gpu_embeddings_forward(tat_gpu_embedding **g, int n, const float *in, float *workspace,
+                                int batch, int h, int w, int per_image);
+void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float *d_in, const float *in,
+                                 float *workspace, int batch, int h, int w, int per_image);
 
 /* ---- a distillation term --------------------------------------------------------------- */
 typedef struct {
@@ -67,17 +96,32 @@ typedef struct {
     float *blocks;             /* not direct: q, k, v, t, then dq, dk, dv blocks             */
     float *attn, *ds;          /* n_blocks x N x N                                            */
     float *resid, *drow;       /* n_blocks x d x N (O - T), n_blocks x N ((O - T)_i . O_i)    */
-    double *sse_pos, *sse_sum; /* n_blocks x N, 1                                             */
+    double *sse_pos;           /* n_blocks x N                                                */
+    tat_gpu_loss loss;         /* the sum of squared errors of the last forward              */
 } tat_gpu_term;
 
 /* Allocates everything once, for a geometry that tat_term_geom_* accepted. */
 void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom);
 void tat_gpu_term_free(tat_gpu_term *g);
-/* As tat_term_forward / tat_term_backward, on device maps. Returns the sum of squared errors
- * (the only device-to-host copy of a step). */
-double tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k, const float *v,
+/* As tat_term_forward / tat_term_backward, on device maps. The sum of squared errors is
+ * tat_gpu_loss_wait(&g->loss) (the only device-to-host copy of a step). */
+void tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k, const float *v,
                             const float *target);
 void tat_gpu_term_backward(tat_gpu_term *g, float *d_q, float *d_k, float *d_v, float w);
+
+/* ---- the baselines (state of kd_distill_layer.c / fitnet_distill_layer.c) ------------------ */
+/* FitNet: projection (1x1 embedding) - teacher; w weights each squared error. */
+void tat_gpu_fitnet_forward(tat_gpu_embedding *p, const float *student, const float *teacher,
+                            float *diff, double *partials, tat_gpu_loss *loss, int batch, int h,
+                            int w, int per_image);
+void tat_gpu_fitnet_backward(tat_gpu_embedding *p, float *d_student, const float *student,
+                             const float *diff, float *workspace, float w, int batch, int h,
+                             int w_map, int per_image);
+/* KD: loss = sum over rows of KL(softmax(t/T) || softmax(s/T)); d_s += w T (p_s - p_t). */
+void tat_gpu_kd_forward(float *p_s, float *p_t, double *kl_rows, tat_gpu_loss *loss,
+                        const float *s, const float *t, int batch, int n, float temperature);
+void tat_gpu_kd_backward(float *d_s, const float *p_s, const float *p_t, int batch, int n,
+                         float temperature, float w);
 
 #ifdef __cplusplus
 }

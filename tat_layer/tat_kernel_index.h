@@ -37,85 +37,52 @@ TAT_HD size_t tat_patch_block_elements(tat_patch_geom g)
     return (size_t)g.batch * g.groups * per * g.c * (g.h / g.grid_h) * (g.w / g.grid_w);
 }
 
-/* Map offset (NCHW) of block element bi (image-major blocks, each d x N channel-major). */
-TAT_HD size_t tat_patch_map_index(tat_patch_geom g, size_t bi)
-{
-    int ph = g.h / g.grid_h, pw = g.w / g.grid_w;
-    int per = g.grid_h * g.grid_w / g.groups;
-    size_t N = (size_t)ph * pw, d = (size_t)per * g.c;
-    size_t r = bi % N, e = (bi / N) % d, blk = bi / (N * d);
-    int b = (int)(blk / g.groups), a = (int)(blk % g.groups);
-    int pp = a * per + (int)(e / g.c), ch = (int)(e % g.c);
-    int y = (pp / g.grid_w) * ph + (int)(r / pw), x = (pp % g.grid_w) * pw + (int)(r % pw);
-    return (((size_t)b * g.c + ch) * g.h + y) * g.w + x;
-}
-
 /* ---- Average pooling, kernel = stride = (kh, kw), no padding --------------------------- */
 TAT_HD size_t tat_pool_out_elements(tat_pool_geom g)
 {
     return (size_t)g.planes * (g.h / g.kh) * (g.w / g.kw);
 }
 
-/* Output element o: the window mean, summed in the same order as tat_avgpool_forward. */
-TAT_HD float tat_pool_forward_value(tat_pool_geom g, const float *in, size_t o)
-{
-    int oh = g.h / g.kh, ow = g.w / g.kw, y, x;
-    size_t plane = o / ((size_t)oh * ow);
-    int oy = (int)(o % ((size_t)oh * ow)) / ow, ox = (int)(o % ((size_t)oh * ow)) % ow;
-    const float *src = in + plane * g.h * g.w;
-    float sum = 0;
-    for (y = 0; y < g.kh; ++y)
-        for (x = 0; x < g.kw; ++x) sum += src[(oy * g.kh + y) * g.w + ox * g.kw + x];
-    return sum * (1.f / (g.kh * g.kw));
-}
-
-/* Input element i: the output element whose window holds it, or -1 (rows/columns past the
- * last whole window). The backward is then a gather: no two threads write one element. */
-TAT_HD long long tat_pool_window_of(tat_pool_geom g, size_t i)
-{
-    int oh = g.h / g.kh, ow = g.w / g.kw;
-    size_t plane = i / ((size_t)g.h * g.w);
-    int y = (int)(i % ((size_t)g.h * g.w)) / g.w, x = (int)(i % ((size_t)g.h * g.w)) % g.w;
-    int oy = y / g.kh, ox = x / g.kw;
-    if (oy >= oh || ox >= ow) return -1;
-    return (long long)(plane * oh + oy) * ow + ox;
-}
-
 /* ---- im2col for a stride-1 "same" convolution (pad = ksize / 2) ------------------------- */
-/* Layout of tat.c's im2col_same, batched: image b's col block is (c*k*k) x (h*w). */
+/* Batch-wide layout: one (c*k*k) x (batch*h*w) matrix, image b in columns b*h*w .. so the
+ * weight gradient over the whole batch is ONE product with K = batch*h*w, and the per-image
+ * products address their columns through ldb/ldc = batch*h*w. With ksize 1 it is the plain
+ * NCHW -> C x (batch*h*w) permutation (used for the output gradient too). tat.c's im2col_same
+ * is the one-image case (batch 1). */
 TAT_HD size_t tat_col_elements(tat_conv_geom g)
 {
     return (size_t)g.batch * g.c * g.ksize * g.ksize * g.h * g.w;
 }
 
-TAT_HD float tat_im2col_value(tat_conv_geom g, const float *in, size_t ci)
-{
-    size_t hw = (size_t)g.h * g.w, kk = (size_t)g.c * g.ksize * g.ksize;
-    size_t b = ci / (kk * hw), row = (ci / hw) % kk, p = ci % hw;
-    int pad = g.ksize / 2, kx = (int)(row % g.ksize), ky = (int)(row / g.ksize % g.ksize);
-    int ch = (int)(row / ((size_t)g.ksize * g.ksize));
-    int iy = (int)(p / g.w) + ky - pad, ix = (int)(p % g.w) + kx - pad;
-    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0;
-    return in[((b * g.c + ch) * g.h + iy) * g.w + ix];
-}
+/* ---- Stacked embeddings ----------------------------------------------------------------- */
+/* n embeddings of one input (the query and the value) run their conv as ONE product: stacked
+ * weights (n*c x kk) give a channel-major output (n*c x batch*hw). Their NCHW buffers (x_hat,
+ * out) are contiguous, embedding after embedding, so the stack is one n x batch x c x hw array;
+ * these map it to and from the channel-major matrix. */
+typedef struct {
+    int n, batch, c, hw;
+} tat_stack_geom;
 
-/* Input element i: the sum of every col entry im2col copied it to (the adjoint, as a gather). */
-TAT_HD float tat_col2im_value(tat_conv_geom g, const float *col, size_t i)
-{
-    size_t hw = (size_t)g.h * g.w, kk = (size_t)g.c * g.ksize * g.ksize;
-    size_t b = i / ((size_t)g.c * hw);
-    int ch = (int)(i / hw % g.c), y = (int)(i % hw) / g.w, x = (int)(i % hw) % g.w;
-    int pad = g.ksize / 2, ky, kx;
-    float sum = 0;
-    for (ky = 0; ky < g.ksize; ++ky)
-        for (kx = 0; kx < g.ksize; ++kx) {
-            int oy = y - ky + pad, ox = x - kx + pad; /* the output position that read (y, x) */
-            if (oy < 0 || oy >= g.h || ox < 0 || ox >= g.w) continue;
-            sum += col[(b * kk + ((size_t)ch * g.ksize + ky) * g.ksize + kx) * hw +
-                       (size_t)oy * g.w + ox];
-        }
-    return sum;
-}
+TAT_HD size_t tat_stack_elements(tat_stack_geom g) { return (size_t)g.n * g.batch * g.c * g.hw; }
+
+/* ---- Index arithmetic: 64-bit, and 32-bit where the sizes allow ----------------------- */
+/* tat_kernel_index_body.h holds every per-element function that divides an index (patch map,
+ * pooling, im2col/col2im, stack permutation, dS rows), written once over TAT_IDX: here it is
+ * instantiated with size_t (the names as written) and with unsigned int (the names + _32).
+ * 64-bit division is many times slower than 32-bit on a GPU; a kernel uses the _32 functions
+ * when tat_index_fits_32 holds for every buffer it indexes. */
+TAT_HD int tat_index_fits_32(size_t max_elements) { return max_elements < ((size_t)1 << 31); }
+
+#define TAT_IDX size_t
+#define TAT_FN(name) name
+#include "tat_kernel_index_body.h"
+#undef TAT_IDX
+#undef TAT_FN
+#define TAT_IDX unsigned int
+#define TAT_FN(name) name##_32
+#include "tat_kernel_index_body.h"
+#undef TAT_IDX
+#undef TAT_FN
 
 /* ---- BatchNorm (training mode), same statistics groups as tat.c ----------------------- */
 /* Group gi: channel gi of every image (per_image 0) or plane gi = b*c + ch (per_image 1).
@@ -205,6 +172,17 @@ TAT_HD void tat_bn_backward_element(tat_bn_geom g, float *d_in, const float *dy,
 }
 
 /* ---- Row softmax, max subtracted ------------------------------------------------------- */
+/* Threads that share one row: a warp for rows up to TAT_SOFTMAX_WARP_COLS (the patch-group
+ * terms have N = 16 .. 1024: a 256-thread block would leave most threads idle), a block of
+ * TAT_REDUCE_THREADS beyond. Either way the shares combine in a halving tree (a warp's
+ * xor-shuffle butterfly gives every lane the tree's value). */
+#define TAT_WARP 32
+#define TAT_SOFTMAX_WARP_COLS 1024
+TAT_HD int tat_softmax_row_threads(int cols)
+{
+    return cols <= TAT_SOFTMAX_WARP_COLS ? TAT_WARP : TAT_REDUCE_THREADS;
+}
+
 TAT_HD float tat_softmax_partial_max(const float *row, int cols, int tid, int nt)
 {
     float mx = -3.402823466e38f;
@@ -229,17 +207,24 @@ TAT_HD void tat_softmax_write(float *row, int cols, float mx, float sum, int tid
 }
 
 /* ---- Loss and attention backward ------------------------------------------------------- */
-/* Position r of block blk (d x N): o becomes the residual o - t in place; returns
- * D_r = sum_c (o - t) o (the backward's row dot, before the 2w factor) and adds the squared
- * error to *sse. */
-TAT_HD float tat_residual_position(float *o, const float *t, size_t blk, int r, int N, int d,
-                                   double *sse)
+/* The residual runs on a 2-D thread block: TAT_RESID_ROWS consecutive rows (row = blk * N + r,
+ * one position of one block) by TAT_RESID_SPLIT threads sharing its d channels, so that even a
+ * few anchor blocks fill the GPU and neighbouring threads read neighbouring positions. */
+#define TAT_RESID_ROWS 32
+#define TAT_RESID_SPLIT 8
+
+/* Thread ty of ny on row `row`: for its channels ch = ty, ty + ny, .. of o's d x N block, o
+ * becomes the residual o - t in place; returns its share of D_r = sum_c (o - t) o (the
+ * backward's row dot, before the 2w factor) and puts its share of the squared error in *sse. */
+TAT_HD float tat_residual_partial(float *o, const float *t, size_t row, int N, int d, int ty,
+                                  int ny, double *sse)
 {
+    size_t blk = row / N, r = row % N;
     const float *tb = t + blk * d * N;
     float *ob = o + blk * d * N, D = 0;
     double s = 0;
     int ch;
-    for (ch = 0; ch < d; ++ch) {
+    for (ch = ty; ch < d; ch += ny) {
         size_t i = (size_t)ch * N + r;
         float diff = ob[i] - tb[i];
         D += diff * ob[i];
@@ -250,14 +235,6 @@ TAT_HD float tat_residual_position(float *o, const float *t, size_t blk, int r, 
     return D;
 }
 
-/* Element (blk, i, j) of dS = A (dP - 2w D_i): ds holds dP = (2w R)^T V on entry. */
-TAT_HD void tat_dscore_element(float *ds, const float *a, const float *drow, float two_w,
-                               int N, size_t idx)
-{
-    size_t row = idx / N; /* = blk * N + i: drow is n_blocks x N */
-    ds[idx] = a[idx] * (ds[idx] - two_w * drow[row]);
-}
-
 /* Thread tid's share of a sum of n doubles. */
 TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
 {
@@ -265,6 +242,74 @@ TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
     size_t i;
     for (i = tid; i < n; i += nt) s += x[i];
     return s;
+}
+
+/* ---- FitNet: squared error of a whole map -------------------------------------------- */
+/* A long sum runs on TAT_SUM_BLOCKS blocks (one partial each, then one block sums those). */
+#define TAT_SUM_BLOCKS 128
+
+/* Global thread tid of nt: diff = x - target on its share, and its share of the sum of squares. */
+TAT_HD double tat_sse_partial(float *diff, const float *x, const float *target, size_t n, size_t tid,
+                              size_t nt)
+{
+    double s = 0;
+    size_t i;
+    for (i = tid; i < n; i += nt) {
+        float v = x[i] - target[i];
+        diff[i] = v;
+        s += (double)v * v;
+    }
+    return s;
+}
+
+TAT_HD void tat_sse_grad_element(float *d_x, const float *diff, float two_w, size_t i)
+{
+    d_x[i] += two_w * diff[i];
+}
+
+/* ---- KD: softmax at temperature T of one row of logits, KL(p_t || p_s) ----------------- */
+/* In double, as tat.c's log_softmax_row. */
+TAT_HD double tat_kd_partial_max(const float *x, int n, float temperature, int tid, int nt)
+{
+    double m = -1.7976931348623157e308;
+    int j;
+    for (j = tid; j < n; j += nt) {
+        double v = (double)x[j] / temperature;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+TAT_HD double tat_kd_partial_expsum(const float *x, int n, float temperature, double m, int tid,
+                                    int nt)
+{
+    double s = 0;
+    int j;
+    for (j = tid; j < n; j += nt) s += exp((double)x[j] / temperature - m);
+    return s;
+}
+
+/* With log_z = max + log(expsum) of the student (log_zs) and the teacher (log_zt): writes
+ * p_s, p_t on thread tid's share of the row and returns its share of the KL. */
+TAT_HD double tat_kd_partial_kl(float *p_s, float *p_t, const float *s, const float *t, int n,
+                                float temperature, double log_zs, double log_zt, int tid, int nt)
+{
+    double kl = 0;
+    int j;
+    for (j = tid; j < n; j += nt) {
+        double ls = (double)s[j] / temperature - log_zs, lt = (double)t[j] / temperature - log_zt;
+        double pt = exp(lt);
+        p_s[j] = (float)exp(ls);
+        p_t[j] = (float)pt;
+        if (pt > 0) kl += pt * (lt - ls);
+    }
+    return kl;
+}
+
+/* d/ds of T^2 KL(p_t || softmax(s/T)) = T (p_s - p_t), times the weight: scale = w T. */
+TAT_HD void tat_kd_grad_element(float *d_s, const float *p_s, const float *p_t, float scale, size_t i)
+{
+    d_s[i] += scale * (p_s[i] - p_t[i]);
 }
 
 /* ---- cuBLAS argument mapping ----------------------------------------------------------- */
@@ -323,24 +368,34 @@ static inline tat_rowmajor_gemm tat_rm_gemm(int ta, int tb, int M, int N, int K,
     return g;
 }
 
-/* Convolution as GEMMs (kk = in_c * k * k, hw = h * w, col = the image itself for 1x1). */
-/* out_b = W col_b, every image at once. */
-static inline tat_rowmajor_gemm tat_gemm_conv_forward(int batch, int out_c, int kk, int hw)
+/* Convolution as GEMMs over the whole batch (kk = in_c * k * k, hw = h * w, rows = the
+ * output channels of the whole stack). The output and its gradient are channel-major
+ * (rows x batch*hw, see tat_stack_cm_index); col is the batch-wide im2col (kk x batch*hw); a
+ * 1x1's forward and input gradient use the NCHW image itself, one product per image. */
+/* Y = W col (3x3: one product) or Y_b = W x_b (1x1, x_b: image b, kk x hw) */
+static inline tat_rowmajor_gemm tat_gemm_conv_forward(int batch, int rows, int kk, int hw,
+                                                      int one_by_one)
 {
-    return tat_rm_gemm(0, 0, out_c, hw, kk, kk, hw, hw, 0, (long long)kk * hw,
-                       (long long)out_c * hw, batch, 1, 0);
+    int bhw = batch * hw;
+    if (one_by_one)
+        return tat_rm_gemm(0, 0, rows, hw, kk, kk, hw, bhw, 0, (long long)kk * hw, hw, batch, 1, 0);
+    return tat_rm_gemm(0, 0, rows, bhw, kk, kk, bhw, bhw, 0, 0, 0, 1, 1, 0);
 }
-/* dW += dY_b col_b^T, one image (the sum over images is a loop of these). */
-static inline tat_rowmajor_gemm tat_gemm_conv_weight_grad(int out_c, int kk, int hw)
+/* dW += dY col^T: one product with K = batch * hw */
+static inline tat_rowmajor_gemm tat_gemm_conv_weight_grad(int batch, int rows, int kk, int hw)
 {
-    return tat_rm_gemm(0, 1, out_c, kk, hw, hw, hw, kk, 0, 0, 0, 1, 1, 1);
+    int bhw = batch * hw;
+    return tat_rm_gemm(0, 1, rows, kk, bhw, bhw, bhw, kk, 0, 0, 0, 1, 1, 1);
 }
-/* dcol_b = W^T dY_b (beta 0, 3x3: col2im follows) or d_in_b += W^T dY_b (beta 1, 1x1). */
-static inline tat_rowmajor_gemm tat_gemm_conv_input_grad(int batch, int out_c, int kk, int hw,
-                                                         float beta)
+/* 3x3: dcol = W^T dY (assigned; col2im follows). 1x1: d_in_b += W^T dY_b (NCHW). Over a stack
+ * the products sum the embeddings' input gradients. */
+static inline tat_rowmajor_gemm tat_gemm_conv_input_grad(int batch, int rows, int kk, int hw,
+                                                         int one_by_one)
 {
-    return tat_rm_gemm(1, 0, kk, hw, out_c, kk, hw, hw, 0, (long long)out_c * hw,
-                       (long long)kk * hw, batch, 1, beta);
+    int bhw = batch * hw;
+    if (one_by_one)
+        return tat_rm_gemm(1, 0, kk, hw, rows, kk, bhw, hw, 0, hw, (long long)kk * hw, batch, 1, 1);
+    return tat_rm_gemm(1, 0, kk, bhw, rows, kk, bhw, bhw, 0, 0, 0, 1, 1, 0);
 }
 
 /* Attention over n blocks of d x N (channel-major), A and dS N x N. */

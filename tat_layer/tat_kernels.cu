@@ -56,32 +56,65 @@ void tat_gpu_set_alloc_context(const char *context)
     snprintf(tat_alloc_context, sizeof(tat_alloc_context), "%s", context);
 }
 
-/* Out of device memory is a cfg problem (a fine grid on a big map, a large batch): say which
-   layer and how much, and exit, rather than abort in check_error. */
+/* Says which layer wanted how much, and how much the device has free, and exits 1: out of
+   device memory is a cfg problem (a fine grid on a big map, a large batch), not an abort in
+   Darknet's check_error. */
+static void tat_out_of_memory(size_t bytes, const char *what, cudaError_t status)
+{
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaGetLastError(); /* clear the error before asking for the free memory */
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    fprintf(stderr, "%s: cannot allocate %.1f MiB of %s (%.1f of %.1f MiB of GPU memory free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
+            tat_alloc_context, bytes / 1048576.0, what, free_bytes / 1048576.0,
+            total_bytes / 1048576.0, cudaGetErrorString(status));
+    exit(1);
+}
+
 static void *tat_gpu_alloc_bytes(size_t bytes)
 {
     void *p;
-    size_t free_bytes = 0, total_bytes = 0;
     cudaError_t status;
     if (!bytes) bytes = 1;
     status = cudaMalloc(&p, bytes);
-    if (status != cudaSuccess) {
-        cudaGetLastError(); /* clear the error before asking for the free memory */
-        cudaMemGetInfo(&free_bytes, &total_bytes);
-        fprintf(stderr, "%s: cannot allocate %.1f MiB of GPU memory (%.1f of %.1f MiB free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
-                tat_alloc_context, bytes / 1048576.0, free_bytes / 1048576.0,
-                total_bytes / 1048576.0, cudaGetErrorString(status));
-        exit(1);
-    }
+    if (status != cudaSuccess) tat_out_of_memory(bytes, "GPU memory", status);
     TAT_CUDA_CHECK(cudaMemset(p, 0, bytes));
     return p;
 }
 
-static float *tat_gpu_alloc(size_t n) { return (float *)tat_gpu_alloc_bytes(n * sizeof(float)); }
+extern "C" float *tat_gpu_alloc_floats(size_t n) { return (float *)tat_gpu_alloc_bytes(n * sizeof(float)); }
+extern "C" double *tat_gpu_alloc_doubles(size_t n) { return (double *)tat_gpu_alloc_bytes(n * sizeof(double)); }
+static float *tat_gpu_alloc(size_t n) { return tat_gpu_alloc_floats(n); }
 
-static void tat_gpu_free(void *p)
+extern "C" void tat_gpu_free(void *p)
 {
     if (p) TAT_CUDA_CHECK(cudaFree(p));
+}
+
+/* ---- losses: summed on the device, copied to pinned memory without waiting ---------------- */
+extern "C" void tat_gpu_loss_init(tat_gpu_loss *l)
+{
+    cudaError_t status;
+    cudaEvent_t ev;
+    l->device_sum = tat_gpu_alloc_doubles(1);
+    status = cudaMallocHost((void **)&l->host_sum, sizeof(double));
+    if (status != cudaSuccess) tat_out_of_memory(sizeof(double), "pinned host memory", status);
+    *l->host_sum = 0;
+    TAT_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    l->ready = (void *)ev;
+}
+
+extern "C" void tat_gpu_loss_free(tat_gpu_loss *l)
+{
+    tat_gpu_free(l->device_sum);
+    if (l->host_sum) TAT_CUDA_CHECK(cudaFreeHost(l->host_sum));
+    if (l->ready) TAT_CUDA_CHECK(cudaEventDestroy((cudaEvent_t)l->ready));
+    memset(l, 0, sizeof(*l));
+}
+
+extern "C" double tat_gpu_loss_wait(tat_gpu_loss *l)
+{
+    TAT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)l->ready));
+    return *l->host_sum;
 }
 
 /* ---- block reductions (TAT_REDUCE_THREADS threads, a power of two) ---------------------- */
@@ -96,6 +129,36 @@ __device__ static double block_sum_d(double v, double *red)
     }
     v = red[0];
     __syncthreads(); /* red is reused by the next reduction */
+    return v;
+}
+
+__device__ static double block_max_d(double v, double *red)
+{
+    int tid = threadIdx.x, s;
+    red[tid] = v;
+    __syncthreads();
+    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = red[tid + s] > red[tid] ? red[tid + s] : red[tid];
+        __syncthreads();
+    }
+    v = red[0];
+    __syncthreads();
+    return v;
+}
+
+/* A warp's halving tree as an xor butterfly: every lane ends with the tree's value. */
+__device__ static float warp_max_f(float v)
+{
+    for (int o = TAT_WARP / 2; o > 0; o >>= 1) {
+        float other = __shfl_xor_sync(0xffffffffu, v, o);
+        v = other > v ? other : v;
+    }
+    return v;
+}
+
+__device__ static float warp_sum_f(float v)
+{
+    for (int o = TAT_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
@@ -139,54 +202,135 @@ extern "C" void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B
 }
 
 /* ---- element-wise kernels --------------------------------------------------------------- */
-__global__ static void patch_gather_kernel(float *blocks, const float *x, tat_patch_geom g, size_t n)
+/* The index-dividing kernels are templates over the index type I: unsigned int when every
+ * buffer they index has fewer than 2^31 elements (tat_index_fits_32; then i + the grid stride
+ * cannot wrap either), size_t otherwise. These overloads pick the matching instantiation of
+ * tat_kernel_index_body.h. */
+__device__ static inline size_t patch_map_index(tat_patch_geom g, size_t i) { return tat_patch_map_index(g, i); }
+__device__ static inline unsigned int patch_map_index(tat_patch_geom g, unsigned int i) { return tat_patch_map_index_32(g, i); }
+__device__ static inline float pool_forward_value(tat_pool_geom g, const float *in, size_t o) { return tat_pool_forward_value(g, in, o); }
+__device__ static inline float pool_forward_value(tat_pool_geom g, const float *in, unsigned int o) { return tat_pool_forward_value_32(g, in, o); }
+__device__ static inline long long pool_window_of(tat_pool_geom g, size_t i) { return tat_pool_window_of(g, i); }
+__device__ static inline long long pool_window_of(tat_pool_geom g, unsigned int i) { return tat_pool_window_of_32(g, i); }
+__device__ static inline float im2col_value(tat_conv_geom g, const float *in, size_t i) { return tat_im2col_value(g, in, i); }
+__device__ static inline float im2col_value(tat_conv_geom g, const float *in, unsigned int i) { return tat_im2col_value_32(g, in, i); }
+__device__ static inline float col2im_value(tat_conv_geom g, const float *col, size_t i) { return tat_col2im_value(g, col, i); }
+__device__ static inline float col2im_value(tat_conv_geom g, const float *col, unsigned int i) { return tat_col2im_value_32(g, col, i); }
+__device__ static inline size_t stack_cm_index(tat_stack_geom g, size_t i) { return tat_stack_cm_index(g, i); }
+__device__ static inline unsigned int stack_cm_index(tat_stack_geom g, unsigned int i) { return tat_stack_cm_index_32(g, i); }
+__device__ static inline void dscore_element(float *ds, const float *a, const float *drow, float two_w, int N, size_t i) { tat_dscore_element(ds, a, drow, two_w, N, i); }
+__device__ static inline void dscore_element(float *ds, const float *a, const float *drow, float two_w, int N, unsigned int i) { tat_dscore_element_32(ds, a, drow, two_w, N, i); }
+
+#define TAT_GRID_STRIDE_I(I, i, n) \
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (I)gridDim.x * blockDim.x)
+
+/* kernel<unsigned int> or kernel<size_t> over n items, the arguments then n */
+#define TAT_LAUNCH_INDEXED(kernel, fits32, n, ...)                                               \
+    do {                                                                                         \
+        if (fits32)                                                                              \
+            kernel<unsigned int><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (unsigned int)(n)); \
+        else                                                                                     \
+            kernel<size_t><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (size_t)(n));            \
+        TAT_LAUNCH_CHECK();                                                                      \
+    } while (0)
+
+template <typename I>
+__global__ static void patch_gather_kernel(float *blocks, const float *x, tat_patch_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) blocks[i] = x[tat_patch_map_index(g, i)];
+    TAT_GRID_STRIDE_I(I, i, n) blocks[i] = x[patch_map_index(g, i)];
 }
 
 /* Blocks never overlap: each map element has at most one writer, no atomics needed. */
+template <typename I>
 __global__ static void patch_scatter_add_kernel(float *d_x, const float *d_blocks,
-                                                tat_patch_geom g, size_t n)
+                                                tat_patch_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) d_x[tat_patch_map_index(g, i)] += d_blocks[i];
+    TAT_GRID_STRIDE_I(I, i, n) d_x[patch_map_index(g, i)] += d_blocks[i];
 }
 
-__global__ static void avgpool_forward_kernel(float *out, const float *in, tat_pool_geom g, size_t n)
+template <typename I>
+__global__ static void avgpool_forward_kernel(float *out, const float *in, tat_pool_geom g, I n)
 {
-    TAT_GRID_STRIDE(o, n) out[o] = tat_pool_forward_value(g, in, o);
+    TAT_GRID_STRIDE_I(I, o, n) out[o] = pool_forward_value(g, in, o);
 }
 
-__global__ static void avgpool_backward_kernel(float *d_in, const float *d_out, tat_pool_geom g,
-                                               size_t n)
+template <typename I>
+__global__ static void avgpool_backward_kernel(float *d_in, const float *d_out, tat_pool_geom g, I n)
 {
     float inv = 1.f / (g.kh * g.kw);
-    TAT_GRID_STRIDE(i, n) {
-        long long o = tat_pool_window_of(g, i);
+    TAT_GRID_STRIDE_I(I, i, n) {
+        long long o = pool_window_of(g, i);
         if (o >= 0) d_in[i] += d_out[o] * inv;
     }
 }
 
-__global__ static void im2col_kernel(float *col, const float *in, tat_conv_geom g, size_t n)
+template <typename I>
+__global__ static void im2col_kernel(float *col, const float *in, tat_conv_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) col[i] = tat_im2col_value(g, in, i);
+    TAT_GRID_STRIDE_I(I, i, n) col[i] = im2col_value(g, in, i);
 }
 
-__global__ static void col2im_add_kernel(float *d_in, const float *col, tat_conv_geom g, size_t n)
+template <typename I>
+__global__ static void stack_to_nchw_kernel(float *nchw, const float *cm, tat_stack_geom g, I n)
 {
-    TAT_GRID_STRIDE(i, n) d_in[i] += tat_col2im_value(g, col, i);
+    TAT_GRID_STRIDE_I(I, i, n) nchw[i] = cm[stack_cm_index(g, i)];
 }
 
+template <typename I>
+__global__ static void stack_to_cm_kernel(float *cm, const float *nchw, tat_stack_geom g, I n)
+{
+    TAT_GRID_STRIDE_I(I, i, n) cm[stack_cm_index(g, i)] = nchw[i];
+}
+
+template <typename I>
+__global__ static void col2im_add_kernel(float *d_in, const float *col, tat_conv_geom g, I n)
+{
+    TAT_GRID_STRIDE_I(I, i, n) d_in[i] += col2im_value(g, col, i);
+}
+
+template <typename I>
 __global__ static void dscore_kernel(float *ds, const float *a, const float *drow, float two_w,
-                                     int N, size_t n)
+                                     int N, I n)
 {
-    TAT_GRID_STRIDE(i, n) tat_dscore_element(ds, a, drow, two_w, N, i);
+    TAT_GRID_STRIDE_I(I, i, n) dscore_element(ds, a, drow, two_w, N, i);
 }
 
-/* One thread per (block, position): its column of d channels. */
+/* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
 __global__ static void residual_kernel(float *o, const float *t, float *drow, double *sse_pos,
-                                       int N, int d, size_t n)
+                                       int N, int d, size_t rows)
 {
-    TAT_GRID_STRIDE(i, n) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+    __shared__ float dred[TAT_RESID_SPLIT][TAT_RESID_ROWS];
+    __shared__ double sred[TAT_RESID_SPLIT][TAT_RESID_ROWS];
+    int tx = threadIdx.x, ty = threadIdx.y, s;
+    size_t row = (size_t)blockIdx.x * TAT_RESID_ROWS + tx;
+    float D = 0;
+    double sse = 0;
+    if (row < rows) D = tat_residual_partial(o, t, row, N, d, ty, TAT_RESID_SPLIT, &sse);
+    dred[ty][tx] = D;
+    sred[ty][tx] = sse;
+    __syncthreads();
+    for (s = TAT_RESID_SPLIT / 2; s > 0; s >>= 1) {
+        if (ty < s) {
+            dred[ty][tx] += dred[ty + s][tx];
+            sred[ty][tx] += sred[ty + s][tx];
+        }
+        __syncthreads();
+    }
+    if (ty == 0 && row < rows) {
+        drow[row] = dred[0][tx];
+        sse_pos[row] = sred[0][tx];
+    }
+}
+
+__global__ static void sse_grad_kernel(float *d_x, const float *diff, float two_w, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_sse_grad_element(d_x, diff, two_w, i);
+}
+
+__global__ static void kd_grad_kernel(float *d_s, const float *p_s, const float *p_t, float scale,
+                                      size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_kd_grad_element(d_s, p_s, p_t, scale, i);
 }
 
 /* ---- reduction kernels: one thread block per statistics group / row ---------------------- */
@@ -235,6 +379,20 @@ __global__ static void bn_backward_kernel(float *d_in, float *d_gamma, float *d_
     }
 }
 
+/* Short rows: one warp per row, TAT_REDUCE_THREADS / TAT_WARP rows per block. */
+__global__ static void softmax_rows_warp_kernel(float *s, int rows, int cols)
+{
+    int lane = threadIdx.x % TAT_WARP;
+    size_t r = (size_t)blockIdx.x * (blockDim.x / TAT_WARP) + threadIdx.x / TAT_WARP;
+    float *row, mx, sum;
+    if (r >= (size_t)rows) return; /* the whole warp leaves together */
+    row = s + r * cols;
+    mx = warp_max_f(tat_softmax_partial_max(row, cols, lane, TAT_WARP));
+    sum = warp_sum_f(tat_softmax_partial_expsum(row, cols, mx, lane, TAT_WARP));
+    tat_softmax_write(row, cols, mx, sum, lane, TAT_WARP);
+}
+
+/* Long rows: one block per row. */
 __global__ static void softmax_rows_kernel(float *s, int cols)
 {
     __shared__ float red[TAT_REDUCE_THREADS];
@@ -252,47 +410,79 @@ __global__ static void sum_kernel(double *out, const double *x, size_t n)
     if (threadIdx.x == 0) *out = s;
 }
 
+/* TAT_SUM_BLOCKS blocks, one partial sum of squares each. */
+__global__ static void sse_kernel(float *diff, const float *x, const float *target, size_t n,
+                                  double *partials)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
+    double s = block_sum_d(tat_sse_partial(diff, x, target, n, tid, nt), red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+/* One block per row of logits: both log-normalisers, the softmaxes and the row's KL. */
+__global__ static void kd_rows_kernel(float *p_s, float *p_t, const float *s, const float *t,
+                                      int n, float temperature, double *kl_rows)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    size_t off = (size_t)blockIdx.x * n;
+    int tid = threadIdx.x, nt = blockDim.x;
+    double ms = block_max_d(tat_kd_partial_max(s + off, n, temperature, tid, nt), red);
+    double mt = block_max_d(tat_kd_partial_max(t + off, n, temperature, tid, nt), red);
+    double zs = ms + log(block_sum_d(tat_kd_partial_expsum(s + off, n, temperature, ms, tid, nt), red));
+    double zt = mt + log(block_sum_d(tat_kd_partial_expsum(t + off, n, temperature, mt, tid, nt), red));
+    double kl = block_sum_d(tat_kd_partial_kl(p_s + off, p_t + off, s + off, t + off, n,
+                                              temperature, zs, zt, tid, nt), red);
+    if (tid == 0) kl_rows[blockIdx.x] = kl;
+}
+
 /* ---- launchers -------------------------------------------------------------------------- */
 extern "C" void tat_gpu_patch_gather(float *blocks, const float *x, tat_patch_geom g)
 {
-    size_t n = tat_patch_block_elements(g);
-    patch_gather_kernel<<<tat_blocks(n), TAT_THREADS>>>(blocks, x, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_patch_block_elements(g), map = (size_t)g.batch * g.c * g.h * g.w;
+    TAT_LAUNCH_INDEXED(patch_gather_kernel, tat_index_fits_32(map), n, blocks, x, g);
 }
 
 extern "C" void tat_gpu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
 {
-    size_t n = tat_patch_block_elements(g);
-    patch_scatter_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, d_blocks, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_patch_block_elements(g), map = (size_t)g.batch * g.c * g.h * g.w;
+    TAT_LAUNCH_INDEXED(patch_scatter_add_kernel, tat_index_fits_32(map), n, d_x, d_blocks, g);
 }
 
 extern "C" void tat_gpu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
-    size_t n = tat_pool_out_elements(g);
-    avgpool_forward_kernel<<<tat_blocks(n), TAT_THREADS>>>(out, in, g, n);
-    TAT_LAUNCH_CHECK();
+    size_t n = tat_pool_out_elements(g), in_n = (size_t)g.planes * g.h * g.w;
+    TAT_LAUNCH_INDEXED(avgpool_forward_kernel, tat_index_fits_32(in_n), n, out, in, g);
 }
 
 extern "C" void tat_gpu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
 {
     size_t n = (size_t)g.planes * g.h * g.w;
-    avgpool_backward_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, d_out, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(avgpool_backward_kernel, tat_index_fits_32(n), n, d_in, d_out, g);
 }
 
 extern "C" void tat_gpu_im2col(float *col, const float *in, tat_conv_geom g)
 {
     size_t n = tat_col_elements(g);
-    im2col_kernel<<<tat_blocks(n), TAT_THREADS>>>(col, in, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(im2col_kernel, tat_index_fits_32(n), n, col, in, g);
+}
+
+static void stack_to_nchw_launch(float *nchw, const float *cm, tat_stack_geom g)
+{
+    size_t n = tat_stack_elements(g);
+    TAT_LAUNCH_INDEXED(stack_to_nchw_kernel, tat_index_fits_32(n), n, nchw, cm, g);
+}
+
+static void stack_to_cm_launch(float *cm, const float *nchw, tat_stack_geom g)
+{
+    size_t n = tat_stack_elements(g);
+    TAT_LAUNCH_INDEXED(stack_to_cm_kernel, tat_index_fits_32(n), n, cm, nchw, g);
 }
 
 extern "C" void tat_gpu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
 {
     size_t n = (size_t)g.batch * g.c * g.h * g.w;
-    col2im_add_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_in, col, g, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(col2im_add_kernel, tat_index_fits_32(tat_col_elements(g)), n, d_in, col, g);
 }
 
 extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean, float *inv_std,
@@ -316,7 +506,12 @@ extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d
 
 extern "C" void tat_gpu_softmax_rows(float *s, int rows, int cols)
 {
-    softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+    if (tat_softmax_row_threads(cols) == TAT_WARP) {
+        int per_block = TAT_REDUCE_THREADS / TAT_WARP;
+        softmax_rows_warp_kernel<<<(rows + per_block - 1) / per_block, TAT_REDUCE_THREADS>>>(s, rows, cols);
+    } else {
+        softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+    }
     TAT_LAUNCH_CHECK();
 }
 
@@ -337,70 +532,114 @@ extern "C" void tat_gpu_embedding_pull(const tat_gpu_embedding *g, tat_embedding
     TAT_CUDA_CHECK(cudaMemcpy(e->biases, g->biases, e->out_c * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+extern "C" void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embedding *const *e,
+                                        int n, int batch, int h, int w)
+{
+    size_t nw = (size_t)e[0]->out_c * e[0]->in_c * e[0]->ksize * e[0]->ksize;
+    size_t nout = (size_t)batch * e[0]->out_c * h * w;
+    /* the arrays the stacked product reads and writes: one allocation each for the stack */
+    float *weights = tat_gpu_alloc(n * nw), *weight_grads = tat_gpu_alloc(n * nw);
+    float *x_hat = tat_gpu_alloc(n * nout), *out = tat_gpu_alloc(n * nout);
+    int i;
+    for (i = 0; i < n; ++i) {
+        tat_gpu_embedding *d = g[i];
+        d->in_c = e[i]->in_c;
+        d->out_c = e[i]->out_c;
+        d->ksize = e[i]->ksize;
+        d->weights = weights + i * nw;
+        d->weight_grads = weight_grads + i * nw;
+        d->x_hat = x_hat + i * nout;
+        d->out = out + i * nout;
+        d->scales = tat_gpu_alloc(d->out_c);
+        d->biases = tat_gpu_alloc(d->out_c);
+        d->scale_grads = tat_gpu_alloc(d->out_c);
+        d->bias_grads = tat_gpu_alloc(d->out_c);
+        d->out_grad = tat_gpu_alloc(nout);
+        d->mean = tat_gpu_alloc((size_t)batch * d->out_c);
+        d->inv_std = tat_gpu_alloc((size_t)batch * d->out_c);
+        tat_gpu_embedding_push(d, e[i]);
+    }
+}
+
+extern "C" void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n)
+{
+    int i;
+    tat_gpu_free(g[0]->weights);
+    tat_gpu_free(g[0]->weight_grads);
+    tat_gpu_free(g[0]->x_hat);
+    tat_gpu_free(g[0]->out);
+    for (i = 0; i < n; ++i) {
+        tat_gpu_free(g[i]->scales);
+        tat_gpu_free(g[i]->biases);
+        tat_gpu_free(g[i]->scale_grads);
+        tat_gpu_free(g[i]->bias_grads);
+        tat_gpu_free(g[i]->out_grad);
+        tat_gpu_free(g[i]->mean);
+        tat_gpu_free(g[i]->inv_std);
+        memset(g[i], 0, sizeof(*g[i]));
+    }
+}
+
 extern "C" void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch,
                                        int h, int w)
 {
-    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
-    size_t n = (size_t)batch * e->out_c * h * w;
-    g->in_c = e->in_c;
-    g->out_c = e->out_c;
-    g->ksize = e->ksize;
-    g->weights = tat_gpu_alloc(nw);
-    g->scales = tat_gpu_alloc(e->out_c);
-    g->biases = tat_gpu_alloc(e->out_c);
-    g->weight_grads = tat_gpu_alloc(nw);
-    g->scale_grads = tat_gpu_alloc(e->out_c);
-    g->bias_grads = tat_gpu_alloc(e->out_c);
-    g->x_hat = tat_gpu_alloc(n);
-    g->out = tat_gpu_alloc(n);
-    g->out_grad = tat_gpu_alloc(n);
-    g->mean = tat_gpu_alloc((size_t)batch * e->out_c);
-    g->inv_std = tat_gpu_alloc((size_t)batch * e->out_c);
-    tat_gpu_embedding_push(g, e);
+    tat_gpu_embeddings_init(&g, &e, 1, batch, h, w);
 }
 
-extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g)
-{
-    tat_gpu_free(g->weights);
-    tat_gpu_free(g->scales);
-    tat_gpu_free(g->biases);
-    tat_gpu_free(g->weight_grads);
-    tat_gpu_free(g->scale_grads);
-    tat_gpu_free(g->bias_grads);
-    tat_gpu_free(g->x_hat);
-    tat_gpu_free(g->out);
-    tat_gpu_free(g->out_grad);
-    tat_gpu_free(g->mean);
-    tat_gpu_free(g->inv_std);
-    memset(g, 0, sizeof(*g));
-}
+extern "C" void tat_gpu_embedding_free(tat_gpu_embedding *g) { tat_gpu_embeddings_free(&g, 1); }
 
 extern "C" size_t tat_gpu_conv_workspace_floats(int batch, int in_c, int h, int w, int ksize)
 {
-    return ksize == 1 ? 0 : (size_t)batch * in_c * ksize * ksize * h * w;
+    return (size_t)batch * in_c * ksize * ksize * h * w;
 }
 
 /* ---- the primitives as tat_gpu_steps.h sees them ----------------------------------------- */
 static void residual_launch(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
                             size_t rows)
 {
-    residual_kernel<<<tat_blocks(rows), TAT_THREADS>>>(o, t, drow, sse_pos, N, d, rows);
+    dim3 threads(TAT_RESID_ROWS, TAT_RESID_SPLIT);
+    residual_kernel<<<(unsigned int)((rows + TAT_RESID_ROWS - 1) / TAT_RESID_ROWS), threads>>>(
+        o, t, drow, sse_pos, N, d, rows);
     TAT_LAUNCH_CHECK();
 }
 
-static double sum_to_host(double *sum, const double *x, size_t n)
+static void loss_start(tat_gpu_loss *l, const double *x, size_t n)
 {
-    double h;
-    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(sum, x, n);
+    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(l->device_sum, x, n);
     TAT_LAUNCH_CHECK();
-    TAT_CUDA_CHECK(cudaMemcpy(&h, sum, sizeof(double), cudaMemcpyDeviceToHost));
-    return h;
+    TAT_CUDA_CHECK(cudaMemcpyAsync(l->host_sum, l->device_sum, sizeof(double),
+                                   cudaMemcpyDeviceToHost, 0));
+    TAT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)l->ready, 0));
+}
+
+static void sse_launch(float *diff, const float *x, const float *target, size_t n, double *partials)
+{
+    sse_kernel<<<TAT_SUM_BLOCKS, TAT_REDUCE_THREADS>>>(diff, x, target, n, partials);
+    TAT_LAUNCH_CHECK();
+}
+
+static void sse_grad_launch(float *d_x, const float *diff, float two_w, size_t n)
+{
+    sse_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, diff, two_w, n);
+    TAT_LAUNCH_CHECK();
+}
+
+static void kd_rows_launch(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
+                           float temperature, double *kl_rows)
+{
+    kd_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(p_s, p_t, s, t, n, temperature, kl_rows);
+    TAT_LAUNCH_CHECK();
+}
+
+static void kd_grad_launch(float *d_s, const float *p_s, const float *p_t, float scale, size_t n)
+{
+    kd_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_s, p_s, p_t, scale, n);
+    TAT_LAUNCH_CHECK();
 }
 
 static void dscore_launch(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
 {
-    dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, a, drow, two_w, N, n);
-    TAT_LAUNCH_CHECK();
+    TAT_LAUNCH_INDEXED(dscore_kernel, tat_index_fits_32(n), n, ds, a, drow, two_w, N);
 }
 
 static void zero_launch(float *x, size_t n)
@@ -410,9 +649,11 @@ static void zero_launch(float *x, size_t n)
 
 static const tat_gpu_ops gpu_ops = {
     tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
-    tat_gpu_avgpool_backward, tat_gpu_im2col, tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
-    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, sum_to_host,
-    dscore_launch, zero_launch};
+    tat_gpu_avgpool_backward, tat_gpu_im2col, stack_to_nchw_launch, stack_to_cm_launch,
+    tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
+    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, loss_start,
+    tat_gpu_loss_wait, dscore_launch, zero_launch, sse_launch, sse_grad_launch, kd_rows_launch,
+    kd_grad_launch};
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
                                           int batch, int h, int w, int per_image)
@@ -427,6 +668,20 @@ extern "C" void tat_gpu_embedding_backward(tat_gpu_embedding *g, float *d_in, co
     tat_steps_embedding_backward(&gpu_ops, g, d_in, in, workspace, batch, h, w, per_image);
 }
 
+extern "C" void tat_gpu_embeddings_forward(tat_gpu_embedding **g, int n, const float *in,
+                                           float *workspace, int batch, int h, int w,
+                                           int per_image)
+{
+    tat_steps_embeddings_forward(&gpu_ops, g, n, in, workspace, batch, h, w, per_image);
+}
+
+extern "C" void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float *d_in,
+                                            const float *in, float *workspace, int batch, int h,
+                                            int w, int per_image)
+{
+    tat_steps_embeddings_backward(&gpu_ops, g, n, d_in, in, workspace, batch, h, w, per_image);
+}
+
 /* ---- term ------------------------------------------------------------------------------- */
 extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
 {
@@ -438,8 +693,8 @@ extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
     g->ds = tat_gpu_alloc(nn);
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
-    g->sse_pos = (double *)tat_gpu_alloc_bytes((size_t)geom->n_blocks * geom->N * sizeof(double));
-    g->sse_sum = (double *)tat_gpu_alloc_bytes(sizeof(double));
+    g->sse_pos = tat_gpu_alloc_doubles((size_t)geom->n_blocks * geom->N);
+    tat_gpu_loss_init(&g->loss);
 }
 
 extern "C" void tat_gpu_term_free(tat_gpu_term *g)
@@ -450,17 +705,48 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     tat_gpu_free(g->resid);
     tat_gpu_free(g->drow);
     tat_gpu_free(g->sse_pos);
-    tat_gpu_free(g->sse_sum);
+    tat_gpu_loss_free(&g->loss);
     memset(g, 0, sizeof(*g));
 }
 
-extern "C" double tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
-                                       const float *v, const float *target)
+extern "C" void tat_gpu_term_forward(tat_gpu_term *g, const float *q, const float *k,
+                                     const float *v, const float *target)
 {
-    return tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
+    tat_steps_term_forward(&gpu_ops, g, q, k, v, target);
 }
 
 extern "C" void tat_gpu_term_backward(tat_gpu_term *g, float *d_q, float *d_k, float *d_v, float w)
 {
     tat_steps_term_backward(&gpu_ops, g, d_q, d_k, d_v, w);
+}
+
+/* ---- the baselines ------------------------------------------------------------------------ */
+extern "C" void tat_gpu_fitnet_forward(tat_gpu_embedding *p, const float *student,
+                                       const float *teacher, float *diff, double *partials,
+                                       tat_gpu_loss *loss, int batch, int h, int w, int per_image)
+{
+    tat_steps_fitnet_forward(&gpu_ops, p, student, teacher, diff, partials, loss, batch, h, w,
+                             per_image);
+}
+
+extern "C" void tat_gpu_fitnet_backward(tat_gpu_embedding *p, float *d_student,
+                                        const float *student, const float *diff,
+                                        float *workspace, float w, int batch, int h, int w_map,
+                                        int per_image)
+{
+    tat_steps_fitnet_backward(&gpu_ops, p, d_student, student, diff, workspace, w, batch, h,
+                              w_map, per_image);
+}
+
+extern "C" void tat_gpu_kd_forward(float *p_s, float *p_t, double *kl_rows, tat_gpu_loss *loss,
+                                   const float *s, const float *t, int batch, int n,
+                                   float temperature)
+{
+    tat_steps_kd_forward(&gpu_ops, p_s, p_t, kl_rows, loss, s, t, batch, n, temperature);
+}
+
+extern "C" void tat_gpu_kd_backward(float *d_s, const float *p_s, const float *p_t, int batch,
+                                    int n, float temperature, float w)
+{
+    tat_steps_kd_backward(&gpu_ops, d_s, p_s, p_t, batch, n, temperature, w);
 }

@@ -108,27 +108,37 @@ static void test_gemm_mapping(void)
            detail);
 }
 
-/* ---- reductions as a block of TAT_REDUCE_THREADS threads does them --------------------- */
-static double tree_sum_d(double *red)
+/* ---- reductions as a block (or a warp) of nt threads does them: a halving tree ---------- */
+static double tree_sum_dn(double *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] += red[t + s];
     return red[0];
 }
 
-static float tree_sum_f(float *red)
+static double tree_sum_d(double *red) { return tree_sum_dn(red, TAT_REDUCE_THREADS); }
+
+static double tree_max_dn(double *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
+        for (t = 0; t < s; ++t) red[t] = red[t + s] > red[t] ? red[t + s] : red[t];
+    return red[0];
+}
+
+static float tree_sum_fn(float *red, int nt)
+{
+    int s, t;
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] += red[t + s];
     return red[0];
 }
 
-static float tree_max_f(float *red)
+static float tree_max_fn(float *red, int nt)
 {
     int s, t;
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1)
+    for (s = nt / 2; s > 0; s >>= 1)
         for (t = 0; t < s; ++t) red[t] = red[t + s] > red[t] ? red[t + s] : red[t];
     return red[0];
 }
@@ -177,28 +187,34 @@ static void emu_bn_backward(float *d_in, float *d_gamma, float *d_beta, const fl
         }
 }
 
+/* a warp or a block per row, as tat_softmax_row_threads says */
+static int softmax_shapes_seen[2];
+
 static void emu_softmax_rows(float *s, int rows, int cols)
 {
     float red[TAT_REDUCE_THREADS];
-    int r, t, nt = TAT_REDUCE_THREADS;
+    int r, t, nt = tat_softmax_row_threads(cols);
+    ++softmax_shapes_seen[nt == TAT_WARP];
     for (r = 0; r < rows; ++r) {
         float *row = s + (size_t)r * cols;
         for (t = 0; t < nt; ++t) red[t] = tat_softmax_partial_max(row, cols, t, nt);
-        float mx = tree_max_f(red);
+        float mx = tree_max_fn(red, nt);
         for (t = 0; t < nt; ++t) red[t] = tat_softmax_partial_expsum(row, cols, mx, t, nt);
-        float sum = tree_sum_f(red);
+        float sum = tree_sum_fn(red, nt);
         for (t = 0; t < nt; ++t) tat_softmax_write(row, cols, mx, sum, t, nt);
     }
 }
 
 /* ---- the primitives of tat_gpu_steps.h, as the kernels run them, on the host ------------- */
+/* The test shapes are small: the kernels would take their 32-bit index paths (the _32
+ * functions), so these do too; test_index_widths checks the 64-bit functions against them. */
 static void emu_patch_gather(float *blocks, const float *x, tat_patch_geom g);
 static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g);
 
 static void emu_avgpool_forward(float *out, const float *in, tat_pool_geom g)
 {
     size_t i;
-    for (i = 0; i < tat_pool_out_elements(g); ++i) out[i] = tat_pool_forward_value(g, in, i);
+    for (i = 0; i < tat_pool_out_elements(g); ++i) out[i] = tat_pool_forward_value_32(g, in, (unsigned)i);
 }
 
 static void emu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom g)
@@ -206,7 +222,7 @@ static void emu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom 
     float inv = 1.f / (g.kh * g.kw);
     size_t i;
     for (i = 0; i < (size_t)g.planes * g.h * g.w; ++i) {
-        long long o = tat_pool_window_of(g, i);
+        long long o = tat_pool_window_of_32(g, (unsigned)i);
         if (o >= 0) d_in[i] += d_out[checked(o, tat_pool_out_elements(g))] * inv;
     }
 }
@@ -214,130 +230,244 @@ static void emu_avgpool_backward(float *d_in, const float *d_out, tat_pool_geom 
 static void emu_im2col(float *col, const float *in, tat_conv_geom g)
 {
     size_t i;
-    for (i = 0; i < tat_col_elements(g); ++i) col[i] = tat_im2col_value(g, in, i);
+    for (i = 0; i < tat_col_elements(g); ++i) col[i] = tat_im2col_value_32(g, in, (unsigned)i);
+}
+
+static void emu_stack_to_nchw(float *nchw, const float *cm, tat_stack_geom g)
+{
+    size_t i, n = tat_stack_elements(g);
+    for (i = 0; i < n; ++i) nchw[i] = cm[checked(tat_stack_cm_index_32(g, (unsigned)i), n)];
+}
+
+static void emu_stack_to_cm(float *cm, const float *nchw, tat_stack_geom g)
+{
+    size_t i, n = tat_stack_elements(g);
+    for (i = 0; i < n; ++i) cm[checked(tat_stack_cm_index_32(g, (unsigned)i), n)] = nchw[i];
 }
 
 static void emu_col2im_add(float *d_in, const float *col, tat_conv_geom g)
 {
     size_t i;
-    for (i = 0; i < (size_t)g.batch * g.c * g.h * g.w; ++i) d_in[i] += tat_col2im_value(g, col, i);
+    for (i = 0; i < (size_t)g.batch * g.c * g.h * g.w; ++i) d_in[i] += tat_col2im_value_32(g, col, (unsigned)i);
 }
 
+/* residual_kernel: each row's TAT_RESID_SPLIT channel shares, combined in a halving tree */
 static void emu_residual(float *o, const float *t, float *drow, double *sse_pos, int N, int d,
                          size_t rows)
 {
+    float dred[TAT_RESID_SPLIT];
+    double sred[TAT_RESID_SPLIT];
     size_t i;
-    for (i = 0; i < rows; ++i) drow[i] = tat_residual_position(o, t, i / N, (int)(i % N), N, d, &sse_pos[i]);
+    int ty;
+    for (i = 0; i < rows; ++i) {
+        for (ty = 0; ty < TAT_RESID_SPLIT; ++ty)
+            dred[ty] = tat_residual_partial(o, t, i, N, d, ty, TAT_RESID_SPLIT, &sred[ty]);
+        drow[i] = tree_sum_fn(dred, TAT_RESID_SPLIT);
+        sse_pos[i] = tree_sum_dn(sred, TAT_RESID_SPLIT);
+    }
 }
 
-static double emu_sum_to_host(double *sum, const double *x, size_t n)
+/* sum_kernel (one block) into device_sum, the asynchronous copy, the wait */
+static void emu_loss_start(tat_gpu_loss *l, const double *x, size_t n)
 {
     double red[TAT_REDUCE_THREADS];
     int t;
     for (t = 0; t < TAT_REDUCE_THREADS; ++t) red[t] = tat_partial_sum_d(x, n, t, TAT_REDUCE_THREADS);
-    *sum = tree_sum_d(red);
-    return *sum;
+    *l->device_sum = tree_sum_d(red);
+    *l->host_sum = *l->device_sum;
+}
+
+static double emu_loss_wait(tat_gpu_loss *l) { return *l->host_sum; }
+
+/* sse_kernel: TAT_SUM_BLOCKS blocks, a global grid-stride share per thread, one partial per block */
+static void emu_sse(float *diff, const float *x, const float *target, size_t n, double *partials)
+{
+    double red[TAT_REDUCE_THREADS];
+    size_t nt = (size_t)TAT_SUM_BLOCKS * TAT_REDUCE_THREADS;
+    int b, t;
+    for (b = 0; b < TAT_SUM_BLOCKS; ++b) {
+        for (t = 0; t < TAT_REDUCE_THREADS; ++t)
+            red[t] = tat_sse_partial(diff, x, target, n, (size_t)b * TAT_REDUCE_THREADS + t, nt);
+        partials[b] = tree_sum_d(red);
+    }
+}
+
+static void emu_sse_grad(float *d_x, const float *diff, float two_w, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) tat_sse_grad_element(d_x, diff, two_w, i);
+}
+
+/* kd_rows_kernel: one block per row; max, sum of exponentials, KL, each a tree */
+static void emu_kd_rows(float *p_s, float *p_t, const float *s, const float *tl, int rows, int n,
+                        float temperature, double *kl_rows)
+{
+    double red[TAT_REDUCE_THREADS];
+    int r, t, nt = TAT_REDUCE_THREADS;
+    for (r = 0; r < rows; ++r) {
+        const float *sr = s + (size_t)r * n, *tr = tl + (size_t)r * n;
+        double ms, mt, zs, zt;
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_max(sr, n, temperature, t, nt);
+        ms = tree_max_dn(red, nt);
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_max(tr, n, temperature, t, nt);
+        mt = tree_max_dn(red, nt);
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_expsum(sr, n, temperature, ms, t, nt);
+        zs = ms + log(tree_sum_dn(red, nt));
+        for (t = 0; t < nt; ++t) red[t] = tat_kd_partial_expsum(tr, n, temperature, mt, t, nt);
+        zt = mt + log(tree_sum_dn(red, nt));
+        for (t = 0; t < nt; ++t)
+            red[t] = tat_kd_partial_kl(p_s + (size_t)r * n, p_t + (size_t)r * n, sr, tr, n,
+                                       temperature, zs, zt, t, nt);
+        kl_rows[r] = tree_sum_dn(red, nt);
+    }
+}
+
+static void emu_kd_grad(float *d_s, const float *p_s, const float *p_t, float scale, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) tat_kd_grad_element(d_s, p_s, p_t, scale, i);
 }
 
 static void emu_dscore(float *ds, const float *a, const float *drow, float two_w, int N, size_t n)
 {
     size_t i;
-    for (i = 0; i < n; ++i) tat_dscore_element(ds, a, drow, two_w, N, i);
+    for (i = 0; i < n; ++i) tat_dscore_element_32(ds, a, drow, two_w, N, (unsigned)i);
 }
 
 static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
 static const tat_gpu_ops emu_ops = {
     emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
-    emu_im2col, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
-    emu_sum_to_host, emu_dscore, emu_zero};
+    emu_im2col, emu_stack_to_nchw, emu_stack_to_cm, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
+    emu_loss_start, emu_loss_wait, emu_dscore, emu_zero, emu_sse, emu_sse_grad, emu_kd_rows,
+    emu_kd_grad};
 
-/* The device-side struct over a host embedding's own buffers. */
-static tat_gpu_embedding view_of(tat_embedding *e)
+/* a loss's device and pinned doubles, on the host */
+static void emu_loss_init(tat_gpu_loss *l)
 {
-    tat_gpu_embedding g;
-    g.in_c = e->in_c, g.out_c = e->out_c, g.ksize = e->ksize;
-    g.weights = e->weights, g.scales = e->scales, g.biases = e->biases;
-    g.weight_grads = e->weight_grads, g.scale_grads = e->scale_grads, g.bias_grads = e->bias_grads;
-    g.x_hat = e->x_hat, g.out = e->out, g.out_grad = e->out_grad;
-    g.mean = e->mean, g.inv_std = e->inv_std;
-    return g;
+    l->device_sum = calloc(2, sizeof(double));
+    l->host_sum = l->device_sum + 1;
+    l->ready = NULL;
 }
 
-static void clone_embedding(tat_embedding *dst, const tat_embedding *src, int batch, int h, int w)
+/* A stack of n embeddings laid out as tat_gpu_embeddings_init lays it out on the device
+ * (weights, weight_grads, x_hat, out contiguous across the stack), on host memory, with the
+ * parameters and gradients of the reference embeddings src[i]. */
+typedef struct {
+    tat_gpu_embedding e[2], *p[2];
+    float *weights, *weight_grads, *x_hat, *out;
+    int n;
+} emu_stack;
+
+static void emu_stack_init(emu_stack *st, tat_embedding *const *src, int n, int batch, int h, int w)
 {
-    size_t nw = (size_t)src->out_c * src->in_c * src->ksize * src->ksize;
-    tat_embedding_init(dst, src->in_c, src->out_c, src->ksize);
-    memcpy(dst->weights, src->weights, nw * sizeof(float));
-    memcpy(dst->scales, src->scales, src->out_c * sizeof(float));
-    memcpy(dst->biases, src->biases, src->out_c * sizeof(float));
-    memcpy(dst->weight_grads, src->weight_grads, nw * sizeof(float));
-    memcpy(dst->scale_grads, src->scale_grads, src->out_c * sizeof(float));
-    memcpy(dst->bias_grads, src->bias_grads, src->out_c * sizeof(float));
-    tat_embedding_alloc_activations(dst, batch, h, w);
+    size_t nw = (size_t)src[0]->out_c * src[0]->in_c * src[0]->ksize * src[0]->ksize;
+    size_t nout = (size_t)batch * src[0]->out_c * h * w, c = src[0]->out_c;
+    int i;
+    st->n = n;
+    st->weights = calloc(n * nw, sizeof(float));
+    st->weight_grads = calloc(n * nw, sizeof(float));
+    st->x_hat = calloc(n * nout, sizeof(float));
+    st->out = calloc(n * nout, sizeof(float));
+    for (i = 0; i < n; ++i) {
+        tat_gpu_embedding *g = &st->e[i];
+        memset(g, 0, sizeof(*g));
+        g->in_c = src[i]->in_c, g->out_c = src[i]->out_c, g->ksize = src[i]->ksize;
+        g->weights = st->weights + i * nw, g->weight_grads = st->weight_grads + i * nw;
+        g->x_hat = st->x_hat + i * nout, g->out = st->out + i * nout;
+        memcpy(g->weights, src[i]->weights, nw * sizeof(float));
+        memcpy(g->weight_grads, src[i]->weight_grads, nw * sizeof(float));
+        g->scales = copy_array(src[i]->scales, c), g->biases = copy_array(src[i]->biases, c);
+        g->scale_grads = copy_array(src[i]->scale_grads, c);
+        g->bias_grads = copy_array(src[i]->bias_grads, c);
+        g->out_grad = calloc(nout, sizeof(float));
+        g->mean = calloc((size_t)batch * c, sizeof(float));
+        g->inv_std = calloc((size_t)batch * c, sizeof(float));
+        st->p[i] = g;
+    }
 }
 
-/* a case's student embedding (student_c -> teacher_c, its kernel size and BN mode) */
-static void test_embedding(const tat_case *tc)
+static void emu_stack_free(emu_stack *st)
+{
+    int i;
+    for (i = 0; i < st->n; ++i) {
+        tat_gpu_embedding *g = &st->e[i];
+        free(g->scales), free(g->biases), free(g->scale_grads), free(g->bias_grads);
+        free(g->out_grad), free(g->mean), free(g->inv_std);
+    }
+    free(st->weights), free(st->weight_grads), free(st->x_hat), free(st->out);
+}
+
+/* A case's student embeddings (student_c -> teacher_c, its kernel size and BN mode), n of them
+ * stacked (2: the query and value of one map, as the layers run them), against tat.c run on
+ * each embedding on its own. */
+static void test_embeddings(const tat_case *tc, int n)
 {
     int batch = tc->batch, in_c = tc->student_c, out_c = tc->teacher_c, h = tc->h, w = tc->w;
     int ksize = tc->ksize, per_image = tc->per_image;
-    tat_embedding ref, emu;
-    int hw = h * w, i;
+    tat_embedding ref[2], *refp[2] = {&ref[0], &ref[1]};
+    emu_stack st;
+    int hw = h * w, i, k;
     size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
     size_t nw = (size_t)out_c * in_c * ksize * ksize;
     size_t nws = (size_t)batch * in_c * ksize * ksize * hw;
     float *in = rand_array(nin, 2), *ws_ref = calloc(nws + 1, sizeof(float));
     float *ws_emu = calloc(nws + 1, sizeof(float));
     float *d_in_ref = rand_array(nin, 1), *d_in_emu = copy_array(d_in_ref, nin);
-    char name[200];
-    tat_embedding_init(&ref, in_c, out_c, ksize);
-    for (i = 0; i < out_c; ++i) {
-        ref.scales[i] = (float)(1 + .3 * rng_signed());
-        ref.biases[i] = (float)(.2 * rng_signed());
-        /* gradients already hold something: both sides must accumulate */
-        ref.scale_grads[i] = (float)rng_signed();
-        ref.bias_grads[i] = (float)rng_signed();
+    char name[200], n2[300];
+    for (k = 0; k < n; ++k) {
+        tat_embedding_init(&ref[k], in_c, out_c, ksize);
+        for (i = 0; i < out_c; ++i) {
+            ref[k].scales[i] = (float)(1 + .3 * rng_signed());
+            ref[k].biases[i] = (float)(.2 * rng_signed());
+            /* gradients already hold something: both sides must accumulate */
+            ref[k].scale_grads[i] = (float)rng_signed();
+            ref[k].bias_grads[i] = (float)rng_signed();
+        }
+        for (i = 0; i < (int)nw; ++i) ref[k].weight_grads[i] = (float)rng_signed();
+        tat_embedding_alloc_activations(&ref[k], batch, h, w);
+        for (i = 0; i < (int)nout; ++i) ref[k].out_grad[i] = 7; /* a previous step's */
     }
-    for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed();
-    tat_embedding_alloc_activations(&ref, batch, h, w);
-    clone_embedding(&emu, &ref, batch, h, w);
-    tat_gpu_embedding view = view_of(&emu);
-    for (i = 0; i < (int)nout; ++i) ref.out_grad[i] = emu.out_grad[i] = 7; /* a previous step's */
-    tat_embedding_forward(&ref, in, ws_ref, batch, h, w, per_image);
-    tat_steps_embedding_forward(&emu_ops, &view, in, ws_emu, batch, h, w, per_image);
-    snprintf(name, sizeof(name), "emulation %s: embedding %dx%d conv + BN %s (b%d c%d->%d %dx%d)",
-             tc->name, ksize, ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
-    {
-        char n2[300];
-        snprintf(n2, sizeof(n2), "%s: forward", name);
-        check_close(n2, emu.out, ref.out, nout, TOL_SUM);
-        snprintf(n2, sizeof(n2), "%s: forward clears the output gradient", name);
-        check_close(n2, emu.out_grad, ref.out_grad, nout, TOL_EXACT);
-        snprintf(n2, sizeof(n2), "%s: mean, inv_std", name);
+    emu_stack_init(&st, refp, n, batch, h, w);
+    for (k = 0; k < n; ++k)
+        for (i = 0; i < (int)nout; ++i) st.p[k]->out_grad[i] = 7;
+    snprintf(name, sizeof(name), "emulation %s: %s %dx%d conv + BN %s (b%d c%d->%d %dx%d)",
+             tc->name, n == 1 ? "embedding" : "2 stacked embeddings", ksize, ksize,
+             per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
+    for (k = 0; k < n; ++k) tat_embedding_forward(&ref[k], in, ws_ref, batch, h, w, per_image);
+    tat_steps_embeddings_forward(&emu_ops, st.p, n, in, ws_emu, batch, h, w, per_image);
+    for (k = 0; k < n; ++k) {
         int groups = per_image ? batch * out_c : out_c;
-        double e = rel_err(emu.mean, ref.mean, groups) + rel_err(emu.inv_std, ref.inv_std, groups);
+        double e;
+        snprintf(n2, sizeof(n2), "%s: #%d forward", name, k);
+        check_close(n2, st.p[k]->out, ref[k].out, nout, TOL_SUM);
+        snprintf(n2, sizeof(n2), "%s: #%d forward clears the output gradient", name, k);
+        check_close(n2, st.p[k]->out_grad, ref[k].out_grad, nout, TOL_EXACT);
+        snprintf(n2, sizeof(n2), "%s: #%d mean, inv_std", name, k);
+        e = rel_err(st.p[k]->mean, ref[k].mean, groups) + rel_err(st.p[k]->inv_std, ref[k].inv_std, groups);
         report(e <= TOL_SUM, n2, "statistics differ: relative error %.3g", e);
     }
-    {
+    for (k = 0; k < n; ++k) {
         float *g = rand_array(nout, 1);
-        char n2[300];
-        memcpy(ref.out_grad, g, nout * sizeof(float));
-        memcpy(emu.out_grad, g, nout * sizeof(float));
-        tat_embedding_backward(&ref, d_in_ref, in, ws_ref, batch, h, w, per_image);
-        tat_steps_embedding_backward(&emu_ops, &view, d_in_emu, in, ws_emu, batch, h, w, per_image);
-        snprintf(n2, sizeof(n2), "%s: backward d_in", name);
-        check_close(n2, d_in_emu, d_in_ref, nin, TOL_SUM);
-        snprintf(n2, sizeof(n2), "%s: backward d_weights", name);
-        check_close(n2, emu.weight_grads, ref.weight_grads, nw, TOL_SUM);
-        snprintf(n2, sizeof(n2), "%s: backward d_scales, d_biases", name);
-        double e = rel_err(emu.scale_grads, ref.scale_grads, out_c) +
-                   rel_err(emu.bias_grads, ref.bias_grads, out_c);
-        report(e <= TOL_SUM, n2, "parameter gradients differ: relative error %.3g", e);
+        memcpy(ref[k].out_grad, g, nout * sizeof(float));
+        memcpy(st.p[k]->out_grad, g, nout * sizeof(float));
         free(g);
+        tat_embedding_backward(&ref[k], d_in_ref, in, ws_ref, batch, h, w, per_image);
     }
-    tat_embedding_free(&ref);
-    tat_embedding_free(&emu);
+    tat_steps_embeddings_backward(&emu_ops, st.p, n, d_in_emu, in, ws_emu, batch, h, w, per_image);
+    snprintf(n2, sizeof(n2), "%s: backward d_in (summed over the stack)", name);
+    check_close(n2, d_in_emu, d_in_ref, nin, TOL_SUM);
+    for (k = 0; k < n; ++k) {
+        double e;
+        snprintf(n2, sizeof(n2), "%s: #%d backward d_weights", name, k);
+        check_close(n2, st.p[k]->weight_grads, ref[k].weight_grads, nw, TOL_SUM);
+        snprintf(n2, sizeof(n2), "%s: #%d backward d_scales, d_biases", name, k);
+        e = rel_err(st.p[k]->scale_grads, ref[k].scale_grads, out_c) +
+            rel_err(st.p[k]->bias_grads, ref[k].bias_grads, out_c);
+        report(e <= TOL_SUM, n2, "parameter gradients differ: relative error %.3g", e);
+        tat_embedding_free(&ref[k]);
+    }
+    emu_stack_free(&st);
     free(in), free(ws_ref), free(ws_emu), free(d_in_ref), free(d_in_emu);
 }
 
@@ -391,13 +521,13 @@ static void test_pool(int planes, int h, int w, int kh, int kw)
 static void emu_patch_gather(float *blocks, const float *x, tat_patch_geom g)
 {
     size_t i, nx = (size_t)g.batch * g.c * g.h * g.w;
-    for (i = 0; i < tat_patch_block_elements(g); ++i) blocks[i] = x[checked(tat_patch_map_index(g, i), nx)];
+    for (i = 0; i < tat_patch_block_elements(g); ++i) blocks[i] = x[checked(tat_patch_map_index_32(g, (unsigned)i), nx)];
 }
 
 static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
 {
     size_t i, nx = (size_t)g.batch * g.c * g.h * g.w;
-    for (i = 0; i < tat_patch_block_elements(g); ++i) d_x[checked(tat_patch_map_index(g, i), nx)] += d_blocks[i];
+    for (i = 0; i < tat_patch_block_elements(g); ++i) d_x[checked(tat_patch_map_index_32(g, (unsigned)i), nx)] += d_blocks[i];
 }
 
 /* tat_gpu_term_init's buffers, on the host */
@@ -412,13 +542,13 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
     e->sse_pos = calloc((size_t)geom->n_blocks * geom->N, sizeof(double));
-    e->sse_sum = calloc(1, sizeof(double));
+    emu_loss_init(&e->loss);
 }
 
 static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
-    free(e->sse_sum);
+    free(e->loss.device_sum);
 }
 
 /* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
@@ -450,7 +580,8 @@ static void test_term(const tat_case *tc, int anchors)
     emu_term_init(&emu, &geom);
     nn = (size_t)geom.n_blocks * geom.N * geom.N;
     sse_ref = tat_term_forward(&ref, q, k, v, tg);
-    sse_emu = tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
+    tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
+    sse_emu = emu_loss_wait(&emu.loss);
     snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
     check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: residual O - T", what);
@@ -476,6 +607,149 @@ static void test_term(const tat_case *tc, int anchors)
     free(dq_emu), free(dk_emu), free(dv_emu);
 }
 
+/* ---- the two index widths agree on every index (64-bit is the path of huge buffers) ------ */
+static void test_index_widths(void)
+{
+    tat_patch_geom pg = {3, 5, 11, 13, 3, 4, 2};
+    tat_pool_geom qg = {7, 11, 13, 2, 3};
+    tat_conv_geom cg3 = {3, 4, 9, 7, 3}, cg1 = {2, 5, 6, 11, 1};
+    tat_stack_geom sg = {2, 3, 5, 77};
+    float *x = rand_array(20000, 1), *y = rand_array(20000, 1), *z = rand_array(20000, 1);
+    float *y2 = copy_array(y, 20000), drow[2000];
+    size_t i, bad = 0;
+    int k;
+    for (i = 0; i < 2000; ++i) drow[i] = (float)rng_signed();
+    for (i = 0; i < tat_patch_block_elements(pg); ++i)
+        bad += tat_patch_map_index(pg, i) != tat_patch_map_index_32(pg, (unsigned)i);
+    for (i = 0; i < tat_pool_out_elements(qg); ++i)
+        bad += tat_pool_forward_value(qg, x, i) != tat_pool_forward_value_32(qg, x, (unsigned)i);
+    for (i = 0; i < (size_t)qg.planes * qg.h * qg.w; ++i)
+        bad += tat_pool_window_of(qg, i) != tat_pool_window_of_32(qg, (unsigned)i);
+    for (k = 0; k < 2; ++k) {
+        tat_conv_geom cg = k ? cg1 : cg3;
+        for (i = 0; i < tat_col_elements(cg); ++i)
+            bad += tat_im2col_value(cg, x, i) != tat_im2col_value_32(cg, x, (unsigned)i);
+        for (i = 0; i < (size_t)cg.batch * cg.c * cg.h * cg.w; ++i)
+            bad += tat_col2im_value(cg, x, i) != tat_col2im_value_32(cg, x, (unsigned)i);
+    }
+    for (i = 0; i < tat_stack_elements(sg); ++i)
+        bad += tat_stack_cm_index(sg, i) != tat_stack_cm_index_32(sg, (unsigned)i);
+    for (i = 0; i < 1900; ++i) { /* rows of N = 10 */
+        tat_dscore_element(y, z, drow, .3f, 10, i);
+        tat_dscore_element_32(y2, z, drow, .3f, 10, (unsigned)i);
+    }
+    bad += memcmp(y, y2, 20000 * sizeof(float)) != 0;
+    report(!bad, "emulation index paths: 32-bit and 64-bit functions agree on every index",
+           "%zu indices differ", bad);
+    report(tat_index_fits_32(((size_t)1 << 31) - 1) && !tat_index_fits_32((size_t)1 << 31),
+           "emulation index paths: 32-bit below 2^31 elements only", "wrong threshold");
+    free(x), free(y), free(z), free(y2);
+}
+
+/* ---- row softmax on its own: a warp per row (short rows) and a block per row (long) ------- */
+static void test_softmax(int rows, int cols)
+{
+    size_t n = (size_t)rows * cols;
+    float *x = rand_array(n, 30), *ref = copy_array(x, n);
+    char name[160];
+    int r, j;
+    for (r = 0; r < rows; ++r) {
+        float *row = ref + (size_t)r * cols, mx = row[0];
+        double sum = 0;
+        for (j = 1; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
+        for (j = 0; j < cols; ++j) sum += exp((double)row[j] - mx);
+        for (j = 0; j < cols; ++j) row[j] = (float)(exp((double)row[j] - mx) / sum);
+    }
+    emu_softmax_rows(x, rows, cols);
+    snprintf(name, sizeof(name), "emulation softmax rows (%d x %d, %s per row, logits +-30)", rows,
+             cols, tat_softmax_row_threads(cols) == TAT_WARP ? "a warp" : "a block");
+    check_close(name, x, ref, n, TOL_SUM);
+    free(x), free(ref);
+}
+
+/* ---- the baselines: FitNet and KD through tat_gpu_steps.h against tat.c ------------------ */
+static void test_fitnet(int batch, int in_c, int out_c, int h, int w, int per_image)
+{
+    int hw = h * w, i;
+    size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
+    size_t nw = (size_t)out_c * in_c;
+    tat_embedding ref, *refp = &ref;
+    emu_stack st;
+    tat_gpu_loss loss;
+    float *student = rand_array(nin, 2), *teacher = rand_array(nout, 1);
+    float *diff_ref = calloc(nout, sizeof(float)), *diff_emu = calloc(nout, sizeof(float));
+    float *ws = calloc(nin, sizeof(float));
+    float *d_ref = rand_array(nin, 1), *d_emu = copy_array(d_ref, nin);
+    double partials[TAT_SUM_BLOCKS], sse_ref, sse_emu;
+    float w_loss = -0.23f;
+    char name[200], what[120];
+    tat_embedding_init(&ref, in_c, out_c, 1);
+    for (i = 0; i < out_c; ++i) ref.scales[i] = (float)(1 + .3 * rng_signed());
+    for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed(); /* momentum left */
+    tat_embedding_alloc_activations(&ref, batch, h, w);
+    emu_stack_init(&st, &refp, 1, batch, h, w);
+    tat_gpu_embedding *emu = st.p[0];
+    emu_loss_init(&loss);
+    snprintf(what, sizeof(what), "emulation fitnet (b%d c%d->%d %dx%d, bn %s)", batch, in_c, out_c,
+             h, w, per_image ? "image" : "batch");
+    tat_embedding_forward(&ref, student, NULL, batch, h, w, per_image);
+    sse_ref = tat_sse_forward(diff_ref, ref.out, teacher, nout);
+    tat_steps_fitnet_forward(&emu_ops, emu, student, teacher, diff_emu, partials, &loss, batch,
+                             h, w, per_image);
+    sse_emu = emu_loss_wait(&loss);
+    snprintf(name, sizeof(name), "%s: loss", what);
+    report(fabs(sse_emu - sse_ref) <= TOL_SUM * fabs(sse_ref), name, "%.9g vs %.9g", sse_emu, sse_ref);
+    snprintf(name, sizeof(name), "%s: projection - teacher", what);
+    check_close(name, diff_emu, diff_ref, nout, TOL_SUM);
+    tat_sse_backward(ref.out_grad, diff_ref, nout, w_loss);
+    tat_embedding_backward(&ref, d_ref, student, NULL, batch, h, w, per_image);
+    tat_steps_fitnet_backward(&emu_ops, emu, d_emu, student, diff_emu, ws, w_loss, batch, h, w,
+                              per_image);
+    snprintf(name, sizeof(name), "%s: backward student delta", what);
+    check_close(name, d_emu, d_ref, nin, TOL_SUM);
+    snprintf(name, sizeof(name), "%s: backward d_weights", what);
+    check_close(name, emu->weight_grads, ref.weight_grads, nw, TOL_SUM);
+    snprintf(name, sizeof(name), "%s: backward d_scales, d_biases", what);
+    {
+        double e = rel_err(emu->scale_grads, ref.scale_grads, out_c) +
+                   rel_err(emu->bias_grads, ref.bias_grads, out_c);
+        report(e <= TOL_SUM, name, "parameter gradients differ: relative error %.3g", e);
+    }
+    tat_embedding_free(&ref);
+    emu_stack_free(&st);
+    free(loss.device_sum);
+    free(student), free(teacher), free(diff_ref), free(diff_emu), free(ws), free(d_ref), free(d_emu);
+}
+
+static void test_kd(int batch, int n, float temperature)
+{
+    size_t total = (size_t)batch * n;
+    float *s = rand_array(total, 6), *t = rand_array(total, 6);
+    float *ps_ref = calloc(total, sizeof(float)), *pt_ref = calloc(total, sizeof(float));
+    float *ps_emu = calloc(total, sizeof(float)), *pt_emu = calloc(total, sizeof(float));
+    float *d_ref = rand_array(total, 1), *d_emu = copy_array(d_ref, total);
+    double *kl_rows = calloc(batch, sizeof(double)), kl_ref, kl_emu;
+    tat_gpu_loss loss;
+    char name[200], what[100];
+    emu_loss_init(&loss);
+    snprintf(what, sizeof(what), "emulation kd (%d rows x %d logits, T %g)", batch, n, temperature);
+    kl_ref = tat_kd_forward(ps_ref, pt_ref, s, t, batch, n, temperature);
+    tat_steps_kd_forward(&emu_ops, ps_emu, pt_emu, kl_rows, &loss, s, t, batch, n, temperature);
+    kl_emu = emu_loss_wait(&loss);
+    snprintf(name, sizeof(name), "%s: KL", what);
+    report(fabs(kl_emu - kl_ref) <= TOL_SUM * fabs(kl_ref), name, "%.9g vs %.9g", kl_emu, kl_ref);
+    snprintf(name, sizeof(name), "%s: softmaxes", what);
+    check_close(name, ps_emu, ps_ref, total, TOL_SUM);
+    check_close(name, pt_emu, pt_ref, total, TOL_SUM);
+    tat_kd_backward(d_ref, ps_ref, pt_ref, batch, n, temperature, -0.7f);
+    tat_steps_kd_backward(&emu_ops, d_emu, ps_emu, pt_emu, batch, n, temperature, -0.7f);
+    snprintf(name, sizeof(name), "%s: backward student delta", what);
+    check_close(name, d_emu, d_ref, total, TOL_SUM);
+    free(loss.device_sum);
+    free(s), free(t), free(ps_ref), free(pt_ref), free(ps_emu), free(pt_emu), free(d_ref), free(d_emu);
+    free(kl_rows);
+}
+
 int main(void)
 {
     int i;
@@ -495,9 +769,21 @@ int main(void)
     test_pool(4, 9, 7, 4, 2);
     test_pool(3, 5, 5, 5, 5);
 
+    test_index_widths();
+    test_softmax(5, 17);
+    test_softmax(3, TAT_SOFTMAX_WARP_COLS);
+    test_softmax(3, TAT_SOFTMAX_WARP_COLS + 301);
+    report(softmax_shapes_seen[0] && softmax_shapes_seen[1],
+           "emulation softmax: both row sizes (a warp, a block) exercised", "one path never ran");
+    test_fitnet(3, 5, 7, 9, 11, 0);
+    test_fitnet(2, 4, 3, 13, 7, 1);
+    test_kd(3, 10, 1);
+    test_kd(4, 1000, 4);
+
     /* every case: its student embedding and each of its terms */
     for (i = 0; i < TAT_NUM_CASES; ++i) {
-        test_embedding(&tat_cases[i]);
+        test_embeddings(&tat_cases[i], 1);
+        test_embeddings(&tat_cases[i], 2);
         if (tat_cases[i].grid_h > 0) test_term(&tat_cases[i], 0);
         if (tat_cases[i].anchor_h > 0) test_term(&tat_cases[i], 1);
     }

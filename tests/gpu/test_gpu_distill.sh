@@ -1,7 +1,8 @@
 #!/bin/bash
 # A short distillation on the GPU build with real Fashion-MNIST images: a small teacher, then a
-# student with [tat_distill] + [anchor_distill] (shared embeddings) on -gpus 0; the run must
-# finish, report finite distillation losses that fall, and save weights. With two or more GPUs
+# student with [tat_distill] + [anchor_distill] (shared embeddings) on -gpus 0, and one with
+# [fitnet_distill] + [kd_distill] (both on the device too); each run must finish, report finite
+# distillation losses that fall, and save weights. With two or more GPUs
 # also -gpus 0,1 (one teacher per replica, embeddings averaged at each sync). Without a CUDA
 # device: one SKIP line.
 set -u
@@ -23,6 +24,12 @@ head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactiv
   printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=3\nkey=learned\ngrid=2,2\ngroups=2\nbn=image\nloss_weight=2\n\n'
   printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
   head_out; } > student-tat.cfg
+# layers: 0 conv, 1 pool, 2 conv, 3 pool, 4 fitnet, 5 conv, 6 avgpool (logits), 7 kd, 8 softmax;
+# the teacher's logits are its layer 5
+{ net_head 100; conv 4 3; pool; conv 8 3; pool
+  printf '[fitnet_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nloss_weight=1\n\n'
+  printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n'
+  printf '[kd_distill]\nfrom=-1\nteacher_layer=5\ntemperature=4\nloss_weight=1\n\n[softmax]\n'; } > student-baselines.cfg
 
 "$DARKNET" classifier train fm.data teacher.cfg -gpus 0 > teacher.log 2>&1
 if grep -q 'needs a CUDA device' teacher.log; then
@@ -34,13 +41,14 @@ if [ ! -f backup/teacher.weights ]; then
     exit 0
 fi
 
-losses_fall() { # losses_fall <name> <log> <iterations>
-    grep '^distill: tat_distill' "$2" | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/' > losses
+losses_fall() { # losses_fall <name> <log> <iterations> [layer type, default tat_distill]
+    local type=${4:-tat_distill}
+    grep -o "$type\[[0-9]*\] [^,]*," "$2" | sed 's/^[a-z_]*\[[0-9]*\] \([^,]*\),/\1/' > losses
     local n first last
     n=$(wc -l < losses)
     first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
     last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
-    echo "INFO $1 tat_distill loss: first-10 mean $first, last-10 mean $last over $n iterations" >&2
+    echo "INFO $1 $type loss: first-10 mean $first, last-10 mean $last over $n iterations" >&2
     if [ "$n" -ge "$3" ] && ! grep -qi 'nan\|inf' losses && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'; then
         echo "PASS $1_loss_falls"
     else
@@ -58,6 +66,16 @@ if [ "$rc" -ne 0 ] || [ ! -f backup/student-tat.weights ]; then
 fi
 echo "PASS gpu_distill_runs"
 losses_fall gpu_distill run1.log 100
+
+"$DARKNET" distill classifier train fm.data student-baselines.cfg teacher.cfg backup/teacher.weights -gpus 0 -seed 7 > run3.log 2> run3.err
+rc=$?
+if [ "$rc" -ne 0 ] || [ ! -f backup/student-baselines.weights ]; then
+    echo "FAIL gpu_distill_fitnet_kd_runs: exit $rc; $(tail -n 2 run3.err | tr '\n' ' ')"
+else
+    echo "PASS gpu_distill_fitnet_kd_runs"
+    losses_fall gpu_distill_fitnet run3.log 100 fitnet_distill
+    losses_fall gpu_distill_kd run3.log 100 kd_distill
+fi
 
 # attention maps read the maps and embeddings back from the device
 img=$(head -n 1 data/test.list)
