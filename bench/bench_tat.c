@@ -119,7 +119,7 @@ static void run_setting(const setting *s, int threads, int reps)
     tat_term patch, anchor;
     tat_term_geom geom, anchor_geom;
     float *student = frand(n), *teacher = frand(n), *d_student = calloc(n, sizeof(float));
-    float *ws = calloc(tat_conv_workspace_floats(s->c, s->h, s->w, s->ksize) + 1, sizeof(float));
+    float *ws = calloc(tat_conv_workspace_floats(B, s->c, s->c, s->h, s->w, s->ksize) + 1, sizeof(float));
     double best = 1e30, best_emb = 0, best_att = 0;
     int r;
 

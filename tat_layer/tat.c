@@ -182,19 +182,40 @@ void tat_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 
 /* ---- Convolution (stride 1, "same" padding) --------------------------------------------- */
 
-size_t tat_conv_workspace_floats(int in_c, int h, int w, int ksize)
+/* A k x k convolution runs as GEMMs over the im2col of several images at once: one GEMM per
+ * image is narrow on small maps (7x7: 49 columns) and runs far below the sgemm peak. The
+ * images per GEMM: as many as fit TAT_CONV_WORKSPACE_FLOATS of workspace (at least one). */
+#define TAT_CONV_WORKSPACE_FLOATS ((size_t)16 << 20)
+
+/* Workspace floats per image: its im2col (in_c*k*k rows) and its columns of the GEMM result
+ * (out_c rows), both hw wide. */
+static size_t conv_floats_per_image(int in_c, int out_c, int h, int w, int ksize)
 {
-    return ksize == 1 ? 0 : (size_t)in_c * ksize * ksize * h * w;
+    return ((size_t)in_c * ksize * ksize + out_c) * h * w;
 }
 
-/* col[(c*k + ky)*k + kx][y*w + x] = in[c][y + ky - pad][x + kx - pad], 0 outside */
-static void im2col_same(float *col, const float *in, int c, int h, int w, int ksize)
+static int conv_images_per_gemm(int batch, int in_c, int out_c, int h, int w, int ksize)
+{
+    size_t fit = TAT_CONV_WORKSPACE_FLOATS / conv_floats_per_image(in_c, out_c, h, w, ksize);
+    return fit < 1 ? 1 : fit > (size_t)batch ? batch : (int)fit;
+}
+
+size_t tat_conv_workspace_floats(int batch, int in_c, int out_c, int h, int w, int ksize)
+{
+    if (ksize == 1) return 0;
+    return conv_floats_per_image(in_c, out_c, h, w, ksize) *
+           conv_images_per_gemm(batch, in_c, out_c, h, w, ksize);
+}
+
+/* col[(c*k + ky)*k + kx][y*w + x] = in[c][y + ky - pad][x + kx - pad], 0 outside; rows are
+ * ld floats apart (several images side by side). */
+static void im2col_same(float *col, size_t ld, const float *in, int c, int h, int w, int ksize)
 {
     int pad = ksize / 2, ch, ky, kx, y, x;
     for (ch = 0; ch < c; ++ch)
         for (ky = 0; ky < ksize; ++ky)
             for (kx = 0; kx < ksize; ++kx) {
-                float *row = col + ((size_t)(ch * ksize + ky) * ksize + kx) * h * w;
+                float *row = col + ((size_t)(ch * ksize + ky) * ksize + kx) * ld;
                 for (y = 0; y < h; ++y) {
                     int iy = y + ky - pad;
                     for (x = 0; x < w; ++x) {
@@ -208,13 +229,13 @@ static void im2col_same(float *col, const float *in, int c, int h, int w, int ks
 }
 
 /* The adjoint of im2col_same: d_in += col put back where it came from. */
-static void col2im_same_add(float *d_in, const float *col, int c, int h, int w, int ksize)
+static void col2im_same_add(float *d_in, const float *col, size_t ld, int c, int h, int w, int ksize)
 {
     int pad = ksize / 2, ch, ky, kx, y, x;
     for (ch = 0; ch < c; ++ch)
         for (ky = 0; ky < ksize; ++ky)
             for (kx = 0; kx < ksize; ++kx) {
-                const float *row = col + ((size_t)(ch * ksize + ky) * ksize + kx) * h * w;
+                const float *row = col + ((size_t)(ch * ksize + ky) * ksize + kx) * ld;
                 for (y = 0; y < h; ++y) {
                     int iy = y + ky - pad;
                     if (iy < 0 || iy >= h) continue;
@@ -226,19 +247,46 @@ static void col2im_same_add(float *d_in, const float *col, int c, int h, int w, 
             }
 }
 
+/* Images [b0, b0 + nb) of an NCHW map (c channels) <-> c x (nb*hw) with the images side by
+ * side, as the GEMM over several images reads and writes them. */
+static void images_to_rows(float *rows, const float *x, int b0, int nb, int c, int hw)
+{
+    int i, ch;
+    for (i = 0; i < nb; ++i)
+        for (ch = 0; ch < c; ++ch)
+            memcpy(rows + (size_t)ch * nb * hw + (size_t)i * hw,
+                   x + ((size_t)(b0 + i) * c + ch) * hw, hw * sizeof(float));
+}
+
+static void rows_to_images(float *x, const float *rows, int b0, int nb, int c, int hw)
+{
+    int i, ch;
+    for (i = 0; i < nb; ++i)
+        for (ch = 0; ch < c; ++ch)
+            memcpy(x + ((size_t)(b0 + i) * c + ch) * hw,
+                   rows + (size_t)ch * nb * hw + (size_t)i * hw, hw * sizeof(float));
+}
+
 void tat_conv_forward(float *out, const float *in, const float *weight, float *workspace, int batch,
                       int in_c, int h, int w, int out_c, int ksize)
 {
     TAT_ASSERT(ksize == 1 || workspace);
-    int hw = h * w, kk = in_c * ksize * ksize, b;
-    for (b = 0; b < batch; ++b) {
-        const float *x = in + (size_t)b * in_c * hw;
-        const float *col = x;
-        if (ksize != 1) {
-            im2col_same(workspace, x, in_c, h, w, ksize);
-            col = workspace;
-        }
-        tat_gemm(0, 0, out_c, hw, kk, 1, weight, kk, col, hw, 0, out + (size_t)b * out_c * hw, hw);
+    int hw = h * w, kk = in_c * ksize * ksize, b, i;
+    if (ksize == 1) { /* the input already is the GEMM operand, image by image */
+        for (b = 0; b < batch; ++b)
+            tat_gemm(0, 0, out_c, hw, kk, 1, weight, kk, in + (size_t)b * in_c * hw, hw, 0,
+                     out + (size_t)b * out_c * hw, hw);
+        return;
+    }
+    int per = conv_images_per_gemm(batch, in_c, out_c, h, w, ksize);
+    for (b = 0; b < batch; b += per) {
+        int nb = batch - b < per ? batch - b : per;
+        size_t cols = (size_t)nb * hw;
+        float *col = workspace, *res = workspace + (size_t)kk * cols;
+        for (i = 0; i < nb; ++i)
+            im2col_same(col + (size_t)i * hw, cols, in + (size_t)(b + i) * in_c * hw, in_c, h, w, ksize);
+        tat_gemm(0, 0, out_c, (int)cols, kk, 1, weight, kk, col, (int)cols, 0, res, (int)cols);
+        rows_to_images(out, res, b, nb, out_c, hw);
     }
 }
 
@@ -246,24 +294,29 @@ void tat_conv_backward(float *d_in, float *d_weight, const float *d_out, const f
                        const float *weight, float *workspace, int batch, int in_c, int h, int w,
                        int out_c, int ksize)
 {
-    int hw = h * w, kk = in_c * ksize * ksize, b;
-    for (b = 0; b < batch; ++b) {
-        const float *x = in + (size_t)b * in_c * hw;
-        const float *dy = d_out + (size_t)b * out_c * hw;
-        const float *col = x;
-        if (ksize != 1) {
-            im2col_same(workspace, x, in_c, h, w, ksize);
-            col = workspace;
+    int hw = h * w, kk = in_c * ksize * ksize, b, i;
+    if (ksize == 1) {
+        for (b = 0; b < batch; ++b) {
+            const float *x = in + (size_t)b * in_c * hw, *dy = d_out + (size_t)b * out_c * hw;
+            tat_gemm(0, 1, out_c, kk, hw, 1, dy, hw, x, hw, 1, d_weight, kk);
+            if (d_in) tat_gemm(1, 0, in_c, hw, out_c, 1, weight, kk, dy, hw, 1, d_in + (size_t)b * in_c * hw, hw);
         }
-        tat_gemm(0, 1, out_c, kk, hw, 1, dy, hw, col, hw, 1, d_weight, kk);
+        return;
+    }
+    int per = conv_images_per_gemm(batch, in_c, out_c, h, w, ksize);
+    for (b = 0; b < batch; b += per) {
+        int nb = batch - b < per ? batch - b : per;
+        size_t cols = (size_t)nb * hw;
+        float *col = workspace, *dy = workspace + (size_t)kk * cols;
+        for (i = 0; i < nb; ++i)
+            im2col_same(col + (size_t)i * hw, cols, in + (size_t)(b + i) * in_c * hw, in_c, h, w, ksize);
+        images_to_rows(dy, d_out, b, nb, out_c, hw);
+        tat_gemm(0, 1, out_c, kk, (int)cols, 1, dy, (int)cols, col, (int)cols, 1, d_weight, kk);
         if (!d_in) continue;
-        float *dx = d_in + (size_t)b * in_c * hw;
-        if (ksize == 1) {
-            tat_gemm(1, 0, in_c, hw, out_c, 1, weight, kk, dy, hw, 1, dx, hw);
-        } else {
-            tat_gemm(1, 0, kk, hw, out_c, 1, weight, kk, dy, hw, 0, workspace, hw);
-            col2im_same_add(dx, workspace, in_c, h, w, ksize);
-        }
+        /* d(col) = W^T dy, into col: its im2col has served */
+        tat_gemm(1, 0, kk, (int)cols, out_c, 1, weight, kk, dy, (int)cols, 0, col, (int)cols);
+        for (i = 0; i < nb; ++i)
+            col2im_same_add(d_in + (size_t)(b + i) * in_c * hw, col + (size_t)i * hw, cols, in_c, h, w, ksize);
     }
 }
 

@@ -63,8 +63,9 @@ void tat_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
               const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- Embedding: conv (stride 1, pad ksize/2, no bias) followed by training-mode BatchNorm - */
-/* Floats of scratch the conv needs (im2col buffer for one image; 0 for 1x1). */
-size_t tat_conv_workspace_floats(int in_c, int h, int w, int ksize);
+/* Floats of scratch the conv needs for a batch (0 for 1x1; k x k convolutions run as GEMMs
+ * over the im2col of as many images as fit a fixed budget, at least one). */
+size_t tat_conv_workspace_floats(int batch, int in_c, int out_c, int h, int w, int ksize);
 /* out[B,out_c,H,W] = weight[out_c, in_c, k, k] (*) in[B,in_c,H,W] */
 void tat_conv_forward(float *out, const float *in, const float *weight, float *workspace, int batch,
                       int in_c, int h, int w, int out_c, int ksize);

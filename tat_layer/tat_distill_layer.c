@@ -151,7 +151,7 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
         s->k = &s->key;
     }
     if (s->active && !on_device()) {
-        size_t ws = tat_conv_workspace_floats(s->student_c, s->h, s->w, s->ksize);
+        size_t ws = tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize);
         tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
         tat_embedding_alloc_activations(s->v, s->batch, s->h, s->w);
         if (s->k) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
@@ -583,7 +583,7 @@ const char *tat_distill_layer_attention(const layer *l, network *net, int y, int
     student = net->layers[s->from].output;
     teacher = net->teacher->layers[s->teacher_layer].output;
     /* a layer sharing embeddings has no workspace of its own */
-    workspace = distill_calloc(tat_conv_workspace_floats(s->student_c, s->h, s->w, s->ksize), sizeof(float));
+    workspace = distill_calloc(tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize), sizeof(float));
     tat_embedding_forward(s->q, student, workspace, s->batch, s->h, s->w, s->bn_per_image);
     q = s->q->out;
     k = teacher;

@@ -410,8 +410,9 @@ static void test_embeddings(const tat_case *tc, int n)
     int hw = h * w, i, k;
     size_t nin = (size_t)batch * in_c * hw, nout = (size_t)batch * out_c * hw;
     size_t nw = (size_t)out_c * in_c * ksize * ksize;
-    size_t nws = (size_t)batch * in_c * ksize * ksize * hw;
-    float *in = rand_array(nin, 2), *ws_ref = calloc(nws + 1, sizeof(float));
+    size_t nws = (size_t)batch * in_c * ksize * ksize * hw; /* the GPU's: im2col of the batch */
+    float *in = rand_array(nin, 2);
+    float *ws_ref = calloc(tat_conv_workspace_floats(batch, in_c, out_c, h, w, ksize) + 1, sizeof(float));
     float *ws_emu = calloc(nws + 1, sizeof(float));
     float *d_in_ref = rand_array(nin, 1), *d_in_emu = copy_array(d_in_ref, nin);
     char name[200], n2[300];

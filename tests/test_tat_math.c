@@ -276,11 +276,11 @@ static int pipe_setup(pipe_t *p, const pipe_cfg *c, const char *name)
     tat_embedding_init(&p->v, c->Cs, c->Ct, c->ksize);
     tat_embedding_alloc_activations(&p->q, c->B, c->H, c->W);
     tat_embedding_alloc_activations(&p->v, c->B, c->H, c->W);
-    size_t ws = tat_conv_workspace_floats(c->Cs, c->H, c->W, c->ksize);
+    size_t ws = tat_conv_workspace_floats(c->B, c->Cs, c->Ct, c->H, c->W, c->ksize);
     if (c->key_learned) {
         tat_embedding_init(&p->k, c->Ct, c->Ct, 1);
         tat_embedding_alloc_activations(&p->k, c->B, c->H, c->W);
-        size_t wk = tat_conv_workspace_floats(c->Ct, c->H, c->W, 1);
+        size_t wk = tat_conv_workspace_floats(c->B, c->Ct, c->Ct, c->H, c->W, 1);
         if (wk > ws) ws = wk;
     }
     p->ws = falloc(ws);
@@ -602,7 +602,7 @@ static void test_conv(int k)
     size_t nin = (size_t)c.b * c.ic * c.h * c.wd, nout = (size_t)c.b * c.oc * c.h * c.wd;
     size_t nw = (size_t)c.oc * c.ic * k * k;
     c.in = falloc(nin), c.w = falloc(nw), c.out = falloc(nout), c.R = falloc(nout);
-    c.ws = falloc(tat_conv_workspace_floats(c.ic, c.h, c.wd, k));
+    c.ws = falloc(tat_conv_workspace_floats(c.b, c.ic, c.oc, c.h, c.wd, k));
     fill_normal(c.in, nin, 1, 0.2);
     fill_normal(c.w, nw, 0.5, 0);
     fill_normal(c.R, nout, 1, 0);
@@ -660,6 +660,57 @@ typedef struct {
     float *in, *gamma, *beta, *out, *xhat, *mean, *istd, *R;
     int b, c, s, per_image;
 } bn_ctx;
+/* A 3x3 convolution on a batch whose im2col does not fit one GEMM's workspace (the images are
+ * split into GEMMs of several images and a remainder: 15 = 14 + 1 here) against a direct
+ * double-precision convolution: forward, d_in (accumulated onto a prior value) and d_weight. */
+static void test_conv_batched(void)
+{
+    const int B = 15, ic = 128, oc = 4, h = 32, w = 32, k = 3, hw = h * w;
+    size_t nin = (size_t)B * ic * hw, nout = (size_t)B * oc * hw, nw = (size_t)oc * ic * k * k;
+    float *in = falloc(nin), *wt = falloc(nw), *out = falloc(nout), *dy = falloc(nout);
+    float *din = falloc(nin), *dw = falloc(nw);
+    float *ws = falloc(tat_conv_workspace_floats(B, ic, oc, h, w, k));
+    double *ref_out = calloc(nout, sizeof(double)), *ref_din = calloc(nin, sizeof(double));
+    double *ref_dw = calloc(nw, sizeof(double));
+    fill_normal(in, nin, 1, 0);
+    fill_normal(wt, nw, 0.1, 0);
+    fill_normal(dy, nout, 1, 0);
+    fill_normal(din, nin, 1, 0);
+    for (size_t i = 0; i < nin; i++) ref_din[i] = din[i];
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < oc; o++)
+            for (int c = 0; c < ic; c++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        double wv = wt[((size_t)(o * ic + c) * k + ky) * k + kx], gw = 0;
+                        for (int y = 0; y < h; y++) {
+                            int iy = y + ky - 1;
+                            if (iy < 0 || iy >= h) continue;
+                            for (int x = 0; x < w; x++) {
+                                int ix = x + kx - 1;
+                                if (ix < 0 || ix >= w) continue;
+                                size_t io = ((size_t)b * oc + o) * hw + y * w + x;
+                                size_t ii = ((size_t)b * ic + c) * hw + iy * w + ix;
+                                ref_out[io] += wv * in[ii];
+                                ref_din[ii] += wv * dy[io];
+                                gw += (double)dy[io] * in[ii];
+                            }
+                        }
+                        ref_dw[((size_t)(o * ic + c) * k + ky) * k + kx] += gw;
+                    }
+    tat_conv_forward(out, in, wt, ws, B, ic, h, w, oc, k);
+    tat_conv_backward(din, dw, dy, in, wt, ws, B, ic, h, w, oc, k);
+    double e_out = maxdiff_fd(out, ref_out, nout) / maxabs_d(ref_out, nout);
+    double e_din = maxdiff_fd(din, ref_din, nin) / maxabs_d(ref_din, nin);
+    double e_dw = maxdiff_fd(dw, ref_dw, nw) / maxabs_d(ref_dw, nw);
+    report(e_out <= FIX_TOL_TIGHT && e_din <= FIX_TOL_TIGHT && e_dw <= FIX_TOL_TIGHT,
+           "conv3x3_batch15_split_gemms_vs_direct",
+           "rel err out %.3g, d_in %.3g, d_weight %.3g (tol %g; workspace %zu floats)", e_out, e_din,
+           e_dw, FIX_TOL_TIGHT, tat_conv_workspace_floats(B, ic, oc, h, w, k));
+    free(in), free(wt), free(out), free(dy), free(din), free(dw), free(ws);
+    free(ref_out), free(ref_din), free(ref_dw);
+}
+
 static double bn_loss(void *vc)
 {
     bn_ctx *c = vc;
@@ -1260,7 +1311,7 @@ static void test_embedding_accumulation(int ksize, int per_image)
     tat_embedding_alloc_activations(&e, B, H, W);
     emb_set_random(&e, 1.0);
     size_t nin = (size_t)B * Ci * H * W, nout = (size_t)B * Co * H * W, nw = (size_t)Co * Ci * ksize * ksize;
-    float *in = falloc(nin), *din = falloc(nin), *ws = falloc(tat_conv_workspace_floats(Ci, H, W, ksize));
+    float *in = falloc(nin), *din = falloc(nin), *ws = falloc(tat_conv_workspace_floats(B, Ci, Co, H, W, ksize));
     fill_normal(in, nin, 1, 0.1);
     tat_embedding_forward(&e, in, ws, B, H, W, per_image);
     int zeroed = maxabs_f(e.out_grad, nout) == 0;
@@ -1418,7 +1469,7 @@ static void fitnet_setup(fitnet_ctx *c)
     c->d_xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
     c->xt = falloc((size_t)c->B * c->Ct * c->H * c->W);
     c->diff = falloc((size_t)c->B * c->Ct * c->H * c->W);
-    c->ws = falloc(tat_conv_workspace_floats(c->Cs, c->H, c->W, 1) + 1);
+    c->ws = falloc(tat_conv_workspace_floats(c->B, c->Cs, c->Ct, c->H, c->W, 1) + 1);
 }
 
 static void fitnet_free(fitnet_ctx *c)
@@ -1538,6 +1589,7 @@ int main(int argc, char **argv)
     test_gemm();
     test_conv(1);
     test_conv(3);
+    test_conv_batched();
     test_batchnorm(0);
     test_batchnorm(1);
     test_patch(2, 3, 7, 9, 2, 3, 3);

@@ -177,7 +177,7 @@ static void test_embedding(const tat_case *tc)
     tat_embedding e;
     tat_gpu_embedding g;
     float *in = rand_array(nin, 2), *ing = up(in, nin), *grad = rand_array(nout, 1);
-    float *ws = calloc(tat_conv_workspace_floats(in_c, h, w, ksize) + 1, 4);
+    float *ws = calloc(tat_conv_workspace_floats(batch, in_c, out_c, h, w, ksize) + 1, 4);
     size_t nwsg = tat_gpu_conv_workspace_floats(batch, in_c, h, w, ksize);
     float *wsg = cuda_make_array(0, nwsg ? nwsg : 1);
     float *dx = rand_array(nin, 1), *dxg = up(dx, nin);
