@@ -56,7 +56,7 @@ for cudnn in 0 1; do
     fi
     echo "== tests $variant (fp32: TF32 off)"
     stage "tests $variant" 150 "build/gpu-check-test-$variant.log" \
-        env TESTS_DIR="$PWD/tests/gpu" DARKNET="$PWD/build/$variant/darknet" DARKNET_DIR="$PWD/darknet" \
+        env VERBOSE=1 TESTS_DIR="$PWD/tests/gpu" DARKNET="$PWD/build/$variant/darknet" DARKNET_DIR="$PWD/darknet" \
         tests/run.sh "$PWD/build/$variant-tests"
     rc=$?
     grep -E '^(PASS|FAIL|SKIP) |^  INFO |^INFO |passed, ' "build/gpu-check-test-$variant.log"

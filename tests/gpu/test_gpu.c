@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "darknet.h"
@@ -410,8 +411,36 @@ static void test_layers(const char *what, int student_filters, const char *disti
     free_network(gpu);
 }
 
+/* Out of device memory: one line naming the layer, the size and the free memory, exit 1. The
+ * allocation runs in a child (this program with --oom-child), its stderr to a file. */
+static void test_out_of_memory(const char *self)
+{
+    char cmd[1024], path[512], line[1024] = "";
+    FILE *fp;
+    int status;
+    snprintf(path, sizeof(path), "%s/oom.err", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' --oom-child 2> '%s'", self, path);
+    status = system(cmd);
+    fp = fopen(path, "r");
+    if (fp) {
+        if (!fgets(line, sizeof(line), fp)) line[0] = 0;
+        fclose(fp);
+    }
+    line[strcspn(line, "\n")] = 0;
+    report(WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
+               strstr(line, "student.cfg: [tat_distill] (layer 7): cannot allocate 4194304.0 MiB of GPU memory (") &&
+               strstr(line, "MiB of GPU memory free)"),
+           "gpu out of memory: one line naming the layer, the size and the free memory, exit 1",
+           "exit status %d, message '%s'", WIFEXITED(status) ? WEXITSTATUS(status) : -1, line);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--oom-child")) {
+        tat_gpu_set_alloc_context("student.cfg: [tat_distill] (layer 7)");
+        tat_gpu_alloc_floats((size_t)1 << 40); /* 4 TiB */
+        return 0;                             /* not reached when the message exits */
+    }
     int devices = 0, i;
     cudaError_t st;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -442,6 +471,12 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) {
         report(0, "test_gpu", "cannot make a temporary directory");
         return test_exit_status();
+    }
+    if (!default_math) {
+        char self[512];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        self[len > 0 ? len : 0] = 0;
+        test_out_of_memory(self);
     }
     test_gemm();
     test_patch_and_pool();
