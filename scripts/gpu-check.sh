@@ -65,7 +65,7 @@ for cudnn in 0 1; do
     if [ "$rc" -ne 0 ] || [ "$nfail" -ne 0 ]; then failed=1; fi
     row "tests $variant" "$([ "$rc" -eq 0 ] && [ "$nfail" -eq 0 ] && echo ok || echo FAILED)" \
         "${summary:-no summary (exit $rc)}, $last_seconds s"
-    for t in gpu_distill_runs gpu_distill_loss_falls gpu_distill_fitnet_kd_runs gpu_distill_fitnet_loss_falls \
+    for t in test_gpu gpu_distill gpu_distill_runs gpu_distill_loss_falls gpu_distill_fitnet_kd_runs gpu_distill_fitnet_loss_falls \
         gpu_distill_kd_loss_falls gpu_distill_two_gpus; do
         line=$(grep -E "^(PASS|FAIL|SKIP) $t(:|$)" "build/gpu-check-test-$variant.log" | head -n 1)
         [ -n "$line" ] && row "  $variant: $t" "${line%% *}" "$(echo "${line#* }" | cut -c1-100)"
@@ -85,6 +85,7 @@ if [ -x build/bench/bench_gpu ] && stage benchmark 120 build/gpu-check-bench.log
     while read -r line; do
         case $line in
             "gpu device"*) row "device" info "${line#gpu device }" ;;
+            SKIP*) row "benchmark" SKIP "$(echo "${line#SKIP }" | cut -c1-100)" ;;
             gpu*ms/image*) set -- $line; row "bench $2 (batch $4)" "$5 ms/image" "$(echo "$line" | sed 's/.*(\(.*\))/\1/')" ;;
             gpu*ms/step*) set -- $line; row "  $2 $3" "$4 ms/step" "$(echo "$line" | awk '{$1 = $2 = $3 = $4 = $5 = ""; print}' | sed 's/^ *//')" ;;
         esac
