@@ -4,8 +4,16 @@
  * backwards (anchor first, as the later layer), then the embedding backwards (the query's and
  * value's into the student's delta). Timed with CUDA events after one warm-up step.
  *
- * Output: one line per setting:
+ * Output: the device's peaks, then per setting one line for the whole step and one per phase
+ * (the embeddings: convolutions as GEMMs + BatchNorm; the attention terms: gathers, GEMMs,
+ * softmax, residual), each with its achieved FP32 rate against the device's FP32 peak, and for
+ * the terms the N x N attention-matrix traffic against the memory bandwidth peak:
  *   gpu <setting> batch <B> <ms/image> ms/image  (<ms/step> ms/step, <GFLOP/image> attention GFLOP/image)
+ *   gpu <setting>   <phase> <ms/step> ms/step  <GFLOP/s> GFLOP/s (<%> of FP32 peak)[  <GB/s> GB/s (<%> of bandwidth)]
+ * FLOPs count the products' multiply-adds (backward = 2x forward; the streaming backward's
+ * recomputed scores and a learned key's gradient included); the matrix traffic counts each
+ * pass over the N x N matrices (forward: S written, softmax read + written, mix read; backward:
+ * A read twice, dP written, dS read + written, read twice), a lower bound on the bytes moved.
  * usage: bench_gpu [-r reps] [-s setting-name]. Without a CUDA device: one SKIP line, exit 0.
  */
 #include <stdio.h>
@@ -32,6 +40,43 @@ static const setting settings[] = {
     {"coco-mnv2", 8, 256, 129, 129, 1, 1, 1, 16, 64, 32},
     {"imagenet", 256, 512, 7, 7, 3, 0, 0, 1, 1, 0},
 };
+
+static double peak_flops, peak_bytes; /* FP32 FLOP/s and memory bytes/s of device 0 */
+
+/* FP32 lanes per SM by compute capability (the CUDA programming guide's table). */
+static int fp32_per_sm(int major, int minor)
+{
+    if (major == 7) return 64;
+    if (major == 8) return minor == 0 ? 64 : 128;
+    return 128; /* 9.x (Hopper), 10.x and 12.x (Blackwell) */
+}
+
+static void device_peaks(void)
+{
+    struct cudaDeviceProp p;
+    int sms = 0, clock_khz = 0, mem_khz = 0, bus_bits = 0;
+    cudaGetDeviceProperties(&p, 0);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
+    cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+    cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0);
+    peak_flops = 2.0 * sms * fp32_per_sm(p.major, p.minor) * clock_khz * 1e3;
+    peak_bytes = 2.0 * mem_khz * 1e3 * bus_bits / 8; /* double data rate */
+    printf("gpu device %s (sm_%d%d, %d SMs): FP32 peak %.1f TFLOP/s, memory bandwidth peak %.0f GB/s\n",
+           p.name, p.major, p.minor, sms, peak_flops / 1e12, peak_bytes / 1e9);
+}
+
+static void print_phase(const char *setting_name, const char *phase, float ms, double flops,
+                        double bytes)
+{
+    double sec = ms / 1e3;
+    printf("gpu %-10s   %-10s %9.3f ms/step  %8.1f GFLOP/s (%4.1f%% of FP32 peak)", setting_name,
+           phase, ms, flops / sec / 1e9, peak_flops > 0 ? 100 * flops / sec / peak_flops : 0);
+    if (bytes > 0)
+        printf("  %7.1f GB/s (%4.1f%% of bandwidth)", bytes / sec / 1e9,
+               peak_bytes > 0 ? 100 * bytes / sec / peak_bytes : 0);
+    printf("\n");
+}
 
 static float *random_device_array(size_t n)
 {
@@ -65,9 +110,9 @@ static void run(const setting *s, int reps)
     size_t nws = tat_gpu_conv_workspace_floats(s->batch, s->c, s->h, s->w, s->ksize);
     float *student = random_device_array(n), *teacher = random_device_array(n);
     float *d_student = cuda_make_array(0, n), *ws = cuda_make_array(0, nws ? nws : 1);
-    float w_patch = -1.f, w_anchor = -0.5f, ms = 0;
+    float w_patch = -1.f, w_anchor = -0.5f, ms = 0, ms_emb = 0, ms_terms = 0;
     double flops;
-    cudaEvent_t start, stop;
+    cudaEvent_t start, mid1, mid2, stop;
     int r;
     tat_embedding_init(&hq, s->c, s->c, s->ksize);
     tat_embedding_init(&hv, s->c, s->c, s->ksize);
@@ -82,12 +127,17 @@ static void run(const setting *s, int reps)
     if (s->anchors) gpu_term(&anchor, s, s->anchors);
     flops = tat_term_flops_per_image(&patch.geom) + (s->anchors ? tat_term_flops_per_image(&anchor.geom) : 0);
     cudaEventCreate(&start);
+    cudaEventCreate(&mid1);
+    cudaEventCreate(&mid2);
     cudaEventCreate(&stop);
     for (r = -1; r < reps; ++r) {
         const float *key;
-        if (r == 0) cudaEventRecord(start, 0); /* r = -1 is the warm-up */
+        float a, b, c;
+        /* r = -1 is the warm-up; each phase between two events */
+        cudaEventRecord(start, 0);
         tat_gpu_embeddings_forward(qv, 2, student, ws, s->batch, s->h, s->w, s->per_image);
         if (s->key_learned) tat_gpu_embedding_forward(&k, teacher, ws, s->batch, s->h, s->w, s->per_image);
+        cudaEventRecord(mid1, 0);
         key = s->key_learned ? k.out : teacher;
         tat_gpu_term_forward(&patch, q.out, key, v.out, teacher);
         if (s->anchors) {
@@ -95,15 +145,41 @@ static void run(const setting *s, int reps)
             tat_gpu_term_backward(&anchor, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_anchor);
         }
         tat_gpu_term_backward(&patch, q.out_grad, s->key_learned ? k.out_grad : NULL, v.out_grad, w_patch);
+        cudaEventRecord(mid2, 0);
         tat_gpu_embeddings_backward(qv, 2, d_student, student, ws, s->batch, s->h, s->w, s->per_image);
         if (s->key_learned) tat_gpu_embedding_backward(&k, NULL, teacher, ws, s->batch, s->h, s->w, s->per_image);
+        cudaEventRecord(stop, 0);
+        cudaEventSynchronize(stop);
+        if (r < 0) continue;
+        cudaEventElapsedTime(&a, start, mid1);
+        cudaEventElapsedTime(&b, mid1, mid2);
+        cudaEventElapsedTime(&c, mid2, stop);
+        ms_emb += a + c;
+        ms_terms += b;
     }
-    cudaEventRecord(stop, 0);
-    cudaEventSynchronize(stop);
-    cudaEventElapsedTime(&ms, start, stop);
+    ms = ms_emb + ms_terms;
     printf("gpu %-10s batch %3d %9.3f ms/image  (%8.2f ms/step, %.2f attention GFLOP/image)\n",
            s->name, s->batch, ms / reps / s->batch, ms / reps, flops / 1e9);
+    {
+        double hw = (double)s->h * s->w, kk = (double)s->c * s->ksize * s->ksize;
+        /* forward conv FLOPs per image: query + value (+ key, 1x1); backward twice that, minus
+           the key's input gradient */
+        double emb = 2 * 2.0 * s->c * kk * hw * 3 + (s->key_learned ? 2.0 * s->c * s->c * hw * 2 : 0);
+        /* forward S and O; backward dV, dP, dQ (+ dK), and the streaming recomputation of S */
+        double terms = 0, bytes = 0;
+        tat_gpu_term *t[2] = {&patch, &anchor};
+        int j;
+        for (j = 0; j < (s->anchors ? 2 : 1); ++j) {
+            double f = tat_term_flops_per_image(&t[j]->geom), nn = (double)t[j]->geom.n_blocks * t[j]->geom.N * t[j]->geom.N;
+            terms += f * (1 + (s->key_learned ? 2.0 : 1.5) + (t[j]->geom.stream_tile ? 0.5 : 0));
+            bytes += nn * sizeof(float) * (4 + 7);
+        }
+        print_phase(s->name, "embeddings", ms_emb / reps, emb * s->batch, 0);
+        print_phase(s->name, "terms", ms_terms / reps, terms * s->batch, bytes);
+    }
     cudaEventDestroy(start);
+    cudaEventDestroy(mid1);
+    cudaEventDestroy(mid2);
     cudaEventDestroy(stop);
     tat_gpu_term_free(&patch);
     if (s->anchors) tat_gpu_term_free(&anchor);
@@ -136,6 +212,7 @@ int main(int argc, char **argv)
     /* the host-side term set-up only computes geometry: keep its scratch to one thread */
     tat_set_num_threads(1);
     srand(1);
+    device_peaks();
     for (i = 0; i < (int)(sizeof(settings) / sizeof(settings[0])); ++i)
         if (!only || !strcmp(only, settings[i].name)) run(&settings[i], reps);
     return 0;

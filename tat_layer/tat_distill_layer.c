@@ -159,14 +159,21 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
     }
 }
 
+/* auto: stream when the materialised attention would pass the memory budget; on a device it
+ * keeps two N x N matrices per block (the softmax and dS), on the host one per block and one
+ * per thread. */
+static int auto_streams(const tat_state *s)
+{
+    if (on_device())
+        return tat_term_materialized_bytes(&s->geom, s->geom.n_blocks) > TAT_ATTENTION_BUDGET_BYTES;
+    return tat_term_prefers_streaming(&s->geom);
+}
+
 /* The term's buffers, on the host or the device, once the geometry is known, for the
  * attention mode asked for. */
-static void alloc_term(const distill_cfg *c, const network *net, tat_state *s, tat_attention_mode mode)
+static void alloc_term(const network *net, tat_state *s, tat_attention_mode mode)
 {
-    if (on_device() && mode == TAT_ATTENTION_STREAMING)
-        distill_cfg_fail(c, "attention", "streaming has no GPU version yet: use materialized or auto");
-    if (mode == TAT_ATTENTION_STREAMING ||
-        (mode == TAT_ATTENTION_AUTO && !on_device() && tat_term_prefers_streaming(&s->geom)))
+    if (mode == TAT_ATTENTION_STREAMING || (mode == TAT_ATTENTION_AUTO && auto_streams(s)))
         s->geom.stream_tile = TAT_STREAM_TILE;
     if (!s->active) return;
 #ifdef GPU
@@ -215,7 +222,7 @@ layer make_tat_distill_layer(network *net, int index, const tat_distill_options 
     if (err)
         distill_cfg_fail(&c, "groups", "%s (grid %d,%d = %d patches, groups %d)", err, o->grid_h,
                          o->grid_w, o->grid_h * o->grid_w, o->groups);
-    alloc_term(&c, net, s, o->attention);
+    alloc_term(net, s, o->attention);
     snprintf(what, sizeof(what), "grid %d,%d groups %d, q/v %dx%d, key %s, bn %s", o->grid_h,
              o->grid_w, o->groups, s->ksize, s->ksize, s->key_learned ? "learned" : "identity",
              s->bn_per_image ? "image" : "batch");
@@ -269,7 +276,7 @@ layer make_anchor_distill_layer(network *net, int index, const anchor_distill_op
     if (err)
         distill_cfg_fail(&c, "anchors", "%s (anchors %d,%d, map %d x %d)", err, o->anchor_h, o->anchor_w,
                          s->w, s->h);
-    alloc_term(&c, net, s, o->attention);
+    alloc_term(net, s, o->attention);
     snprintf(what, sizeof(what), "anchors %d,%d (%d positions), %s", o->anchor_h, o->anchor_w,
              s->geom.N, s->shared ? "shared embeddings" : "own embeddings");
     print_layer_line(&l, what);

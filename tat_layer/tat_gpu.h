@@ -94,13 +94,15 @@ typedef struct {
     tat_term_geom geom;
     const float *Q, *K, *V;    /* blocks of the last forward (the maps when geom.direct)     */
     float *blocks;             /* not direct: q, k, v, t, then dq, dk, dv blocks             */
-    float *attn, *ds;          /* n_blocks x N x N                                            */
+    float *attn, *ds;          /* n_blocks x N x N; streaming: n_blocks x tile x tile         */
+    float *lse, *rowstat;      /* streaming: n_blocks x N row log-sum-exp; m, l, rescale      */
     float *resid, *drow;       /* n_blocks x d x N (O - T), n_blocks x N ((O - T)_i . O_i)    */
     double *sse_pos;           /* n_blocks x N                                                */
     tat_gpu_loss loss;         /* the sum of squared errors of the last forward              */
 } tat_gpu_term;
 
-/* Allocates everything once, for a geometry that tat_term_geom_* accepted. */
+/* Allocates everything once, for a geometry that tat_term_geom_* accepted (streaming when
+ * geom->stream_tile > 0, as tat.c: memory linear in N). */
 void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom);
 void tat_gpu_term_free(tat_gpu_term *g);
 /* As tat_term_forward / tat_term_backward, on device maps. The sum of squared errors is

@@ -45,6 +45,12 @@ typedef struct {
     void (*kd_rows)(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
                     float temperature, double *kl_rows);
     void (*kd_grad)(float *d_s, const float *p_s, const float *p_t, float scale, size_t n);
+    /* streaming attention, on the tiles of every block (see tat_stream_tile) */
+    void (*stream_rows)(float *s, float *m, float *l, float *rescale, tat_stream_tile t, int first);
+    void (*stream_scale)(float *o, const float *rescale, tat_stream_tile t);
+    void (*stream_finish)(float *o, float *lse, const float *m, const float *l, tat_stream_tile t);
+    void (*stream_probs)(float *p, const float *lse, tat_stream_tile t);
+    void (*stream_dscore)(float *ds, const float *p, const float *drow, float two_w, tat_stream_tile t);
 } tat_gpu_ops;
 
 /* ---- embeddings: conv (no bias) + BatchNorm, n of one input stacked --------------------- */
@@ -141,6 +147,84 @@ static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term_g
     else op->patch_scatter_add(d_x, d_blocks, tat_term_patch_geom(t, 0));
 }
 
+/* The tile edge of a streaming term (at most N). */
+static inline int tat_steps_tile(const tat_term_geom *t)
+{
+    return t->stream_tile > t->N ? t->N : t->stream_tile;
+}
+
+/* Floats of each of attn and ds: every block's N x N matrix, or streaming, one tile each. */
+static inline size_t tat_steps_attention_floats(const tat_term_geom *t)
+{
+    size_t e = t->stream_tile ? (size_t)tat_steps_tile(t) : (size_t)t->N;
+    return (size_t)t->n_blocks * e * e;
+}
+
+/* O = V softmax(Q^T K)^T of every block, tile by tile (tat.c's block_forward_streaming): for
+ * each query tile a running row max m and sum l over the key tiles, O's columns rescaled when
+ * m grows, divided by l at the end; lse = m + log l is kept for the backward. */
+static inline void tat_steps_stream_forward(const tat_gpu_ops *op, tat_gpu_term *g)
+{
+    const tat_term_geom *t = &g->geom;
+    int n = t->n_blocks, N = t->N, d = t->d, T = tat_steps_tile(t), i0, j0;
+    long long blk = (long long)d * N;
+    float *m = g->rowstat, *l = m + (size_t)n * T, *rescale = l + (size_t)n * T;
+    for (i0 = 0; i0 < N; i0 += T) {
+        int bq = N - i0 < T ? N - i0 : T;
+        for (j0 = 0; j0 < N; j0 += T) {
+            int bk = N - j0 < T ? N - j0 : T;
+            tat_stream_tile tile = {n, N, d, i0, bq, bk};
+            /* S tile = Q_i^T K_j */
+            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, (long long)bq * bk, n, 1, 0),
+                     g->Q + i0, g->K + j0, g->attn);
+            op->stream_rows(g->attn, m, l, rescale, tile, j0 == 0);
+            if (j0) op->stream_scale(g->resid, rescale, tile);
+            /* O_i += V_j P^T */
+            op->gemm(tat_rm_gemm(0, 1, d, bq, bk, N, bk, N, blk, (long long)bq * bk, blk, n, 1,
+                                 j0 ? 1.f : 0.f),
+                     g->V + j0, g->attn, g->resid + i0);
+        }
+        {
+            tat_stream_tile tile = {n, N, d, i0, bq, N};
+            op->stream_finish(g->resid, g->lse, m, l, tile);
+        }
+    }
+}
+
+/* The backward of tat_steps_stream_forward (tat.c's block_backward_streaming), every tile of A
+ * recomputed from lse; dq, dk (may be NULL), dv accumulate. dO = 2w R is folded into alphas. */
+static inline void tat_steps_stream_backward(const tat_gpu_ops *op, tat_gpu_term *g, float *dq,
+                                             float *dk, float *dv, float two_w)
+{
+    const tat_term_geom *t = &g->geom;
+    int n = t->n_blocks, N = t->N, d = t->d, T = tat_steps_tile(t), i0, j0;
+    long long blk = (long long)d * N;
+    for (i0 = 0; i0 < N; i0 += T) {
+        int bq = N - i0 < T ? N - i0 : T;
+        for (j0 = 0; j0 < N; j0 += T) {
+            int bk = N - j0 < T ? N - j0 : T;
+            long long tt = (long long)bq * bk;
+            tat_stream_tile tile = {n, N, d, i0, bq, bk};
+            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, tt, n, 1, 0), g->Q + i0,
+                     g->K + j0, g->attn);
+            op->stream_probs(g->attn, g->lse, tile);
+            /* dV_j += dO_i A */
+            op->gemm(tat_rm_gemm(0, 0, d, bk, bq, N, bk, N, blk, tt, blk, n, two_w, 1),
+                     g->resid + i0, g->attn, dv + j0);
+            /* dP = dO_i^T V_j */
+            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, tt, n, two_w, 0),
+                     g->resid + i0, g->V + j0, g->ds);
+            op->stream_dscore(g->ds, g->attn, g->drow, two_w, tile);
+            /* dQ_i += K_j dS^T, dK_j += Q_i dS */
+            op->gemm(tat_rm_gemm(0, 1, d, bq, bk, N, bk, N, blk, tt, blk, n, 1, 1), g->K + j0,
+                     g->ds, dq + i0);
+            if (dk)
+                op->gemm(tat_rm_gemm(0, 0, d, bk, bq, N, bk, N, blk, tt, blk, n, 1, 1), g->Q + i0,
+                         g->ds, dk + j0);
+        }
+    }
+}
+
 /* Starts the loss copy (g->loss): tat_gpu_loss_wait gives the sum of squared errors. */
 static inline void tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g,
                                           const float *q, const float *k, const float *v,
@@ -161,9 +245,13 @@ static inline void tat_steps_term_forward(const tat_gpu_ops *op, tat_gpu_term *g
         g->Q = g->blocks, g->K = g->blocks + blk, g->V = g->blocks + 2 * blk;
         tg = g->blocks + 3 * blk;
     }
-    op->gemm(tat_gemm_scores(n, N, d), g->Q, g->K, g->attn);
-    op->softmax_rows(g->attn, (int)rows, N);
-    op->gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
+    if (t->stream_tile) {
+        tat_steps_stream_forward(op, g);
+    } else {
+        op->gemm(tat_gemm_scores(n, N, d), g->Q, g->K, g->attn);
+        op->softmax_rows(g->attn, (int)rows, N);
+        op->gemm(tat_gemm_mix(n, N, d), g->V, g->attn, g->resid);
+    }
     op->residual(g->resid, tg, g->drow, g->sse_pos, N, d, rows);
     op->loss_start(&g->loss, g->sse_pos, rows);
 }
@@ -181,12 +269,22 @@ static inline void tat_steps_term_backward(const tat_gpu_ops *op, tat_gpu_term *
         dk = d_k ? g->blocks + 5 * blk : NULL;
         dv = g->blocks + 6 * blk;
     }
-    /* dO = 2w R is folded into the alphas: dV = dO A, dP = dO^T V */
-    op->gemm(tat_gemm_value_grad(n, N, d, two_w, beta), g->resid, g->attn, dv);
-    op->gemm(tat_gemm_prob_grad(n, N, d, two_w), g->resid, g->V, g->ds);
-    op->dscore(g->ds, g->attn, g->drow, two_w, N, nn);
-    op->gemm(tat_gemm_query_grad(n, N, d, beta), g->K, g->ds, dq);
-    if (dk) op->gemm(tat_gemm_key_grad(n, N, d, beta), g->Q, g->ds, dk);
+    if (t->stream_tile) {
+        /* the tiles accumulate: block gradients start at zero, maps (direct) keep theirs */
+        if (!t->direct) {
+            op->zero(dq, blk);
+            op->zero(dv, blk);
+            if (dk) op->zero(dk, blk);
+        }
+        tat_steps_stream_backward(op, g, dq, dk, dv, two_w);
+    } else {
+        /* dO = 2w R is folded into the alphas: dV = dO A, dP = dO^T V */
+        op->gemm(tat_gemm_value_grad(n, N, d, two_w, beta), g->resid, g->attn, dv);
+        op->gemm(tat_gemm_prob_grad(n, N, d, two_w), g->resid, g->V, g->ds);
+        op->dscore(g->ds, g->attn, g->drow, two_w, N, nn);
+        op->gemm(tat_gemm_query_grad(n, N, d, beta), g->K, g->ds, dq);
+        if (dk) op->gemm(tat_gemm_key_grad(n, N, d, beta), g->Q, g->ds, dk);
+    }
     if (t->direct) return;
     tat_steps_scatter_add(op, t, d_q, dq);
     tat_steps_scatter_add(op, t, d_v, dv);

@@ -235,6 +235,84 @@ TAT_HD float tat_residual_partial(float *o, const float *t, size_t row, int N, i
     return D;
 }
 
+/* ---- Streaming attention (tat.c's block_forward_streaming / block_backward_streaming) ---- */
+/* The tiles of every block at once: query tile rows i0 .. i0+bq-1, key tile columns j0 ..
+ * j0+bk-1; a tile buffer holds n_blocks x bq x bk (row = blk * bq + r), the row statistics m,
+ * l, rescale n_blocks x bq, lse and drow n_blocks x N. */
+typedef struct {
+    int n_blocks, N, d, i0, bq, bk;
+} tat_stream_tile;
+
+/* Thread tid's share of one S-tile row: exp(s - mx) in place (mx: the row's running max with
+ * this tile included); returns its share of the row sum. */
+TAT_HD float tat_stream_exp_partial(float *row, int cols, float mx, int tid, int nt)
+{
+    float s = 0;
+    int j;
+    for (j = tid; j < cols; j += nt) {
+        float e = expf(row[j] - mx);
+        row[j] = e;
+        s += e;
+    }
+    return s;
+}
+
+/* Row statistics after one key tile (first: no tile before, m = -inf, l = 0). */
+TAT_HD void tat_stream_row_update(float *m, float *l, float *rescale, size_t row, float mx,
+                                  float sum, int first)
+{
+    float m_old = first ? -INFINITY : m[row], l_old = first ? 0.f : l[row];
+    float r = expf(m_old - mx); /* 0 on the first tile */
+    rescale[row] = r;
+    l[row] = l_old * r + sum;
+    m[row] = mx;
+}
+
+/* Element idx of the n_blocks x d x bq query-tile columns of O: (blk, ch, r) -> its offset in
+ * O (n_blocks x d x N) and its row statistic (blk * bq + r). */
+TAT_HD size_t tat_stream_o_offset(tat_stream_tile t, size_t idx, size_t *stat)
+{
+    size_t per = (size_t)t.d * t.bq, blk = idx / per, ch = idx / t.bq % t.d, r = idx % t.bq;
+    *stat = blk * t.bq + r;
+    return (blk * t.d + ch) * t.N + t.i0 + r;
+}
+
+/* O's query-tile columns rescaled when the running max grew. */
+TAT_HD void tat_stream_scale_element(float *o, const float *rescale, tat_stream_tile t, size_t idx)
+{
+    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
+    o[off] *= rescale[stat];
+}
+
+/* After the last key tile: O's columns divided by l; lse = m + log l (written once per row). */
+TAT_HD void tat_stream_finish_element(float *o, float *lse, const float *m, const float *l,
+                                      tat_stream_tile t, size_t idx)
+{
+    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
+    o[off] *= 1.f / l[stat];
+    if (idx / t.bq % t.d == 0) lse[stat / t.bq * t.N + t.i0 + stat % t.bq] = m[stat] + logf(l[stat]);
+}
+
+/* Row (blk, i0 + r) of a tile element idx of n_blocks x bq x bk, in an n_blocks x N array. */
+TAT_HD size_t tat_stream_row_of(tat_stream_tile t, size_t idx)
+{
+    size_t blk = idx / ((size_t)t.bq * t.bk), r = idx / t.bk % t.bq;
+    return blk * t.N + t.i0 + r;
+}
+
+/* Backward: the tile of A recomputed from the row log-sum-exp. */
+TAT_HD void tat_stream_prob_element(float *p, const float *lse, tat_stream_tile t, size_t idx)
+{
+    p[idx] = expf(p[idx] - lse[tat_stream_row_of(t, idx)]);
+}
+
+/* Backward: dS = A (dP - 2w D_i) on a tile; ds holds dP on entry. */
+TAT_HD void tat_stream_dscore_element(float *ds, const float *p, const float *drow, float two_w,
+                                      tat_stream_tile t, size_t idx)
+{
+    ds[idx] = p[idx] * (ds[idx] - two_w * drow[tat_stream_row_of(t, idx)]);
+}
+
 /* Thread tid's share of a sum of n doubles. */
 TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
 {

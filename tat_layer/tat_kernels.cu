@@ -295,6 +295,43 @@ __global__ static void dscore_kernel(float *ds, const float *a, const float *dro
     TAT_GRID_STRIDE_I(I, i, n) dscore_element(ds, a, drow, two_w, N, i);
 }
 
+/* Streaming: one warp per tile row, then the row's statistics. */
+__global__ static void stream_rows_kernel(float *s, float *m, float *l, float *rescale,
+                                          tat_stream_tile t, int first)
+{
+    int lane = threadIdx.x % TAT_WARP;
+    size_t r = (size_t)blockIdx.x * (blockDim.x / TAT_WARP) + threadIdx.x / TAT_WARP;
+    float *row, mx, sum;
+    if (r >= (size_t)t.n_blocks * t.bq) return; /* the whole warp leaves together */
+    row = s + r * t.bk;
+    mx = warp_max_f(tat_softmax_partial_max(row, t.bk, lane, TAT_WARP));
+    if (!first) mx = m[r] > mx ? m[r] : mx;
+    sum = warp_sum_f(tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP));
+    if (lane == 0) tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+}
+
+__global__ static void stream_scale_kernel(float *o, const float *rescale, tat_stream_tile t, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_stream_scale_element(o, rescale, t, i);
+}
+
+__global__ static void stream_finish_kernel(float *o, float *lse, const float *m, const float *l,
+                                            tat_stream_tile t, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_stream_finish_element(o, lse, m, l, t, i);
+}
+
+__global__ static void stream_probs_kernel(float *p, const float *lse, tat_stream_tile t, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_stream_prob_element(p, lse, t, i);
+}
+
+__global__ static void stream_dscore_kernel(float *ds, const float *p, const float *drow,
+                                            float two_w, tat_stream_tile t, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+}
+
 /* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
 __global__ static void residual_kernel(float *o, const float *t, float *drow, double *sse_pos,
                                        int N, int d, size_t rows)
@@ -647,13 +684,53 @@ static void zero_launch(float *x, size_t n)
     TAT_CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float)));
 }
 
+static void stream_rows_launch(float *s, float *m, float *l, float *rescale, tat_stream_tile t,
+                               int first)
+{
+    size_t rows = (size_t)t.n_blocks * t.bq, per_block = TAT_REDUCE_THREADS / TAT_WARP;
+    stream_rows_kernel<<<(unsigned int)((rows + per_block - 1) / per_block), TAT_REDUCE_THREADS>>>(
+        s, m, l, rescale, t, first);
+    TAT_LAUNCH_CHECK();
+}
+
+static void stream_scale_launch(float *o, const float *rescale, tat_stream_tile t)
+{
+    size_t n = (size_t)t.n_blocks * t.d * t.bq;
+    stream_scale_kernel<<<tat_blocks(n), TAT_THREADS>>>(o, rescale, t, n);
+    TAT_LAUNCH_CHECK();
+}
+
+static void stream_finish_launch(float *o, float *lse, const float *m, const float *l,
+                                 tat_stream_tile t)
+{
+    size_t n = (size_t)t.n_blocks * t.d * t.bq;
+    stream_finish_kernel<<<tat_blocks(n), TAT_THREADS>>>(o, lse, m, l, t, n);
+    TAT_LAUNCH_CHECK();
+}
+
+static void stream_probs_launch(float *p, const float *lse, tat_stream_tile t)
+{
+    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
+    stream_probs_kernel<<<tat_blocks(n), TAT_THREADS>>>(p, lse, t, n);
+    TAT_LAUNCH_CHECK();
+}
+
+static void stream_dscore_launch(float *ds, const float *p, const float *drow, float two_w,
+                                 tat_stream_tile t)
+{
+    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
+    stream_dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, p, drow, two_w, t, n);
+    TAT_LAUNCH_CHECK();
+}
+
 static const tat_gpu_ops gpu_ops = {
     tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
     tat_gpu_avgpool_backward, tat_gpu_im2col, stack_to_nchw_launch, stack_to_cm_launch,
     tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
     tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, loss_start,
     tat_gpu_loss_wait, dscore_launch, zero_launch, sse_launch, sse_grad_launch, kd_rows_launch,
-    kd_grad_launch};
+    kd_grad_launch, stream_rows_launch, stream_scale_launch, stream_finish_launch,
+    stream_probs_launch, stream_dscore_launch};
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
                                           int batch, int h, int w, int per_image)
@@ -685,12 +762,16 @@ extern "C" void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float 
 /* ---- term ------------------------------------------------------------------------------- */
 extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
 {
-    size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
+    size_t blk = tat_steps_block_floats(geom), nn = tat_steps_attention_floats(geom);
     memset(g, 0, sizeof(*g));
     g->geom = *geom;
     if (!geom->direct) g->blocks = tat_gpu_alloc(7 * blk);
     g->attn = tat_gpu_alloc(nn);
     g->ds = tat_gpu_alloc(nn);
+    if (geom->stream_tile) {
+        g->lse = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
+        g->rowstat = tat_gpu_alloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom));
+    }
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
     g->sse_pos = tat_gpu_alloc_doubles((size_t)geom->n_blocks * geom->N);
@@ -702,6 +783,8 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     tat_gpu_free(g->blocks);
     tat_gpu_free(g->attn);
     tat_gpu_free(g->ds);
+    tat_gpu_free(g->lse);
+    tat_gpu_free(g->rowstat);
     tat_gpu_free(g->resid);
     tat_gpu_free(g->drow);
     tat_gpu_free(g->sse_pos);

@@ -336,11 +336,53 @@ static void emu_dscore(float *ds, const float *a, const float *drow, float two_w
 
 static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
+/* stream_rows_kernel: a warp per tile row */
+static void emu_stream_rows(float *s, float *m, float *l, float *rescale, tat_stream_tile t, int first)
+{
+    float red[TAT_WARP];
+    size_t r, rows = (size_t)t.n_blocks * t.bq;
+    int lane;
+    for (r = 0; r < rows; ++r) {
+        float *row = s + r * t.bk, mx, sum;
+        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_softmax_partial_max(row, t.bk, lane, TAT_WARP);
+        mx = tree_max_fn(red, TAT_WARP);
+        if (!first) mx = m[r] > mx ? m[r] : mx;
+        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP);
+        sum = tree_sum_fn(red, TAT_WARP);
+        tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+    }
+}
+
+static void emu_stream_scale(float *o, const float *rescale, tat_stream_tile t)
+{
+    size_t i;
+    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_scale_element(o, rescale, t, i);
+}
+
+static void emu_stream_finish(float *o, float *lse, const float *m, const float *l, tat_stream_tile t)
+{
+    size_t i;
+    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_finish_element(o, lse, m, l, t, i);
+}
+
+static void emu_stream_probs(float *p, const float *lse, tat_stream_tile t)
+{
+    size_t i;
+    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_prob_element(p, lse, t, i);
+}
+
+static void emu_stream_dscore(float *ds, const float *p, const float *drow, float two_w, tat_stream_tile t)
+{
+    size_t i;
+    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+}
+
 static const tat_gpu_ops emu_ops = {
     emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
     emu_im2col, emu_stack_to_nchw, emu_stack_to_cm, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
     emu_loss_start, emu_loss_wait, emu_dscore, emu_zero, emu_sse, emu_sse_grad, emu_kd_rows,
-    emu_kd_grad};
+    emu_kd_grad, emu_stream_rows, emu_stream_scale, emu_stream_finish, emu_stream_probs,
+    emu_stream_dscore};
 
 /* a loss's device and pinned doubles, on the host */
 static void emu_loss_init(tat_gpu_loss *l)
@@ -534,12 +576,16 @@ static void emu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_g
 /* tat_gpu_term_init's buffers, on the host */
 static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
 {
-    size_t blk = tat_steps_block_floats(geom), nn = (size_t)geom->n_blocks * geom->N * geom->N;
+    size_t blk = tat_steps_block_floats(geom), nn = tat_steps_attention_floats(geom);
     memset(e, 0, sizeof(*e));
     e->geom = *geom;
     if (!geom->direct) e->blocks = calloc(7 * blk, sizeof(float));
     e->attn = calloc(nn, sizeof(float));
     e->ds = calloc(nn, sizeof(float));
+    if (geom->stream_tile) {
+        e->lse = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
+        e->rowstat = calloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom), sizeof(float));
+    }
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
     e->sse_pos = calloc((size_t)geom->n_blocks * geom->N, sizeof(double));
@@ -549,12 +595,13 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
 static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
+    free(e->lse), free(e->rowstat);
     free(e->loss.device_sum);
 }
 
 /* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
  * or its patch-group term. */
-static void test_term(const tat_case *tc, int anchors)
+static void test_term(const tat_case *tc, int anchors, int stream_tile)
 {
     int batch = tc->batch, c = tc->teacher_c, key_grad = tc->key_learned;
     float qk_scale = tat_case_qk_scale(tc);
@@ -577,14 +624,25 @@ static void test_term(const tat_case *tc, int anchors)
         free(dq_emu), free(dk_emu), free(dv_emu);
         return;
     }
+    if (stream_tile) {
+        /* both sides stream, tat.c in its per-block tiles, the steps in tiles of every block */
+        size_t len = strlen(what);
+        geom.stream_tile = stream_tile;
+        snprintf(what + len, sizeof(what) - len, ", streaming tile %d", stream_tile);
+    }
     tat_term_init(&ref, &geom);
     emu_term_init(&emu, &geom);
     nn = (size_t)geom.n_blocks * geom.N * geom.N;
     sse_ref = tat_term_forward(&ref, q, k, v, tg);
     tat_steps_term_forward(&emu_ops, &emu, q, k, v, tg);
     sse_emu = emu_loss_wait(&emu.loss);
-    snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
-    check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
+    if (stream_tile) {
+        snprintf(name, sizeof(name), "emulation %s: row log-sum-exp", what);
+        check_close(name, emu.lse, ref.lse, (size_t)geom.n_blocks * geom.N, TOL_SUM);
+    } else {
+        snprintf(name, sizeof(name), "emulation %s: attention matrices", what);
+        check_close(name, emu.attn, ref.attn, nn, TOL_SUM);
+    }
     snprintf(name, sizeof(name), "emulation %s: residual O - T", what);
     check_close(name, emu.resid, ref.resid, (size_t)geom.n_blocks * geom.d * geom.N, TOL_SUM);
     snprintf(name, sizeof(name), "emulation %s: row dots D", what);
@@ -785,8 +843,16 @@ int main(void)
     for (i = 0; i < TAT_NUM_CASES; ++i) {
         test_embeddings(&tat_cases[i], 1);
         test_embeddings(&tat_cases[i], 2);
-        if (tat_cases[i].grid_h > 0) test_term(&tat_cases[i], 0);
-        if (tat_cases[i].anchor_h > 0) test_term(&tat_cases[i], 1);
+        /* materialised, then streaming in tiles that do not divide N (and one of N itself) */
+        if (tat_cases[i].grid_h > 0) {
+            test_term(&tat_cases[i], 0, 0);
+            test_term(&tat_cases[i], 0, 5);
+            test_term(&tat_cases[i], 0, TAT_STREAM_TILE);
+        }
+        if (tat_cases[i].anchor_h > 0) {
+            test_term(&tat_cases[i], 1, 0);
+            test_term(&tat_cases[i], 1, 3);
+        }
     }
 
     report(!out_of_range, "emulation: every map index in range", "an index function left the map");

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "darknet.h"
@@ -208,7 +209,7 @@ static void test_embedding(const tat_case *tc)
 
 /* One term of a case on random q, k, v maps of teacher shape: its anchor term (anchors != 0)
  * or its patch-group term. */
-static void test_term(const tat_case *tc, int anchors)
+static void test_term(const tat_case *tc, int anchors, int stream_tile)
 {
     int batch = tc->batch, c = tc->teacher_c, key_grad = tc->key_learned;
     float qk_scale = tat_case_qk_scale(tc);
@@ -225,6 +226,12 @@ static void test_term(const tat_case *tc, int anchors)
         report(0, name, "valid geometry rejected: %s", err);
         return;
     }
+    if (stream_tile) {
+        /* both stream: tat.c per block, the device in tiles of every block */
+        size_t len = strlen(what);
+        geom.stream_tile = stream_tile;
+        snprintf(what + len, sizeof(what) - len, ", streaming tile %d", stream_tile);
+    }
     q = rand_array(nx, qk_scale), k = rand_array(nx, qk_scale), v = rand_array(nx, 1);
     tg = rand_array(nx, 1), dq = rand_array(nx, .1f), dk = rand_array(nx, .1f), dv = rand_array(nx, .1f);
     qg = up(q, nx), kg = up(k, nx), vg = up(v, nx), tgg = up(tg, nx);
@@ -234,9 +241,11 @@ static void test_term(const tat_case *tc, int anchors)
     sse = tat_term_forward(&t, q, k, v, tg);
     tat_gpu_term_forward(&g, qg, kg, vg, tgg);
     sse_g = tat_gpu_loss_wait(&g.loss);
-    snprintf(name, sizeof(name), "gpu %s: loss and attention", what);
+    snprintf(name, sizeof(name), "gpu %s: loss and %s", what, stream_tile ? "row log-sum-exp" : "attention");
     check_err(name, fabs(sse_g - sse) / fabs(sse) +
-                        gpu_vs_host(g.attn, t.attn, (size_t)geom.n_blocks * geom.N * geom.N), TOL_LAYER);
+                        (stream_tile ? gpu_vs_host(g.lse, t.lse, (size_t)geom.n_blocks * geom.N)
+                                     : gpu_vs_host(g.attn, t.attn, (size_t)geom.n_blocks * geom.N * geom.N)),
+              TOL_LAYER);
     tat_term_backward(&t, dq, key_grad ? dk : NULL, dv, -0.37f);
     tat_gpu_term_backward(&g, dqg, key_grad ? dkg : NULL, dvg, -0.37f);
     snprintf(name, sizeof(name), "gpu %s: backward d_q, d_k%s, d_v", what, key_grad ? "" : " untouched");
@@ -402,8 +411,36 @@ static void test_layers(const char *what, int student_filters, const char *disti
     free_network(gpu);
 }
 
+/* Out of device memory: one line naming the layer, the size and the free memory, exit 1. The
+ * allocation runs in a child (this program with --oom-child), its stderr to a file. */
+static void test_out_of_memory(const char *self)
+{
+    char cmd[1024], path[512], line[1024] = "";
+    FILE *fp;
+    int status;
+    snprintf(path, sizeof(path), "%s/oom.err", dir);
+    snprintf(cmd, sizeof(cmd), "'%s' --oom-child 2> '%s'", self, path);
+    status = system(cmd);
+    fp = fopen(path, "r");
+    if (fp) {
+        if (!fgets(line, sizeof(line), fp)) line[0] = 0;
+        fclose(fp);
+    }
+    line[strcspn(line, "\n")] = 0;
+    report(WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
+               strstr(line, "student.cfg: [tat_distill] (layer 7): cannot allocate 4194304.0 MiB of GPU memory (") &&
+               strstr(line, "MiB of GPU memory free)"),
+           "gpu out of memory: one line naming the layer, the size and the free memory, exit 1",
+           "exit status %d, message '%s'", WIFEXITED(status) ? WEXITSTATUS(status) : -1, line);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--oom-child")) {
+        tat_gpu_set_alloc_context("student.cfg: [tat_distill] (layer 7)");
+        tat_gpu_alloc_floats((size_t)1 << 40); /* 4 TiB */
+        return 0;                             /* not reached when the message exits */
+    }
     int devices = 0, i;
     cudaError_t st;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -435,6 +472,12 @@ int main(int argc, char **argv)
         report(0, "test_gpu", "cannot make a temporary directory");
         return test_exit_status();
     }
+    if (!default_math) {
+        char self[512];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        self[len > 0 ? len : 0] = 0;
+        test_out_of_memory(self);
+    }
     test_gemm();
     test_patch_and_pool();
     test_batchnorm(0);
@@ -444,8 +487,14 @@ int main(int argc, char **argv)
     test_softmax(5, TAT_SOFTMAX_WARP_COLS + 301);
     for (i = 0; i < TAT_NUM_CASES; ++i) {
         test_embedding(&tat_cases[i]);
-        if (tat_cases[i].grid_h > 0) test_term(&tat_cases[i], 0);
-        if (tat_cases[i].anchor_h > 0) test_term(&tat_cases[i], 1);
+        if (tat_cases[i].grid_h > 0) {
+            test_term(&tat_cases[i], 0, 0);
+            test_term(&tat_cases[i], 0, 5);
+        }
+        if (tat_cases[i].anchor_h > 0) {
+            test_term(&tat_cases[i], 1, 0);
+            test_term(&tat_cases[i], 1, 3);
+        }
     }
 
     gpu_index = 0;
@@ -455,6 +504,9 @@ int main(int argc, char **argv)
     test_layers("[tat_distill] full 3x3 identity key, bn batch + own [anchor_distill] 4,5 bn image", 5,
                 "[tat_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nsize=3\nkey=identity\nbn=batch\n\n"
                 "[anchor_distill]\nfrom=-2\nteacher_layer=0\nteacher_channels=6\nkey=learned\nbn=image\nanchors=4,5\n\n");
+    test_layers("[tat_distill] + shared [anchor_distill], attention=streaming", 5,
+                "[tat_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nsize=3\nkey=learned\ngrid=3,2\ngroups=3\nbn=image\nattention=streaming\nloss_weight=2\n\n"
+                "[anchor_distill]\nembeddings=-1\nanchors=3,4\nattention=streaming\nloss_weight=0.5\n\n");
     test_layers("[fitnet_distill] bn batch + [kd_distill] T 4", 6,
                 "[fitnet_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nbn=batch\nloss_weight=2\n\n"
                 "[kd_distill]\nfrom=-2\nteacher_layer=0\ntemperature=4\nloss_weight=0.5\n\n");
