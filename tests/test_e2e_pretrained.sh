@@ -66,6 +66,20 @@ small() { # small <cfg> <max_batches>
 }
 small "$top/cfg/imagenet-resnet34-teacher.cfg" 1 > teacher.cfg
 small "$top/cfg/imagenet-resnet18-tat.cfg" 4 > student.cfg
+# bad normalisation fields: one line naming the cfg, [net] and the field; exit 1
+for bad in "input_mean=0.5,0.5" "input_std=0.2,0,0.2"; do
+    field=${bad%%=*}
+    { sed -n '1,/^channels=/p' teacher.cfg | grep -v '^input_'; echo "$bad"; [ "$field" = input_std ] &&
+        echo "input_mean=0,0,0"; [ "$field" = input_mean ] && echo "input_std=1,1,1"
+      sed -n '/^channels=/,$p' teacher.cfg | sed 1d | grep -v '^input_'; } > bad.cfg
+    "$DARKNET" classifier valid lists/fm.data bad.cfg > bad.log 2>&1
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "^bad.cfg: \[net\] $field: needs 3 comma-separated numbers" bad.log; then
+        echo "PASS input_normalization_refuses_$field"
+    else
+        echo "FAIL input_normalization_refuses_$field: exit $rc, $(tail -n 1 bad.log)"
+    fi
+done
 "$py" - << 'EOF' > torch.log 2>&1
 import torch, torchvision
 torch.manual_seed(0)
