@@ -7,7 +7,10 @@
  *   - a distillation embedding (conv + BN of [tat_distill] / [anchor_distill] / the
  *     [fitnet_distill] projection): weights, scales, biases (distill_embedding_update, which
  *     those layers' CPU and GPU updates call).
- * Gradients are set as Darknet keeps them: the negative gradient summed over the batch. */
+ * Gradients are set as Darknet keeps them: the negative gradient summed over the batch.
+ * And a small network (3x3 conv, ReLU, average pool, [connected], [softmax]) trained by
+ * train_network_datum for a few steps on the same batches as its PyTorch twin, Adam and AdamW:
+ * all its weights agree to <= 1e-5 relative. */
 /* the shared header's network helpers are not all used here */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "layer_test_helpers.h"
@@ -93,6 +96,85 @@ static float *run_case(adam_case *c)
     return all;
 }
 
+/* ---- a small network trained on the same batches as in PyTorch ----------------------------- */
+#define NET_STEPS 4
+static const char *net_cfg_fmt =
+    "[net]\nbatch=4\nwidth=6\nheight=5\nchannels=3\n%s=1\nB1=0.9\nB2=0.999\neps=0.00000001\n"
+    "learning_rate=0.01\ndecay=0.05\nmomentum=0.9\npolicy=constant\nmax_batches=100\n"
+    "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=relu\n"
+    "[avgpool]\n[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+
+/* float arrays of the network in the order the reference reads them */
+static int net_params(network *net, float **arrays, int *counts)
+{
+    layer *conv = &net->layers[0], *fc = &net->layers[2];
+    arrays[0] = conv->weights, counts[0] = conv->nweights;
+    arrays[1] = conv->biases, counts[1] = conv->n;
+    arrays[2] = fc->weights, counts[2] = fc->inputs * fc->outputs;
+    arrays[3] = fc->biases, counts[3] = fc->outputs;
+    return 4;
+}
+
+static void network_case(const char *name, int decoupled)
+{
+    char cfg[1024], path[600], cmd[800], label[128];
+    float *arrays[4], *x, *y, *got, *ref;
+    int counts[4], n_arrays, i, k, t, total_n = 0, per_batch;
+    network *net;
+    FILE *fp;
+    double e;
+    size_t read;
+    snprintf(cfg, sizeof cfg, net_cfg_fmt, decoupled ? "adamw" : "adam");
+    snprintf(path, sizeof path, "%s.cfg", name);
+    net = parse_network_cfg(write_cfg(path, cfg));
+    n_arrays = net_params(net, arrays, counts);
+    for (i = 0; i < n_arrays; ++i) total_n += counts[i];
+    got = test_alloc(total_n * sizeof(float));
+    for (i = 0, k = 0; i < n_arrays; k += counts[i++]) memcpy(got + k, arrays[i], counts[i] * sizeof(float));
+    snprintf(path, sizeof path, "%s/%s.init.bin", dir, name);
+    write_floats(path, got, total_n, "wb");
+    snprintf(path, sizeof path, "%s/%s.net", dir, name);
+    fp = fopen(path, "w");
+    fprintf(fp, "%d %d %.9g %.9g %.9g %.9g %.9g %d\n", NET_STEPS, net->batch, net->learning_rate,
+            net->decay, net->B1, net->B2, net->eps, decoupled);
+    fclose(fp);
+    per_batch = net->inputs * net->batch;
+    x = test_alloc(per_batch * sizeof(float));
+    y = test_alloc(net->batch * sizeof(float));
+    for (t = 0; t < NET_STEPS; ++t) {
+        for (i = 0; i < per_batch; ++i) x[i] = (float)rng_uniform();
+        memset(net->truth, 0, net->truths * net->batch * sizeof(float));
+        for (i = 0; i < net->batch; ++i) {
+            int c = (int)(rng_uniform() * 3) % 3;
+            y[i] = (float)c;
+            net->truth[i * net->truths + c] = 1;
+        }
+        snprintf(path, sizeof path, "%s/%s.x.bin", dir, name);
+        write_floats(path, x, per_batch, t ? "ab" : "wb");
+        snprintf(path, sizeof path, "%s/%s.y.bin", dir, name);
+        write_floats(path, y, net->batch, t ? "ab" : "wb");
+        memcpy(net->input, x, per_batch * sizeof(float));
+        train_network_datum(net);
+    }
+    for (i = 0, k = 0; i < n_arrays; k += counts[i++]) memcpy(got + k, arrays[i], counts[i] * sizeof(float));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/reference/adam_reference.py '%s'", dir);
+    ref = test_alloc(total_n * sizeof(float));
+    snprintf(path, sizeof path, "%s/%s.torch.bin", dir, name);
+    fp = system(cmd) ? 0 : fopen(path, "rb");
+    read = fp ? fread(ref, sizeof(float), total_n, fp) : 0;
+    if (fp) fclose(fp);
+    e = read == (size_t)total_n ? rel_err(got, ref, total_n) : INFINITY;
+    printf("INFO %s: %d weights after %d training steps, max |darknet - torch| / max |torch| = %.3g\n",
+           name, total_n, NET_STEPS, e);
+    snprintf(label, sizeof label, "%s_trains_as_torch", name);
+    check_err(label, e, 1e-5);
+    /* remove this case's files: the per-layer cases reuse the directory */
+    snprintf(cmd, sizeof cmd, "rm -f '%s/%s'.*", dir, name);
+    if (system(cmd)) {}
+    free(x), free(y), free(got), free(ref);
+    free_network(net);
+}
+
 static const char *conv_cfg =
     "[net]\nbatch=4\nwidth=5\nheight=4\nchannels=3\nadam=1\n"
     "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
@@ -109,6 +191,8 @@ int main(void)
     if (!make_scratch_dir()) return 1;
     rng_seed(11);
     srand(5);
+    network_case("network_adam", 0);
+    network_case("network_adamw", 1);
     for (i = 0; i < 2; ++i) {
         layer *conv, *fc;
         adam_case *c;

@@ -15,9 +15,9 @@ rolling mean, rolling variance (those three only with batch_normalize=1), then t
 [filters][channels][size][size], PyTorch's own order. Darknet's BatchNorm divides by
 sqrt(var + 1e-5) (patch 0050) like torchvision's eps 1e-5, so the numbers are copied as they are.
 
-The network computes what torchvision computes on the same input tensor. torchvision's
-pretrained models expect RGB in [0,1] normalised by the ImageNet mean and std; Darknet feeds RGB
-in [0,1] without that normalisation (see README, "The paper's ImageNet setting").
+The network computes what torchvision computes. torchvision's pretrained models expect RGB in
+[0,1] normalised by the ImageNet mean and std: the cfgs do that in Darknet with
+input_mean=0.485,0.456,0.406 and input_std=0.229,0.224,0.225 in [net] (patch 0054).
 
 A state dict that does not fit the cfg (other depth, other widths, other class count) is
 refused with one line naming the cfg, the layer and the tensor; nothing is written then.

@@ -6,7 +6,9 @@ tools/torchvision_to_darknet.py, one input batch and PyTorch's eval-mode logits.
 Usage: python3 tests/reference/torchvision_reference.py <out_dir>
 Writes, for arch in resnet18 resnet34: <arch>.pth, <arch>.weights, <arch>.cfg (the repository's
 cfg at 64x64, batch 2, without [softmax] so that Darknet's output is the logits; the student
-keeps its [tat_distill] section), input.bin (2x3x64x64 float32) and <arch>.logits.bin.
+keeps its [tat_distill] section), input.bin (2x3x64x64 float32, RGB in [0,1]) and
+<arch>.logits.bin: PyTorch's logits on that input normalised by the ImageNet mean and std, as
+the cfgs' input_mean / input_std normalise it in Darknet.
 
 BatchNorm statistics are made realistic, not left at PyTorch's init (mean 0, var 1, gamma 1,
 beta 0, which would leave the running statistics untested): each model first runs in training
@@ -22,6 +24,8 @@ import torchvision
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CFGS = {"resnet18": "cfg/imagenet-resnet18-tat.cfg", "resnet34": "cfg/imagenet-resnet34-teacher.cfg"}
 SIZE, BATCH = 64, 2
+MEAN = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
 
 
 def small_cfg(src, dst):
@@ -70,8 +74,8 @@ def main(out_dir):
         realistic(model, 10 + i)
         pth = os.path.join(out_dir, arch + ".pth")
         torch.save(model.state_dict(), pth)
-        with torch.no_grad():
-            model(x).numpy().astype("<f4").tofile(os.path.join(out_dir, arch + ".logits.bin"))
+        with torch.no_grad():  # the cfgs normalise their input as torchvision's transforms do
+            model((x - MEAN) / STD).numpy().astype("<f4").tofile(os.path.join(out_dir, arch + ".logits.bin"))
         small_cfg(os.path.join(TOP, cfg), os.path.join(out_dir, arch + ".cfg"))
         subprocess.run([sys.executable, os.path.join(TOP, "tools/torchvision_to_darknet.py"), pth,
                         os.path.join(out_dir, arch + ".cfg"), os.path.join(out_dir, arch + ".weights")],
