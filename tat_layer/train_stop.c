@@ -1,4 +1,4 @@
-/* SIGINT / SIGTERM in a training loop: finish the iteration, save the backup, exit 0. */
+/* When a training loop stops: a non-finite task loss, or SIGINT / SIGTERM. */
 #include "train_stop.h"
 
 #include <signal.h>
@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "distill_common.h"
+#include "distill_plugin.h"
+#include "network.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -33,10 +35,17 @@ void train_stop_on_signals(void)
     sigaction(SIGTERM, &sa, 0);
 }
 
-void train_stop_if_requested(network *net, const char *backup_directory, const char *base)
+void train_stop_check(network *net, const char *backup_directory, const char *base)
 {
     size_t size;
     char *path;
+    int i;
+    /* the distillation terms are checked in their own forward, before the update */
+    for (i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (!is_distill_layer(l) && l->cost)
+            distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
+    }
     if (!stop_signal) return;
     size = strlen(backup_directory) + strlen(base) + sizeof("/.backup");
     path = distill_calloc(size, 1);
