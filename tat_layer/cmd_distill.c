@@ -94,6 +94,15 @@ static void train_distill(int argc, char **argv, const char *task)
         usage("darknet");
         exit(1);
     }
+#ifndef GPU
+    /* Darknet would run one CPU replica per listed id, with the learning rate multiplied by
+       their number */
+    if (gpu_list) {
+        fprintf(stderr, "distill %s train: -gpus %s: this darknet is a CPU build (make GPU=1 builds one for GPUs)\n",
+                task, gpu_list);
+        exit(1);
+    }
+#endif
     if (seed) {
         char *end;
         long v = strtol(seed, &end, 10);

@@ -125,3 +125,18 @@ weights teacher.weights 0 $((3 + 108))
   printf '\n[dropout]\nprobability=.5\n\n[tat_distill]\nfrom=-2\nteacher_layer=0\nteacher_channels=4\n\n[avgpool]\n\n[softmax]\n'; } > dropout.cfg
 expect_stop dropout_after_distilled_layer_refused "dropout.cfg [tat_distill] (layer 2) from: layer 0 is followed by [dropout] (layer 1)" -- \
     "$DARKNET" distill classifier train cls.data dropout.cfg teacher.cfg teacher.weights
+
+# teacher weights holding a NaN: refused at load, naming the teacher's file
+weights nan-teacher.weights 0 $((3 + 108))
+python3 -c "import struct,sys; f=open(sys.argv[1],'r+b'); f.seek(20+4*50); f.write(struct.pack('<f',float('nan')))" nan-teacher.weights
+sed '/^\[dropout\]/,/^probability/d' dropout.cfg > student.cfg
+expect_stop nan_teacher_weights_refused "nan-teacher.weights: the teacher weights hold NaN (the float at byte 220)" -- \
+    "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg nan-teacher.weights
+
+# -gpus in a CPU build ran one CPU replica per id with the learning rate multiplied
+if "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0 < /dev/null 2>&1 | grep -q 'GPU build'; then
+    echo "SKIP gpus_refused_in_cpu_build: a GPU build"
+else
+    expect_stop gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
+        "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0,1
+fi
