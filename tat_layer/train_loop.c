@@ -1,5 +1,6 @@
-/* When a training loop stops: a non-finite task loss, or SIGINT / SIGTERM. */
-#include "train_stop.h"
+/* What the plugin adds to Darknet's training loops: when they stop (a non-finite task loss,
+   SIGINT / SIGTERM), and grayscale images for networks with one channel. */
+#include "train_loop.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -56,4 +57,26 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
             stop_signal == SIGINT ? "SIGINT" : "SIGTERM", get_current_batch(net), path);
     free(path);
     exit(0);
+}
+
+int train_loader_channels(const network *net)
+{
+    if (net->c != 1 && net->c != 3) {
+        fprintf(stderr, "%s: [net] channels=%d: the classifier and segmenter loaders deliver 1 (grayscale) or 3 channels\n",
+                net->cfgfile ? net->cfgfile : "cfg", net->c);
+        exit(1);
+    }
+    return net->c;
+}
+
+void train_images_to_gray(matrix *X)
+{
+    int i, j, plane = X->cols / 3;
+    for (i = 0; i < X->rows; ++i) {
+        float *rgb = X->vals[i], *gray = distill_calloc(plane, sizeof(float));
+        for (j = 0; j < plane; ++j) gray[j] = (rgb[j] + rgb[plane + j] + rgb[2 * plane + j]) / 3;
+        free(rgb);
+        X->vals[i] = gray;
+    }
+    X->cols = plane;
 }
