@@ -80,3 +80,32 @@ void train_images_to_gray(matrix *X)
     }
     X->cols = plane;
 }
+
+void train_check_labels(char **paths, int n, char **labels, int k, const char *list_name)
+{
+    int i, j;
+    for (i = 0; i < n; ++i) {
+        int count = 0, first = -1, second = -1;
+        for (j = 0; j < k; ++j)
+            if (strstr(paths[i], labels[j])) {
+                if (count == 0) first = j; else if (count == 1) second = j;
+                ++count;
+            }
+        if (count == 1) continue;
+        if (count == 0)
+            fprintf(stderr, "%s: no label occurs in this path (line %d of %s): Darknet takes the class from the label found in the image's path\n",
+                    paths[i], i + 1, list_name);
+        else
+            fprintf(stderr, "%s: %d labels occur in this path (line %d of %s), e.g. '%s' and '%s': the class must be the one label found in the image's path\n",
+                    paths[i], count, i + 1, list_name, labels[first], labels[second]);
+        exit(1);
+    }
+}
+
+void train_check_segmentation_map(const network *net, int out_w, int out_h)
+{
+    if (out_w > 1 || out_h > 1) return;
+    fprintf(stderr, "%s: the network's output is a %d x %d map (a classifier cfg?): the segmenter trains on per-pixel masks\n",
+            net->cfgfile ? net->cfgfile : "cfg", out_w, out_h);
+    exit(1);
+}

@@ -26,4 +26,13 @@ int train_loader_channels(const network *net);
 /* Each image row of X (3 planes of cols/3 floats) becomes its one-plane mean. */
 void train_images_to_gray(matrix *X);
 
+/* Checks at the start of a loop (patch 0046), one line and exit 1 on the first problem, where
+ * Darknet trained on an all-zero target: */
+/* Darknet finds an image's class as the label that occurs in its path: every path of the train
+ * list (list_name) must contain exactly one of the k labels. */
+void train_check_labels(char **paths, int n, char **labels, int k, const char *list_name);
+/* The segmenter learns per-pixel masks: a network whose output map is 1 x 1 (a classifier cfg)
+ * is refused. */
+void train_check_segmentation_map(const network *net, int out_w, int out_h);
+
 #endif

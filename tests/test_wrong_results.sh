@@ -140,3 +140,18 @@ else
     expect_stop gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
         "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0,1
 fi
+
+# labels: Darknet takes the class from the label found in the image's path
+mkdir -p other && cp seg/train/images/00000.png other/x.png
+{ head -n 2 cls.list; echo other/x.png; } > nolabel.list
+sed 's|^train=.*|train=nolabel.list|' cls.data > nolabel.data
+expect_stop image_without_label_refused "other/x.png no label line 3 of nolabel.list" -- \
+    "$DARKNET" classifier train nolabel.data cls.cfg -seed 1
+printf 'images\ntrain\n' > two-labels.txt
+sed 's|^labels=.*|labels=two-labels.txt|' cls.data > two-labels.data
+expect_stop image_with_two_labels_refused "2 labels occur line 1 of cls.list 'images' 'train'" -- \
+    "$DARKNET" classifier train two-labels.data cls.cfg -seed 1
+
+# the segmenter loop given classification data and a classifier cfg (its 2 classes match)
+expect_stop segmenter_with_classifier_cfg_refused "cls.cfg 1 x 1 map segmenter" -- \
+    "$DARKNET" segmenter train cls.data cls.cfg -seed 1
