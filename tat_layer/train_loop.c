@@ -36,6 +36,45 @@ void train_stop_on_signals(void)
     sigaction(SIGTERM, &sa, 0);
 }
 
+static int all_finite(const float *a, size_t n)
+{
+    size_t i;
+    if (!a) return 1;
+    for (i = 0; i < n; ++i)
+        if (!distill_finite(a[i])) return 0;
+    return 1;
+}
+
+/* Divergence can leave the loss finite (a softmax over infinite logits reports the clamped
+   log): the learned parameters of Darknet's convolutional, connected and batchnorm layers are
+   checked too. On a GPU they live on the device and are checked when saved (patch 0010). */
+static void stop_if_weights_not_finite(const network *net)
+{
+    int i;
+#ifdef GPU
+    if (gpu_index >= 0) return;
+#endif
+    for (i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        size_t nw = 0, nb = 0;
+        if (l->type == CONVOLUTIONAL || l->type == DECONVOLUTIONAL) {
+            nw = l->nweights;
+            nb = l->n;
+        } else if (l->type == CONNECTED) {
+            nw = (size_t)l->inputs * l->outputs;
+            nb = l->outputs;
+        } else if (l->type == BATCHNORM) {
+            nb = l->c;
+        } else {
+            continue;
+        }
+        if (all_finite(l->weights, nw) && all_finite(l->biases, nb) && all_finite(l->scales, nb)) continue;
+        fprintf(stderr, "%s: [%s] (layer %d): weights hold NaN or Inf at iteration %zu (training diverged); stopping, last backup kept\n",
+                net->cfgfile ? net->cfgfile : "cfg", get_layer_string(l->type), i, get_current_batch((network *)net));
+        exit(1);
+    }
+}
+
 void train_stop_check(network *net, const char *backup_directory, const char *base)
 {
     size_t size;
@@ -47,6 +86,7 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
         if (!is_distill_layer(l) && l->cost)
             distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
     }
+    stop_if_weights_not_finite(net);
     if (!stop_signal) return;
     size = strlen(backup_directory) + strlen(base) + sizeof("/.backup");
     path = distill_calloc(size, 1);

@@ -5,8 +5,9 @@
  *
  * How the loops (classifier, segmenter; plain and distill alike) stop, checked
  * after every iteration (patch 0043):
- * - a non-finite task loss (the softmax's log is clamped, so only non-finite outputs give one):
- *   one line naming the cfg, the layer and the iteration, exit 1, backups untouched;
+ * - divergence: a non-finite task loss (the softmax's log is clamped, so only non-finite
+ *   outputs give one) or non-finite weights (on the CPU): one line naming the cfg, the layer
+ *   and the iteration, exit 1, backups untouched;
  * - SIGINT or SIGTERM: the iteration under way finishes, the weights go to
  *   <backup>/<cfg name>.backup (atomically, as every save), one line says how to resume, exit 0.
  */
