@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "distill_commands.h"
+#include "distill_common.h"
 #include "parser.h"
 
 static char *teacher_cfg, *teacher_weights;
@@ -26,6 +27,36 @@ char *option_value(int argc, char **argv, const char *name, const char *command)
     return value;
 }
 
+/* Every float of a weights file after its header must be finite: a teacher holding NaN or Inf
+   would make the student's distillation loss non-finite and the stop would name the student's
+   section. The header: major, minor, revision (int32), then seen (size_t from version 0.2 on,
+   as Darknet reads it). */
+static void need_finite_weights(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "rb");
+    int version[3];
+    size_t seen_size, offset, n, i;
+    float buf[4096];
+    if (!fp || fread(version, sizeof(int), 3, fp) != 3) {
+        fprintf(stderr, "%s: cannot read %s\n", path, what);
+        exit(1);
+    }
+    seen_size = (version[0] * 10 + version[1] >= 2 && version[0] < 1000 && version[1] < 1000) ? sizeof(size_t) : sizeof(int);
+    offset = 3 * sizeof(int) + seen_size;
+    fseek(fp, (long)offset, SEEK_SET);
+    while ((n = fread(buf, sizeof(float), 4096, fp)) > 0) {
+        for (i = 0; i < n; ++i, offset += sizeof(float))
+            if (!distill_finite(buf[i])) {
+                unsigned int bits;
+                memcpy(&bits, &buf[i], sizeof(bits)); /* by the bits: -Ofast assumes no NaN */
+                fprintf(stderr, "%s: %s hold %s (the float at byte %zu): refusing to distill from them\n",
+                        path, what, (bits & 0x7fffffu) ? "NaN" : "Inf", offset);
+                exit(1);
+            }
+    }
+    fclose(fp);
+}
+
 /* parse_network_hook: every student network parsed (one per GPU replica, on that replica's
    device) gets its own frozen teacher, batch for batch. */
 static void attach_teacher(network *net)
@@ -37,6 +68,7 @@ static void attach_teacher(network *net)
         return;
     }
     if (student_batch > 0) net->batch = student_batch;
+    need_finite_weights(teacher_weights, "the teacher weights");
     fprintf(stderr, "teacher %s:\n", teacher_cfg);
     teacher_batch = net->batch;
     teacher = parse_network_cfg(teacher_cfg);

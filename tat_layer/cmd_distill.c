@@ -12,26 +12,12 @@
 #include "option_list.h"
 #include "parser.h"
 
-/* A non-finite task loss stops the run here, after the progress line and before the
-   loop's backups: the files on disk stay the last good ones. (The distillation terms are
-   checked in their own forward.) */
-static void stop_if_loss_not_finite(network *net)
-{
-    int i;
-    for (i = 0; i < net->n; ++i) {
-        layer *l = &net->layers[i];
-        if (!is_distill_layer(l) && l->cost)
-            distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
-    }
-}
-
 /* train_progress_hook: the distillation terms under Darknet's progress line. */
 static void print_distill_progress(network *net)
 {
     static float *avg;
     static int first = 1;
     int i;
-    stop_if_loss_not_finite(net);
     if (first) {
         size_t params = 0;
         double flops = 0;
@@ -113,6 +99,15 @@ static void train_distill(int argc, char **argv, const char *task)
         usage("darknet");
         exit(1);
     }
+#ifndef GPU
+    /* Darknet would run one CPU replica per listed id, with the learning rate multiplied by
+       their number */
+    if (gpu_list) {
+        fprintf(stderr, "distill %s train: -gpus %s: this darknet is a CPU build (make GPU=1 builds one for GPUs)\n",
+                task, gpu_list);
+        exit(1);
+    }
+#endif
     if (seed) {
         char *end;
         long v = strtol(seed, &end, 10);

@@ -123,15 +123,16 @@ cp backup/keep.weights keep.orig 2> /dev/null || echo "FAIL reliability_keep_set
 student keep.cfg 4 0.01 3e38
 expect_stop nan_distill_loss_stops "keep.cfg [tat_distill] (layer 4) inf iteration 1 stopping" \
     backup/keep.weights -- distill all.data keep.cfg -seed 2
-# a head whose learning rate explodes: its weights go infinite after the first update, the
-# task loss (softmax) is NaN at iteration 2 while the distilled features are still finite
+# a head whose learning rate explodes: its weights go infinite in the first update, and the
+# check after that iteration stops the run (the softmax's clamped loss may still be finite)
 student keep.cfg 4 0.01 1 'learning_rate=1e38'
-expect_stop nan_task_loss_stops "keep.cfg [softmax] (layer 7) loss is iteration 2 stopping" \
+expect_stop nan_task_loss_stops "keep.cfg [convolutional] (layer 5) weights hold NaN or Inf at iteration 1 stopping" \
     backup/keep.weights -- distill all.data keep.cfg -seed 2
 # a head learning rate that overflows to Inf in the update itself, with an epoch save right
-# after the first update: the NaN/Inf weights are refused, the previous files stay
+# after the first update: the check after the iteration stops the run before that save (the
+# save itself would refuse NaN/Inf weights too), the previous files stay
 student keep.cfg 4 10 1 'learning_rate=1e38'
-expect_stop nan_weights_not_saved "keep_1.weights NaN not saved" \
+expect_stop nan_weights_not_saved "keep.cfg weights hold NaN or Inf at iteration 1 stopping" \
     backup/keep.weights -- distill small.data keep.cfg -seed 2
 [ ! -f backup/keep_1.weights ] || [ "$(stat -c %s backup/keep_1.weights)" = "$(stat -c %s backup/keep.weights)" ] ||
     echo "FAIL nan_weights_not_saved: backup/keep_1.weights is partial"
@@ -141,14 +142,14 @@ expect_stop loss_weight_not_finite "keep.cfg [tat_distill] loss_weight finite" \
 
 # ---- bad data -------------------------------------------------------------------------------
 student keep.cfg 4 0.01 1
-{ head -n 3 small.list; echo data/train/missing.png; } > missing.list
+{ head -n 3 small.list; echo data/train/missing_c0_tshirt_top.png; } > missing.list
 data missing.data missing.list
-expect_stop missing_image "data/train/missing.png missing.list cannot load" \
+expect_stop missing_image "data/train/missing_c0_tshirt_top.png missing.list cannot load" \
     backup/keep.weights -- distill missing.data keep.cfg -seed 2
-head -c 100 "$(head -n 1 small.list)" > corrupt.png
-{ echo corrupt.png; head -n 3 small.list; } > corrupt.list
+head -c 100 "$(head -n 1 small.list)" > corrupt_c0_tshirt_top.png
+{ echo corrupt_c0_tshirt_top.png; head -n 3 small.list; } > corrupt.list
 data corrupt.data corrupt.list
-expect_stop corrupt_image "corrupt.png corrupt.list cannot load" \
+expect_stop corrupt_image "corrupt_c0_tshirt_top.png corrupt.list cannot load" \
     backup/keep.weights -- distill corrupt.data keep.cfg -seed 2
 : > empty.list
 data empty.data empty.list

@@ -1,0 +1,39 @@
+#ifndef TRAIN_LOOP_H
+#define TRAIN_LOOP_H
+/*
+ * What the plugin adds to Darknet's training loops (classifier, segmenter).
+ *
+ * How the loops (classifier, segmenter; plain and distill alike) stop, checked
+ * after every iteration (patch 0043):
+ * - divergence: a non-finite task loss (the softmax's log is clamped, so only non-finite
+ *   outputs give one) or non-finite weights (on the CPU): one line naming the cfg, the layer
+ *   and the iteration, exit 1, backups untouched;
+ * - SIGINT or SIGTERM: the iteration under way finishes, the weights go to
+ *   <backup>/<cfg name>.backup (atomically, as every save), one line says how to resume, exit 0.
+ */
+#include "darknet.h"
+
+/* From now on the first SIGINT or SIGTERM asks for a stop; a second one kills as usual. */
+void train_stop_on_signals(void);
+/* After each iteration (after its progress line, before the loop's backups). */
+void train_stop_check(network *net, const char *backup_directory, const char *base);
+
+/* Grayscale networks (patch 0045): the loaders know colour only, so they load, augment and
+ * jitter in colour, and a network with channels=1 gets the mean of the three planes (the image
+ * itself for a gray file, which the loaders replicate). */
+/* The channel count the loaders deliver for this network: 1 or 3; any other count is one line
+ * naming the cfg, exit 1. */
+int train_loader_channels(const network *net);
+/* Each image row of X (3 planes of cols/3 floats) becomes its one-plane mean. */
+void train_images_to_gray(matrix *X);
+
+/* Checks at the start of a loop (patch 0046), one line and exit 1 on the first problem, where
+ * Darknet trained on an all-zero target: */
+/* Darknet finds an image's class as the label that occurs in its path: every path of the train
+ * list (list_name) must contain exactly one of the k labels. */
+void train_check_labels(char **paths, int n, char **labels, int k, const char *list_name);
+/* The segmenter learns per-pixel masks: a network whose output map is 1 x 1 (a classifier cfg)
+ * is refused. */
+void train_check_segmentation_map(const network *net, int out_w, int out_h);
+
+#endif

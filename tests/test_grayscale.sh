@@ -1,0 +1,74 @@
+#!/bin/bash
+# Grayscale networks (`channels=1`) through the real binary, in both training loops: plain
+# `classifier train` (it died with munmap_chunk(): invalid pointer), `distill classifier train`
+# with a gray teacher and student (a segfault in free_network), plain `segmenter train`; a
+# teacher of another channel count and channels=2 are refused with one line, exit 1.
+# Needs DARKNET, build/tools/fashion_mnist_to_darknet, build/tools/fashion_seg_to_darknet and
+# the Fashion-MNIST package.
+set -u
+: "${DARKNET:?DARKNET must point at the darknet binary}"
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/tests/fashion_subset.sh"
+fashion_subset grayscale 64
+
+printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
+net_head() { # net_head <max_batches> <channels>
+    printf '[net]\nbatch=16\nsubdivisions=1\nwidth=28\nheight=28\nchannels=%d\nmin_crop=28\nmax_crop=28\n' "$2"
+    printf 'learning_rate=0.05\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"
+}
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+tail_cls() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
+
+# passes <name> <log> <err> <rc> <weights file>: exit 0, the file written, the loss fell
+passes() {
+    local name=$1 log=$2 err=$3 rc=$4 file=$5 first last
+    first=$(grep -E '^[0-9]+, ' "$log" | head -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
+    last=$(grep -E '^[0-9]+, ' "$log" | tail -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
+    if [ "$rc" -eq 0 ] && [ -s "$file" ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a)}'; then
+        echo "PASS $name"
+    else
+        echo "FAIL $name: exit $rc, loss $first -> $last, $file $( [ -s "$file" ] && echo written || echo missing); $(tail -n 1 "$err")"
+    fi
+}
+
+{ net_head 30 1; conv 8; pool; tail_cls; } > teacher.cfg
+"$DARKNET" classifier train cls.data teacher.cfg -seed 1 > teacher.log 2> teacher.err
+passes gray_plain_classifier_train teacher.log teacher.err $? backup/teacher.weights
+
+{ net_head 30 1; conv 4; pool
+  printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\nloss_weight=1\n\n'
+  tail_cls; } > student.cfg
+"$DARKNET" distill classifier train cls.data student.cfg teacher.cfg backup/teacher.weights -seed 2 > student.log 2> student.err
+passes gray_distill_classifier_train student.log student.err $? backup/student.weights
+
+# expect_error <name> <words in stderr> -- <command...>: exit 1
+expect_error() {
+    local name=$1 words=$2 rc w
+    shift 3
+    "$@" > out.log 2> err.log < /dev/null
+    rc=$?
+    if [ "$rc" -ne 1 ]; then
+        echo "FAIL $name: exit status $rc (want 1); $(tail -n 1 err.log)"
+        return
+    fi
+    for w in $words; do
+        grep -qF -- "$w" err.log || { echo "FAIL $name: stderr lacks '$w': $(tail -n 1 err.log)"; return; }
+    done
+    echo "PASS $name"
+}
+sed 's/^channels=1/channels=3/' student.cfg > colour-student.cfg
+expect_error gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
+    "$DARKNET" distill classifier train cls.data colour-student.cfg teacher.cfg backup/teacher.weights
+sed 's/^channels=1/channels=2/' teacher.cfg > two.cfg
+expect_error two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" -- \
+    "$DARKNET" classifier train cls.data two.cfg
+
+# the segmenter loop: the shipped student at channels=1 on a few generated canvases
+"$top/build/tools/fashion_seg_to_darknet" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 32 --valid 8 > gen.log 2>&1 ||
+    { echo "FAIL grayscale_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
+sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+sed -e 's/^batch=.*/batch=8/' -e 's/^max_batches=.*/max_batches=12/' -e 's/^burn_in=.*/burn_in=0/' -e 's/^channels=3/channels=1/' \
+    "$top/cfg/fashion-seg-student.cfg" > seg-gray.cfg
+"$DARKNET" segmenter train seg.data seg-gray.cfg -seed 3 > seg.log 2> seg.err
+passes gray_plain_segmenter_train seg.log seg.err $? backup/seg-gray.weights
