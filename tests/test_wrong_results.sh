@@ -93,9 +93,14 @@ weights nan.weights nan $((10 + 33))
 expect_stop nan_outputs_stop_plain_segmenter "seg.cfg [softmax] (layer 1) loss is nan at iteration 1 stopping" -- \
     "$DARKNET" segmenter train seg.data seg.cfg nan.weights -seed 1
 
-# the classifier loop: the canvases as images of 2 "classes" named in their paths
-ls seg/train/images/*.png | head -n 4 > cls.list
-printf 'images\nnone\n' > labels.txt
+# the classifier loop: four canvases as images of 2 classes named in their paths, as a
+# classification set is laid out (no "images" directory)
+mkdir -p flat
+for i in 0 1 2 3; do
+    cp "seg/train/images/0000$i.png" "flat/${i}_$( [ $((i % 2)) = 0 ] && echo cat || echo dog).png"
+done
+ls flat/*.png > cls.list
+printf 'cat\ndog\n' > labels.txt
 printf 'classes=2\ntrain=cls.list\nlabels=labels.txt\nbackup=backup\n' > cls.data
 sed -e 's/^filters=11/filters=2/' -e 's/^spatial=1//' seg.cfg > cls.cfg
 printf '[avgpool]\n' >> cls.cfg
@@ -129,7 +134,7 @@ expect_stop dropout_after_distilled_layer_refused "dropout.cfg [tat_distill] (la
 # teacher weights holding a NaN: refused at load, naming the teacher's file
 weights nan-teacher.weights 0 $((3 + 108))
 python3 -c "import struct,sys; f=open(sys.argv[1],'r+b'); f.seek(20+4*50); f.write(struct.pack('<f',float('nan')))" nan-teacher.weights
-sed '/^\[dropout\]/,/^probability/d' dropout.cfg > student.cfg
+sed -e '/^\[dropout\]/,/^probability/d' -e 's/^from=-2/from=-1/' dropout.cfg > student.cfg
 expect_stop nan_teacher_weights_refused "nan-teacher.weights: the teacher weights hold NaN (the float at byte 220)" -- \
     "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg nan-teacher.weights
 
@@ -147,11 +152,12 @@ mkdir -p other && cp seg/train/images/00000.png other/x.png
 sed 's|^train=.*|train=nolabel.list|' cls.data > nolabel.data
 expect_stop image_without_label_refused "other/x.png no label line 3 of nolabel.list" -- \
     "$DARKNET" classifier train nolabel.data cls.cfg -seed 1
-printf 'images\ntrain\n' > two-labels.txt
+printf 'flat\ncat\n' > two-labels.txt
 sed 's|^labels=.*|labels=two-labels.txt|' cls.data > two-labels.data
-expect_stop image_with_two_labels_refused "2 labels occur line 1 of cls.list 'images' 'train'" -- \
+expect_stop image_with_two_labels_refused "flat/0_cat.png 2 labels occur line 1 of cls.list 'flat' 'cat'" -- \
     "$DARKNET" classifier train two-labels.data cls.cfg -seed 1
 
-# the segmenter loop given classification data and a classifier cfg (its 2 classes match)
+# the segmenter loop given classification data and a classifier cfg (its 2 classes match): the
+# image itself was read as its RLE mask, a task loss of 0
 expect_stop segmenter_with_classifier_cfg_refused "cls.cfg 1 x 1 map segmenter" -- \
     "$DARKNET" segmenter train cls.data cls.cfg -seed 1
