@@ -29,8 +29,8 @@ typedef struct {
 } tat_embedding_options;
 
 /* How a term computes its attention (the cfg's attention=): auto streams when the
- * materialised matrices would exceed the math's memory budget (tat_term_prefers_streaming) and
- * always materialises on a device (no CUDA streaming yet); streaming is refused on a device. */
+ * materialised matrices would exceed the math's memory budget (tat_term_prefers_streaming on
+ * the host; on a device, the two N x N matrices per block that the device path keeps). */
 typedef enum { TAT_ATTENTION_AUTO, TAT_ATTENTION_MATERIALIZED, TAT_ATTENTION_STREAMING } tat_attention_mode;
 
 typedef struct {
