@@ -189,8 +189,8 @@ $(GPU_BENCH): bench/bench_gpu.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h
 # Both variants, each compared with the CPU in fp32 (TF32 off; see tests/gpu/test_gpu.c), then
 # the cuDNN variant's errors in the libraries' default math mode, reported only.
 test-gpu:
-	+$(MAKE) test-gpu-variant CUDNN=0
-	+$(MAKE) test-gpu-variant CUDNN=1
+	+$(MAKE) test-gpu-variant GPU=1 CUDNN=0
+	+$(MAKE) test-gpu-variant GPU=1 CUDNN=1
 	@echo "== cuDNN variant in the default math mode (TF32 allowed): errors reported, not checked"
 	build/gpu-cudnn-tests/test_gpu --default-math
 
