@@ -161,6 +161,12 @@ static void load_fitnet_weights(layer l, FILE *fp) { distill_embedding_io(&state
 
 static float fitnet_loss(const layer *l) { return state_of(l)->loss; }
 
+static void fitnet_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+{
+    (void)device; /* the projection lives on the host in every build */
+    distill_embedding_tensors(&state_of(l)->projection, grads, host);
+}
+
 static size_t fitnet_params(const layer *l) { return tat_embedding_num_params(&state_of(l)->projection); }
 
 static double fitnet_flops(const layer *l)
@@ -196,4 +202,5 @@ const distill_type_ops fitnet_distill_ops = {
     .loss = fitnet_loss,
     .params = fitnet_params,
     .flops = fitnet_flops,
+    .tensors = fitnet_tensors,
 };
