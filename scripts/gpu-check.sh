@@ -3,8 +3,9 @@
 # GPU, most of it the build):
 #   1. the GPU build (GPU=1; ARCH from the environment if set, e.g. ARCH='-gencode
 #      arch=compute_90,code=sm_90' to build for one GPU only and save build time),
-#   2. the GPU tests: every kernel and both distillation layers against the CPU code, and a
-#      short GPU distillation on Fashion-MNIST (-gpus 0; -gpus 0,1 too with two GPUs),
+#   2. the GPU tests: every kernel and both distillation layers against the CPU code, a
+#      short GPU distillation on Fashion-MNIST (-gpus 0; -gpus 0,1 too with two GPUs), and
+#      distributed training over NCCL (GPU=1 MPI=1 build, mpirun: 1 rank; 2 with two GPUs),
 #   3. the GPU benchmark at the paper's settings (ms per image, forward + backward).
 # Exit status: that of the tests (the benchmark only prints).
 set -u

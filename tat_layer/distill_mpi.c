@@ -84,9 +84,10 @@ int distill_mpi_writes_files(void) { return 1; }
 #include "cuda.h" /* check_error */
 #endif
 
-/* Large enough that a ResNet-18 student with its TaT embeddings (about 16M floats) takes three
- * calls, small enough to bound the extra memory to 32 MiB per side. */
-#define BUCKET_FLOATS ((size_t)8 << 20)
+/* Large enough that a ResNet-18 student with its TaT embeddings (16.4M floats) takes four calls;
+ * small enough to bound the extra memory to 16 MiB per side, and below the size where Open MPI
+ * 4.1's all-reduce slowed down 15-fold on the 2-core test machine (docs/distributed.md). */
+#define BUCKET_FLOATS ((size_t)4 << 20)
 /* The replicas are compared (a hash of every parameter) at iterations that are multiples of this,
  * as Darknet's backups, and at the last one. */
 #define CHECK_EVERY 100
