@@ -20,33 +20,9 @@
 #include "distill_plugin.h"
 #include "network.h" /* get_layer_string */
 
-static const char *env_first(const char *const *names)
-{
-    for (; *names; ++names) {
-        const char *v = getenv(*names);
-        if (v && *v) return v;
-    }
-    return 0;
-}
-
-/* Open MPI's mpirun, PMIx and PMI launchers (srun among them) set these. */
-static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", 0};
-static const char *const local_rank_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
-                                              "MPI_LOCALRANKID", 0};
-
-int distill_mpi_local_rank(void)
-{
-#ifdef DISTILL_MPI
-    const char *v;
-    if (!env_first(rank_vars)) return -1;
-    v = env_first(local_rank_vars);
-    return v ? atoi(v) : 0;
-#else
-    return -1;
-#endif
-}
-
 #ifndef DISTILL_MPI
+
+int distill_mpi_local_rank(void) { return -1; }
 
 unsigned distill_mpi_start(network *net, unsigned data_seed)
 {
@@ -74,6 +50,28 @@ int distill_mpi_writes_files(void) { return 1; }
 #include <stdint.h>
 
 #include "utils.h" /* what_time_is_it_now */
+
+static const char *env_first(const char *const *names)
+{
+    for (; *names; ++names) {
+        const char *v = getenv(*names);
+        if (v && *v) return v;
+    }
+    return 0;
+}
+
+/* Open MPI's mpirun, PMIx and PMI launchers (srun among them) set these. */
+static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", 0};
+static const char *const local_rank_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
+                                              "MPI_LOCALRANKID", 0};
+
+int distill_mpi_local_rank(void)
+{
+    const char *v;
+    if (!env_first(rank_vars)) return -1;
+    v = env_first(local_rank_vars);
+    return v ? atoi(v) : 0;
+}
 #ifdef GPU
 #ifndef DISTILL_NCCL
 #error "a GPU build with MPI=1 needs NCCL (DISTILL_NCCL)"
