@@ -20,10 +20,11 @@
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
 #   make bench            CPU benchmark table (bench/run.sh); not part of make test
+#   make bench-mpi        all-reduce time of the ResNet-18 + TaT gradients over 2 local ranks
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
-# Darknet), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# Darknet), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
 # -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
 # Each flag combination builds in its own build/<variant>/, so switching flags
 # never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
@@ -35,6 +36,7 @@ OPENCV = 0
 OPENMP = 0
 DEBUG = 0
 SANITIZE = 0
+MPI = 0
 BLAS = 1
 DARKNET_SRC =
 # CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
@@ -59,7 +61,7 @@ endif
 
 # Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
 on = $(filter 1,$($(1)))
-VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
 OUT = $(CURDIR)/build/$(VARIANT)
 
 # Build in parallel by default; an explicit -j from the user wins. Recursive
@@ -68,7 +70,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 
 DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
-    DEBUG=$(DEBUG) BLAS=$(BLAS) \
+    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) \
     OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
 # Errors abort (no recovery) so that no report goes unnoticed in a passing run.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -116,11 +118,13 @@ TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
 
 test: deps
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	@# the distributed-training tests run this variant under mpirun
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1 MPI=1
 	@# -k: one broken test program must not hide the others; tests/run.sh
 	@# reports a missing binary as a failure.
 	+-$(MAKE) -k test-bins tools
 	DARKNET=$(CPU_OUT)/darknet DARKNET_LIB=$(CPU_OUT)/libdarknet.a DARKNET_DIR=$(DN) \
-	    tests/run.sh build/tests
+	    DARKNET_MPI=$(CURDIR)/build/cpu-mpi/darknet tests/run.sh build/tests
 
 test-bins: $(TEST_BINS)
 
@@ -160,6 +164,8 @@ gpu-build-check:
 	+$(MAKE) gpu-test-bins GPU=1 CUDNN=0
 	+$(MAKE) build GPU=1 CUDNN=1
 	+$(MAKE) gpu-test-bins GPU=1 CUDNN=1
+	@# distributed training: MPI on the host, NCCL on the devices
+	+$(MAKE) build GPU=1 CUDNN=0 MPI=1
 
 # --- GPU tests and benchmark: linked against a GPU library (build/gpu or build/gpu-cudnn, as
 # CUDNN says), never part of `make test` (which links the CPU library). tests/gpu/test_*.c and
@@ -196,9 +202,11 @@ test-gpu:
 
 test-gpu-variant:
 	+$(MAKE) build GPU=1 CUDNN=$(CUDNN) OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+$(MAKE) build GPU=1 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1 MPI=1
 	+-$(MAKE) -k gpu-test-bins tools GPU=1 CUDNN=$(CUDNN)
 	@echo "== GPU tests, $(GPU_VARIANT)"
 	TESTS_DIR=$(CURDIR)/tests/gpu DARKNET=$(GPU_OUT)/darknet DARKNET_DIR=$(DN) \
+	    DARKNET_MPI=$(CURDIR)/build/gpu-mpi/darknet \
 	    tests/run.sh $(CURDIR)/$(GPU_TEST_DIR)
 
 bench-gpu:
@@ -231,6 +239,21 @@ bench:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=0
 	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
 	bench/run.sh $(BENCH_DIR)
+
+# averaging the ResNet-18 + TaT gradients (or N floats: make bench-mpi MPI_FLOATS=N) over 2 local
+# ranks through the training path; docs/distributed.md uses it
+MPI_OUT = $(CURDIR)/build/cpu-mpi
+MPI_FLOATS = 16419752
+MPIRUN = mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+.PHONY: bench-mpi
+bench-mpi:
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1 MPI=1
+	+$(MAKE) $(BENCH_DIR)/bench_allreduce
+	$(MPIRUN) -np 2 $(BENCH_DIR)/bench_allreduce $(MPI_FLOATS)
+
+$(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread
 
 $(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/tat.c tat_layer/tat.h tat_layer/blas_core.c tat_layer/blas_core.h
 	@mkdir -p $(@D)

@@ -6,7 +6,8 @@
 #   2. on each build the GPU tests: every kernel, embedding, term (materialised and streaming)
 #      and every distillation layer type against the CPU code with TF32 off, the update over two
 #      steps; a short Fashion-MNIST distillation on -gpus 0 (TaT, then FitNet + KD), and on
-#      -gpus 0,1 where there are two GPUs,
+#      -gpus 0,1 where there are two GPUs; on the CUDNN=0 build, distributed training over
+#      NCCL (a GPU=1 MPI=1 build, mpirun: 1 rank; 2 with two GPUs),
 #   3. the cuDNN build's errors in the libraries' default math mode (TF32 allowed), reported,
 #   4. the GPU benchmark at the paper's settings: ms per image, and per phase the achieved
 #      FP32 rate and attention-matrix bandwidth against the device's peaks.
@@ -54,9 +55,23 @@ for cudnn in 0 1; do
         failed=1
         continue
     fi
+    mpi_darknet=
+    if [ "$cudnn" = 0 ]; then
+        echo "== build gpu-mpi (NCCL)"
+        if stage "build gpu-mpi" 180 build/gpu-check-build-gpu-mpi.log \
+            make -j"$jobs" build GPU=1 CUDNN=0 MPI=1 "${arch[@]}"; then
+            row "build gpu-mpi" ok "$last_seconds s"
+            mpi_darknet=$PWD/build/gpu-mpi/darknet
+        else
+            tail -n 20 build/gpu-check-build-gpu-mpi.log
+            row "build gpu-mpi" FAILED "$last_seconds s, build/gpu-check-build-gpu-mpi.log"
+            failed=1
+        fi
+    fi
     echo "== tests $variant (fp32: TF32 off)"
     stage "tests $variant" 150 "build/gpu-check-test-$variant.log" \
         env VERBOSE=1 TESTS_DIR="$PWD/tests/gpu" DARKNET="$PWD/build/$variant/darknet" DARKNET_DIR="$PWD/darknet" \
+        DARKNET_MPI="$mpi_darknet" \
         tests/run.sh "$PWD/build/$variant-tests"
     rc=$?
     grep -E '^(PASS|FAIL|SKIP) |^  INFO |^INFO |passed, ' "build/gpu-check-test-$variant.log"
@@ -66,7 +81,7 @@ for cudnn in 0 1; do
     row "tests $variant" "$([ "$rc" -eq 0 ] && [ "$nfail" -eq 0 ] && echo ok || echo FAILED)" \
         "${summary:-no summary (exit $rc)}, $last_seconds s"
     for t in test_gpu gpu_distill gpu_distill_runs gpu_distill_loss_falls gpu_distill_fitnet_kd_runs gpu_distill_fitnet_loss_falls \
-        gpu_distill_kd_loss_falls gpu_distill_two_gpus; do
+        gpu_distill_kd_loss_falls gpu_distill_two_gpus gpu_distributed gpu_distributed_2_rank; do
         line=$(grep -E "^(PASS|FAIL|SKIP) $t(:|$)" "build/gpu-check-test-$variant.log" | head -n 1)
         [ -n "$line" ] && row "  $variant: $t" "${line%% *}" "$(echo "${line#* }" | cut -c1-100)"
     done

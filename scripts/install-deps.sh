@@ -9,12 +9,14 @@ set -eu
 #   zlib for tools/ (the Fashion-MNIST converter);
 # tests: python3 with torch/numpy compute reference values; torchvision: the ResNet
 #   converter (tools/torchvision_to_darknet.py) and its exactness test;
-# demo: the Fashion-MNIST data set; study: matplotlib draws its plots.
+# demo: the Fashion-MNIST data set; study: matplotlib draws its plots;
+# distributed training (MPI=1): Open MPI (mpicc, mpirun).
 pkgs="build-essential pkg-config dpkg-dev xz-utils patch ca-certificates
       libopenblas-dev libopencv-dev libpng-dev zlib1g-dev
       python3 python3-torch python3-torchvision python3-numpy python3-matplotlib
       dataset-fashion-mnist
-      valgrind clang libclang-rt-14-dev"
+      valgrind clang libclang-rt-14-dev
+      libopenmpi-dev openmpi-bin"
 
 missing=
 for p in $pkgs; do

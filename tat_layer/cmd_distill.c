@@ -7,6 +7,7 @@
 
 #include "darknet.h"
 #include "distill_commands.h"
+#include "distill_mpi.h"
 #include "distill_plugin.h"
 #include "list.h"
 #include "option_list.h"
@@ -117,6 +118,18 @@ static void train_distill(int argc, char **argv, const char *task)
         }
         train_seed = (int)v;
     }
+    int local_rank = distill_mpi_local_rank();
+    if (local_rank >= 0 && ngpus > 1) {
+        fprintf(stderr, "distill %s train: -gpus %s: one GPU per rank under mpirun or srun\n", task, gpu_list);
+        exit(1);
+    }
+#ifdef GPU
+    /* one process per GPU: the local rank picks the device unless -gpus names one */
+    if (local_rank >= 0 && !gpu_list) {
+        int devices = 0;
+        if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) gpus[0] = local_rank % devices;
+    }
+#endif
     need_readable(args[0], "the data file");
     need_readable(args[1], "the student cfg");
     need_readable(args[2], "the teacher cfg");

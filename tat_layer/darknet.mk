@@ -50,5 +50,16 @@ TAT_PNG_CFLAGS := $(shell pkg-config --cflags libpng 2>/dev/null)
 COMMON += $(TAT_PNG_CFLAGS)
 LDFLAGS += $(or $(shell pkg-config --libs libpng 2>/dev/null),-lpng)
 
+# MPI=1: distributed training (distill_mpi.c) over Open MPI, and NCCL for device buffers in
+# GPU builds (NCCL ships with the CUDA toolkit).
+ifeq ($(MPI), 1)
+COMMON += -DDISTILL_MPI $(shell mpicc --showme:compile)
+LDFLAGS += $(shell mpicc --showme:link)
+ifeq ($(GPU), 1)
+COMMON += -DDISTILL_NCCL
+LDFLAGS += -lnccl
+endif
+endif
+
 # Only the runtime API is used; libcuda (the driver) need not be linked.
 LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))

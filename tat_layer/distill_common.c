@@ -405,6 +405,14 @@ void distill_embedding_update(const tat_embedding *e, const distill_blas *b, upd
     b->scal(nw, a.momentum, e->weight_grads, 1);
 }
 
+void distill_embedding_tensors(const tat_embedding *e, int grads, dist_tensor_list *to)
+{
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
+    dist_list_add(to, grads ? e->weight_grads : e->weights, nw);
+    dist_list_add(to, grads ? e->scale_grads : e->scales, e->out_c);
+    dist_list_add(to, grads ? e->bias_grads : e->biases, e->out_c);
+}
+
 int distill_embedding_io(tat_embedding *e, FILE *fp, int save)
 {
     size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;

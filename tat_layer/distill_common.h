@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "darknet.h"
+#include "distill_fused.h"
 #include "list.h"
 #include "tat.h"
 
@@ -89,6 +90,9 @@ typedef struct {
     float (*loss)(const layer *l);    /* weighted loss of the last forward, per image */
     size_t (*params)(const layer *l); /* learned parameters the layer owns */
     double (*flops)(const layer *l);  /* forward FLOPs per image */
+    /* appends the learned parameters (grads = 0) or their accumulated gradients (grads = 1) to
+       `host` or `device`, where they live (distributed training sums or broadcasts them) */
+    void (*tensors)(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device);
 } distill_type_ops;
 
 /* Every distillation layer passes its input through: output and delta alias the previous
@@ -136,5 +140,7 @@ void distill_embedding_update(const tat_embedding *e, const distill_blas *b, upd
 int distill_embedding_io(tat_embedding *e, FILE *fp, int save);
 /* Frees the Adam moments of embedding e, if it has any (before e itself is freed). */
 void distill_adam_forget(const tat_embedding *e);
+/* An embedding's conv weights, BN scales and biases (grads = 0), or their gradients (1). */
+void distill_embedding_tensors(const tat_embedding *e, int grads, dist_tensor_list *to);
 
 #endif

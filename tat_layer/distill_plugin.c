@@ -72,6 +72,12 @@ size_t distill_layer_params(const layer *l)
     return o->params ? o->params(l) : 0;
 }
 
+void distill_layer_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+{
+    const distill_type_ops *o = ops_of(l->type);
+    if (o->tensors) o->tensors(l, grads, host, device);
+}
+
 double distill_layer_flops(const layer *l)
 {
     const distill_type_ops *o = ops_of(l->type);

@@ -37,5 +37,7 @@ float distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */
 size_t distill_layer_params(const layer *l);
 double distill_layer_flops(const layer *l);
+/* The layer's learned parameters (grads = 0) or gradients (grads = 1), host or device arrays. */
+void distill_layer_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device);
 
 #endif

@@ -244,6 +244,20 @@ static void load_fitnet_weights(layer l, FILE *fp)
 
 static float fitnet_loss(const layer *l) { return state_of(l)->loss; }
 
+/* The projection where it is trained: on the device when the layer runs there. */
+static void fitnet_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+{
+    fitnet_state *s = state_of(l);
+#ifdef GPU
+    if (s->gpu) {
+        distill_embedding_tensors(&s->gpu->projection, grads, device);
+        return;
+    }
+#endif
+    (void)device;
+    distill_embedding_tensors(&s->projection, grads, host);
+}
+
 static size_t fitnet_params(const layer *l) { return tat_embedding_num_params(&state_of(l)->projection); }
 
 static double fitnet_flops(const layer *l)
@@ -283,4 +297,5 @@ const distill_type_ops fitnet_distill_ops = {
     .loss = fitnet_loss,
     .params = fitnet_params,
     .flops = fitnet_flops,
+    .tensors = fitnet_tensors,
 };

@@ -521,6 +521,25 @@ static void load_tat_weights(layer l, FILE *fp) { tat_weights_io(l, fp, 0); }
 
 static float tat_loss(const layer *l) { return state_of(l)->loss; }
 
+/* The owner's embeddings, where they are trained: on the device when the layer runs there. */
+static void tat_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+{
+    tat_state *s = state_of(l);
+    if (!s->owner) return;
+#ifdef GPU
+    if (s->gpu) {
+        distill_embedding_tensors(&s->gpu->query, grads, device);
+        distill_embedding_tensors(&s->gpu->value, grads, device);
+        if (s->k) distill_embedding_tensors(&s->gpu->key, grads, device);
+        return;
+    }
+#endif
+    (void)device;
+    distill_embedding_tensors(s->q, grads, host);
+    distill_embedding_tensors(s->v, grads, host);
+    if (s->k) distill_embedding_tensors(s->k, grads, host);
+}
+
 static size_t tat_params(const layer *l)
 {
     tat_state *s = state_of(l);
@@ -678,6 +697,6 @@ static void free_tat_distill_layer(layer l)
      .backward = backward_tat_distill_layer, .update = update_tat_distill_layer, TAT_GPU_OPS      \
      .save_weights = save_tat_weights, .load_weights = load_tat_weights,                          \
      .free_layer = free_tat_distill_layer, .loss = tat_loss, .params = tat_params,                \
-     .flops = tat_flops}
+     .flops = tat_flops, .tensors = tat_tensors}
 const distill_type_ops tat_distill_ops = TAT_OPS(TAT_DISTILL, parse_tat_distill);
 const distill_type_ops anchor_distill_ops = TAT_OPS(ANCHOR_DISTILL, parse_anchor_distill);
