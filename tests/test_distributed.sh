@@ -196,13 +196,13 @@ else
 fi
 
 # --- a rank that cannot read an image stops the job at once, naming itself
-{ head -n 20 data/train.list; for i in $(seq 1 200); do echo "data/missing_$i.png"; done; } > bad.list
+{ head -n 20 data/train.list; for i in $(seq 1 200); do echo "data/missing_${i}_c1_trouser.png"; done; } > bad.list
 data bad bad.list > bad.data
 start=$(date +%s)
 # (--tag-output: each line names its rank, "[job,rank]<stderr>:")
 distill bad two.cfg mpi 2 --tag-output "$DARKNET_MPI" > bad.log 2> bad.err; rc=$?
 took=$(($(date +%s) - start))
-if [ "$rc" -ne 0 ] && [ "$took" -lt 60 ] && grep -qE '^\[[0-9]+,[01]\]<stderr>:data/missing_[0-9]+\.png: cannot load image' bad.err; then
+if [ "$rc" -ne 0 ] && [ "$took" -lt 60 ] && grep -qE '^\[[0-9]+,[01]\]<stderr>:data/missing_[0-9]+_c1_trouser\.png: cannot load image' bad.err; then
     echo "PASS distributed_bad_image_stops_job"
 else
     echo "FAIL distributed_bad_image_stops_job: exit $rc after $took s; $(grep -m 1 -E 'rank|missing' bad.err)"
