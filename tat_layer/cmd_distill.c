@@ -118,12 +118,12 @@ static void train_distill(int argc, char **argv, const char *task)
         }
         train_seed = (int)v;
     }
+#ifdef GPU
     int local_rank = distill_mpi_local_rank();
     if (local_rank >= 0 && ngpus > 1) {
         fprintf(stderr, "distill %s train: -gpus %s: one GPU per rank under mpirun or srun\n", task, gpu_list);
         exit(1);
     }
-#ifdef GPU
     /* one process per GPU: the local rank picks the device unless -gpus names one */
     if (local_rank >= 0 && !gpu_list) {
         int devices = 0;

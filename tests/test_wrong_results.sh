@@ -144,6 +144,11 @@ if "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.
 else
     expect_stop gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
         "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0,1
+    # the plain loops too (patch 0047)
+    expect_stop gpus_refused_plain_classifier "classifier: -gpus 0,1 CPU build" -- \
+        "$DARKNET" classifier train cls.data cls.cfg -gpus 0,1
+    expect_stop gpus_refused_plain_segmenter "segmenter: -gpus 0,1 CPU build" -- \
+        "$DARKNET" segmenter train seg.data seg.cfg -gpus 0,1
 fi
 
 # labels: Darknet takes the class from the label found in the image's path
