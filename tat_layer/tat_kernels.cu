@@ -118,7 +118,7 @@ extern "C" double tat_gpu_loss_wait(tat_gpu_loss *l)
 }
 
 /* ---- block reductions (TAT_REDUCE_THREADS threads, a power of two) ---------------------- */
-__device__ static double block_sum_d(double v, double *red)
+template <typename T> __device__ static T block_sum(T v, T *red)
 {
     int tid = threadIdx.x, s;
     red[tid] = v;
@@ -132,7 +132,7 @@ __device__ static double block_sum_d(double v, double *red)
     return v;
 }
 
-__device__ static double block_max_d(double v, double *red)
+template <typename T> __device__ static T block_max(T v, T *red)
 {
     int tid = threadIdx.x, s;
     red[tid] = v;
@@ -159,34 +159,6 @@ __device__ static float warp_max_f(float v)
 __device__ static float warp_sum_f(float v)
 {
     for (int o = TAT_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ static float block_max_f(float v, float *red)
-{
-    int tid = threadIdx.x, s;
-    red[tid] = v;
-    __syncthreads();
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] = red[tid + s] > red[tid] ? red[tid + s] : red[tid];
-        __syncthreads();
-    }
-    v = red[0];
-    __syncthreads();
-    return v;
-}
-
-__device__ static float block_sum_f(float v, float *red)
-{
-    int tid = threadIdx.x, s;
-    red[tid] = v;
-    __syncthreads();
-    for (s = TAT_REDUCE_THREADS / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] += red[tid + s];
-        __syncthreads();
-    }
-    v = red[0];
-    __syncthreads();
     return v;
 }
 
@@ -378,8 +350,8 @@ __global__ static void bn_forward_kernel(float *out, float *x_hat, float *mean, 
     __shared__ double red[TAT_REDUCE_THREADS];
     int gi = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
     size_t j, n = tat_bn_count(g);
-    double sum = block_sum_d(tat_bn_partial_sum(g, in, gi, tid, nt), red);
-    double sqdev = block_sum_d(tat_bn_partial_sqdev(g, in, gi, sum / (double)n, tid, nt), red);
+    double sum = block_sum(tat_bn_partial_sum(g, in, gi, tid, nt), red);
+    double sqdev = block_sum(tat_bn_partial_sqdev(g, in, gi, sum / (double)n, tid, nt), red);
     float m, is;
     tat_bn_stats(g, sum, sqdev, TAT_BN_EPS, &m, &is);
     if (tid == 0) {
@@ -403,8 +375,8 @@ __global__ static void bn_backward_kernel(float *d_in, float *d_gamma, float *d_
         int gi = g.per_image ? b * g.c + ch : ch;
         double s_dy, s_dy_xh;
         tat_bn_partial_dsums(g, d_out, x_hat, gi, tid, nt, &s_dy, &s_dy_xh);
-        s_dy = block_sum_d(s_dy, red);
-        s_dy_xh = block_sum_d(s_dy_xh, red);
+        s_dy = block_sum(s_dy, red);
+        s_dy_xh = block_sum(s_dy_xh, red);
         if (tid == 0) {
             d_gamma[ch] += (float)s_dy_xh;
             d_beta[ch] += (float)s_dy;
@@ -435,15 +407,15 @@ __global__ static void softmax_rows_kernel(float *s, int cols)
     __shared__ float red[TAT_REDUCE_THREADS];
     float *row = s + (size_t)blockIdx.x * cols;
     int tid = threadIdx.x, nt = blockDim.x;
-    float mx = block_max_f(tat_softmax_partial_max(row, cols, tid, nt), red);
-    float sum = block_sum_f(tat_softmax_partial_expsum(row, cols, mx, tid, nt), red);
+    float mx = block_max(tat_softmax_partial_max(row, cols, tid, nt), red);
+    float sum = block_sum(tat_softmax_partial_expsum(row, cols, mx, tid, nt), red);
     tat_softmax_write(row, cols, mx, sum, tid, nt);
 }
 
 __global__ static void sum_kernel(double *out, const double *x, size_t n)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    double s = block_sum_d(tat_partial_sum_d(x, n, threadIdx.x, blockDim.x), red);
+    double s = block_sum(tat_partial_sum_d(x, n, threadIdx.x, blockDim.x), red);
     if (threadIdx.x == 0) *out = s;
 }
 
@@ -453,7 +425,7 @@ __global__ static void sse_kernel(float *diff, const float *x, const float *targ
 {
     __shared__ double red[TAT_REDUCE_THREADS];
     size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
-    double s = block_sum_d(tat_sse_partial(diff, x, target, n, tid, nt), red);
+    double s = block_sum(tat_sse_partial(diff, x, target, n, tid, nt), red);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
@@ -464,11 +436,11 @@ __global__ static void kd_rows_kernel(float *p_s, float *p_t, const float *s, co
     __shared__ double red[TAT_REDUCE_THREADS];
     size_t off = (size_t)blockIdx.x * n;
     int tid = threadIdx.x, nt = blockDim.x;
-    double ms = block_max_d(tat_kd_partial_max(s + off, n, temperature, tid, nt), red);
-    double mt = block_max_d(tat_kd_partial_max(t + off, n, temperature, tid, nt), red);
-    double zs = ms + log(block_sum_d(tat_kd_partial_expsum(s + off, n, temperature, ms, tid, nt), red));
-    double zt = mt + log(block_sum_d(tat_kd_partial_expsum(t + off, n, temperature, mt, tid, nt), red));
-    double kl = block_sum_d(tat_kd_partial_kl(p_s + off, p_t + off, s + off, t + off, n,
+    double ms = block_max(tat_kd_partial_max(s + off, n, temperature, tid, nt), red);
+    double mt = block_max(tat_kd_partial_max(t + off, n, temperature, tid, nt), red);
+    double zs = ms + log(block_sum(tat_kd_partial_expsum(s + off, n, temperature, ms, tid, nt), red));
+    double zt = mt + log(block_sum(tat_kd_partial_expsum(t + off, n, temperature, mt, tid, nt), red));
+    double kl = block_sum(tat_kd_partial_kl(p_s + off, p_t + off, s + off, t + off, n,
                                               temperature, zs, zt, tid, nt), red);
     if (tid == 0) kl_rows[blockIdx.x] = kl;
 }
