@@ -9,6 +9,7 @@ set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/tests/fashion_subset.sh"
+. "$top/tests/expect_error.sh"
 fashion_subset grayscale 64
 
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
@@ -42,21 +43,6 @@ passes gray_plain_classifier_train teacher.log teacher.err $? backup/teacher.wei
 "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg backup/teacher.weights -seed 2 > student.log 2> student.err
 passes gray_distill_classifier_train student.log student.err $? backup/student.weights
 
-# expect_error <name> <words in stderr> -- <command...>: exit 1
-expect_error() {
-    local name=$1 words=$2 rc w
-    shift 3
-    "$@" > out.log 2> err.log < /dev/null
-    rc=$?
-    if [ "$rc" -ne 1 ]; then
-        echo "FAIL $name: exit status $rc (want 1); $(tail -n 1 err.log)"
-        return
-    fi
-    for w in $words; do
-        grep -qF -- "$w" err.log || { echo "FAIL $name: stderr lacks '$w': $(tail -n 1 err.log)"; return; }
-    done
-    echo "PASS $name"
-}
 sed 's/^channels=1/channels=3/' student.cfg > colour-student.cfg
 expect_error gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
     "$DARKNET" distill classifier train cls.data colour-student.cfg teacher.cfg backup/teacher.weights
