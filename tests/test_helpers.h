@@ -4,7 +4,8 @@
  * Darknet dependency, so the GPU test can include it too):
  *   - PASS/FAIL/SKIP lines as tests/run.sh counts them, and the exit status that goes with them;
  *   - a seeded xorshift generator (the same sequence on every libc) and random arrays;
- *   - the one relative-error measure the implementation-against-implementation checks use. */
+ *   - the one relative-error measure the implementation-against-implementation checks use;
+ *   - the one directional finite-difference check every gradient test uses. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -188,6 +189,87 @@ static inline float *copy_array(const float *x, size_t n)
     float *y = test_alloc(n * sizeof(float));
     if (n) memcpy(y, x, n * sizeof(float));
     return y;
+}
+
+/* ---- directional finite differences ------------------------------------------------------ */
+/* A loss of the n floats x, evaluated by the code under test (in float, accumulated in double). */
+typedef double (*fd_loss_fn)(void *ctx);
+
+typedef struct {
+    double worst;          /* largest error over the directions (+inf for a NaN) */
+    double fd, analytic;   /* the directional derivatives of the worst direction */
+    double gnorm;          /* |g|_2 */
+} fd_result;
+
+/* Central differences of f along `directions` random normal directions u, with the step
+ * step_rel x value_scale (value_scale <= 0: rms(x), floored at 1e-3). The analytic side is
+ * <g, x+ - x-> with the perturbed floats as actually represented, so the rounding of x +- eps u
+ * is no error. The error of a direction is |fd - analytic| divided by
+ * max(|fd|, |analytic|, |g|_2 |x+ - x-|_2 / sqrt(n)): the last is the typical size of
+ * <g, delta> for a random delta, so a direction that happens to be nearly orthogonal to g is
+ * measured against the gradient's norm instead of a near-zero derivative (whose relative
+ * error is only float noise divided by almost nothing, and differs between BLAS kernels).
+ * x is perturbed in place and restored; f is called once more at the end at x itself. */
+static inline fd_result fd_directional(float *x, size_t n, const float *g, fd_loss_fn f, void *ctx,
+                                       double value_scale, double step_rel, int directions)
+{
+    fd_result r = {0, 0, 0, 0};
+    double rms = 0, eps;
+    float *x0 = copy_array(x, n), *dp = test_alloc(n * sizeof(float)), *dm = test_alloc(n * sizeof(float));
+    size_t i;
+    int rep;
+    for (i = 0; i < n; i++) rms += (double)x[i] * x[i];
+    rms = sqrt(rms / (double)(n ? n : 1));
+    if (rms < 1e-3) rms = 1e-3;
+    if (value_scale > 0) rms = value_scale;
+    eps = step_rel * rms;
+    for (i = 0; i < n; i++) r.gnorm += (double)g[i] * g[i];
+    r.gnorm = sqrt(r.gnorm);
+    for (rep = 0; rep < directions; rep++) {
+        double lp, lm, fd, an = 0, dn = 0, denom, typical, err;
+        for (i = 0; i < n; i++) {
+            double u = rng_normal();
+            dp[i] = (float)(x0[i] + eps * u);
+            dm[i] = (float)(x0[i] - eps * u);
+        }
+        memcpy(x, dp, n * sizeof(float));
+        lp = f(ctx);
+        memcpy(x, dm, n * sizeof(float));
+        lm = f(ctx);
+        memcpy(x, x0, n * sizeof(float));
+        fd = lp - lm;
+        for (i = 0; i < n; i++) {
+            double delta = (double)dp[i] - (double)dm[i]; /* both exact in double */
+            an += (double)g[i] * delta;
+            dn += delta * delta;
+        }
+        denom = fabs(fd) > fabs(an) ? fabs(fd) : fabs(an);
+        typical = r.gnorm * sqrt(dn) / sqrt((double)n);
+        if (typical > denom) denom = typical;
+        err = denom > 0 ? fabs(fd - an) / denom : (fd == an ? 0 : INFINITY);
+        if (!(err <= r.worst)) {
+            r.worst = err;
+            r.fd = fd / (2 * eps);
+            r.analytic = an / (2 * eps);
+        }
+    }
+    f(ctx); /* leave the code under test in its state at the unperturbed point */
+    free(x0);
+    free(dp);
+    free(dm);
+    return r;
+}
+
+/* One check of fd_directional: PASS iff the worst error is <= tol and the gradient is not 0. */
+static inline void check_fd(const char *name, float *x, size_t n, const float *g, fd_loss_fn f,
+                            void *ctx, double value_scale, double step_rel, int directions, double tol)
+{
+    fd_result r = fd_directional(x, n, g, f, ctx, value_scale, step_rel, directions);
+    /* the margin, for a kernel or CPU on which it shrinks */
+    printf("INFO %s: worst rel err %.3g of tol %g\n", name, r.worst, tol);
+    report(r.worst <= tol && r.gnorm > 0, name,
+           "n=%zu |g|=%.3g worst rel err %.3g (fd %.9g vs analytic %.9g) over %d directions, tol %g",
+           n, r.gnorm, r.worst, r.fd, r.analytic, directions, tol);
 }
 
 #endif

@@ -119,55 +119,13 @@ static int all_finite(const float *a, size_t n)
 }
 
 /* ---- directional finite-difference check ---------------------------------------------- */
-typedef double (*loss_fn)(void *ctx);
+typedef fd_loss_fn loss_fn;
 
-/* x: the n floats the loss depends on (perturbed in place and restored), g: its gradient.
- * The step is FD_STEP x value_scale, value_scale = rms(x) when 0 is passed. */
+/* The step is FD_STEP x value_scale, value_scale = rms(x) when 0 is passed. */
 static void fd_check_scaled(const char *name, float *x, size_t n, const float *g, loss_fn f,
                             void *ctx, double value_scale)
 {
-    double rms = 0;
-    for (size_t i = 0; i < n; i++) rms += (double)x[i] * x[i];
-    rms = sqrt(rms / (double)n);
-    if (rms < 1e-3) rms = 1e-3;
-    if (value_scale > 0) rms = value_scale;
-    double eps = FD_STEP * rms, gnorm = sqrt(dot(g, g, n)), worst = 0, worst_fd = 0, worst_an = 0;
-    float *x0 = fdup(x, n), *dp = falloc(n), *dm = falloc(n);
-    double *u = malloc(n * sizeof(double));
-    for (int rep = 0; rep < FD_DIRECTIONS; rep++) {
-        for (size_t i = 0; i < n; i++) u[i] = rng_normal();
-        for (size_t i = 0; i < n; i++) x[i] = (float)(x0[i] + eps * u[i]);
-        for (size_t i = 0; i < n; i++) dp[i] = x[i];
-        double lp = f(ctx);
-        for (size_t i = 0; i < n; i++) x[i] = (float)(x0[i] - eps * u[i]);
-        for (size_t i = 0; i < n; i++) dm[i] = x[i];
-        double lm = f(ctx);
-        memcpy(x, x0, n * sizeof(float));
-        double fd = lp - lm, an = 0, dn = 0;
-        for (size_t i = 0; i < n; i++) {
-            double delta = (double)dp[i] - (double)dm[i]; /* both exact in double */
-            an += (double)g[i] * delta;
-            dn += delta * delta;
-        }
-        double denom = fabs(fd);
-        if (fabs(an) > denom) denom = fabs(an);
-        double typical = gnorm * sqrt(dn) / sqrt((double)n);
-        if (typical > denom) denom = typical;
-        double rel = denom > 0 ? fabs(fd - an) / denom : (fd == an ? 0 : INFINITY);
-        if (!(rel <= worst)) {
-            worst = rel;
-            worst_fd = fd / (2 * eps);
-            worst_an = an / (2 * eps);
-        }
-    }
-    f(ctx); /* leave the saved state of the library at the unperturbed point */
-    report(worst <= FD_TOL && gnorm > 0, name,
-           "n=%zu |g|=%.3g worst rel err %.3g (fd %.9g vs analytic %.9g) over %d directions, tol %g",
-           n, gnorm, worst, worst_fd, worst_an, FD_DIRECTIONS, FD_TOL);
-    free(x0);
-    free(dp);
-    free(dm);
-    free(u);
+    check_fd(name, x, n, g, f, ctx, value_scale, FD_STEP, FD_DIRECTIONS, FD_TOL);
 }
 static void fd_check(const char *name, float *x, size_t n, const float *g, loss_fn f, void *ctx)
 {
