@@ -4,7 +4,9 @@
 #                         link darknet/darknet to the built binary,
 #                         build the helper programs tools/*.c into build/tools/
 #   make test             install what is missing (make deps), build the CPU variant, compile
-#                         tests/test_*.c, run tests/run.sh
+#                         tests/test_*.c, run tests/run.sh (TEST_FILTER='glob ...' runs a subset)
+#   make check            the fast tier: the compiled unit tests only
+#   make test-blas-cores  the unit tests under two other OpenBLAS kernel sets
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
 #                         program and the GPU benchmark (no run)
 #   make test-gpu         GPU builds (CUDNN=0 and CUDNN=1) + tests/gpu/ on each (kernels and
@@ -81,7 +83,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test test-bins gpu-build-check deps demo demo-seg study clean distclean \
+.PHONY: all build fetch tools test check test-blas-cores test-bins gpu-build-check deps demo demo-seg study clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -127,6 +129,21 @@ test: deps
 	    DARKNET_MPI=$(CURDIR)/build/cpu-mpi/darknet tests/run.sh build/tests
 
 test-bins: $(TEST_BINS)
+
+# The fast tier, for every edit: the compiled unit tests only (about 10 s to run).
+check: deps
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
+	+-$(MAKE) -k test-bins
+	TEST_KIND=c DARKNET=$(CPU_OUT)/darknet DARKNET_LIB=$(CPU_OUT)/libdarknet.a DARKNET_DIR=$(DN) \
+	    tests/run.sh build/tests
+
+# The compiled unit tests again under two other OpenBLAS kernel sets (scripts/other-blas-cores.sh),
+# so that a tolerance tuned to the machine's own kernels fails here too.
+test-blas-cores: check
+	@cores=$$(scripts/other-blas-cores.sh); [ -n "$$cores" ] || { echo "test-blas-cores: no other core"; exit 1; }; \
+	for core in $$cores; do echo "== OPENBLAS_CORETYPE=$$core"; \
+	    OPENBLAS_CORETYPE=$$core TEST_KIND=c DARKNET=$(CPU_OUT)/darknet DARKNET_LIB=$(CPU_OUT)/libdarknet.a \
+	        DARKNET_DIR=$(DN) tests/run.sh build/tests || exit 1; done
 
 $(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)

@@ -75,3 +75,27 @@ run_case cwd "1 passed, 0 failed" 0
 # No tests at all.
 mkdir -p "$tmp/empty/tests" "$tmp/empty/bin"
 run_case empty "0 passed, 0 failed" 0
+
+# TEST_FILTER picks tests by name, with or without the test_ prefix; TEST_KIND by kind.
+mk filter test_keep_a.sh <<'EOF2'
+echo "PASS keep_a"
+EOF2
+mk filter test_drop_b.sh <<'EOF2'
+echo "FAIL drop_b: should not have run"
+EOF2
+mk filter test_keep_c.c < /dev/null
+printf '#!/bin/sh\necho "PASS keep_c"\n' > "$tmp/filter/bin/test_keep_c"
+chmod +x "$tmp/filter/bin/test_keep_c"
+TEST_FILTER='keep_*' run_case filter "2 passed, 0 failed" 0
+TEST_FILTER='test_keep_a,nothing' run_case filter "1 passed, 0 failed" 0
+TEST_KIND=c run_case filter "1 passed, 0 failed" 0
+
+# Tests run side by side: every line of every test is counted once, whatever order they end in.
+for t in 1 2 3 4 5; do
+    mk parallel "test_p$t.sh" <<EOF2
+sleep 0.$((6 - t))
+echo "PASS p${t}a"
+echo "PASS p${t}b"
+EOF2
+done
+TEST_JOBS=3 run_case parallel "10 passed, 0 failed" 0
