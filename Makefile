@@ -54,6 +54,8 @@ NVCC = $(or $(shell command -v nvcc 2>/dev/null),$(CUDA_HOME)/bin/nvcc)
 # a Darknet user expects it.
 DARKNET_TREE = darknet
 DN = $(CURDIR)/$(DARKNET_TREE)
+# the plugin's folders: TAT_LEVELS, TAT_INCLUDES, TAT_HEADERS
+include tat_layer/levels.mk
 
 ifeq ($(CUDNN), 1)
 ifneq ($(GPU), 1)
@@ -115,7 +117,7 @@ TEST_DIR = build/tests
 TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
 TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
-    -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src -Itat_layer
+    -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src $(TAT_INCLUDES)
 TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
 
 test: deps
@@ -145,7 +147,7 @@ test-blas-cores: check
 	    OPENBLAS_CORETYPE=$$core TEST_KIND=c DARKNET=$(CPU_OUT)/darknet DARKNET_LIB=$(CPU_OUT)/libdarknet.a \
 	        DARKNET_DIR=$(DN) tests/run.sh build/tests || exit 1; done
 
-$(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h tests/*.h) $(DARKNET_TREE)/include/darknet.h
+$(TEST_DIR)/%: tests/%.c $(CPU_OUT)/libdarknet.a $(TAT_HEADERS) $(wildcard tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
@@ -200,12 +202,12 @@ GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcura
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 
-$(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h tests/*.h) $(DARKNET_TREE)/include/darknet.h
+$(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(TAT_HEADERS) $(wildcard tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
 	@rm -f $@
 	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)
 
-$(GPU_BENCH): bench/bench_gpu.c $(GPU_OUT)/libdarknet.a $(wildcard tat_layer/*.h)
+$(GPU_BENCH): bench/bench_gpu.c $(GPU_OUT)/libdarknet.a $(TAT_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(GPU_CFLAGS) $< -o $@ $(GPU_LIBS)
 
@@ -247,7 +249,7 @@ study:
 # --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
 # flags as Darknet's build); bench_fashion links the BLAS and the stock-gemm libraries.
 BENCH_DIR = build/bench
-BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer
+BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer/core
 NOBLAS_OUT = $(CURDIR)/build/cpu-noblas
 
 .PHONY: bench
@@ -272,9 +274,9 @@ $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread
 
-$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/tat.c tat_layer/tat.h tat_layer/blas_core.c tat_layer/blas_core.h
+$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat.h tat_layer/core/blas_core.c tat_layer/core/blas_core.h
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/tat.c tat_layer/blas_core.c -o $@ -lopenblas -lm -pthread
+	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread
 
 $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 	@mkdir -p $(@D)
@@ -282,7 +284,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include -Itat_layer $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
 
 clean:
 	rm -rf build

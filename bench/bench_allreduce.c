@@ -1,5 +1,5 @@
 /* make bench-mpi: the time to average a given number of floats over every rank, through the
- * training path's fused buffers (tat_layer/distill_mpi.c), as the cost model in
+ * training path's fused buffers (tat_layer/train/distill_mpi.c), as the cost model in
  * docs/distributed.md needs it. Run under mpirun; prints one line on rank 0:
  *   <floats> floats (<MB> MB) over <ranks> ranks: <ms> ms, <GB/s> GB/s bus bandwidth */
 #include <stdio.h>

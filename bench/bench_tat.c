@@ -1,13 +1,13 @@
-/* Benchmark of the TaT math library (tat_layer/tat.c) at the paper's settings.
+/* Benchmark of the TaT math library (tat_layer/core/tat.c) at the paper's settings.
  *
- * Composes one forward+backward exactly as tat_layer/tat_distill_layer.c does: query, value (and
+ * Composes one forward+backward exactly as tat_layer/layers/tat_distill_layer.c does: query, value (and
  * learned key) embeddings, the patch-group term and the anchor term on the shared embeddings,
  * both term backwards (the anchor layer comes later in the cfg, so its backward runs first),
  * then the embedding backwards. Also measures the machine's sgemm peak, so the table can state
  * the achieved fraction of it.
  *
  * Output: one line per measurement, whitespace separated, read by bench/run.sh:
- *   blas <the start-up line of tat_layer/blas_core.h>
+ *   blas <the start-up line of tat_layer/core/blas_core.h>
  *   peak <threads> <GFLOP/s>
  *   tat <setting> <batch> <threads> <ms/image> <GFLOP/image> <GFLOP/s> <ms emb> <ms attn>
  *   mem <setting> <peak RSS MiB> <MiB the terms added to it>

@@ -2,19 +2,20 @@
 #   make -C darknet -f Makefile -f <abs>/tat_layer/darknet.mk ...
 # It adds the plugin to Darknet's build without patching that Makefile.
 #
-# Conventions: tat_layer/cmd_*.c are linked into the executable only (they
-# hold command entry points); every other tat_layer/*.c goes into libdarknet;
-# tat_layer/*.cu are built only with GPU=1.
+# Conventions (the folders: tat_layer/levels.mk): tat_layer/cmd/*.c are linked into the
+# executable only (they hold command entry points); every other tat_layer/*/*.c goes into
+# libdarknet; tat_layer/gpu/*.cu are built only with GPU=1.
 # Override TAT_SOURCES / TAT_CU_SOURCES (e.g. empty) to build without them.
 
-TAT_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+include $(dir $(lastword $(MAKEFILE_LIST)))levels.mk
+TAT_DIR := $(TAT_ROOT)
 
-TAT_SOURCES ?= $(wildcard $(TAT_DIR)/*.c)
-TAT_CU_SOURCES ?= $(wildcard $(TAT_DIR)/*.cu)
+TAT_SOURCES ?= $(foreach d,$(TAT_LEVELS),$(wildcard $(TAT_DIR)/$(d)/*.c))
+TAT_CU_SOURCES ?= $(wildcard $(TAT_DIR)/gpu/*.cu)
 BLAS ?= 1
 
-TAT_CMD_OBJ := $(notdir $(patsubst %.c,%.o,$(filter $(TAT_DIR)/cmd_%.c,$(TAT_SOURCES))))
-TAT_LIB_OBJ := $(notdir $(patsubst %.c,%.o,$(filter-out $(TAT_DIR)/cmd_%.c,$(TAT_SOURCES))))
+TAT_CMD_OBJ := $(notdir $(patsubst %.c,%.o,$(filter $(TAT_DIR)/cmd/%.c,$(TAT_SOURCES))))
+TAT_LIB_OBJ := $(notdir $(patsubst %.c,%.o,$(filter-out $(TAT_DIR)/cmd/%.c,$(TAT_SOURCES))))
 ifeq ($(GPU), 1)
 TAT_LIB_OBJ += $(notdir $(patsubst %.cu,%.o,$(TAT_CU_SOURCES)))
 endif
@@ -32,10 +33,10 @@ EXECOBJA += $(TAT_CMD_OBJ)
 $(ALIB) $(SLIB): $(addprefix $(OBJDIR),$(TAT_LIB_OBJ))
 $(EXEC): $(addprefix $(OBJDIR),$(TAT_CMD_OBJ))
 
-VPATH := $(VPATH):$(TAT_DIR)
-COMMON += -I$(TAT_DIR)
-# Plugin headers and this file (it sets flags) must trigger rebuilds too.
-DEPS += $(wildcard $(TAT_DIR)/*.h) $(TAT_DIR)/darknet.mk
+VPATH := $(VPATH)$(foreach d,$(TAT_LEVELS),:$(TAT_DIR)/$(d))
+COMMON += $(TAT_INCLUDES)
+# Plugin headers and these files (they set flags) must trigger rebuilds too.
+DEPS += $(TAT_HEADERS) $(TAT_DIR)/darknet.mk $(TAT_DIR)/levels.mk
 
 ifeq ($(BLAS), 1)
 # Debian's libopenblas-dev: the pkg-config cflags point at the cblas.h of the
@@ -45,12 +46,12 @@ COMMON += -DCBLAS $(TAT_BLAS_CFLAGS)
 LDFLAGS += -lopenblas
 endif
 
-# PNG class-index masks for segmentation (seg_data.c); stb_image cannot return palette indices.
+# PNG class-index masks for segmentation (train/seg_data.c); stb_image cannot return palette indices.
 TAT_PNG_CFLAGS := $(shell pkg-config --cflags libpng 2>/dev/null)
 COMMON += $(TAT_PNG_CFLAGS)
 LDFLAGS += $(or $(shell pkg-config --libs libpng 2>/dev/null),-lpng)
 
-# MPI=1: distributed training (distill_mpi.c) over Open MPI, and NCCL for device buffers in
+# MPI=1: distributed training (train/distill_mpi.c) over Open MPI, and NCCL for device buffers in
 # GPU builds (NCCL ships with the CUDA toolkit).
 ifeq ($(MPI), 1)
 COMMON += -DDISTILL_MPI $(shell mpicc --showme:compile)

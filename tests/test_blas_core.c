@@ -1,4 +1,4 @@
-/* Which BLAS core replaces a generic one (tat_layer/blas_core.h): every kind of core against
+/* Which BLAS core replaces a generic one (tat_layer/core/blas_core.h): every kind of core against
  * every kind of CPU. The start-up itself (re-execution, the user's choice, the loop guard) is
  * tests/test_blas_core.sh's, through the binary.
  * Prints PASS/FAIL lines; exit status 1 if any check failed. */

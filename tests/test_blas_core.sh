@@ -1,5 +1,5 @@
 #!/bin/bash
-# BLAS kernel selection at start-up, through the binary (tat_layer/blas_core.h): the start-up
+# BLAS kernel selection at start-up, through the binary (tat_layer/core/blas_core.h): the start-up
 # line; the library's core is never generic on a CPU with AVX2; a user's OPENBLAS_CORETYPE
 # wins; a library that picks a generic core is re-executed with a better one, once, even when
 # it ignores OPENBLAS_CORETYPE. A generic choice is forced with a preloaded stand-in for

@@ -1,4 +1,4 @@
-/* The transport-independent part of distributed training (tat_layer/distill_fused.c), with a
+/* The transport-independent part of distributed training (tat_layer/core/distill_fused.c), with a
  * stand-in transport that marks what it reduces: every float of every tensor must go through
  * exactly one reduce call, in a bucket of at most bucket_floats, scaled once and put back where
  * it came from, with tensors of odd sizes straddling bucket boundaries. Also: the mini-batch

@@ -2,7 +2,7 @@
 # Every make target the README or the Makefile's header documents exists and its recipe
 # expands (make -n, which recurses through $(MAKE) but runs nothing else), and every compile
 # command in those recipes can find the project headers its source includes: a test, tool or
-# benchmark program compiled without -Itat_layer is caught here, not on a user's fresh clone.
+# benchmark program compiled without the plugin include paths is caught here, not on a user's fresh clone.
 # The full runs of the long targets (bench, test-valgrind) are in .ci/run.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)

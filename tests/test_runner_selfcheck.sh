@@ -2,6 +2,8 @@
 # Checks tests/run.sh itself: runs it on a temporary set of fake tests whose
 # outcomes are known and compares its counts, echoed lines and exit status.
 set -u
+# the selection of the run that started this one must not reach the fake runs
+unset TEST_FILTER TEST_KIND TEST_JOBS
 runner=$(cd "$(dirname "$0")" && pwd)/run.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -1,8 +1,8 @@
 /*
- * Numerical tests of the TaT math library (tat_layer/tat.h), using only its public API.
+ * Numerical tests of the TaT math library (tat_layer/core/tat.h), using only its public API.
  *
- *   gcc -O2 -Itat_layer tests/test_tat_math.c tat_layer/tat.c -lm -o test_tat_math
- *   gcc -O2 -DCBLAS -Itat_layer tests/test_tat_math.c tat_layer/tat.c -lm -lopenblas -o test_tat_math
+ *   gcc -O2 -Itat_layer/core -Itests tests/test_tat_math.c tat_layer/core/tat.c -lm -o test_tat_math
+ *   gcc -O2 -DCBLAS -Itat_layer/core -Itests tests/test_tat_math.c tat_layer/core/tat.c -lm -lopenblas -o test_tat_math
  *   ./test_tat_math [FIXTURE_DIR]          (default: tests/fixtures, run from the repository root)
  *
  * Output: one line per check on stdout, "PASS <name>" or "FAIL <name>: <reason>"; the measured

@@ -1,7 +1,7 @@
 #ifndef DISTILL_COMMANDS_H
 #define DISTILL_COMMANDS_H
 /*
- * `./darknet distill ...`: the subcommand entry points (tat_layer/cmd_*.c, linked into the
+ * `./darknet distill ...`: the subcommand entry points (tat_layer/cmd/*.c, linked into the
  * executable only) and what they share (cmd_common.c).
  */
 #include "darknet.h"

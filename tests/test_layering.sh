@@ -1,0 +1,57 @@
+#!/bin/bash
+# The plugin's folders form a stack (tat_layer/levels.mk): a file includes only headers of its
+# own folder or of the folders below it, and core/ includes no Darknet header (its math takes
+# raw floats and explicit shapes). One FAIL per include against the direction.
+#   tests/test_layering.sh [DIR]    DIR: the folder holding levels.mk (default tat_layer)
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+root=${1:-$top/tat_layer}
+cd "$root" || exit 1
+levels=$(sed -n 's/^TAT_LEVELS := //p' levels.mk)
+[ -n "$levels" ] || { echo "FAIL layering_levels: no TAT_LEVELS in levels.mk"; exit 0; }
+rank=0
+declare -A level_of_header rank_of_level
+for level in $levels; do
+    rank_of_level[$level]=$rank
+    rank=$((rank + 1))
+    for h in "$level"/*.h; do [ -e "$h" ] && level_of_header[${h#*/}]=$level; done
+done
+bad=0 files=0
+for level in $levels; do
+    for f in "$level"/*.c "$level"/*.h "$level"/*.cu; do
+        [ -e "$f" ] || continue
+        files=$((files + 1))
+        while IFS= read -r inc; do
+            hl=${level_of_header[$inc]:-}
+            if [ -z "$hl" ]; then
+                # not a plugin header: Darknet's; core stays free of them
+                if [ "$level" = core ]; then
+                    echo "FAIL layering_$f: includes \"$inc\", not a core header (core has no Darknet type)"
+                    bad=$((bad + 1))
+                fi
+            elif [ "${rank_of_level[$hl]}" -gt "${rank_of_level[$level]}" ]; then
+                echo "FAIL layering_$f: includes $hl/$inc, from a folder above $level"
+                bad=$((bad + 1))
+            fi
+        done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
+    done
+done
+if [ "$files" -eq 0 ]; then
+    echo "FAIL layering_files: no source files in the folders $levels"
+elif [ "$bad" -eq 0 ]; then
+    echo "PASS layering_includes_follow_the_stack"
+fi
+[ -z "${1:-}" ] || exit 0
+# the check catches what it is for: a core file including a layers header, and a Darknet one
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+mkdir -p "$probe/core" "$probe/layers"
+cp levels.mk "$probe/"
+printf '#include "above.h"\n#include "darknet.h"\n' > "$probe/core/x.c"
+: > "$probe/layers/above.h"
+out=$(bash "$top/tests/test_layering.sh" "$probe")
+if [ "$(grep -c '^FAIL layering_core/x.c' <<< "$out")" = 2 ]; then
+    echo "PASS layering_check_catches_wrong_includes"
+else
+    echo "FAIL layering_check_catches_wrong_includes: got '$out'"
+fi
