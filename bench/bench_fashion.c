@@ -11,6 +11,7 @@
  */
 #include "blas_core.h"
 #include "darknet.h"
+#include "plugin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,9 @@ static network *load(const char *dir, const char *name, network *teacher)
     network *net;
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     pending_teacher = teacher;
-    parse_network_hook = teacher ? attach_pending : 0;
+    train_parse_network_hook = teacher ? attach_pending : 0;
     net = parse_network_cfg(path);
-    parse_network_hook = 0;
+    train_parse_network_hook = 0;
     /* Darknet starts the rolling variances at 0: an untrained teacher in inference mode would
      * then scale each BatchNorm by 1/sqrt(eps) and overflow; 1 is what a trained one holds */
     for (int i = 0; i < net->n; ++i)
@@ -106,6 +107,7 @@ static double train_rate(network *net, int steps)
 
 int main(int argc, char **argv)
 {
+    train_plugin_hooks(&darknet_plugin);
     blas_core_select(argv); /* the kernels darknet itself would run */
     if (argc != 4 || (strcmp(argv[1], "step") && strcmp(argv[1], "train"))) {
         fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>\n", argv[0]);

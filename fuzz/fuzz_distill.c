@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "darknet.h"
+#include "plugin.h"
 
 void __real_exit(int status);
 
@@ -115,6 +116,7 @@ static void free_student(network *net)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    train_plugin_hooks(&darknet_plugin);
     const char *dir = getenv("TMPDIR");
     int fd;
     (void)argc;
@@ -129,7 +131,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     write_file(tmp_path, teacher_cfg, strlen(teacher_cfg), 0, 0, 0, 0);
     teacher = parse_network_cfg(tmp_path);
     teacher->cfgfile = "teacher.cfg";
-    parse_network_hook = attach;
+    train_parse_network_hook = attach;
 #ifdef FUZZ_WEIGHTS
     if (getenv("FUZZ_WRITE_SEED")) {
         static const char body[] =

@@ -6,7 +6,7 @@
 #     with apt and checked against patches/upstream.sha256;
 #   - DARKNET_SRC=/path: an existing checkout of that commit, checked against
 #     patches/upstream-files.sha256 and copied (never modified).
-# Then Debian's OpenCV-4 patches (0003-0005) and our patches/[0-9]*.patch are
+# Then Debian's OpenCV-4 patches (0003-0005) and ours, in the order of patches/series, are
 # applied in a staging dir, and the result replaces the tree in one rename.
 #
 # Debian patches with DARKNET_SRC: applied when the Debian tarball is already
@@ -117,7 +117,10 @@ fi
 
 # The stamp covers everything that shapes the tree: source, patches, and this
 # script (its patch selection).
-patch_files=$(cd "$top" && LC_ALL=C ls patches/[0-9]*.patch 2>/dev/null || true)
+# patches/series: the order (scripts/export-patches.sh writes it); blank lines and # comments aside
+[ -f "$top/patches/series" ] || die "patches/series is missing"
+patch_files=$(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' -e 's|^|patches/|' "$top/patches/series")
+for p in $patch_files; do [ -f "$top/$p" ] || die "patches/series names $p, which does not exist"; done
 stamp=$( {
     echo "source: $source_id"
     sha256sum "$0" | cut -d' ' -f1

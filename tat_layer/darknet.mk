@@ -64,3 +64,8 @@ endif
 
 # Only the runtime API is used; libcuda (the driver) need not be linked.
 LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))
+# The plugin's objects are reached from the executable's entry point (cmd/plugin_main.c), which
+# the link lists after libdarknet's first scan and after the libraries: the library once more,
+# then the libraries its plugin members need, so that those members find them.
+TAT_EXEC_LIBS := $(ALIB) $(LDFLAGS)
+$(EXEC): LDFLAGS += $(TAT_EXEC_LIBS)

@@ -11,14 +11,16 @@
 
 #include "darknet.h"
 #include "distill_plugin.h"
+#include "plugin.h"
 #include "test_helpers.h"
 
 static char dir[256];
 
-/* The scratch directory the cfg and weights files go to (under TMPDIR); 0 when it cannot be
-   made. */
+/* The plugin's hooks (these programs have no Darknet main), then the scratch directory the
+   cfg and weights files go to (under TMPDIR); 0 when it cannot be made. */
 static int make_scratch_dir(void)
 {
+    train_plugin_hooks(&darknet_plugin);
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof(dir), "%s/tat-test-XXXXXX", tmp ? tmp : "/tmp");
     if (mkdtemp(dir)) return 1;
@@ -58,7 +60,7 @@ static char *write_cfg(const char *name, const char *text)
 
 static float urand(void) { return 2.f * rand() / (float)RAND_MAX - 1.f; }
 
-/* parse_network_hook used here: attach a prepared teacher to the next student parsed */
+/* train_parse_network_hook used here: attach a prepared teacher to the next student parsed */
 static network *pending_teacher;
 static void attach_pending(network *net)
 {
@@ -72,9 +74,9 @@ static network *parse_with_teacher(char *cfg, network *teacher)
 {
     network *net;
     pending_teacher = teacher;
-    parse_network_hook = attach_pending;
+    train_parse_network_hook = attach_pending;
     net = parse_network_cfg(cfg);
-    parse_network_hook = 0;
+    train_parse_network_hook = 0;
     return net;
 }
 

@@ -274,10 +274,8 @@ static double augmented_agreement(float angle, int div, long *pure_mismatch, int
     a.aspect = 1;
     a.exposure = a.saturation = 1;
     a.scale = div;
-    a.masks = "/images/,/masks/";
-    a.mask_ext = ".png";
     srand(11);
-    d = load_data_seg_masks(a);
+    d = load_data_seg_masks(a, "/images/,/masks/", ".png");
     *pure_mismatch = 0;
     *not_onehot = 0;
     for (i = 0; i < N; ++i)

@@ -12,6 +12,7 @@
 #include "distill_commands.h"
 #include "list.h"
 #include "option_list.h"
+#include "plugin.h"
 #include "seg_data.h"
 
 #define PROBLEMS_SHOWN 20 /* problem lines printed; the rest are counted */
@@ -80,7 +81,7 @@ static int check_list(list *options, const char *datacfg, const char *field, con
     return n;
 }
 
-/* parse_network_hook: the outputs per image do not depend on the batch; a cfg's training batch
+/* train_parse_network_hook: the outputs per image do not depend on the batch; a cfg's training batch
    could take gigabytes */
 static void batch_of_one(network *net) { net->batch = 1; }
 
@@ -89,9 +90,9 @@ static void check_against_network(const char *cfgfile, const char *datacfg, cons
     network *net;
     int per_image;
     need_readable(cfgfile, "the cfg");
-    parse_network_hook = batch_of_one;
+    train_parse_network_hook = batch_of_one;
     net = parse_network_cfg((char *)cfgfile);
-    parse_network_hook = 0;
+    train_parse_network_hook = 0;
     if (r->masks) {
         image out = get_network_image(net); /* the last layer with a spatial size */
         per_image = out.w * out.h * r->classes;

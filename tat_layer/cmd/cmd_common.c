@@ -8,6 +8,7 @@
 #include "distill_commands.h"
 #include "distill_common.h"
 #include "parser.h"
+#include "plugin.h"
 
 static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
@@ -33,31 +34,20 @@ char *option_value(int argc, char **argv, const char *name, const char *command)
    as Darknet reads it). */
 static void need_finite_weights(const char *path, const char *what)
 {
-    FILE *fp = fopen(path, "rb");
-    int version[3];
-    size_t seen_size, offset, n, i;
-    float buf[4096];
-    if (!fp || fread(version, sizeof(int), 3, fp) != 3) {
+    const char *kind;
+    long at = weights_first_nonfinite(path, &kind);
+    if (at < 0) {
         fprintf(stderr, "%s: cannot read %s\n", path, what);
         exit(1);
     }
-    seen_size = (version[0] * 10 + version[1] >= 2 && version[0] < 1000 && version[1] < 1000) ? sizeof(size_t) : sizeof(int);
-    offset = 3 * sizeof(int) + seen_size;
-    fseek(fp, (long)offset, SEEK_SET);
-    while ((n = fread(buf, sizeof(float), 4096, fp)) > 0) {
-        for (i = 0; i < n; ++i, offset += sizeof(float))
-            if (!distill_finite(buf[i])) {
-                unsigned int bits;
-                memcpy(&bits, &buf[i], sizeof(bits)); /* by the bits: -Ofast assumes no NaN */
-                fprintf(stderr, "%s: %s hold %s (the float at byte %zu): refusing to distill from them\n",
-                        path, what, (bits & 0x7fffffu) ? "NaN" : "Inf", offset);
-                exit(1);
-            }
+    if (at > 0) {
+        fprintf(stderr, "%s: %s hold %s (the float at byte %ld): refusing to distill from them\n",
+                path, what, kind, at);
+        exit(1);
     }
-    fclose(fp);
 }
 
-/* parse_network_hook: every student network parsed (one per GPU replica, on that replica's
+/* train_parse_network_hook: every student network parsed (one per GPU replica, on that replica's
    device) gets its own frozen teacher, batch for batch. */
 static void attach_teacher(network *net)
 {
@@ -93,7 +83,7 @@ void attach_teacher_to_students(char *tcfg, char *tweights, int batch)
     teacher_cfg = tcfg;
     teacher_weights = tweights;
     student_batch = batch;
-    parse_network_hook = attach_teacher;
+    train_parse_network_hook = attach_teacher;
 }
 
 network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
@@ -101,7 +91,7 @@ network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweight
     network *net;
     attach_teacher_to_students(tcfg, tweights, batch);
     net = parse_network_cfg(student_cfg);
-    parse_network_hook = 0;
+    train_parse_network_hook = 0;
     student_batch = 0;
     return net;
 }

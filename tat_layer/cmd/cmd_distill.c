@@ -9,6 +9,7 @@
 #include "distill_commands.h"
 #include "distill_mpi.h"
 #include "distill_plugin.h"
+#include "plugin.h"
 #include "list.h"
 #include "option_list.h"
 #include "parser.h"

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "darknet.h"
+#include "distill_layer_types.h"
 #include "distill_fused.h"
 #include "list.h"
 #include "tat.h"

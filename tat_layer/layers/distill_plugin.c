@@ -26,6 +26,8 @@ static const distill_type_ops *ops_of(LAYER_TYPE t)
 
 int is_distill_layer(const layer *l) { return is_distill_layer_type(l->type); }
 
+const char *distill_layer_name(LAYER_TYPE t) { return is_distill_layer_type(t) ? distill_layer_type_name(t) : 0; }
+
 layer parse_distill_section(LAYER_TYPE t, list *options, network *net, int index)
 {
     distill_cfg c = {options, net, index, t};

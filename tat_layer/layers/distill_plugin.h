@@ -26,6 +26,8 @@ void sync_distill_section(network **nets, int n, int j);
 #endif
 
 int is_distill_layer(const layer *l);
+/* The section name of one of the plugin's types, NULL for any other type. */
+const char *distill_layer_name(LAYER_TYPE t);
 /* Called by load_weights_upto (patch 0051) after the header, with the bytes left in the file:
  * 1 when they fit layers start..cutoff-1 without the distillation layers (whole, or cut at a
  * layer boundary) but not with them, i.e. a student's weights from before distillation; the

@@ -9,6 +9,7 @@
  * without MPI=1, each is a no-op and Darknet runs as before.
  */
 #include "distill_mpi.h"
+#include "plugin.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,9 +1,23 @@
 #ifndef DISTILL_MPI_H
 #define DISTILL_MPI_H
 /*
- * Distributed training (distill_mpi.c). The hooks Darknet calls are declared in darknet.h
- * (patch 0070); this is what the plugin's commands use besides.
+ * Distributed training (distill_mpi.c): synchronous data-parallel training over MPI (and NCCL
+ * for device buffers). Outside an MPI launch (and in builds without MPI=1) each training hook
+ * is a no-op returning its input.
  */
+#include "darknet.h"
+
+/* The training-loop hooks (train/plugin.c). distill_mpi_start: after the replicas are loaded,
+ * returns the data seed (rank 0's on every rank); distill_mpi_after_backward: every
+ * mini-batch, before the update (gradients summed over the ranks), returns the loss to report;
+ * distill_mpi_data_parts: 1 when each mini-batch of a load is drawn in order from its own
+ * stream (parts set), distill_mpi_seed_data_part seeds one; distill_mpi_writes_files: 0 on
+ * every rank but rank 0. */
+unsigned distill_mpi_start(network *net, unsigned data_seed);
+float distill_mpi_after_backward(network *net, float error, int update);
+int distill_mpi_data_parts(int *parts, int images);
+void distill_mpi_seed_data_part(int part);
+int distill_mpi_writes_files(void);
 
 /* This process's rank on its machine when launched by mpirun or srun in an MPI=1 build (one
  * GPU per local rank), else -1. */

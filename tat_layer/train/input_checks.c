@@ -234,3 +234,30 @@ int is_training_output(const char *datacfg, const char *cfgfile, const char *pat
     free_data_options(options);
     return is_output;
 }
+
+long weights_first_nonfinite(const char *path, const char **kind)
+{
+    FILE *fp = fopen(path, "rb");
+    int version[3];
+    size_t seen_size, offset, n, i;
+    unsigned int buf[4096];
+    if (!fp) return -1;
+    if (fread(version, sizeof(int), 3, fp) != 3) {
+        fclose(fp);
+        return -1;
+    }
+    seen_size = (version[0] * 10 + version[1] >= 2 && version[0] < 1000 && version[1] < 1000) ? sizeof(size_t) : sizeof(int);
+    offset = 3 * sizeof(int) + seen_size;
+    fseek(fp, (long)offset, SEEK_SET);
+    while ((n = fread(buf, sizeof(buf[0]), 4096, fp)) > 0) {
+        for (i = 0; i < n; ++i, offset += sizeof(float))
+            /* by the bits: -Ofast lets the compiler assume isfinite() is always true */
+            if ((buf[i] & 0x7f800000u) == 0x7f800000u) {
+                *kind = (buf[i] & 0x7fffffu) ? "NaN" : "Inf";
+                fclose(fp);
+                return (long)offset;
+            }
+    }
+    fclose(fp);
+    return 0;
+}

@@ -57,4 +57,8 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
    one of them (<backup>/<cfg name>.weights, .backup, _<N>.weights). */
 int is_training_output(const char *datacfg, const char *cfgfile, const char *path);
 
+/* The byte offset of the first NaN or Inf float after the header of the weights file at path
+ * (*kind: "NaN" or "Inf"), 0 when every float is finite, -1 when the header cannot be read. */
+long weights_first_nonfinite(const char *path, const char **kind);
+
 #endif

@@ -33,26 +33,54 @@ static float *read_channels(list *options, network *net, const char *field, int 
     return v;
 }
 
+/* network.plugin_state of a network with input_mean/input_std */
+typedef struct {
+    float *mean, *std;
+    float *normalized; /* the copy layer 0 reads, inputs x batch floats */
+} input_normalization;
+
 void read_input_normalization(list *options, network *net)
 {
-    net->input_mean = read_channels(options, net, "input_mean", 0);
-    net->input_std = read_channels(options, net, "input_std", 1);
-    if (!net->input_mean != !net->input_std)
-        norm_fail(net, net->input_mean ? "input_std" : "input_mean",
-                  "input_mean and input_std go together");
+    float *mean = read_channels(options, net, "input_mean", 0);
+    float *std = read_channels(options, net, "input_std", 1);
+    input_normalization *n;
+    if (!mean != !std)
+        norm_fail(net, mean ? "input_std" : "input_mean", "input_mean and input_std go together");
+    if (!mean) return;
+    n = distill_calloc(1, sizeof(*n));
+    n->mean = mean;
+    n->std = std;
+    net->plugin_state = n;
 }
 
-float *normalized_network_input(network *net)
+int has_input_normalization(const network *net) { return net->plugin_state != 0; }
+
+float *normalized_network_input(network *net, int fresh)
 {
+    input_normalization *n = net->plugin_state;
     int b, c, i, hw;
-    if (!net->input_mean) return net->input;
+    if (!n) return net->input;
+    /* sized on first use: the batch is final once the network is parsed and may only shrink */
+    if (!n->normalized) n->normalized = distill_calloc((size_t)net->inputs * net->batch, sizeof(float));
+    if (!fresh) return n->normalized;
     hw = net->inputs / net->c;
     for (b = 0; b < net->batch; ++b)
         for (c = 0; c < net->c; ++c) {
             const float *x = net->input + ((size_t)b * net->c + c) * hw;
-            float *y = net->input_normalized + ((size_t)b * net->c + c) * hw;
-            float mean = net->input_mean[c], inv = 1.f / net->input_std[c];
+            float *y = n->normalized + ((size_t)b * net->c + c) * hw;
+            float mean = n->mean[c], inv = 1.f / n->std[c];
             for (i = 0; i < hw; ++i) y[i] = (x[i] - mean) * inv;
         }
-    return net->input_normalized;
+    return n->normalized;
+}
+
+void free_input_normalization(network *net)
+{
+    input_normalization *n = net->plugin_state;
+    if (!n) return;
+    free(n->mean);
+    free(n->std);
+    free(n->normalized);
+    free(n);
+    net->plugin_state = 0;
 }

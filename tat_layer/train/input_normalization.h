@@ -2,20 +2,23 @@
 #define INPUT_NORMALIZATION_H
 /*
  * Per-channel input normalisation, `x' = (x - input_mean[c]) / input_std[c]`, from two [net]
- * fields (patch 0054), so that networks converted from torchvision (trained on
- * ImageNet-normalised RGB) see what they were trained on while Darknet's loaders keep feeding
- * RGB in [0,1]. The caller's input buffer is never changed: a teacher and its student read the
- * same batch, each with its own [net] normalisation.
+ * fields, so that networks converted from torchvision (trained on ImageNet-normalised RGB) see
+ * what they were trained on while Darknet's loaders keep feeding RGB in [0,1]. The caller's
+ * input buffer is never changed: a teacher and its student read the same batch, each with its
+ * own [net] normalisation. The state hangs on network.plugin_state.
  */
 #include "darknet.h"
 #include "list.h"
 
-/* Reads input_mean= and input_std= (net->c values each, both or neither, std > 0) into
- * net->input_mean / net->input_std; a bad field exits 1 with one line naming the cfg, [net]
- * and the field. Called by parse_net_options once net->c is known. */
+/* Reads input_mean= and input_std= (net->c values each, both or neither, std > 0); a bad field
+ * exits 1 with one line naming the cfg, [net] and the field. Called once [net] is read. */
 void read_input_normalization(list *options, network *net);
-/* The input layer 0 sees: net->input itself, or its normalised copy in net->input_normalized
- * (allocated by parse_network_cfg beside net->input). */
-float *normalized_network_input(network *net);
+/* The input layer 0 reads: net->input itself, or its normalised copy, computed when fresh
+ * (the forward) and returned as it is otherwise (the backward). */
+float *normalized_network_input(network *net, int fresh);
+/* Frees what read_input_normalization allocated. */
+void free_input_normalization(network *net);
+/* 1 when the network has input_mean/input_std. */
+int has_input_normalization(const network *net);
 
 #endif

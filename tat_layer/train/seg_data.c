@@ -235,7 +235,7 @@ uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const c
     return mask;
 }
 
-data load_data_seg_masks(load_args a)
+data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
 {
     char **paths = get_random_paths(a.paths, a.n, a.m);
     int div = a.scale > 0 ? a.scale : 1, ow = a.w / div, oh = a.h / div, i;
@@ -250,7 +250,7 @@ data load_data_seg_masks(load_args a)
     d.y.vals = distill_calloc(a.n, sizeof(float *));
     for (i = 0; i < a.n; ++i) {
         image orig = load_image_color(paths[i], 0, 0);
-        uint8_t *mask = seg_load_mask_or_exit(paths[i], a.masks, a.mask_ext, orig.w, orig.h,
+        uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, mask_ext, orig.w, orig.h,
                                               a.classes);
         augment_args g = random_augment_args(orig, a.angle, a.aspect, a.min, a.max, a.w, a.h);
         image sized = rotate_crop_image(orig, g.rad, g.scale, g.w, g.h, g.dx, g.dy, g.aspect);

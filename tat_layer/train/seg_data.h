@@ -50,9 +50,9 @@ uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext
 uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
                                int ih, int classes);
 
-/* SEGMENTATION_DATA with PNG masks (load_args.masks set): the image is augmented as Darknet's
-   load_data_seg does, the mask with the same crop, scale, rotation and flip at the output
-   resolution (1/a.scale), nearest-neighbour. */
-data load_data_seg_masks(load_args a);
+/* SEGMENTATION_DATA with PNG masks found by the rule masks=<from>,<to> and mask_ext: the image
+   is augmented as Darknet's load_data_seg does, the mask with the same crop, scale, rotation
+   and flip at the output resolution (1/a.scale), nearest-neighbour. */
+data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext);
 
 #endif

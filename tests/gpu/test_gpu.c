@@ -30,6 +30,7 @@
 
 #include "darknet.h"
 #include "distill_plugin.h"
+#include "plugin.h"
 #include "tat.h"
 #include "tat_gpu.h"
 /* relative to this file: the Makefile's include paths do not name tests/ */
@@ -290,9 +291,9 @@ static network *parse_pair(const char *student_cfg, const char *teacher_cfg, con
     teacher = parse_network_cfg((char *)teacher_cfg);
     load_weights(teacher, (char *)tw);
     pending_teacher = teacher;
-    parse_network_hook = attach_pending;
+    train_parse_network_hook = attach_pending;
     net = parse_network_cfg((char *)student_cfg);
-    parse_network_hook = 0;
+    train_parse_network_hook = 0;
     if (sw) load_weights(net, (char *)sw);
     return net;
 }
@@ -436,6 +437,7 @@ static void test_out_of_memory(const char *self)
 
 int main(int argc, char **argv)
 {
+    train_plugin_hooks(&darknet_plugin);
     if (argc > 1 && !strcmp(argv[1], "--oom-child")) {
         tat_gpu_set_alloc_context("student.cfg: [tat_distill] (layer 7)");
         tat_gpu_alloc_floats((size_t)1 << 40); /* 4 TiB */

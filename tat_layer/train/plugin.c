@@ -1,0 +1,140 @@
+#include "plugin.h"
+
+#include <string.h>
+
+#include "blas_core.h"
+#include "distill_mpi.h"
+#include "distill_plugin.h"
+#include "input_checks.h"
+#include "input_normalization.h"
+#include "seg_data.h"
+#include "train_loop.h"
+
+void (*train_parse_network_hook)(network *net);
+void (*train_progress_hook)(network *net);
+
+/* ---- networks ------------------------------------------------------------------------------ */
+static void parse_net(list *options, network *net)
+{
+    read_input_normalization(options, net);
+    if (train_parse_network_hook) train_parse_network_hook(net);
+}
+
+static void free_network_state(network *net)
+{
+    if (net->teacher) free_network(net->teacher);
+    net->teacher = 0;
+    free_input_normalization(net);
+}
+
+/* ---- weights files ---------------------------------------------------------------------- */
+static int may_save(network *net, const char *filename)
+{
+    (void)net, (void)filename;
+    return distill_mpi_writes_files();
+}
+
+/* A diverged run's NaN or Inf weights must never replace a good file. */
+static int commit_saved(const char *tmpname, const char *filename)
+{
+    const char *kind;
+    if (weights_first_nonfinite(tmpname, &kind) == 0) return 1;
+    fprintf(stderr, "%s: the weights hold NaN or Inf (training diverged); not saved, the previous file is unchanged\n",
+            filename);
+    return 0;
+}
+
+/* ---- training loops ----------------------------------------------------------------------- */
+/* What the loaders of the current run need (load_args.plugin_state points here): one training
+   run per process. */
+static struct {
+    int channels;          /* 1: grayscale network, the loaded images become one plane */
+    char *masks, *mask_ext; /* segmenter: PNG class-index masks by this path rule, or NULL */
+} loader;
+
+static void train_start(darknet_train_run *run)
+{
+    network *net = run->nets[0];
+    run->data_seed = distill_mpi_start(net, run->data_seed);
+    if (!strcmp(run->loop, "classifier")) {
+        /* before anything runs: the files the data cfg names, labels against classes and the
+           network's outputs, a writable backup directory whose paths fit the loop's buffers */
+        check_training_data(run->datacfg, run->cfgfile, net, 0);
+    } else {
+        image pred = get_network_image(net);
+        train_check_segmentation_map(net, pred.w, pred.h);
+    }
+}
+
+static void train_loader(darknet_train_run *run)
+{
+    load_args *a = run->args;
+    network *net = run->nets[0];
+    if (!strcmp(run->loop, "classifier")) {
+        if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
+        loader.masks = 0;
+    } else {
+        loader.masks = option_find_str(run->options, "masks", 0);
+        loader.mask_ext = loader.masks ? option_find_str(run->options, "mask_ext", ".png") : 0;
+    }
+    loader.channels = train_loader_channels(net);
+    a->plugin_state = &loader;
+    train_stop_on_signals();
+}
+
+/* the teacher sees exactly the augmented batch the student is about to see */
+static void train_step_begin(network *net)
+{
+    if (net->teacher) network_predict(net->teacher, net->input);
+}
+
+static void train_iteration_end(network *net, const char *backup_directory, const char *base)
+{
+    if (train_progress_hook) train_progress_hook(net);
+    train_stop_check(net, backup_directory, base);
+}
+
+/* ---- data loading -------------------------------------------------------------------------- */
+static int load_masks(load_args a)
+{
+    if (a.plugin_state != &loader || a.type != SEGMENTATION_DATA || !loader.masks) return 0;
+    *a.d = load_data_seg_masks(a, loader.masks, loader.mask_ext);
+    return 1;
+}
+
+/* a grayscale network: loaded, augmented and jittered in colour, then one plane */
+static void data_loaded(load_args a)
+{
+    if (a.plugin_state == &loader && loader.channels == 1 &&
+        (a.type == CLASSIFICATION_DATA || a.type == SEGMENTATION_DATA))
+        train_images_to_gray(&a.d->X);
+}
+
+void train_plugin_hooks(struct darknet_plugin *p)
+{
+    p->startup = blas_core_startup;
+    p->layer_type = distill_layer_type_of_section;
+    p->layer_name = distill_layer_name;
+    p->parse_layer = parse_distill_section;
+    p->save_layer = save_distill_section_weights;
+    p->load_layer = load_distill_section_weights;
+    p->free_layer = free_distill_section;
+#ifdef GPU
+    p->sync_layer = sync_distill_section;
+#endif
+    p->skip_plugin_layers = skip_distill_weights;
+    p->may_save = may_save;
+    p->commit_saved = commit_saved;
+    p->parse_net = parse_net;
+    p->network_input = normalized_network_input;
+    p->free_network = free_network_state;
+    p->train_start = train_start;
+    p->train_loader = train_loader;
+    p->train_step_begin = train_step_begin;
+    p->train_step_end = distill_mpi_after_backward;
+    p->train_iteration_end = train_iteration_end;
+    p->load_in_parts = distill_mpi_data_parts;
+    p->seed_part = distill_mpi_seed_data_part;
+    p->load_data = load_masks;
+    p->data_loaded = data_loaded;
+}
