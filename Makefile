@@ -18,6 +18,8 @@
 #   make test-valgrind    a short distillation run under valgrind: no leaks from the plugin
 #   make fuzz FUZZ_SECONDS=60   libFuzzer (clang) on the cfg parser and the weights loader
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
+#   make darknet-git DARKNET_GIT=DIR   the patch series as a git checkout in DIR
+#   make patches DARKNET_GIT=DIR       patches/ and patches/series from that checkout
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
@@ -85,7 +87,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test check test-blas-cores test-bins gpu-build-check deps demo demo-seg study clean distclean \
+.PHONY: all build fetch tools test check test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg study clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -235,6 +237,13 @@ bench-gpu:
 
 deps:
 	scripts/install-deps.sh
+
+# The patch series as a git history (scripts/darknet-git.sh): make darknet-git DARKNET_GIT=DIR
+# makes the checkout, make patches DARKNET_GIT=DIR writes patches/ and patches/series from it.
+DARKNET_GIT =
+darknet-git patches:
+	@[ -n "$(DARKNET_GIT)" ] || { echo "make $@: set DARKNET_GIT=<dir>"; exit 1; }
+	scripts/darknet-git.sh $(if $(filter patches,$@),export,import) '$(DARKNET_GIT)'
 
 demo:
 	scripts/demo-fashion.sh

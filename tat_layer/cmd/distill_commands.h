@@ -1,8 +1,8 @@
 #ifndef DISTILL_COMMANDS_H
 #define DISTILL_COMMANDS_H
 /*
- * `./darknet distill ...`: the subcommand entry points (tat_layer/cmd/*.c, linked into the
- * executable only) and what they share (cmd_common.c).
+ * `./darknet distill ...`: the subcommand entry points (the .c files of tat_layer/cmd, linked
+ * into the executable only) and what they share (cmd_common.c).
  */
 #include "darknet.h"
 #include "input_checks.h"
