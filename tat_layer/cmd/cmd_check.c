@@ -111,10 +111,7 @@ void run_distill_check(int argc, char **argv)
     data_rules r = {0};
     int n_train, n_valid;
     char *labels_file = 0;
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: %s distill check <data> [cfg]\n", argv[0]);
-        exit(1);
-    }
+    if (argc < 4 || argc > 5) distill_usage(argv[0], "check");
     check_data_file(argv[3]);
     options = read_data_cfg(argv[3]);
     r.masks = option_find(options, "masks");

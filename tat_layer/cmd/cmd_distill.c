@@ -45,18 +45,6 @@ static void print_distill_progress(network *net)
     printf("\n");
 }
 
-static void usage(const char *prog)
-{
-    fprintf(stderr,
-            "usage: %s distill classifier|segmenter train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]\n"
-            "       %s distill classifier valid <data> <student.cfg> <student.weights>   (any `classifier` command)\n"
-            "       %s distill check <data> [cfg]   (reads every train and valid entry before a run)\n"
-            "       %s distill segmenter valid <data> <cfg> <weights> [-out dir]   (mIoU, per-class IoU, pixel accuracy)\n"
-            "       %s distill export <student.cfg> <student.weights> <out.cfg> <out.weights>\n"
-            "       %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n",
-            prog, prog, prog, prog, prog, prog);
-}
-
 typedef struct {
     char **lines;
     int n_lines;
@@ -97,10 +85,7 @@ static void train_distill(int argc, char **argv, const char *task)
         }
         args[nargs++] = argv[i];
     }
-    if (nargs < 4) {
-        usage("darknet");
-        exit(1);
-    }
+    if (nargs < 4) distill_usage("darknet", task);
 #ifndef GPU
     /* Darknet would run one CPU replica per listed id, with the learning rate multiplied by
        their number */
@@ -347,31 +332,92 @@ static int is_classifier_verb(const char *verb)
     return 0;
 }
 
-void run_distill(int argc, char **argv)
+static void run_classifier_command(int argc, char **argv)
 {
-    if (argc >= 4 && !strcmp(argv[2], "classifier") && !strcmp(argv[3], "train")) {
+    if (argc >= 4 && !strcmp(argv[3], "train")) {
         /* shift so that argv[2] is the verb, as in `classifier train` */
         train_distill(argc - 1, argv + 1, "classifier");
-    } else if (argc >= 4 && !strcmp(argv[2], "segmenter") && !strcmp(argv[3], "train")) {
-        train_distill(argc - 1, argv + 1, "segmenter");
-    } else if (argc >= 3 && !strcmp(argv[2], "segmenter")) {
-        run_distill_segmenter(argc, argv);
-    } else if (argc >= 6 && !strcmp(argv[2], "classifier") && is_classifier_verb(argv[3])) {
+    } else if (argc >= 6 && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
         check_data_field_files(argv[4]);
         run_classifier(argc - 1, argv + 1);
-    } else if (argc >= 3 && !strcmp(argv[2], "attention")) {
-        run_distill_attention(argc, argv);
-    } else if (argc == 7 && !strcmp(argv[2], "export")) {
-        export_student(argv[3], argv[4], argv[5], argv[6]);
-    } else if (argc >= 3 && !strcmp(argv[2], "check")) {
-        run_distill_check(argc, argv);
-    } else if (argc >= 3 && !strcmp(argv[2], "classifier")) {
-        fprintf(stderr, "usage: %s distill classifier train|valid|predict|test|... <data> <cfg> [weights] (%s distill: all commands)\n",
-                argv[0], argv[0]);
-        exit(1);
     } else {
-        usage(argv[0]);
-        exit(1);
+        distill_usage(argv[0], "classifier");
     }
+}
+
+static void run_segmenter_command(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[3], "train"))
+        train_distill(argc - 1, argv + 1, "segmenter");
+    else
+        run_distill_segmenter(argc, argv);
+}
+
+static void run_export_command(int argc, char **argv)
+{
+    if (argc != 7) distill_usage(argv[0], "export");
+    export_student(argv[3], argv[4], argv[5], argv[6]);
+}
+
+/* The subcommands (argv[2]): their forms for the usage listing, after "<prog> distill ", and
+   the one line a wrong call of the subcommand gets. */
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *forms[4];
+    void (*run)(int argc, char **argv);
+} distill_subcommand;
+
+static const distill_subcommand subcommands[] = {
+    {.name = "classifier",
+     .summary = "classifier train|valid|predict|test|... <data> <cfg> ...",
+     .forms = {"classifier train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]",
+               "classifier valid|predict|test|... <data> <student.cfg> <student.weights>   (any `classifier` command)"},
+     .run = run_classifier_command},
+    {.name = "segmenter",
+     .summary = "segmenter train|valid|test|demo <data> <cfg> ...",
+     .forms = {"segmenter train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]",
+               "segmenter valid <data> <cfg> <weights> [-out dir]   (mIoU, per-class IoU, pixel accuracy)",
+               "segmenter test|demo <data> <cfg> <weights> ...   (Darknet's segmenter commands)"},
+     .run = run_segmenter_command},
+    {.name = "check",
+     .summary = "check <data> [cfg]",
+     .forms = {"check <data> [cfg]   (reads every train and valid entry before a run)"},
+     .run = run_distill_check},
+    {.name = "export",
+     .summary = "export <student.cfg> <student.weights> <out.cfg> <out.weights>",
+     .forms = {"export <student.cfg> <student.weights> <out.cfg> <out.weights>   (the student without its distillation sections)"},
+     .run = run_export_command},
+    {.name = "attention",
+     .summary = "attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]",
+     .forms = {"attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]"},
+     .run = run_distill_attention},
+};
+#define N_SUBCOMMANDS ((int)(sizeof(subcommands) / sizeof(subcommands[0])))
+
+void distill_usage(const char *prog, const char *subcommand)
+{
+    int i, j;
+    for (i = 0; subcommand && i < N_SUBCOMMANDS; ++i)
+        if (!strcmp(subcommand, subcommands[i].name)) {
+            fprintf(stderr, "usage: %s distill %s   (%s distill: all commands)\n", prog,
+                    subcommands[i].summary, prog);
+            exit(1);
+        }
+    for (i = 0; i < N_SUBCOMMANDS; ++i)
+        for (j = 0; j < 4 && subcommands[i].forms[j]; ++j)
+            fprintf(stderr, "%s %s distill %s\n", i + j ? "      " : "usage:", prog, subcommands[i].forms[j]);
+    exit(1);
+}
+
+void run_distill(int argc, char **argv)
+{
+    int i;
+    for (i = 0; argc >= 3 && i < N_SUBCOMMANDS; ++i)
+        if (!strcmp(argv[2], subcommands[i].name)) {
+            subcommands[i].run(argc, argv);
+            return;
+        }
+    distill_usage(argv[0], 0);
 }

@@ -183,17 +183,12 @@ void run_distill_segmenter(int argc, char **argv)
             }
             args[nargs++] = argv[i];
         }
-        if (nargs != 3) {
-            fprintf(stderr, "usage: %s distill segmenter valid <data> <cfg> <weights> [-out dir]\n", argv[0]);
-            exit(1);
-        }
+        if (nargs != 3) distill_usage(argv[0], "segmenter");
         valid_segmenter(args[0], args[1], args[2], outdir);
     } else if (argc >= 6 && (!strcmp(argv[3], "test") || !strcmp(argv[3], "demo"))) {
         /* test and demo need no teacher: the distillation layers are inert without one */
         run_segmenter(argc - 1, argv + 1);
     } else {
-        fprintf(stderr, "usage: %s distill segmenter train|valid|test|demo <data> <cfg> ... (%s distill: all commands)\n",
-                argv[0], argv[0]);
-        exit(1);
+        distill_usage(argv[0], "segmenter");
     }
 }

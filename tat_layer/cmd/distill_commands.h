@@ -16,6 +16,9 @@ void run_distill_segmenter(int argc, char **argv);
 void run_distill_attention(int argc, char **argv);
 /* darknet distill check <data> [cfg] (cmd_check.c) */
 void run_distill_check(int argc, char **argv);
+/* Exit 1 after the usage of a subcommand on one line of stderr, or, for NULL, every form of
+ * every subcommand. */
+void distill_usage(const char *prog, const char *subcommand) __attribute__((noreturn));
 
 /* ---- shared by the subcommands (cmd_common.c) --------------------------------------------- */
 /* The value of option `name` (removed from argv with it), or NULL when absent; exits with
