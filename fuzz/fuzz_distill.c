@@ -7,7 +7,7 @@
  * Darknet and the plugin report bad input with exit(1); the program is linked with
  * -Wl,--wrap=exit so that exit() during an input jumps back here instead: a rejected input
  * is a normal outcome, only crashes and sanitizer reports are findings (Darknet's error()
- * exits too since patch 0015).
+ * exits too since the malformed-cfg patch).
  * fopen/fclose are wrapped too, to close the files a rejected input left open.
  * FUZZ_WRITE_SEED=<path> writes a valid weights file for the weights target's seed corpus.
  */

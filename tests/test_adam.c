@@ -1,4 +1,4 @@
-/* Adam and AdamW (patch 0053) against torch.optim.Adam / AdamW (tests/reference/
+/* Adam and AdamW (the Adam patch) against torch.optim.Adam / AdamW (tests/reference/
  * adam_reference.py): the same initial parameters and the same gradients for a few steps, then
  * the parameters must agree to <= 1e-5 relative. Each learned array of each kind of layer is
  * updated through the function training calls:

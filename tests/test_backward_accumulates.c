@@ -1,6 +1,6 @@
 /* A distillation section whose `from` points further back than the previous layer: the
  * gradient it adds to that layer's delta must survive the backward of every layer in between
- * (patch 0042: [activation], [batchnorm], [reorg] and [normalization] overwrote net.delta).
+ * (the accumulate-delta patch: [activation], [batchnorm], [reorg] and [normalization] overwrote net.delta).
  * Finite differences of the distillation loss through Darknet's backward, w.r.t. the first
  * layer's weights, with each layer type between the distilled layer and the section; a second
  * section on the in-between layer's own output also sends gradient through its backward

@@ -1,5 +1,5 @@
 /* Darknet's convolutional BatchNorm on the CPU follows one rule, (x - mean) / sqrt(var + 1e-5)
- * (PyTorch's, with eps 1e-5), in its forward and its backward (patch 0050):
+ * (PyTorch's, with eps 1e-5), in its forward and its backward (the BatchNorm epsilon patch):
  *   - inference (rolling statistics): the output equals that formula computed here in double;
  *   - training (batch statistics): Darknet's backward is the gradient of Darknet's forward,
  *     checked by central finite differences on maps whose variance (~1e-7) is far below eps,

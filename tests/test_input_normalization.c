@@ -1,4 +1,4 @@
-/* [net] input_mean= / input_std= (patch 0054): layer 0 reads (x - mean[c]) / std[c].
+/* [net] input_mean= / input_std= (train/input_normalization.c): layer 0 reads (x - mean[c]) / std[c].
  *   - forward: a network with the fields on x gives the outputs of the same network without
  *     them on x normalised here;
  *   - the caller's input buffer is left as it was (a teacher and its student share it);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Reliability of training runs through the real binary, on a few Fashion-MNIST images:
 #   - checkpoints are atomic: runs killed with SIGKILL at random moments, most of them in the
-#     middle of a save, never leave a truncated .weights file (patch 0010);
+#     middle of a save, never leave a truncated .weights file (the atomic save patch);
 #   - a NaN/Inf distillation or task loss stops the run naming the layer and the iteration,
 #     exit 1, backups untouched; NaN weights are never saved;
 #   - resuming a distill run from its weights continues the iteration count, the learning-rate
@@ -67,7 +67,7 @@ else
     else
         echo "PASS atomic_save_kill"
     fi
-    # every surviving file still loads whole (the size check of patch 0006)
+    # every surviving file still loads whole (the weights size check patch)
     if "$DARKNET" classifier valid small.data big.cfg backup/big_5.weights > valid.log 2>&1 &&
         ! grep -q 'do not match\|holds weights for' valid.log; then
         echo "PASS atomic_save_loadable"

@@ -70,7 +70,7 @@ static void test_metrics(void)
     }
 }
 
-/* [softmax] spatial=1 (patch 0041): per-pixel softmax over channels; the ignored pixel (all
+/* [softmax] spatial=1 (the softmax spatial patch): per-pixel softmax over channels; the ignored pixel (all
    zero truth) has zero delta and loss; the loss is -sum log p(true class) over the others. */
 static void test_softmax_spatial_ignore(void)
 {

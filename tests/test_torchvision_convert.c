@@ -3,7 +3,7 @@
  * Darknet's CPU forward the logits PyTorch gives in eval mode on the same input, to <= 1e-4
  * relative. The ResNet-18 cfg is the distilling student (cfg/imagenet-resnet18-tat.cfg) and
  * the converted file has no [tat_distill] record: it loads as pretrained student weights
- * (patch 0051), and the [tat_distill] layer, without a teacher, passes its input through
+ * (skip_plugin_layers, layers/distill_plugin.c), and the [tat_distill] layer, without a teacher, passes its input through
  * (the line the loader prints then is checked by tests/test_e2e_pretrained.sh).
  * Also: a state dict that does not fit the cfg is refused with one line and no file. */
 /* the shared header's network helpers are not all used here */

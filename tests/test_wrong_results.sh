@@ -127,7 +127,7 @@ if "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.
 else
     expect_error gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
         "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0,1
-    # the plain loops too (patch 0047)
+    # the plain loops too (the -gpus patch)
     expect_error gpus_refused_plain_classifier "classifier: -gpus 0,1 CPU build" -- \
         "$DARKNET" classifier train cls.data cls.cfg -gpus 0,1
     expect_error gpus_refused_plain_segmenter "segmenter: -gpus 0,1 CPU build" -- \

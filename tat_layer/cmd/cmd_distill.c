@@ -131,7 +131,7 @@ static void train_distill(int argc, char **argv, const char *task)
             exit(1);
         }
     }
-    /* the classifier loop checks its data itself (patch 0018), with the network's outputs */
+    /* the classifier loop checks its data itself (train_start), with the network's outputs */
     if (!strcmp(task, "segmenter")) check_training_data(args[0], args[1], 0, 1);
     cfg_text student = read_cfg_text(args[1]);
     int distill_sections = 0;
@@ -275,7 +275,7 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
             t.dropped[t.section_of_line[i]] = 1;
 
     /* weights first: loading also validates the cfg and the weights against each other;
-       save_weights writes through a temporary file itself (patch 0010) */
+       save_weights writes through a temporary file itself (Darknet's atomic save patch) */
     net = load_network(cfgfile, weightfile, 0);
     for (i = 0; i < net->n; ++i)
         if (is_distill_layer(&net->layers[i])) net->layers[i].dontsave = 1;

@@ -8,7 +8,7 @@
 #include "input_checks.h"
 
 /* ---- subcommands -------------------------------------------------------------------------- */
-/* darknet distill ... (called from Darknet's main, patch 0008); dispatches to the others */
+/* darknet distill ... (run_command of the plugin interface, cmd/plugin_main.c); dispatches to the others */
 void run_distill(int argc, char **argv);
 /* darknet distill segmenter valid|test|demo ... (cmd_segment.c) */
 void run_distill_segmenter(int argc, char **argv);

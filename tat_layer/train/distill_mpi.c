@@ -5,7 +5,7 @@
  * (distill_fused.c): MPI_Allreduce on host arrays, ncclAllReduce on device arrays. Every rank
  * then applies the same update, so the replicas stay identical.
  *
- * Darknet calls the distill_mpi_* hooks (patch 0070); outside an MPI launch, and in builds
+ * Darknet reaches the distill_mpi_* hooks through its plugin interface (train/plugin.c); outside an MPI launch, and in builds
  * without MPI=1, each is a no-op and Darknet runs as before.
  */
 #include "distill_mpi.h"

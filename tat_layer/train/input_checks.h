@@ -3,7 +3,7 @@
 /*
  * Checks of what a user hands the commands (files, directories, the .data file), made before
  * any work starts: each failure is one line on stderr naming the file and the field, exit 1.
- * Library code: Darknet's classifier loop calls check_training_data (patch 0018), the
+ * Library code: Darknet's classifier loop calls check_training_data (train_start, train/plugin.c), the
  * `darknet distill` commands the rest.
  */
 #include "darknet.h"

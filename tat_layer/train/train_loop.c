@@ -47,7 +47,7 @@ static int all_finite(const float *a, size_t n)
 
 /* Divergence can leave the loss finite (a softmax over infinite logits reports the clamped
    log): the learned parameters of Darknet's convolutional, connected and batchnorm layers are
-   checked too. On a GPU they live on the device and are checked when saved (patch 0010). */
+   checked too. On a GPU they live on the device and are checked when saved (commit_saved, train/plugin.c). */
 static void stop_if_weights_not_finite(const network *net)
 {
     int i;

@@ -4,7 +4,7 @@
  * What the plugin adds to Darknet's training loops (classifier, segmenter).
  *
  * How the loops (classifier, segmenter; plain and distill alike) stop, checked
- * after every iteration (patch 0043):
+ * after every iteration (train_iteration_end, train/plugin.c):
  * - divergence: a non-finite task loss (the softmax's log is clamped, so only non-finite
  *   outputs give one) or non-finite weights (on the CPU): one line naming the cfg, the layer
  *   and the iteration, exit 1, backups untouched;
@@ -18,7 +18,7 @@ void train_stop_on_signals(void);
 /* After each iteration (after its progress line, before the loop's backups). */
 void train_stop_check(network *net, const char *backup_directory, const char *base);
 
-/* Grayscale networks (patch 0045): the loaders know colour only, so they load, augment and
+/* Grayscale networks (data_loaded, train/plugin.c): the loaders know colour only, so they load, augment and
  * jitter in colour, and a network with channels=1 gets the mean of the three planes (the image
  * itself for a gray file, which the loaders replicate). */
 /* The channel count the loaders deliver for this network: 1 or 3; any other count is one line
@@ -27,7 +27,7 @@ int train_loader_channels(const network *net);
 /* Each image row of X (3 planes of cols/3 floats) becomes its one-plane mean. */
 void train_images_to_gray(matrix *X);
 
-/* Checks at the start of a loop (patch 0046), one line and exit 1 on the first problem, where
+/* Checks at the start of a loop (train_start and train_loader, train/plugin.c), one line and exit 1 on the first problem, where
  * Darknet trained on an all-zero target: */
 /* Darknet finds an image's class as the label that occurs in its path: every path of the train
  * list (list_name) must contain exactly one of the k labels. */
