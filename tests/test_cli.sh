@@ -4,8 +4,8 @@
 # Needs DARKNET (the CPU binary) and python3 (to write weights files of exact sizes).
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+enter_tmp
 
 # expect_error <name> <words that must all appear in stderr> -- <command...>
 expect_error() {
@@ -32,7 +32,6 @@ write_weights() {
     python3 -c "import struct,sys; open(sys.argv[1],'wb').write(struct.pack('<iiiQ',0,2,0,0)+bytes(4*int(sys.argv[2])))" "$1" "$2"
 }
 
-cd "$tmp"
 cat > teacher.cfg <<'EOF'
 [net]
 batch=2

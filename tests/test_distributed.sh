@@ -27,8 +27,7 @@ if [ ! -x "$DARKNET_MPI" ]; then
     echo "FAIL distributed_build: no MPI build at $DARKNET_MPI"
     exit 0
 fi
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset distributed 2000
 # --oversubscribe: two ranks may share the cores; as root here, mpirun needs to be told
 mpi() { timeout 120 mpirun --oversubscribe --allow-run-as-root -np "$@"; }

@@ -5,7 +5,7 @@
 # lines, see that term fall, and export to a plain student without the distillation layers.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset e2e_baselines 2000
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
 

@@ -5,8 +5,7 @@
 # exported student (no distillation layers) predicts exactly as the distill cfg does.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset e2e 3000
 head -n 1000 data/test.list > test.list
 printf 'classes=10\ntrain=data/train.list\nvalid=test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data

@@ -7,8 +7,7 @@
 # the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 . "$top/tests/expect_error.sh"
 fashion_subset grayscale 64
 
@@ -51,9 +50,7 @@ expect_error two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" 
     "$DARKNET" classifier train cls.data two.cfg
 
 # the segmenter loop: the shipped student at channels=1 on a few generated canvases
-"$top/build/tools/fashion_seg_to_darknet" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 32 --valid 8 > gen.log 2>&1 ||
-    { echo "FAIL grayscale_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+fashion_seg 32 8 || { echo "FAIL grayscale_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
 sed -e 's/^batch=.*/batch=8/' -e 's/^max_batches=.*/max_batches=12/' -e 's/^burn_in=.*/burn_in=0/' -e 's/^channels=3/channels=1/' \
     "$top/cfg/fashion-seg-student.cfg" > seg-gray.cfg
 "$DARKNET" segmenter train seg.data seg-gray.cfg -seed 3 > seg.log 2> seg.err

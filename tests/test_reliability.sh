@@ -10,7 +10,7 @@
 # Needs DARKNET, build/tools/fashion_mnist_to_darknet and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 # KILLS: how many runs to kill at least (more for a longer soak).
 kills=${KILLS:-12}
 fashion_subset reliability 64

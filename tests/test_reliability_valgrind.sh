@@ -7,7 +7,7 @@
 # Needs DARKNET (a build without sanitizers), valgrind and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 if ! command -v valgrind > /dev/null; then
     echo "SKIP valgrind_distill: no valgrind (make deps installs it)"
     exit 0

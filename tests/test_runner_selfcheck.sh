@@ -2,9 +2,9 @@
 # Checks tests/run.sh itself: runs it on a temporary set of fake tests whose
 # outcomes are known and compares its counts, echoed lines and exit status.
 set -u
-runner=$(cd "$(dirname "$0")" && pwd)/run.sh
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+runner=$top/tests/run.sh
+enter_tmp
 
 # run_case <case> <expected last line> <expected status: 0|nonzero>
 # Fake tests are whatever was put into $tmp/<case>/ before the call.

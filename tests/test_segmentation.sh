@@ -7,22 +7,14 @@
 # weights already on disk untouched.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-tool=${FASHION_SEG_TOOL:-$top/build/tools/fashion_seg_to_darknet}
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP segmentation: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-"$tool" "$dataset" seg --train 96 --valid 16 > gen.log 2>&1 || {
+. "$(dirname "$0")/lib.sh"
+need_fashion_mnist segmentation
+enter_tmp
+fashion_seg 96 16 || {
     echo "FAIL seg_generate: $(tail -n 1 gen.log)"
     exit 0
 }
 mkdir -p backup
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
 
 # shipped cfgs, batch 8 and a short budget
 small() { # small <cfg> <max_batches> > out

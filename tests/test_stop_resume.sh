@@ -7,8 +7,7 @@
 # the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset stop_resume 64
 
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
@@ -82,9 +81,7 @@ else
 fi
 
 # segmenter loop: a few generated canvases, the shipped student cfg at batch 8
-"$top/build/tools/fashion_seg_to_darknet" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 32 --valid 8 > gen.log 2>&1 ||
-    { echo "FAIL stop_resume_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+fashion_seg 32 8 || { echo "FAIL stop_resume_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
 seg_cfg() { sed -e 's/^batch=.*/batch=8/' -e "s/^max_batches=.*/max_batches=$1/" -e 's/^burn_in=.*/burn_in=0/' "$top/cfg/fashion-seg-student.cfg"; }
 seg_cfg 100000 > long/fashion-seg-student.cfg
 short_seg() { seg_cfg "$1" > short/fashion-seg-student.cfg; }

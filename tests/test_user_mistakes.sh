@@ -8,8 +8,7 @@
 # Needs DARKNET, build/tools/fashion_mnist_to_darknet (+ fashion_seg_to_darknet) and the data.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 fashion_subset user_mistakes 16
 
 # expect_error <name> <words that must all appear in the last line of stderr> -- <command...>
@@ -195,9 +194,7 @@ else
 fi
 
 # ---- segmentation: -out of a few hundred characters, a missing mask, -out without a value ----
-seg_tool=${FASHION_SEG_TOOL:-$top/build/tools/fashion_seg_to_darknet}
-if "$seg_tool" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 8 --valid 4 > gen.log 2>&1; then
-    sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+if fashion_seg 8 4; then
     sed -e 's/^batch=.*/batch=4/' -e 's/^max_batches=.*/max_batches=1/' -e 's/^burn_in=.*/burn_in=0/' \
         "$top/cfg/fashion-seg-student.cfg" > segs.cfg
     "$DARKNET" segmenter train seg.data segs.cfg -seed 1 > segtrain.log 2>&1

@@ -9,21 +9,14 @@
 # Needs DARKNET, build/tools/fashion_seg_to_darknet and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP wrong_results: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-"$top/build/tools/fashion_seg_to_darknet" "$dataset" seg --train 8 --valid 4 > gen.log 2>&1 || {
+. "$(dirname "$0")/lib.sh"
+need_fashion_mnist wrong_results
+enter_tmp
+fashion_seg 8 4 || {
     echo "FAIL wrong_results_generate: $(tail -n 1 gen.log)"
     exit 0
 }
 mkdir -p backup
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
 
 . "$top/tests/expect_error.sh"
 

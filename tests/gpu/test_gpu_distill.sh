@@ -7,7 +7,7 @@
 # device: one SKIP line.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary of the GPU build}"
-. "$(dirname "$0")/../fashion_subset.sh"
+. "$(dirname "$0")/../lib.sh"
 fashion_subset gpu_distill 3000
 printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
 

@@ -14,7 +14,7 @@ if [ "$gpus" -lt 1 ]; then
     echo "SKIP gpu_distributed: no CUDA device"
     exit 0
 fi
-. "$(dirname "$0")/../fashion_subset.sh"
+. "$(dirname "$0")/../lib.sh"
 fashion_subset gpu_distributed 2000
 mpi() { timeout 300 mpirun --oversubscribe --allow-run-as-root -np "$@"; }
 net_head() { # net_head <batch> <max_batches>
