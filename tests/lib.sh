@@ -1,10 +1,69 @@
 # Sourced by the shell tests (not a test itself: tests/run.sh runs only tests/test_*.sh):
 #   . "$(dirname "$0")/lib.sh"       (tests/gpu/: . "$(dirname "$0")/../lib.sh")
 # Sets $top (the repository's top directory) and defines:
+#   expect_error                      a refused command: its exit status and its message
 #   enter_tmp, need_fashion_mnist, fashion_subset, fashion_seg      where a test runs, its data
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fashion_mnist=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+
+# ---- refusals ---------------------------------------------------------------------------------
+# expect_error <mode> <name> <words> [<file>...] -- <command...>
+#   Runs the command in the current directory (stdout to out.log, stderr to err.log, stdin
+#   /dev/null) and prints PASS <name> when
+#     - its exit status is what <mode> asks for:
+#         exit1              exactly 1
+#         nonzero            1 to 128: a plain non-zero exit, not a death by a signal
+#         nonzero-lastline   1 to 128, as nonzero
+#     - every word of <words> (split at white space, not globbed) appears in stderr: anywhere
+#       in it (exit1, nonzero) or in its last line (nonzero-lastline);
+#     - each <file> named before the -- is as it was before the command (same sha256sum);
+#   and FAIL <name>: <what was wrong> otherwise. SHOW_ERRORS=1 echoes each command's exit
+#   status and its last line of stderr that is not a Loading/Saving/Done progress line.
+expect_error() {
+    local mode=$1 name=$2 words=$3 keep=() want w rc last before=
+    shift 3
+    while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+        keep+=("$1")
+        shift
+    done
+    if [ "$#" -eq 0 ]; then
+        echo "FAIL $name: expect_error: no -- before the command"
+        return
+    fi
+    shift
+    case $mode in
+    exit1) want="1" ;;
+    nonzero | nonzero-lastline) want="a plain non-zero exit" ;;
+    *) echo "FAIL $name: expect_error: unknown mode '$mode' (exit1, nonzero, nonzero-lastline)"; return ;;
+    esac
+    [ "${#keep[@]}" -eq 0 ] || before=$(sha256sum "${keep[@]}")
+    "$@" > out.log 2> err.log < /dev/null
+    rc=$?
+    last=$(tail -n 1 err.log)
+    [ -z "${SHOW_ERRORS:-}" ] || echo "  $name: exit $rc: $(grep -v '^Saving\|^Loading\|^Done' err.log | tail -n 1)"
+    if { [ "$mode" = exit1 ] && [ "$rc" -ne 1 ]; } || [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ]; then
+        echo "FAIL $name: exit status $rc (want $want); stderr: $last"
+        return
+    fi
+    read -r -a words <<< "$words"
+    for w in ${words[@]+"${words[@]}"}; do
+        if [ "$mode" = nonzero-lastline ]; then
+            case $last in
+            *"$w"*) ;;
+            *) echo "FAIL $name: the last line of stderr lacks '$w': $last"; return ;;
+            esac
+        elif ! grep -qF -- "$w" err.log; then
+            echo "FAIL $name: stderr lacks '$w': $(tail -n 2 err.log | tr '\n' ' ')"
+            return
+        fi
+    done
+    if [ "${#keep[@]}" -gt 0 ] && [ "$(sha256sum "${keep[@]}")" != "$before" ]; then
+        echo "FAIL $name: the command changed ${keep[*]}"
+        return
+    fi
+    echo "PASS $name"
+}
 
 # ---- where a test runs, and its data ----------------------------------------------------------
 # enter_tmp: a new temporary directory, $tmp, removed at exit; leaves the caller in it.

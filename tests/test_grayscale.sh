@@ -8,7 +8,6 @@
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
 . "$(dirname "$0")/lib.sh"
-. "$top/tests/expect_error.sh"
 fashion_subset grayscale 64
 
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
@@ -43,10 +42,10 @@ passes gray_plain_classifier_train teacher.log teacher.err $? backup/teacher.wei
 passes gray_distill_classifier_train student.log student.err $? backup/student.weights
 
 sed 's/^channels=1/channels=3/' student.cfg > colour-student.cfg
-expect_error gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
+expect_error exit1 gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
     "$DARKNET" distill classifier train cls.data colour-student.cfg teacher.cfg backup/teacher.weights
 sed 's/^channels=1/channels=2/' teacher.cfg > two.cfg
-expect_error two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" -- \
+expect_error exit1 two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" -- \
     "$DARKNET" classifier train cls.data two.cfg
 
 # the segmenter loop: the shipped student at channels=1 on a few generated canvases
