@@ -3,6 +3,7 @@
 # Sets $top (the repository's top directory) and defines:
 #   expect_error                      a refused command: its exit status and its message
 #   enter_tmp, need_fashion_mnist, fashion_subset, fashion_seg      where a test runs, its data
+#   net_head, conv, pool, logits, head_out      cfg sections of the small test networks
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fashion_mnist=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
@@ -105,3 +106,38 @@ fashion_seg() {
     "${FASHION_SEG_TOOL:-$top/build/tools/fashion_seg_to_darknet}" "$fashion_mnist" seg --train "$1" --valid "$2" > gen.log 2>&1 &&
         sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
 }
+
+# ---- cfg sections of the small test networks (28x28 Fashion-MNIST images, 10 classes) ----------
+# net_head [key=value...]: the [net] section: a 28x28 input (width, height, min_crop, max_crop),
+# momentum 0.9, decay 0.0005, and these settings (defaults after the =):
+#   batch=32 subdivisions=1 channels=3 learning_rate=0.1 max_batches=1
+#   policy=poly    poly: policy=poly, power=1; constant: policy=constant;
+#                  steps: policy=steps, steps=4,8, scales=.5,.5; empty: no policy line
+net_head() {
+    local batch=32 subdivisions=1 channels=3 learning_rate=0.1 policy=poly max_batches=1 arg schedule
+    for arg; do
+        case $arg in
+        batch=* | subdivisions=* | channels=* | learning_rate=* | policy=* | max_batches=*) local "$arg" ;;
+        *) echo "net_head: unknown setting '$arg'" >&2; return 1 ;;
+        esac
+    done
+    case $policy in
+    poly) schedule=$'policy=poly\npower=1\n' ;;
+    constant) schedule=$'policy=constant\n' ;;
+    steps) schedule=$'policy=steps\nsteps=4,8\nscales=.5,.5\n' ;;
+    '') schedule='' ;;
+    *) echo "net_head: unknown policy '$policy'" >&2; return 1 ;;
+    esac
+    printf '[net]\nbatch=%s\nsubdivisions=%s\nwidth=28\nheight=28\nchannels=%s\nmin_crop=28\nmax_crop=28\n' \
+        "$batch" "$subdivisions" "$channels"
+    printf 'learning_rate=%s\nmomentum=0.9\ndecay=0.0005\n%smax_batches=%s\n\n' "$learning_rate" "$schedule" "$max_batches"
+}
+# conv <filters> [size, default 3]: a batch-normalised leaky convolution, stride 1, padded
+conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "${2:-3}"; }
+# pool: a 2x2 max pool, stride 2
+pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
+# logits [extra line]: a 1x1 linear convolution to 10 filters (the line, e.g. learning_rate=1e38,
+# added to its section) and an [avgpool]: the 10 logits
+logits() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n%s\n[avgpool]\n\n' "${1:-}"; }
+# head_out [extra line]: logits and a [softmax]
+head_out() { logits "${1:-}"; printf '[softmax]\n'; }

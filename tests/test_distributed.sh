@@ -33,19 +33,12 @@ fashion_subset distributed 2000
 mpi() { timeout 120 mpirun --oversubscribe --allow-run-as-root -np "$@"; }
 data() { printf 'classes=10\ntrain=%s\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=%s\n' "$2" "$1"; }
 
-net_head() { # net_head <batch> <subdivisions> <max_batches>
-    printf '[net]\nbatch=%d\nsubdivisions=%d\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n' "$1" "$2"
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$3"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
 student() { # student <batch> <subdivisions> <max_batches>: the layout weights_diff.py spells out
-    net_head "$1" "$2" "$3"; conv 4 3; pool; conv 8 3; pool
+    net_head batch="$1" subdivisions="$2" max_batches="$3"; conv 4 3; pool; conv 8 3; pool
     printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=16\nsize=1\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
     head_out
 }
-{ net_head 32 1 20; conv 8 3; pool; conv 16 3; pool; head_out; } > teacher.cfg
+{ net_head batch=32 max_batches=20; conv 8 3; pool; conv 16 3; pool; head_out; } > teacher.cfg
 mkdir -p t && data t data/train.list > t.data
 "$DARKNET" classifier train t.data teacher.cfg -seed 1 > teacher.log 2>&1
 if [ ! -f t/teacher.weights ]; then
@@ -142,7 +135,7 @@ grep -q '^mpi: 2 ranks, global batch 32, [0-9.]* images/s' r2.log && [ "$(grep -
     echo "FAIL distributed_progress_line: want one 'mpi: 2 ranks, global batch 32, N images/s' line per iteration"
 
 # --- plain classifier training under mpirun
-net_head 16 1 10 > cls.cfg; conv 4 3 >> cls.cfg; pool >> cls.cfg; head_out >> cls.cfg
+net_head batch=16 max_batches=10 > cls.cfg; conv 4 3 >> cls.cfg; pool >> cls.cfg; head_out >> cls.cfg
 mpi 2 "$DARKNET_MPI" classifier train cls.data cls.cfg -seed 3 > cls.log 2> cls.err; rc=$?
 if [ "$rc" -eq 0 ] && [ -f cls/cls.weights ] && grep -q '^mpi: iteration 10: parameters bit-identical on all 2 ranks' cls.log; then
     echo "PASS distributed_plain_classifier"

@@ -9,22 +9,14 @@ set -u
 fashion_subset e2e_baselines 2000
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
 
-net_head() { # net_head <max_batches>
-    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-logits() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n'; }
-
 # teacher: 0 conv, 1 pool, 2 conv, 3 pool (7x7x32), 4 conv 1x1, 5 avgpool (logits), 6 softmax
-{ net_head 100; conv 16 3; pool; conv 32 3; pool; logits; printf '[softmax]\n'; } > teacher.cfg
+{ net_head max_batches=100; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
 # students: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), ...
-{ net_head 60; conv 4 3; pool; conv 8 3; pool; logits
+{ net_head max_batches=60; conv 4 3; pool; conv 8 3; pool; logits
   printf '[kd_distill]\nfrom=-1\nteacher_layer=5\ntemperature=4\nloss_weight=1\n\n[softmax]\n'; } > student-kd.cfg
-{ net_head 60; conv 4 3; pool; conv 8 3; pool
+{ net_head max_batches=60; conv 4 3; pool; conv 8 3; pool
   printf '[fitnet_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nbn=batch\nloss_weight=2\n\n'
-  logits; printf '[softmax]\n'; } > student-fitnet.cfg
+  head_out; } > student-fitnet.cfg
 
 "$DARKNET" classifier train fm.data teacher.cfg > teacher.log 2>&1
 if [ ! -f backup/teacher.weights ]; then

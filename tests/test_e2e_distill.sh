@@ -10,17 +10,9 @@ fashion_subset e2e 3000
 head -n 1000 data/test.list > test.list
 printf 'classes=10\ntrain=data/train.list\nvalid=test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
 
-net_head() { # net_head <max_batches>
-    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-
-{ net_head 150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+{ net_head max_batches=150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
 # student: layers 0 conv, 1 pool, 2 conv, 3 pool (7x7x8, distilled), 4-5 distill, 6 conv, 7 avgpool, 8 softmax
-{ net_head 80; conv 4 3; pool; conv 8 3; pool
+{ net_head max_batches=80; conv 4 3; pool; conv 8 3; pool
   printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=1\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
   printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
   head_out; } > student-tat.cfg

@@ -11,13 +11,6 @@ set -u
 fashion_subset grayscale 64
 
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
-net_head() { # net_head <max_batches> <channels>
-    printf '[net]\nbatch=16\nsubdivisions=1\nwidth=28\nheight=28\nchannels=%d\nmin_crop=28\nmax_crop=28\n' "$2"
-    printf 'learning_rate=0.05\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-tail_cls() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
 
 # passes <name> <log> <err> <rc> <weights file>: exit 0, the file written, the loss fell
 passes() {
@@ -31,13 +24,13 @@ passes() {
     fi
 }
 
-{ net_head 30 1; conv 8; pool; tail_cls; } > teacher.cfg
+{ net_head batch=16 channels=1 learning_rate=0.05 policy=constant max_batches=30; conv 8; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train cls.data teacher.cfg -seed 1 > teacher.log 2> teacher.err
 passes gray_plain_classifier_train teacher.log teacher.err $? backup/teacher.weights
 
-{ net_head 30 1; conv 4; pool
+{ net_head batch=16 channels=1 learning_rate=0.05 policy=constant max_batches=30; conv 4; pool
   printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\nloss_weight=1\n\n'
-  tail_cls; } > student.cfg
+  head_out; } > student.cfg
 "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg backup/teacher.weights -seed 2 > student.log 2> student.err
 passes gray_distill_classifier_train student.log student.err $? backup/student.weights
 

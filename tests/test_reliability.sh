@@ -21,18 +21,10 @@ data() { # data <name> <train list>
 data small.data small.list
 data all.data data/train.list
 
-net_head() { # net_head <max_batches> [learning_rate]
-    printf '[net]\nbatch=8\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=%s\nmomentum=0.9\ndecay=0.0005\npolicy=steps\nsteps=4,8\nscales=.5,.5\nmax_batches=%d\n\n' "${2:-0.01}" "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n%s\n' "$1" "${2:-}"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n%s\n[avgpool]\n\n[softmax]\n' "${1:-}"; }
-
 # ---- atomic checkpoints ---------------------------------------------------------------------
 # A 12 MB model saved at every iteration (each iteration is an epoch of the 8-image list): the
 # run spends most of its time inside save_weights, so random kills land mid-save.
-{ net_head 12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
+{ net_head batch=8 learning_rate=0.01 policy=steps max_batches=12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
   printf '[connected]\noutput=256\nactivation=leaky\n\n[connected]\noutput=10\nactivation=linear\n\n[softmax]\n'; } > big.cfg
 t0=$(date +%s%N)
 "$DARKNET" classifier train small.data big.cfg -seed 3 > big.log 2>&1
@@ -77,11 +69,11 @@ else
 fi
 
 # ---- distill runs: teacher, student ---------------------------------------------------------
-{ net_head 1; conv 16; pool; conv 32; pool; head_out; } > teacher.cfg
+{ net_head batch=8 learning_rate=0.01 policy=steps max_batches=1; conv 16; pool; conv 32; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train small.data teacher.cfg -seed 1 > teacher.log 2>&1
 # student: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), 4 tat_distill, 5 conv, 6 avgpool, 7 softmax
 student() { # student <cfg> <max_batches> <learning_rate> <loss_weight> [head option]
-    { net_head "$2" "$3"; conv 4; pool; conv 8; pool
+    { net_head batch=8 learning_rate="$3" policy=steps max_batches="$2"; conv 4; pool; conv 8; pool
       printf '[tat_distill]\nteacher_layer=3\nteacher_channels=32\nkey=learned\nloss_weight=%s\n\n' "$4"
       head_out "${5:-}"; } > "$1"
 }

@@ -20,11 +20,11 @@ unchanged() {
 }
 
 cfg() { # cfg <batch> <subdivisions> [distill]: 28x28x3, conv 8, pool, [tat_distill], 10 classes
-    printf '[net]\nbatch=%s\nsubdivisions=%s\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n' "$1" "$2"
-    printf 'learning_rate=0.01\nmomentum=0.9\ndecay=0.0005\nmax_batches=2\n\n'
-    printf '[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n[maxpool]\nsize=2\nstride=2\n\n'
+    net_head batch="$1" subdivisions="$2" learning_rate=0.01 policy= max_batches=2
+    printf '[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'  # no batch_normalize
+    pool
     [ -z "${3:-}" ] || printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\n\n'
-    printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'
+    head_out
 }
 data() { # data <file> <backup dir> [extra lines]
     printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=%s\n%s' "$2" "${3:-}" > "$1"
