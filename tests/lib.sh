@@ -3,7 +3,9 @@
 # Sets $top (the repository's top directory) and defines:
 #   expect_error                      a refused command: its exit status and its message
 #   enter_tmp, need_fashion_mnist, fashion_subset, fashion_seg      where a test runs, its data
+#   data_file                         a Darknet .data file for the Fashion-MNIST subset
 #   net_head, conv, pool, logits, head_out      cfg sections of the small test networks
+#   losses_of, distill_losses, mean   numbers read from a training log
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fashion_mnist=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
@@ -107,6 +109,24 @@ fashion_seg() {
         sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
 }
 
+# data_file [key=value...]: prints a .data file for the Fashion-MNIST subset, its lines in this
+# order: classes=10, train=data/train.list, valid= (none unless given), labels=data/labels.txt,
+# backup=backup, then any other key=value (top=2, tree=...) in the order given. A key given
+# empty (backup=) leaves its line out.
+data_file() {
+    local classes=10 train=data/train.list valid='' labels=data/labels.txt backup=backup more=() arg
+    for arg; do
+        case $arg in
+        classes=* | train=* | valid=* | labels=* | backup=*) local "$arg" ;;
+        [a-z]*=*) more+=("$arg") ;;
+        *) echo "data_file: '$arg' is not key=value" >&2; return 1 ;;
+        esac
+    done
+    for arg in "classes=$classes" "train=$train" "valid=$valid" "labels=$labels" "backup=$backup" ${more[@]+"${more[@]}"}; do
+        [ -z "${arg#*=}" ] || printf '%s\n' "$arg"
+    done
+}
+
 # ---- cfg sections of the small test networks (28x28 Fashion-MNIST images, 10 classes) ----------
 # net_head [key=value...]: the [net] section: a 28x28 input (width, height, min_crop, max_crop),
 # momentum 0.9, decay 0.0005, and these settings (defaults after the =):
@@ -141,3 +161,15 @@ pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
 logits() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n%s\n[avgpool]\n\n' "${1:-}"; }
 # head_out [extra line]: logits and a [softmax]
 head_out() { logits "${1:-}"; printf '[softmax]\n'; }
+
+# ---- numbers from a training log --------------------------------------------------------------
+# losses_of <log>: the loss lines (progress and distillation terms) without their timings
+losses_of() { grep -E '^[0-9]+, [0-9.]+: |^distill: .*avg' "$1" | sed 's/ rate, [0-9.]* seconds.*//'; }
+# distill_losses <log> [layer type, default tat_distill]: the loss of the first distillation
+# section of that type, one line an iteration ("distill: kd_distill[7] 1.234, 1.300 avg;" -> 1.234)
+distill_losses() {
+    local type=${2:-tat_distill}
+    grep "^distill: $type\[" "$1" | sed "s/^distill: $type\[[0-9]*\] \([^,]*\),.*/\1/"
+}
+# mean: the mean of the first field of the lines on stdin
+mean() { awk '{s += $1} END {print s / NR}'; }

@@ -7,7 +7,7 @@ set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
 . "$(dirname "$0")/lib.sh"
 fashion_subset e2e_baselines 2000
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+data_file top=2 > fm.data
 
 # teacher: 0 conv, 1 pool, 2 conv, 3 pool (7x7x32), 4 conv 1x1, 5 avgpool (logits), 6 softmax
 { net_head max_batches=100; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
@@ -34,10 +34,10 @@ run_method() { # run_method <layer type> <name>
     fi
     echo "PASS e2e_${name}_runs"
     # "distill: kd_distill[7] 1.234, 1.300 avg;" -> 1.234
-    grep "^distill: $type\[" "$name.log" | sed "s/^distill: $type\[[0-9]*\] \([^,]*\),.*/\1/" > "$name.losses"
+    distill_losses "$name.log" "$type" > "$name.losses"
     n=$(wc -l < "$name.losses")
-    first=$(head -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
-    last=$(tail -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
+    first=$(head -n 10 "$name.losses" | mean)
+    last=$(tail -n 10 "$name.losses" | mean)
     echo "INFO $type loss: mean of the first 10 of $n iterations $first, of the last 10 $last" >&2
     if [ "$n" -eq 60 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a && b > 0)}'; then
         echo "PASS e2e_${name}_loss_falls"

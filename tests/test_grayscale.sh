@@ -10,13 +10,13 @@ set -u
 . "$(dirname "$0")/lib.sh"
 fashion_subset grayscale 64
 
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
+data_file > cls.data
 
 # passes <name> <log> <err> <rc> <weights file>: exit 0, the file written, the loss fell
 passes() {
     local name=$1 log=$2 err=$3 rc=$4 file=$5 first last
-    first=$(grep -E '^[0-9]+, ' "$log" | head -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
-    last=$(grep -E '^[0-9]+, ' "$log" | tail -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
+    first=$(grep -E '^[0-9]+, ' "$log" | head -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | mean)
+    last=$(grep -E '^[0-9]+, ' "$log" | tail -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | mean)
     if [ "$rc" -eq 0 ] && [ -s "$file" ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a)}'; then
         echo "PASS $name"
     else

@@ -15,11 +15,8 @@ set -u
 kills=${KILLS:-12}
 fashion_subset reliability 64
 head -n 8 data/train.list > small.list
-data() { # data <name> <train list>
-    printf 'classes=10\ntrain=%s\nvalid=%s\nlabels=data/labels.txt\nbackup=backup\n' "$2" "$2" > "$1"
-}
-data small.data small.list
-data all.data data/train.list
+data_file train=small.list valid=small.list > small.data
+data_file train=data/train.list valid=data/train.list > all.data
 
 # ---- atomic checkpoints ---------------------------------------------------------------------
 # A 12 MB model saved at every iteration (each iteration is an epoch of the 8-image list): the
@@ -116,16 +113,16 @@ expect_error nonzero loss_weight_not_finite "keep.cfg [tat_distill] loss_weight 
 # ---- bad data -------------------------------------------------------------------------------
 student keep.cfg 4 0.01 1
 { head -n 3 small.list; echo data/train/missing_c0_tshirt_top.png; } > missing.list
-data missing.data missing.list
+data_file train=missing.list valid=missing.list > missing.data
 expect_error nonzero missing_image "data/train/missing_c0_tshirt_top.png missing.list cannot load" \
     backup/keep.weights -- distill missing.data keep.cfg -seed 2
 head -c 100 "$(head -n 1 small.list)" > corrupt_c0_tshirt_top.png
 { echo corrupt_c0_tshirt_top.png; head -n 3 small.list; } > corrupt.list
-data corrupt.data corrupt.list
+data_file train=corrupt.list valid=corrupt.list > corrupt.data
 expect_error nonzero corrupt_image "corrupt_c0_tshirt_top.png corrupt.list cannot load" \
     backup/keep.weights -- distill corrupt.data keep.cfg -seed 2
 : > empty.list
-data empty.data empty.list
+data_file train=empty.list valid=empty.list > empty.data
 expect_error nonzero empty_train_list "empty.list empty.data empty" \
     backup/keep.weights -- distill empty.data keep.cfg -seed 2
 expect_error nonzero empty_train_list_classifier "empty.list empty" \
@@ -138,7 +135,6 @@ expect_error nonzero missing_train_list "nowhere.list" \
 # 6 iterations, then resume from the saved weights up to 10; compare with 10 straight. The
 # schedule (steps 4,8) does not depend on max_batches, so all three runs share it.
 progress() { grep -E '^[0-9]+, [0-9.]+: ' "$1" | awk '{sub(",", "", $1); print $1, $6}'; } # iteration rate
-tatloss() { grep '^distill: tat_distill' "$1" | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/'; }
 student resume.cfg 10 0.02 2
 distill all.data resume.cfg -seed 5 > straight.log 2>&1
 student resume.cfg 6 0.02 2
@@ -173,6 +169,6 @@ else
     echo "FAIL resume_restores_embeddings: seen $seen (want 56); embeddings $(cmp -i "$off:$off" -n $((4 * 1728)) six.weights backup/resume.weights 2>&1 | head -n 1); $(tail -n 1 zero.log)"
 fi
 # and the first resumed distill loss is reported (finite, the run continues)
-l_res=$(tatloss resumed.log | head -n 1)
-l_last=$(tatloss first.log | tail -n 1)
+l_res=$(distill_losses resumed.log | head -n 1)
+l_last=$(distill_losses first.log | tail -n 1)
 echo "INFO tat_distill loss: iteration 6 $l_last, 7 (resumed) $l_res" >&2

@@ -17,7 +17,7 @@ if ldd "$DARKNET" 2> /dev/null | grep -q 'libasan\|libubsan'; then
     exit 0
 fi
 fashion_subset valgrind_distill 16
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > v.data
+data_file > v.data
 { net_head batch=4 learning_rate=0.01 policy=constant max_batches=1; conv 8; pool; conv 8; pool; head_out; } > teacher.cfg
 { net_head batch=4 learning_rate=0.01 policy=constant max_batches=2; conv 4; pool; conv 4; pool
   printf '[tat_distill]\nteacher_layer=3\nteacher_channels=8\nkey=learned\ngrid=7,7\ngroups=7\n\n'

@@ -10,7 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 fashion_subset stop_resume 64
 
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
+data_file > cls.data
 { net_head batch=8 learning_rate=0.01 policy=constant max_batches=1; conv 8; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train cls.data teacher.cfg -seed 1 > teacher.log 2>&1
 student() { # student <max_batches>

@@ -26,12 +26,9 @@ cfg() { # cfg <batch> <subdivisions> [distill]: 28x28x3, conv 8, pool, [tat_dist
     [ -z "${3:-}" ] || printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\n\n'
     head_out
 }
-data() { # data <file> <backup dir> [extra lines]
-    printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=%s\n%s' "$2" "${3:-}" > "$1"
-}
 cfg 8 1 > teacher.cfg
 cfg 8 1 distill > student.cfg
-data ok.data backup
+data_file > ok.data
 "$DARKNET" classifier train ok.data teacher.cfg -seed 1 > setup.log 2>&1 &&
     "$DARKNET" distill classifier train ok.data student.cfg teacher.cfg backup/teacher.weights -seed 1 >> setup.log 2>&1 ||
     { echo "FAIL user_mistakes_setup: $(tail -n 1 setup.log)"; exit 0; }
@@ -60,17 +57,17 @@ mkdir -p my/s my/b
 cp student.cfg my/s/net.cfg
 cp teacher.cfg my/b/net.cfg
 cp backup/teacher.weights my/b/net.weights
-data mb.data my/b/
+data_file backup=my/b/ > mb.data
 remember my/b/net.weights
 expect_error nonzero-lastline backup_dir_holds_the_teacher "my/b/net.weights teacher weights overwritten backup= mb.data" -- \
     "$DARKNET" distill classifier train mb.data my/s/net.cfg my/b/net.cfg my/b/net.weights
 unchanged backup_dir_holds_the_teacher_kept
-data nb.data nope/
+data_file backup=nope/ > nb.data
 expect_error nonzero-lastline backup_dir_missing "nb.data backup nope/ No such file" -- train nb.data student.cfg
 expect_error nonzero-lastline backup_dir_missing_plain "nb.data backup nope/ No such file" -- \
     "$DARKNET" classifier train nb.data teacher.cfg
 touch plainfile
-data fb.data plainfile/sub
+data_file backup=plainfile/sub > fb.data
 expect_error nonzero-lastline backup_dir_is_a_file "fb.data backup plainfile/sub Not a directory" -- train fb.data student.cfg
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\n' > nob.data
 expect_error nonzero-lastline backup_field_missing "nob.data backup default /backup/" -- train nob.data student.cfg
@@ -79,7 +76,7 @@ expect_error nonzero-lastline backup_field_missing "nob.data backup default /bac
 long=backup/$(printf 'd%.0s' $(seq 1 60))
 long=$long/${long#backup/}/${long#backup/}/${long#backup/}/${long#backup/}
 mkdir -p "$long"
-data long.data "$long"
+data_file backup="$long" > long.data
 expect_error nonzero-lastline backup_dir_too_long "long.data backup= too long 255" -- train long.data student.cfg
 expect_error nonzero-lastline backup_dir_too_long_plain "long.data backup= too long 255" -- \
     "$DARKNET" classifier train long.data teacher.cfg
@@ -95,8 +92,7 @@ expect_error nonzero-lastline labels_fewer_than_classes "three.txt 3 labels clas
 seq 1 12 | sed 's/^/label/' > twelve.txt
 printf 'classes=12\ntrain=data/train.list\nlabels=twelve.txt\nbackup=backup\n' > c12.data
 expect_error nonzero-lastline classes_more_than_outputs "c12.data classes=12 student.cfg outputs 10" -- train c12.data student.cfg
-data tree.data backup 'tree=data/9k.tree
-'
+data_file tree=data/9k.tree > tree.data
 expect_error nonzero-lastline data_tree_missing "data/9k.tree tree= tree.data No such file" -- train tree.data student.cfg
 printf 'classes=10\nvalid=data/train.list\nlabels=data/lables.txt\n' > typo.data
 expect_error nonzero-lastline data_labels_missing_valid "data/lables.txt labels= typo.data No such file" -- \

@@ -9,7 +9,7 @@ set -u
 : "${DARKNET:?DARKNET must point at the darknet binary of the GPU build}"
 . "$(dirname "$0")/../lib.sh"
 fashion_subset gpu_distill 3000
-printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+data_file valid=data/test.list top=2 > fm.data
 
 { net_head batch=64 max_batches=150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
 { net_head batch=64 max_batches=100; conv 4 3; pool; conv 8 3; pool
@@ -38,8 +38,8 @@ losses_fall() { # losses_fall <name> <log> <iterations> [layer type, default tat
     grep -o "$type\[[0-9]*\] [^,]*," "$2" | sed 's/^[a-z_]*\[[0-9]*\] \([^,]*\),/\1/' > losses
     local n first last
     n=$(wc -l < losses)
-    first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
-    last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
+    first=$(head -n 10 losses | mean)
+    last=$(tail -n 10 losses | mean)
     echo "INFO $1 $type loss: first-10 mean $first, last-10 mean $last over $n iterations" >&2
     if [ "$n" -ge "$3" ] && ! grep -qi 'nan\|inf' losses && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'; then
         echo "PASS $1_loss_falls"

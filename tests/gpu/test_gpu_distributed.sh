@@ -25,7 +25,7 @@ student 64 > one.cfg
 student 32 > two.cfg
 for d in t r1 r2; do
     mkdir -p "$d"
-    printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=%s\n' "$d" > "$d.data"
+    data_file valid=data/test.list backup="$d" > "$d.data"
 done
 "$DARKNET_MPI" classifier train t.data teacher.cfg -seed 1 > teacher.log 2>&1
 if [ ! -f t/teacher.weights ]; then
