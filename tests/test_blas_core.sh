@@ -7,9 +7,8 @@
 # Needs DARKNET (the CPU binary, BLAS=1) and a C compiler.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+. "$(dirname "$0")/lib.sh"
+enter_tmp
 # a preloaded library comes before the sanitizer runtime in an ASan build: allow it
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 

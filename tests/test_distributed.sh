@@ -27,27 +27,18 @@ if [ ! -x "$DARKNET_MPI" ]; then
     echo "FAIL distributed_build: no MPI build at $DARKNET_MPI"
     exit 0
 fi
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset distributed 2000
 # --oversubscribe: two ranks may share the cores; as root here, mpirun needs to be told
 mpi() { timeout 120 mpirun --oversubscribe --allow-run-as-root -np "$@"; }
-data() { printf 'classes=10\ntrain=%s\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=%s\n' "$2" "$1"; }
 
-net_head() { # net_head <batch> <subdivisions> <max_batches>
-    printf '[net]\nbatch=%d\nsubdivisions=%d\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n' "$1" "$2"
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$3"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
 student() { # student <batch> <subdivisions> <max_batches>: the layout weights_diff.py spells out
-    net_head "$1" "$2" "$3"; conv 4 3; pool; conv 8 3; pool
+    net_head batch="$1" subdivisions="$2" max_batches="$3"; conv 4 3; pool; conv 8 3; pool
     printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=16\nsize=1\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
     head_out
 }
-{ net_head 32 1 20; conv 8 3; pool; conv 16 3; pool; head_out; } > teacher.cfg
-mkdir -p t && data t data/train.list > t.data
+{ net_head batch=32 max_batches=20; conv 8 3; pool; conv 16 3; pool; head_out; } > teacher.cfg
+mkdir -p t && data_file valid=data/test.list backup=t > t.data
 "$DARKNET" classifier train t.data teacher.cfg -seed 1 > teacher.log 2>&1
 if [ ! -f t/teacher.weights ]; then
     echo "FAIL distributed_teacher: no teacher weights; $(tail -n 1 teacher.log)"
@@ -56,7 +47,7 @@ fi
 student 32 2 24 > one.cfg  # the single-process equivalent of 2 ranks x student 16 1
 student 16 1 24 > two.cfg
 student 16 1 24 > alone.cfg # control: one rank's share alone, no averaging
-for d in plain mpiplain r1 r2 r2b ctl k res bad cls; do mkdir -p "$d" && data "$d" data/train.list > "$d.data"; done
+for d in plain mpiplain r1 r2 r2b ctl k res bad cls; do mkdir -p "$d" && data_file valid=data/test.list backup="$d" > "$d.data"; done
 distill() { # distill <data> <cfg> [args]
     local d=$1 c=$2
     shift 2
@@ -143,7 +134,7 @@ grep -q '^mpi: 2 ranks, global batch 32, [0-9.]* images/s' r2.log && [ "$(grep -
     echo "FAIL distributed_progress_line: want one 'mpi: 2 ranks, global batch 32, N images/s' line per iteration"
 
 # --- plain classifier training under mpirun
-net_head 16 1 10 > cls.cfg; conv 4 3 >> cls.cfg; pool >> cls.cfg; head_out >> cls.cfg
+net_head batch=16 max_batches=10 > cls.cfg; conv 4 3 >> cls.cfg; pool >> cls.cfg; head_out >> cls.cfg
 mpi 2 "$DARKNET_MPI" classifier train cls.data cls.cfg -seed 3 > cls.log 2> cls.err; rc=$?
 if [ "$rc" -eq 0 ] && [ -f cls/cls.weights ] && grep -q '^mpi: iteration 10: parameters bit-identical on all 2 ranks' cls.log; then
     echo "PASS distributed_plain_classifier"
@@ -155,7 +146,7 @@ fi
 # (a list of 160 images: each rank's epoch, and with it a weights file, every 10 iterations)
 student 16 1 100000 > k.cfg
 head -n 160 data/train.list > k.list
-data k k.list > k.data
+data_file train=k.list valid=data/test.list backup=k > k.data
 mpirun --oversubscribe --allow-run-as-root -np 2 "$DARKNET_MPI" distill classifier train k.data k.cfg \
     teacher.cfg t/teacher.weights -seed 5 > k.log 2> k.err &
 job=$!
@@ -197,7 +188,7 @@ fi
 
 # --- a rank that cannot read an image stops the job at once, naming itself
 { head -n 20 data/train.list; for i in $(seq 1 200); do echo "data/missing_${i}_c1_trouser.png"; done; } > bad.list
-data bad bad.list > bad.data
+data_file train=bad.list valid=data/test.list backup=bad > bad.data
 start=$(date +%s)
 # (--tag-output: each line names its rank, "[job,rank]<stderr>:")
 distill bad two.cfg mpi 2 --tag-output "$DARKNET_MPI" > bad.log 2> bad.err; rc=$?

@@ -5,26 +5,18 @@
 # lines, see that term fall, and export to a plain student without the distillation layers.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset e2e_baselines 2000
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
-
-net_head() { # net_head <max_batches>
-    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-logits() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n'; }
+data_file top=2 > fm.data
 
 # teacher: 0 conv, 1 pool, 2 conv, 3 pool (7x7x32), 4 conv 1x1, 5 avgpool (logits), 6 softmax
-{ net_head 100; conv 16 3; pool; conv 32 3; pool; logits; printf '[softmax]\n'; } > teacher.cfg
+{ net_head max_batches=100; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
 # students: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), ...
-{ net_head 60; conv 4 3; pool; conv 8 3; pool; logits
+{ net_head max_batches=60; conv 4 3; pool; conv 8 3; pool; logits
   printf '[kd_distill]\nfrom=-1\nteacher_layer=5\ntemperature=4\nloss_weight=1\n\n[softmax]\n'; } > student-kd.cfg
-{ net_head 60; conv 4 3; pool; conv 8 3; pool
+{ net_head max_batches=60; conv 4 3; pool; conv 8 3; pool
   printf '[fitnet_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nbn=batch\nloss_weight=2\n\n'
-  logits; printf '[softmax]\n'; } > student-fitnet.cfg
+  head_out; } > student-fitnet.cfg
 
 "$DARKNET" classifier train fm.data teacher.cfg > teacher.log 2>&1
 if [ ! -f backup/teacher.weights ]; then
@@ -42,10 +34,10 @@ run_method() { # run_method <layer type> <name>
     fi
     echo "PASS e2e_${name}_runs"
     # "distill: kd_distill[7] 1.234, 1.300 avg;" -> 1.234
-    grep "^distill: $type\[" "$name.log" | sed "s/^distill: $type\[[0-9]*\] \([^,]*\),.*/\1/" > "$name.losses"
+    distill_losses "$name.log" "$type" > "$name.losses"
     n=$(wc -l < "$name.losses")
-    first=$(head -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
-    last=$(tail -n 10 "$name.losses" | awk '{s += $1} END {print s / NR}')
+    first=$(head -n 10 "$name.losses" | mean)
+    last=$(tail -n 10 "$name.losses" | mean)
     echo "INFO $type loss: mean of the first 10 of $n iterations $first, of the last 10 $last" >&2
     if [ "$n" -eq 60 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a && b > 0)}'; then
         echo "PASS e2e_${name}_loss_falls"

@@ -5,23 +5,14 @@
 # exported student (no distillation layers) predicts exactly as the distill cfg does.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset e2e 3000
 head -n 1000 data/test.list > test.list
-printf 'classes=10\ntrain=data/train.list\nvalid=test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+data_file valid=test.list top=2 > fm.data
 
-net_head() { # net_head <max_batches>
-    printf '[net]\nbatch=32\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-
-{ net_head 150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+{ net_head max_batches=150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
 # student: layers 0 conv, 1 pool, 2 conv, 3 pool (7x7x8, distilled), 4-5 distill, 6 conv, 7 avgpool, 8 softmax
-{ net_head 80; conv 4 3; pool; conv 8 3; pool
+{ net_head max_batches=80; conv 4 3; pool; conv 8 3; pool
   printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=1\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
   printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
   head_out; } > student-tat.cfg
@@ -45,10 +36,10 @@ fi
 echo "PASS e2e_distill_runs"
 
 # "distill: tat_distill[4] 1.234, 1.300 avg; anchor_distill[5] ..." -> the tat_distill loss
-grep '^distill: tat_distill' run1.log | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/' > losses
+distill_losses run1.log > losses
 n=$(wc -l < losses)
-first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
-last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
+first=$(head -n 10 losses | mean)
+last=$(tail -n 10 losses | mean)
 echo "INFO tat_distill loss: mean of the first 10 of $n iterations $first, of the last 10 $last" >&2
 if [ "$n" -eq 80 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a)}'; then
     echo "PASS e2e_distill_loss_falls"
@@ -61,7 +52,6 @@ grep -q '^distill: [0-9]* extra learned parameters' run1.log && echo "PASS e2e_s
     echo "FAIL e2e_startup_cost_line: no parameter/FLOPs line"
 
 # Same seed, same run: every loss the two runs printed is identical (timings aside).
-losses_of() { grep -E '^[0-9]+, [0-9.]+: |^distill: .*avg' "$1" | sed 's/ rate, [0-9.]* seconds.*//'; }
 if [ -n "$(losses_of run1.log)" ] && [ "$(losses_of run1.log)" = "$(losses_of run2.log)" ] &&
     cmp -s run1.weights backup/student-tat.weights; then
     echo "PASS e2e_seed_reproducible"

@@ -9,9 +9,8 @@
 # that backup (the distilled file loads whole).
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
-. "$top/tests/fashion_subset.sh"
 fashion_subset e2e_pretrained 80
 mkdir -p backup/fm
 

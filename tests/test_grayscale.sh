@@ -7,25 +7,16 @@
 # the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
-. "$top/tests/expect_error.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset grayscale 64
 
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
-net_head() { # net_head <max_batches> <channels>
-    printf '[net]\nbatch=16\nsubdivisions=1\nwidth=28\nheight=28\nchannels=%d\nmin_crop=28\nmax_crop=28\n' "$2"
-    printf 'learning_rate=0.05\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-tail_cls() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
+data_file > cls.data
 
 # passes <name> <log> <err> <rc> <weights file>: exit 0, the file written, the loss fell
 passes() {
     local name=$1 log=$2 err=$3 rc=$4 file=$5 first last
-    first=$(grep -E '^[0-9]+, ' "$log" | head -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
-    last=$(grep -E '^[0-9]+, ' "$log" | tail -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | awk '{s += $1} END {print s / NR}')
+    first=$(grep -E '^[0-9]+, ' "$log" | head -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | mean)
+    last=$(grep -E '^[0-9]+, ' "$log" | tail -n 3 | sed 's/^[^:]*: \([0-9.]*\),.*/\1/' | mean)
     if [ "$rc" -eq 0 ] && [ -s "$file" ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a)}'; then
         echo "PASS $name"
     else
@@ -33,27 +24,25 @@ passes() {
     fi
 }
 
-{ net_head 30 1; conv 8; pool; tail_cls; } > teacher.cfg
+{ net_head batch=16 channels=1 learning_rate=0.05 policy=constant max_batches=30; conv 8; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train cls.data teacher.cfg -seed 1 > teacher.log 2> teacher.err
 passes gray_plain_classifier_train teacher.log teacher.err $? backup/teacher.weights
 
-{ net_head 30 1; conv 4; pool
+{ net_head batch=16 channels=1 learning_rate=0.05 policy=constant max_batches=30; conv 4; pool
   printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\nloss_weight=1\n\n'
-  tail_cls; } > student.cfg
+  head_out; } > student.cfg
 "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg backup/teacher.weights -seed 2 > student.log 2> student.err
 passes gray_distill_classifier_train student.log student.err $? backup/student.weights
 
 sed 's/^channels=1/channels=3/' student.cfg > colour-student.cfg
-expect_error gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
+expect_error exit1 gray_teacher_colour_student_refused "teacher.cfg input 28 x 28 x 1 colour-student.cfg 28 x 28 x 3" -- \
     "$DARKNET" distill classifier train cls.data colour-student.cfg teacher.cfg backup/teacher.weights
 sed 's/^channels=1/channels=2/' teacher.cfg > two.cfg
-expect_error two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" -- \
+expect_error exit1 two_channels_refused "two.cfg [net] channels=2 1 (grayscale) or 3" -- \
     "$DARKNET" classifier train cls.data two.cfg
 
 # the segmenter loop: the shipped student at channels=1 on a few generated canvases
-"$top/build/tools/fashion_seg_to_darknet" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 32 --valid 8 > gen.log 2>&1 ||
-    { echo "FAIL grayscale_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+fashion_seg 32 8 || { echo "FAIL grayscale_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
 sed -e 's/^batch=.*/batch=8/' -e 's/^max_batches=.*/max_batches=12/' -e 's/^burn_in=.*/burn_in=0/' -e 's/^channels=3/channels=1/' \
     "$top/cfg/fashion-seg-student.cfg" > seg-gray.cfg
 "$DARKNET" segmenter train seg.data seg-gray.cfg -seed 3 > seg.log 2> seg.err

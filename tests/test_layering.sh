@@ -4,7 +4,7 @@
 # raw floats and explicit shapes). One FAIL per include against the direction.
 #   tests/test_layering.sh [DIR]    DIR: the folder holding levels.mk (default tat_layer)
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 root=${1:-$top/tat_layer}
 cd "$root" || exit 1
 levels=$(sed -n 's/^TAT_LEVELS := //p' levels.mk)

@@ -5,7 +5,7 @@
 # benchmark program compiled without the plugin include paths is caught here, not on a user's fresh clone.
 # The full runs of the long targets (bench, test-valgrind) are in .ci/run.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cd "$top" || exit 1
 # a make started from inside `make test` must not inherit its flags or job server
 unset MAKEFLAGS MFLAGS MAKELEVEL

@@ -4,7 +4,7 @@
 # other patch includes a plugin header or names a symbol the plugin defines, and the series
 # goes through scripts/darknet-git.sh import + export unchanged.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cd "$top" || exit 1
 series=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' patches/series)
 missing=$(for p in $series; do [ -f "patches/$p" ] || echo "$p"; done)

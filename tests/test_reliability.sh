@@ -10,29 +10,18 @@
 # Needs DARKNET, build/tools/fashion_mnist_to_darknet and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 # KILLS: how many runs to kill at least (more for a longer soak).
 kills=${KILLS:-12}
 fashion_subset reliability 64
 head -n 8 data/train.list > small.list
-data() { # data <name> <train list>
-    printf 'classes=10\ntrain=%s\nvalid=%s\nlabels=data/labels.txt\nbackup=backup\n' "$2" "$2" > "$1"
-}
-data small.data small.list
-data all.data data/train.list
-
-net_head() { # net_head <max_batches> [learning_rate]
-    printf '[net]\nbatch=8\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=%s\nmomentum=0.9\ndecay=0.0005\npolicy=steps\nsteps=4,8\nscales=.5,.5\nmax_batches=%d\n\n' "${2:-0.01}" "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n%s\n' "$1" "${2:-}"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n%s\n[avgpool]\n\n[softmax]\n' "${1:-}"; }
+data_file train=small.list valid=small.list > small.data
+data_file train=data/train.list valid=data/train.list > all.data
 
 # ---- atomic checkpoints ---------------------------------------------------------------------
 # A 12 MB model saved at every iteration (each iteration is an epoch of the 8-image list): the
 # run spends most of its time inside save_weights, so random kills land mid-save.
-{ net_head 12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
+{ net_head batch=8 learning_rate=0.01 policy=steps max_batches=12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
   printf '[connected]\noutput=256\nactivation=leaky\n\n[connected]\noutput=10\nactivation=linear\n\n[softmax]\n'; } > big.cfg
 t0=$(date +%s%N)
 "$DARKNET" classifier train small.data big.cfg -seed 3 > big.log 2>&1
@@ -77,11 +66,11 @@ else
 fi
 
 # ---- distill runs: teacher, student ---------------------------------------------------------
-{ net_head 1; conv 16; pool; conv 32; pool; head_out; } > teacher.cfg
+{ net_head batch=8 learning_rate=0.01 policy=steps max_batches=1; conv 16; pool; conv 32; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train small.data teacher.cfg -seed 1 > teacher.log 2>&1
 # student: 0 conv, 1 pool, 2 conv, 3 pool (7x7x8), 4 tat_distill, 5 conv, 6 avgpool, 7 softmax
 student() { # student <cfg> <max_batches> <learning_rate> <loss_weight> [head option]
-    { net_head "$2" "$3"; conv 4; pool; conv 8; pool
+    { net_head batch=8 learning_rate="$3" policy=steps max_batches="$2"; conv 4; pool; conv 8; pool
       printf '[tat_distill]\nteacher_layer=3\nteacher_channels=32\nkey=learned\nloss_weight=%s\n\n' "$4"
       head_out "${5:-}"; } > "$1"
 }
@@ -95,25 +84,6 @@ if [ ! -f backup/teacher.weights ]; then
     exit 0
 fi
 
-# expect_stop <name> <words in stderr> <protected file> -- <command...>
-expect_stop() {
-    local name=$1 words=$2 keep=$3 rc w before
-    shift 4
-    before=$(sha256sum "$keep")
-    "$@" > stop.log 2> stop.err < /dev/null
-    rc=$?
-    [ -z "${SHOW_ERRORS:-}" ] || echo "  $(grep -v '^Saving\|^Loading\|^Done' stop.err | tail -n 1)"
-    if [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ]; then
-        echo "FAIL $name: exit status $rc (want 1); $(tail -n 1 stop.err)"
-        return
-    fi
-    for w in $words; do
-        grep -qF -- "$w" stop.err || { echo "FAIL $name: stderr lacks '$w': $(tail -n 1 stop.err)"; return; }
-    done
-    [ "$(sha256sum "$keep")" = "$before" ] || { echo "FAIL $name: $keep was overwritten"; return; }
-    echo "PASS $name"
-}
-
 # a weights file already in place must survive every failed run below
 student keep.cfg 4 0.01 1
 distill small.data keep.cfg -seed 2 > keep.log 2>&1
@@ -121,51 +91,50 @@ cp backup/keep.weights keep.orig 2> /dev/null || echo "FAIL reliability_keep_set
 
 # a distillation term that overflows at once: loss_weight near FLT_MAX
 student keep.cfg 4 0.01 3e38
-expect_stop nan_distill_loss_stops "keep.cfg [tat_distill] (layer 4) inf iteration 1 stopping" \
+expect_error nonzero nan_distill_loss_stops "keep.cfg [tat_distill] (layer 4) inf iteration 1 stopping" \
     backup/keep.weights -- distill all.data keep.cfg -seed 2
 # a head whose learning rate explodes: its weights go infinite in the first update, and the
 # check after that iteration stops the run (the softmax's clamped loss may still be finite)
 student keep.cfg 4 0.01 1 'learning_rate=1e38'
-expect_stop nan_task_loss_stops "keep.cfg [convolutional] (layer 5) weights hold NaN or Inf at iteration 1 stopping" \
+expect_error nonzero nan_task_loss_stops "keep.cfg [convolutional] (layer 5) weights hold NaN or Inf at iteration 1 stopping" \
     backup/keep.weights -- distill all.data keep.cfg -seed 2
 # a head learning rate that overflows to Inf in the update itself, with an epoch save right
 # after the first update: the check after the iteration stops the run before that save (the
 # save itself would refuse NaN/Inf weights too), the previous files stay
 student keep.cfg 4 10 1 'learning_rate=1e38'
-expect_stop nan_weights_not_saved "keep.cfg weights hold NaN or Inf at iteration 1 stopping" \
+expect_error nonzero nan_weights_not_saved "keep.cfg weights hold NaN or Inf at iteration 1 stopping" \
     backup/keep.weights -- distill small.data keep.cfg -seed 2
 [ ! -f backup/keep_1.weights ] || [ "$(stat -c %s backup/keep_1.weights)" = "$(stat -c %s backup/keep.weights)" ] ||
     echo "FAIL nan_weights_not_saved: backup/keep_1.weights is partial"
 student keep.cfg 4 0.01 nan
-expect_stop loss_weight_not_finite "keep.cfg [tat_distill] loss_weight finite" \
+expect_error nonzero loss_weight_not_finite "keep.cfg [tat_distill] loss_weight finite" \
     backup/keep.weights -- distill all.data keep.cfg -seed 2
 
 # ---- bad data -------------------------------------------------------------------------------
 student keep.cfg 4 0.01 1
 { head -n 3 small.list; echo data/train/missing_c0_tshirt_top.png; } > missing.list
-data missing.data missing.list
-expect_stop missing_image "data/train/missing_c0_tshirt_top.png missing.list cannot load" \
+data_file train=missing.list valid=missing.list > missing.data
+expect_error nonzero missing_image "data/train/missing_c0_tshirt_top.png missing.list cannot load" \
     backup/keep.weights -- distill missing.data keep.cfg -seed 2
 head -c 100 "$(head -n 1 small.list)" > corrupt_c0_tshirt_top.png
 { echo corrupt_c0_tshirt_top.png; head -n 3 small.list; } > corrupt.list
-data corrupt.data corrupt.list
-expect_stop corrupt_image "corrupt_c0_tshirt_top.png corrupt.list cannot load" \
+data_file train=corrupt.list valid=corrupt.list > corrupt.data
+expect_error nonzero corrupt_image "corrupt_c0_tshirt_top.png corrupt.list cannot load" \
     backup/keep.weights -- distill corrupt.data keep.cfg -seed 2
 : > empty.list
-data empty.data empty.list
-expect_stop empty_train_list "empty.list empty.data empty" \
+data_file train=empty.list valid=empty.list > empty.data
+expect_error nonzero empty_train_list "empty.list empty.data empty" \
     backup/keep.weights -- distill empty.data keep.cfg -seed 2
-expect_stop empty_train_list_classifier "empty.list empty" \
+expect_error nonzero empty_train_list_classifier "empty.list empty" \
     backup/keep.weights -- "$DARKNET" classifier train empty.data keep.cfg backup/keep.weights
 printf 'classes=10\ntrain=nowhere.list\nlabels=data/labels.txt\nbackup=backup\n' > nolist.data
-expect_stop missing_train_list "nowhere.list" \
+expect_error nonzero missing_train_list "nowhere.list" \
     backup/keep.weights -- distill nolist.data keep.cfg -seed 2
 
 # ---- resume ---------------------------------------------------------------------------------
 # 6 iterations, then resume from the saved weights up to 10; compare with 10 straight. The
 # schedule (steps 4,8) does not depend on max_batches, so all three runs share it.
 progress() { grep -E '^[0-9]+, [0-9.]+: ' "$1" | awk '{sub(",", "", $1); print $1, $6}'; } # iteration rate
-tatloss() { grep '^distill: tat_distill' "$1" | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/'; }
 student resume.cfg 10 0.02 2
 distill all.data resume.cfg -seed 5 > straight.log 2>&1
 student resume.cfg 6 0.02 2
@@ -200,6 +169,6 @@ else
     echo "FAIL resume_restores_embeddings: seen $seen (want 56); embeddings $(cmp -i "$off:$off" -n $((4 * 1728)) six.weights backup/resume.weights 2>&1 | head -n 1); $(tail -n 1 zero.log)"
 fi
 # and the first resumed distill loss is reported (finite, the run continues)
-l_res=$(tatloss resumed.log | head -n 1)
-l_last=$(tatloss first.log | tail -n 1)
+l_res=$(distill_losses resumed.log | head -n 1)
+l_last=$(distill_losses first.log | tail -n 1)
 echo "INFO tat_distill loss: iteration 6 $l_last, 7 (resumed) $l_res" >&2

@@ -7,7 +7,7 @@
 # Needs DARKNET (a build without sanitizers), valgrind and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 if ! command -v valgrind > /dev/null; then
     echo "SKIP valgrind_distill: no valgrind (make deps installs it)"
     exit 0
@@ -17,13 +17,9 @@ if ldd "$DARKNET" 2> /dev/null | grep -q 'libasan\|libubsan'; then
     exit 0
 fi
 fashion_subset valgrind_distill 16
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > v.data
-net_head() { printf '[net]\nbatch=4\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\nlearning_rate=0.01\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"; }
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-{ net_head 1; conv 8; pool; conv 8; pool; head_out; } > teacher.cfg
-{ net_head 2; conv 4; pool; conv 4; pool
+data_file > v.data
+{ net_head batch=4 learning_rate=0.01 policy=constant max_batches=1; conv 8; pool; conv 8; pool; head_out; } > teacher.cfg
+{ net_head batch=4 learning_rate=0.01 policy=constant max_batches=2; conv 4; pool; conv 4; pool
   printf '[tat_distill]\nteacher_layer=3\nteacher_channels=8\nkey=learned\ngrid=7,7\ngroups=7\n\n'
   printf '[anchor_distill]\nembeddings=-1\nanchors=7,7\n\n'
   head_out; } > student.cfg

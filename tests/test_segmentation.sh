@@ -7,22 +7,14 @@
 # weights already on disk untouched.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-tool=${FASHION_SEG_TOOL:-$top/build/tools/fashion_seg_to_darknet}
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP segmentation: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-"$tool" "$dataset" seg --train 96 --valid 16 > gen.log 2>&1 || {
+. "$(dirname "$0")/lib.sh"
+need_fashion_mnist segmentation
+enter_tmp
+fashion_seg 96 16 || {
     echo "FAIL seg_generate: $(tail -n 1 gen.log)"
     exit 0
 }
 mkdir -p backup
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
 
 # shipped cfgs, batch 8 and a short budget
 small() { # small <cfg> <max_batches> > out
@@ -35,8 +27,8 @@ small fashion-seg-student-tat.cfg 40 > student-tat.cfg
 "$DARKNET" segmenter train seg.data teacher.cfg -seed 1 > teacher.log 2> teacher.err
 rc=$?
 losses=$(grep -E '^[0-9]+, ' teacher.log | sed 's/^[0-9]*, [0-9.]*: \([0-9.]*\),.*/\1/')
-first=$(echo "$losses" | head -n 5 | awk '{s += $1} END {print s / NR}')
-last=$(echo "$losses" | tail -n 5 | awk '{s += $1} END {print s / NR}')
+first=$(echo "$losses" | head -n 5 | mean)
+last=$(echo "$losses" | tail -n 5 | mean)
 if [ $rc -eq 0 ] && [ -f backup/teacher.weights ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'; then
     echo "PASS seg_plain_train_png_masks"
 else
@@ -61,10 +53,10 @@ fi
 
 "$DARKNET" distill segmenter train seg.data student-tat.cfg teacher.cfg backup/teacher.weights -seed 3 > distill.log 2> distill.err
 rc=$?
-grep '^distill: tat_distill' distill.log | sed 's/^distill: tat_distill\[[0-9]*\] \([^,]*\),.*/\1/' > tat_losses
+distill_losses distill.log > tat_losses
 n=$(wc -l < tat_losses)
-first=$(head -n 8 tat_losses | awk '{s += $1} END {print s / NR}')
-last=$(tail -n 8 tat_losses | awk '{s += $1} END {print s / NR}')
+first=$(head -n 8 tat_losses | mean)
+last=$(tail -n 8 tat_losses | mean)
 echo "INFO tat_distill loss (mean of 8) over $n iterations: $first -> $last" >&2
 if [ $rc -eq 0 ] && [ "$n" -eq 40 ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.7 * a)}'; then
     echo "PASS seg_distill_loss_falls"
@@ -76,7 +68,6 @@ grep -q '; anchor_distill\[' distill.log && echo "PASS seg_distill_anchor_term_r
 
 # -seed repeats a run exactly (loss lines, distillation terms, weights)
 small fashion-seg-student-tat.cfg 8 > seeded.cfg
-losses_of() { grep -E '^[0-9]+, [0-9.]+: |^distill: .*avg' "$1" | sed 's/ rate, [0-9.]* seconds.*//'; }
 "$DARKNET" distill segmenter train seg.data seeded.cfg teacher.cfg backup/teacher.weights -seed 5 > seed1.log 2>&1
 cp backup/seeded.weights seed1.weights 2> /dev/null
 "$DARKNET" distill segmenter train seg.data seeded.cfg teacher.cfg backup/teacher.weights -seed 5 > seed2.log 2>&1

@@ -7,24 +7,16 @@
 # the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/tests/fashion_subset.sh"
+. "$(dirname "$0")/lib.sh"
 fashion_subset stop_resume 64
 
-printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=backup\n' > cls.data
-net_head() { # net_head <max_batches> <width> <channels>
-    printf '[net]\nbatch=8\nsubdivisions=1\nwidth=%d\nheight=%d\nchannels=%d\nmin_crop=%d\nmax_crop=%d\n' "$2" "$2" "$3" "$2" "$2"
-    printf 'learning_rate=0.01\nmomentum=0.9\ndecay=0.0005\npolicy=constant\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' "$1"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-tail_cls() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-{ net_head 1 28 3; conv 8; pool; tail_cls; } > teacher.cfg
+data_file > cls.data
+{ net_head batch=8 learning_rate=0.01 policy=constant max_batches=1; conv 8; pool; head_out; } > teacher.cfg
 "$DARKNET" classifier train cls.data teacher.cfg -seed 1 > teacher.log 2>&1
 student() { # student <max_batches>
-    net_head "$1" 28 3; conv 4; pool
+    net_head batch=8 learning_rate=0.01 policy=constant max_batches="$1"; conv 4; pool
     printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\nloss_weight=1\n\n'
-    tail_cls
+    head_out
 }
 mkdir -p long short
 student 100000 > long/student.cfg
@@ -82,9 +74,7 @@ else
 fi
 
 # segmenter loop: a few generated canvases, the shipped student cfg at batch 8
-"$top/build/tools/fashion_seg_to_darknet" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 32 --valid 8 > gen.log 2>&1 ||
-    { echo "FAIL stop_resume_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+fashion_seg 32 8 || { echo "FAIL stop_resume_seg_generate: $(tail -n 1 gen.log)"; exit 0; }
 seg_cfg() { sed -e 's/^batch=.*/batch=8/' -e "s/^max_batches=.*/max_batches=$1/" -e 's/^burn_in=.*/burn_in=0/' "$top/cfg/fashion-seg-student.cfg"; }
 seg_cfg 100000 > long/fashion-seg-student.cfg
 short_seg() { seg_cfg "$1" > short/fashion-seg-student.cfg; }

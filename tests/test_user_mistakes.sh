@@ -8,30 +8,8 @@
 # Needs DARKNET, build/tools/fashion_mnist_to_darknet (+ fashion_seg_to_darknet) and the data.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-. "$(dirname "$0")/fashion_subset.sh"
-top=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 fashion_subset user_mistakes 16
-
-# expect_error <name> <words that must all appear in the last line of stderr> -- <command...>
-expect_error() {
-    local name=$1 words=$2 rc w last
-    shift 3
-    "$@" > out.log 2> err.log < /dev/null
-    rc=$?
-    last=$(tail -n 1 err.log)
-    [ -z "${SHOW_ERRORS:-}" ] || echo "  $name: exit $rc: $last"
-    if [ "$rc" -eq 0 ] || [ "$rc" -gt 128 ]; then
-        echo "FAIL $name: exit status $rc (want a plain non-zero exit); stderr: $last"
-        return
-    fi
-    for w in $words; do
-        case $last in
-        *"$w"*) ;;
-        *) echo "FAIL $name: the last line of stderr lacks '$w': $last"; return ;;
-        esac
-    done
-    echo "PASS $name"
-}
 
 # unchanged <name> <files...>: compared with the sums taken by `remember`
 remember() { sha256sum "$@" > sums.txt; }
@@ -42,18 +20,15 @@ unchanged() {
 }
 
 cfg() { # cfg <batch> <subdivisions> [distill]: 28x28x3, conv 8, pool, [tat_distill], 10 classes
-    printf '[net]\nbatch=%s\nsubdivisions=%s\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n' "$1" "$2"
-    printf 'learning_rate=0.01\nmomentum=0.9\ndecay=0.0005\nmax_batches=2\n\n'
-    printf '[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n[maxpool]\nsize=2\nstride=2\n\n'
+    net_head batch="$1" subdivisions="$2" learning_rate=0.01 policy= max_batches=2
+    printf '[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'  # no batch_normalize
+    pool
     [ -z "${3:-}" ] || printf '[tat_distill]\nteacher_layer=1\nteacher_channels=8\n\n'
-    printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'
-}
-data() { # data <file> <backup dir> [extra lines]
-    printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\nbackup=%s\n%s' "$2" "${3:-}" > "$1"
+    head_out
 }
 cfg 8 1 > teacher.cfg
 cfg 8 1 distill > student.cfg
-data ok.data backup
+data_file > ok.data
 "$DARKNET" classifier train ok.data teacher.cfg -seed 1 > setup.log 2>&1 &&
     "$DARKNET" distill classifier train ok.data student.cfg teacher.cfg backup/teacher.weights -seed 1 >> setup.log 2>&1 ||
     { echo "FAIL user_mistakes_setup: $(tail -n 1 setup.log)"; exit 0; }
@@ -64,15 +39,15 @@ cp student.cfg s.cfg
 cp backup/student.weights s.weights
 ln -s s.weights link.weights
 remember s.cfg s.weights
-expect_error export_outputs_are_inputs "s.cfg output cfg same file student cfg" -- \
+expect_error nonzero-lastline export_outputs_are_inputs "s.cfg output cfg same file student cfg" -- \
     "$DARKNET" distill export s.cfg s.weights s.cfg s.weights
-expect_error export_same_output_twice "o output weights same file output cfg" -- \
+expect_error nonzero-lastline export_same_output_twice "o output weights same file output cfg" -- \
     "$DARKNET" distill export s.cfg s.weights o o
-expect_error export_dot_slash_input "./s.weights output weights same file student weights" -- \
+expect_error nonzero-lastline export_dot_slash_input "./s.weights output weights same file student weights" -- \
     "$DARKNET" distill export s.cfg s.weights out.cfg ./s.weights
-expect_error export_symlink_to_input "link.weights same file student weights" -- \
+expect_error nonzero-lastline export_symlink_to_input "link.weights same file student weights" -- \
     "$DARKNET" distill export s.cfg s.weights out.cfg link.weights
-expect_error export_missing_directory "nodir/out.weights output weights cannot create nodir No such file" -- \
+expect_error nonzero-lastline export_missing_directory "nodir/out.weights output weights cannot create nodir No such file" -- \
     "$DARKNET" distill export s.cfg s.weights out.cfg nodir/out.weights
 unchanged export_refusals_leave_inputs
 [ ! -e o ] && [ ! -e out.cfg ] && echo "PASS export_refusals_write_nothing" ||
@@ -82,49 +57,48 @@ mkdir -p my/s my/b
 cp student.cfg my/s/net.cfg
 cp teacher.cfg my/b/net.cfg
 cp backup/teacher.weights my/b/net.weights
-data mb.data my/b/
+data_file backup=my/b/ > mb.data
 remember my/b/net.weights
-expect_error backup_dir_holds_the_teacher "my/b/net.weights teacher weights overwritten backup= mb.data" -- \
+expect_error nonzero-lastline backup_dir_holds_the_teacher "my/b/net.weights teacher weights overwritten backup= mb.data" -- \
     "$DARKNET" distill classifier train mb.data my/s/net.cfg my/b/net.cfg my/b/net.weights
 unchanged backup_dir_holds_the_teacher_kept
-data nb.data nope/
-expect_error backup_dir_missing "nb.data backup nope/ No such file" -- train nb.data student.cfg
-expect_error backup_dir_missing_plain "nb.data backup nope/ No such file" -- \
+data_file backup=nope/ > nb.data
+expect_error nonzero-lastline backup_dir_missing "nb.data backup nope/ No such file" -- train nb.data student.cfg
+expect_error nonzero-lastline backup_dir_missing_plain "nb.data backup nope/ No such file" -- \
     "$DARKNET" classifier train nb.data teacher.cfg
 touch plainfile
-data fb.data plainfile/sub
-expect_error backup_dir_is_a_file "fb.data backup plainfile/sub Not a directory" -- train fb.data student.cfg
+data_file backup=plainfile/sub > fb.data
+expect_error nonzero-lastline backup_dir_is_a_file "fb.data backup plainfile/sub Not a directory" -- train fb.data student.cfg
 printf 'classes=10\ntrain=data/train.list\nlabels=data/labels.txt\n' > nob.data
-expect_error backup_field_missing "nob.data backup default /backup/" -- train nob.data student.cfg
+expect_error nonzero-lastline backup_field_missing "nob.data backup default /backup/" -- train nob.data student.cfg
 
 # ---- 2. crashes -----------------------------------------------------------------------------
 long=backup/$(printf 'd%.0s' $(seq 1 60))
 long=$long/${long#backup/}/${long#backup/}/${long#backup/}/${long#backup/}
 mkdir -p "$long"
-data long.data "$long"
-expect_error backup_dir_too_long "long.data backup= too long 255" -- train long.data student.cfg
-expect_error backup_dir_too_long_plain "long.data backup= too long 255" -- \
+data_file backup="$long" > long.data
+expect_error nonzero-lastline backup_dir_too_long "long.data backup= too long 255" -- train long.data student.cfg
+expect_error nonzero-lastline backup_dir_too_long_plain "long.data backup= too long 255" -- \
     "$DARKNET" classifier train long.data teacher.cfg
 for case in "0 1 batch" "-4 1 batch" "8 16 subdivisions" "8 3 subdivisions" "8 0 subdivisions"; do
     set -- $case
     cfg "$1" "$2" distill > "net_$1_$2.cfg"
-    expect_error "net_batch_$1_subdivisions_$2" "net_$1_$2.cfg [net] $3 batch=$1, subdivisions=$2" -- \
+    expect_error nonzero-lastline "net_batch_$1_subdivisions_$2" "net_$1_$2.cfg [net] $3 batch=$1, subdivisions=$2" -- \
         train ok.data "net_$1_$2.cfg"
 done
 printf 'a\nb\nc\n' > three.txt
 printf 'classes=5\ntrain=data/train.list\nlabels=three.txt\nbackup=backup\n' > l5.data
-expect_error labels_fewer_than_classes "three.txt 3 labels classes=5 l5.data" -- train l5.data student.cfg
+expect_error nonzero-lastline labels_fewer_than_classes "three.txt 3 labels classes=5 l5.data" -- train l5.data student.cfg
 seq 1 12 | sed 's/^/label/' > twelve.txt
 printf 'classes=12\ntrain=data/train.list\nlabels=twelve.txt\nbackup=backup\n' > c12.data
-expect_error classes_more_than_outputs "c12.data classes=12 student.cfg outputs 10" -- train c12.data student.cfg
-data tree.data backup 'tree=data/9k.tree
-'
-expect_error data_tree_missing "data/9k.tree tree= tree.data No such file" -- train tree.data student.cfg
+expect_error nonzero-lastline classes_more_than_outputs "c12.data classes=12 student.cfg outputs 10" -- train c12.data student.cfg
+data_file tree=data/9k.tree > tree.data
+expect_error nonzero-lastline data_tree_missing "data/9k.tree tree= tree.data No such file" -- train tree.data student.cfg
 printf 'classes=10\nvalid=data/train.list\nlabels=data/lables.txt\n' > typo.data
-expect_error data_labels_missing_valid "data/lables.txt labels= typo.data No such file" -- \
+expect_error nonzero-lastline data_labels_missing_valid "data/lables.txt labels= typo.data No such file" -- \
     "$DARKNET" distill classifier valid typo.data student.cfg backup/student.weights
 sed 's|^\[softmax\]|[softmax]\ntree=data/9k.tree|' teacher.cfg > treecfg.cfg
-expect_error cfg_tree_missing "treecfg.cfg [softmax] tree data/9k.tree No such file" -- \
+expect_error nonzero-lastline cfg_tree_missing "treecfg.cfg [softmax] tree data/9k.tree No such file" -- \
     "$DARKNET" classifier valid ok.data treecfg.cfg
 
 # ---- 7. distill check -------------------------------------------------------------------------
@@ -164,30 +138,30 @@ expect_check check_classes_against_cfg '^c12.data: classes=12, but student.cfg o
 
 # ---- 8. messages that mislead -------------------------------------------------------------
 mkdir -p adir
-expect_error teacher_weights_is_a_directory "adir teacher weights directory" -- \
+expect_error nonzero-lastline teacher_weights_is_a_directory "adir teacher weights directory" -- \
     "$DARKNET" distill classifier train ok.data student.cfg teacher.cfg adir
-expect_error teacher_weights_is_dev_zero "/dev/zero teacher weights device" -- \
+expect_error nonzero-lastline teacher_weights_is_dev_zero "/dev/zero teacher weights device" -- \
     "$DARKNET" distill classifier train ok.data student.cfg teacher.cfg /dev/zero
-expect_error weights_is_a_directory "adir directory not a weights file" -- \
+expect_error nonzero-lastline weights_is_a_directory "adir directory not a weights file" -- \
     "$DARKNET" distill classifier valid ok.data student.cfg adir
-expect_error weights_is_dev_zero "/dev/zero device not a weights file" -- \
+expect_error nonzero-lastline weights_is_dev_zero "/dev/zero device not a weights file" -- \
     "$DARKNET" distill classifier valid ok.data student.cfg /dev/zero
 sed 's/^teacher_channels=8/teacher_channels=2000000000/' student.cfg > huge.cfg
-expect_error teacher_channels_out_of_range "huge.cfg [tat_distill] teacher_channels 2000000000 out of range" -- \
+expect_error nonzero-lastline teacher_channels_out_of_range "huge.cfg [tat_distill] teacher_channels 2000000000 out of range" -- \
     train ok.data huge.cfg
-expect_error student_cfg_is_a_directory "adir student cfg directory" -- train ok.data adir
-expect_error data_is_a_directory "adir data file directory" -- train adir student.cfg
+expect_error nonzero-lastline student_cfg_is_a_directory "adir student cfg directory" -- train ok.data adir
+expect_error nonzero-lastline data_is_a_directory "adir data file directory" -- train adir student.cfg
 head -c 200 backup/teacher.weights > binary.data
-expect_error data_is_binary "binary.data binary" -- train binary.data student.cfg
-expect_error data_is_binary_valid "binary.data binary" -- \
+expect_error nonzero-lastline data_is_binary "binary.data binary" -- train binary.data student.cfg
+expect_error nonzero-lastline data_is_binary_valid "binary.data binary" -- \
     "$DARKNET" distill classifier valid binary.data student.cfg backup/student.weights
-expect_error seed_without_value "-seed needs a value" -- train ok.data student.cfg -seed
-expect_error classifier_without_verb "usage" -- "$DARKNET" distill classifier
-expect_error classifier_unknown_verb "usage" -- "$DARKNET" distill classifier frobnicate ok.data student.cfg
-expect_error segmenter_without_verb "usage segmenter" -- "$DARKNET" distill segmenter
+expect_error nonzero-lastline seed_without_value "-seed needs a value" -- train ok.data student.cfg -seed
+expect_error nonzero-lastline classifier_without_verb "usage" -- "$DARKNET" distill classifier
+expect_error nonzero-lastline classifier_unknown_verb "usage" -- "$DARKNET" distill classifier frobnicate ok.data student.cfg
+expect_error nonzero-lastline segmenter_without_verb "usage segmenter" -- "$DARKNET" distill segmenter
 # the parse error completes its layer's row: no bare index left on a line of its own
 sed 's/^teacher_channels=8/teacher_channels=7/' student.cfg > seven.cfg
-expect_error parse_error_names_field "seven.cfg [tat_distill] teacher_channels 7 8 channels" -- train ok.data seven.cfg
+expect_error nonzero-lastline parse_error_names_field "seven.cfg [tat_distill] teacher_channels 7 8 channels" -- train ok.data seven.cfg
 if grep -qE '^ *[0-9]+ *$' err.log; then
     echo "FAIL parse_error_no_stray_fragment: $(grep -nE '^ *[0-9]+ *$' err.log | head -n 1)"
 else
@@ -195,9 +169,7 @@ else
 fi
 
 # ---- segmentation: -out of a few hundred characters, a missing mask, -out without a value ----
-seg_tool=${FASHION_SEG_TOOL:-$top/build/tools/fashion_seg_to_darknet}
-if "$seg_tool" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --train 8 --valid 4 > gen.log 2>&1; then
-    sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
+if fashion_seg 8 4; then
     sed -e 's/^batch=.*/batch=4/' -e 's/^max_batches=.*/max_batches=1/' -e 's/^burn_in=.*/burn_in=0/' \
         "$top/cfg/fashion-seg-student.cfg" > segs.cfg
     "$DARKNET" segmenter train seg.data segs.cfg -seed 1 > segtrain.log 2>&1
@@ -207,16 +179,16 @@ if "$seg_tool" "${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}" seg --t
     rc=$?
     if [ "$rc" -eq 0 ] && [ "$(ls "$out" | wc -l)" -eq 4 ]; then echo "PASS seg_valid_long_out_dir"
     else echo "FAIL seg_valid_long_out_dir: exit $rc, $(ls "$out" | wc -l) PNGs; $(tail -n 1 segvalid.err)"; fi
-    expect_error seg_valid_out_without_value "-out needs a value" -- \
+    expect_error nonzero-lastline seg_valid_out_without_value "-out needs a value" -- \
         "$DARKNET" distill segmenter valid seg.data segs.cfg backup/segs.weights -out
     rm seg/train/masks/00002.png
     expect_check check_missing_mask '^seg/train/masks/00002.png: mask of seg/train/images/00002.png: cannot open' \
         seg.data segs.cfg
     sed 's|^names=.*|names=seg/nmaes.txt|' seg.data > segnames.data
-    expect_error seg_valid_names_missing "seg/nmaes.txt names= segnames.data No such file" -- \
+    expect_error nonzero-lastline seg_valid_names_missing "seg/nmaes.txt names= segnames.data No such file" -- \
         "$DARKNET" distill segmenter valid segnames.data segs.cfg backup/segs.weights
     sed 's|^backup=.*|backup=nope|' seg.data > segnb.data
-    expect_error seg_backup_dir_missing "segnb.data backup nope No such file" -- \
+    expect_error nonzero-lastline seg_backup_dir_missing "segnb.data backup nope No such file" -- \
         "$DARKNET" distill segmenter train segnb.data segs.cfg teacher.cfg backup/teacher.weights
 else
     echo "FAIL seg_generate: $(tail -n 1 gen.log)"

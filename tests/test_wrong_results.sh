@@ -9,23 +9,14 @@
 # Needs DARKNET, build/tools/fashion_seg_to_darknet and the Fashion-MNIST package.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary}"
-top=$(cd "$(dirname "$0")/.." && pwd)
-dataset=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-if [ ! -f "$dataset/train-images-idx3-ubyte.gz" ]; then
-    echo "SKIP wrong_results: no Fashion-MNIST in $dataset (make deps installs dataset-fashion-mnist)"
-    exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-"$top/build/tools/fashion_seg_to_darknet" "$dataset" seg --train 8 --valid 4 > gen.log 2>&1 || {
+. "$(dirname "$0")/lib.sh"
+need_fashion_mnist wrong_results
+enter_tmp
+fashion_seg 8 4 || {
     echo "FAIL wrong_results_generate: $(tail -n 1 gen.log)"
     exit 0
 }
 mkdir -p backup
-sed 's|^backup=.*|backup=backup|' seg/fashion-seg.data > seg.data
-
-. "$top/tests/expect_error.sh"
 
 # weights <file> <class 0 bias> <float count after it>: header (major 0, minor 2, revision 0,
 # seen 0), then the first bias and zeros
@@ -73,7 +64,7 @@ else
 fi
 
 weights nan.weights nan $((10 + 33))
-expect_error nan_outputs_stop_plain_segmenter "seg.cfg [softmax] (layer 1) loss is nan at iteration 1 stopping" -- \
+expect_error exit1 nan_outputs_stop_plain_segmenter "seg.cfg [softmax] (layer 1) loss is nan at iteration 1 stopping" -- \
     "$DARKNET" segmenter train seg.data seg.cfg nan.weights -seed 1
 
 # the classifier loop: four canvases as images of 2 classes named in their paths, as a
@@ -90,7 +81,7 @@ printf '[avgpool]\n' >> cls.cfg
 # [softmax] last: move it after the [avgpool]
 sed -i -e '/^\[softmax\]/,/^groups=1/d' cls.cfg && printf '\n[softmax]\n' >> cls.cfg
 weights nan-cls.weights nan $((1 + 6))
-expect_error nan_outputs_stop_plain_classifier "cls.cfg [softmax] (layer 2) loss is nan at iteration 1 stopping" -- \
+expect_error exit1 nan_outputs_stop_plain_classifier "cls.cfg [softmax] (layer 2) loss is nan at iteration 1 stopping" -- \
     "$DARKNET" classifier train cls.data cls.cfg nan-cls.weights -seed 1
 
 # [dropout] right after the distilled layer
@@ -111,26 +102,26 @@ CFG
 weights teacher.weights 0 $((3 + 108))
 { sed -n '1,/^activation=linear/p' cls.cfg | sed 's/^stride=2/stride=2/'
   printf '\n[dropout]\nprobability=.5\n\n[tat_distill]\nfrom=-2\nteacher_layer=0\nteacher_channels=4\n\n[avgpool]\n\n[softmax]\n'; } > dropout.cfg
-expect_error dropout_after_distilled_layer_refused "dropout.cfg [tat_distill] (layer 2) from: layer 0 is followed by [dropout] (layer 1)" -- \
+expect_error exit1 dropout_after_distilled_layer_refused "dropout.cfg [tat_distill] (layer 2) from: layer 0 is followed by [dropout] (layer 1)" -- \
     "$DARKNET" distill classifier train cls.data dropout.cfg teacher.cfg teacher.weights
 
 # teacher weights holding a NaN: refused at load, naming the teacher's file
 weights nan-teacher.weights 0 $((3 + 108))
 python3 -c "import struct,sys; f=open(sys.argv[1],'r+b'); f.seek(20+4*50); f.write(struct.pack('<f',float('nan')))" nan-teacher.weights
 sed -e '/^\[dropout\]/,/^probability/d' -e 's/^from=-2/from=-1/' dropout.cfg > student.cfg
-expect_error nan_teacher_weights_refused "nan-teacher.weights: the teacher weights hold NaN (the float at byte 220)" -- \
+expect_error exit1 nan_teacher_weights_refused "nan-teacher.weights: the teacher weights hold NaN (the float at byte 220)" -- \
     "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg nan-teacher.weights
 
 # -gpus in a CPU build ran one CPU replica per id with the learning rate multiplied
 if "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0 < /dev/null 2>&1 | grep -q 'GPU build'; then
     echo "SKIP gpus_refused_in_cpu_build: a GPU build"
 else
-    expect_error gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
+    expect_error exit1 gpus_refused_in_cpu_build "-gpus 0,1 CPU build" -- \
         "$DARKNET" distill classifier train cls.data student.cfg teacher.cfg teacher.weights -gpus 0,1
     # the plain loops too (the -gpus patch)
-    expect_error gpus_refused_plain_classifier "classifier: -gpus 0,1 CPU build" -- \
+    expect_error exit1 gpus_refused_plain_classifier "classifier: -gpus 0,1 CPU build" -- \
         "$DARKNET" classifier train cls.data cls.cfg -gpus 0,1
-    expect_error gpus_refused_plain_segmenter "segmenter: -gpus 0,1 CPU build" -- \
+    expect_error exit1 gpus_refused_plain_segmenter "segmenter: -gpus 0,1 CPU build" -- \
         "$DARKNET" segmenter train seg.data seg.cfg -gpus 0,1
 fi
 
@@ -138,14 +129,14 @@ fi
 mkdir -p other && cp seg/train/images/00000.png other/x.png
 { head -n 2 cls.list; echo other/x.png; } > nolabel.list
 sed 's|^train=.*|train=nolabel.list|' cls.data > nolabel.data
-expect_error image_without_label_refused "other/x.png no label line 3 of nolabel.list" -- \
+expect_error exit1 image_without_label_refused "other/x.png no label line 3 of nolabel.list" -- \
     "$DARKNET" classifier train nolabel.data cls.cfg -seed 1
 printf 'flat\ncat\n' > two-labels.txt
 sed 's|^labels=.*|labels=two-labels.txt|' cls.data > two-labels.data
-expect_error image_with_two_labels_refused "flat/0_cat.png 2 labels occur line 1 of cls.list 'flat' 'cat'" -- \
+expect_error exit1 image_with_two_labels_refused "flat/0_cat.png 2 labels occur line 1 of cls.list 'flat' 'cat'" -- \
     "$DARKNET" classifier train two-labels.data cls.cfg -seed 1
 
 # the segmenter loop given classification data and a classifier cfg (its 2 classes match): the
 # image itself was read as its RLE mask, a task loss of 0
-expect_error segmenter_with_classifier_cfg_refused "cls.cfg 1 x 1 map segmenter" -- \
+expect_error exit1 segmenter_with_classifier_cfg_refused "cls.cfg 1 x 1 map segmenter" -- \
     "$DARKNET" segmenter train cls.data cls.cfg -seed 1

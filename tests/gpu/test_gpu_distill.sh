@@ -7,28 +7,20 @@
 # device: one SKIP line.
 set -u
 : "${DARKNET:?DARKNET must point at the darknet binary of the GPU build}"
-. "$(dirname "$0")/../fashion_subset.sh"
+. "$(dirname "$0")/../lib.sh"
 fashion_subset gpu_distill 3000
-printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=backup\ntop=2\n' > fm.data
+data_file valid=data/test.list top=2 > fm.data
 
-net_head() { # net_head <max_batches>
-    printf '[net]\nbatch=64\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n'
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$1"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-
-{ net_head 150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
-{ net_head 100; conv 4 3; pool; conv 8 3; pool
+{ net_head batch=64 max_batches=150; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+{ net_head batch=64 max_batches=100; conv 4 3; pool; conv 8 3; pool
   printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=3\nkey=learned\ngrid=2,2\ngroups=2\nbn=image\nloss_weight=2\n\n'
   printf '[anchor_distill]\nembeddings=-1\nanchors=3,3\nloss_weight=1\n\n'
   head_out; } > student-tat.cfg
 # layers: 0 conv, 1 pool, 2 conv, 3 pool, 4 fitnet, 5 conv, 6 avgpool (logits), 7 kd, 8 softmax;
 # the teacher's logits are its layer 5
-{ net_head 100; conv 4 3; pool; conv 8 3; pool
+{ net_head batch=64 max_batches=100; conv 4 3; pool; conv 8 3; pool
   printf '[fitnet_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nloss_weight=1\n\n'
-  printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n'
+  logits
   printf '[kd_distill]\nfrom=-1\nteacher_layer=5\ntemperature=4\nloss_weight=1\n\n[softmax]\n'; } > student-baselines.cfg
 
 "$DARKNET" classifier train fm.data teacher.cfg -gpus 0 > teacher.log 2>&1
@@ -46,8 +38,8 @@ losses_fall() { # losses_fall <name> <log> <iterations> [layer type, default tat
     grep -o "$type\[[0-9]*\] [^,]*," "$2" | sed 's/^[a-z_]*\[[0-9]*\] \([^,]*\),/\1/' > losses
     local n first last
     n=$(wc -l < losses)
-    first=$(head -n 10 losses | awk '{s += $1} END {print s / NR}')
-    last=$(tail -n 10 losses | awk '{s += $1} END {print s / NR}')
+    first=$(head -n 10 losses | mean)
+    last=$(tail -n 10 losses | mean)
     echo "INFO $1 $type loss: first-10 mean $first, last-10 mean $last over $n iterations" >&2
     if [ "$n" -ge "$3" ] && ! grep -qi 'nan\|inf' losses && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < 0.8 * a)}'; then
         echo "PASS $1_loss_falls"

@@ -14,25 +14,18 @@ if [ "$gpus" -lt 1 ]; then
     echo "SKIP gpu_distributed: no CUDA device"
     exit 0
 fi
-. "$(dirname "$0")/../fashion_subset.sh"
+. "$(dirname "$0")/../lib.sh"
 fashion_subset gpu_distributed 2000
 mpi() { timeout 300 mpirun --oversubscribe --allow-run-as-root -np "$@"; }
-net_head() { # net_head <batch> <max_batches>
-    printf '[net]\nbatch=%d\nsubdivisions=1\nwidth=28\nheight=28\nchannels=3\nmin_crop=28\nmax_crop=28\n' "$1"
-    printf 'learning_rate=0.1\nmomentum=0.9\ndecay=0.0005\npolicy=poly\npower=1\nmax_batches=%d\n\n' "$2"
-}
-conv() { printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=%d\nstride=1\npad=1\nactivation=leaky\n\n' "$1" "$2"; }
-pool() { printf '[maxpool]\nsize=2\nstride=2\n\n'; }
-head_out() { printf '[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n'; }
-{ net_head 64 50; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
-student() { net_head "$1" 30; conv 4 3; pool; conv 8 3; pool
+{ net_head batch=64 max_batches=50; conv 16 3; pool; conv 32 3; pool; head_out; } > teacher.cfg
+student() { net_head batch="$1" max_batches=30; conv 4 3; pool; conv 8 3; pool
     printf '[tat_distill]\nfrom=-1\nteacher_layer=3\nteacher_channels=32\nsize=3\nkey=learned\ngrid=1,1\nbn=batch\nloss_weight=2\n\n'
     head_out; }
 student 64 > one.cfg
 student 32 > two.cfg
 for d in t r1 r2; do
     mkdir -p "$d"
-    printf 'classes=10\ntrain=data/train.list\nvalid=data/test.list\nlabels=data/labels.txt\nbackup=%s\n' "$d" > "$d.data"
+    data_file valid=data/test.list backup="$d" > "$d.data"
 done
 "$DARKNET_MPI" classifier train t.data teacher.cfg -seed 1 > teacher.log 2>&1
 if [ ! -f t/teacher.weights ]; then
