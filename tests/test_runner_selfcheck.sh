@@ -2,17 +2,11 @@
 # Checks tests/run.sh itself: runs it on a temporary set of fake tests whose
 # outcomes are known and compares its counts, echoed lines and exit status.
 set -u
-<<<<<<< HEAD
 # the selection of the run that started this one must not reach the fake runs
 unset TEST_FILTER TEST_KIND TEST_JOBS
-runner=$(cd "$(dirname "$0")" && pwd)/run.sh
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-=======
 . "$(dirname "$0")/lib.sh"
 runner=$top/tests/run.sh
 enter_tmp
->>>>>>> testlib
 
 # run_case <case> <expected last line> <expected status: 0|nonzero>
 # Fake tests are whatever was put into $tmp/<case>/ before the call.
