@@ -378,11 +378,33 @@ static void emu_stream_dscore(float *ds, const float *p, const float *drow, floa
 }
 
 static const tat_gpu_ops emu_ops = {
-    emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
-    emu_im2col, emu_stack_to_nchw, emu_stack_to_cm, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
-    emu_loss_start, emu_loss_wait, emu_dscore, emu_zero, emu_sse, emu_sse_grad, emu_kd_rows,
-    emu_kd_grad, emu_stream_rows, emu_stream_scale, emu_stream_finish, emu_stream_probs,
-    emu_stream_dscore};
+    .gemm = emu_gemm,
+    .patch_gather = emu_patch_gather,
+    .patch_scatter_add = emu_patch_scatter_add,
+    .avgpool_forward = emu_avgpool_forward,
+    .avgpool_backward = emu_avgpool_backward,
+    .im2col = emu_im2col,
+    .stack_to_nchw = emu_stack_to_nchw,
+    .stack_to_cm = emu_stack_to_cm,
+    .col2im_add = emu_col2im_add,
+    .batchnorm_forward = emu_bn_forward,
+    .batchnorm_backward = emu_bn_backward,
+    .softmax_rows = emu_softmax_rows,
+    .residual = emu_residual,
+    .loss_start = emu_loss_start,
+    .loss_wait = emu_loss_wait,
+    .dscore = emu_dscore,
+    .zero = emu_zero,
+    .sse = emu_sse,
+    .sse_grad = emu_sse_grad,
+    .kd_rows = emu_kd_rows,
+    .kd_grad = emu_kd_grad,
+    .stream_rows = emu_stream_rows,
+    .stream_scale = emu_stream_scale,
+    .stream_finish = emu_stream_finish,
+    .stream_probs = emu_stream_probs,
+    .stream_dscore = emu_stream_dscore,
+};
 
 /* a loss's device and pinned doubles, on the host */
 static void emu_loss_init(tat_gpu_loss *l)

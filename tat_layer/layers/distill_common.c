@@ -322,10 +322,12 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
 
 static float *zeros_cpu(size_t n) { return distill_calloc(n, sizeof(float)); }
 static void release_cpu(float *x) { free(x); }
-const distill_blas distill_blas_cpu = {axpy_cpu, scal_cpu, adam_update_cpu, zeros_cpu, release_cpu};
+const distill_blas distill_blas_cpu = {
+    .axpy = axpy_cpu, .scal = scal_cpu, .adam = adam_update_cpu, .zeros = zeros_cpu, .release = release_cpu};
 #ifdef GPU
 static float *zeros_gpu(size_t n) { return cuda_make_array(0, n); }
-const distill_blas distill_blas_gpu = {axpy_gpu, scal_gpu, adam_update_gpu, zeros_gpu, cuda_free};
+const distill_blas distill_blas_gpu = {
+    .axpy = axpy_gpu, .scal = scal_gpu, .adam = adam_update_gpu, .zeros = zeros_gpu, .release = cuda_free};
 #endif
 
 /* Adam moments (m, v) of one embedding's weights, scales and biases, found by the embedding's
