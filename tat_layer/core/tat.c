@@ -513,6 +513,11 @@ size_t tat_embedding_num_params(const tat_embedding *e)
     return (size_t)e->out_c * e->in_c * e->ksize * e->ksize + 2 * (size_t)e->out_c;
 }
 
+double tat_embedding_flops_per_image(const tat_embedding *e, int h, int w)
+{
+    return 2.0 * e->out_c * e->in_c * e->ksize * e->ksize * h * w;
+}
+
 void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, int batch, int h,
                            int w, int per_image)
 {

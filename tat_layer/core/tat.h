@@ -101,6 +101,8 @@ void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize);
 void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w);
 void tat_embedding_free(tat_embedding *e);
 size_t tat_embedding_num_params(const tat_embedding *e);
+/* Forward FLOPs per image of the conv on h x w maps (multiply-adds counted as two). */
+double tat_embedding_flops_per_image(const tat_embedding *e, int h, int w);
 /* out = BN(conv(in)); zeroes out_grad for the coming backward. */
 void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, int batch, int h,
                            int w, int per_image);

@@ -263,7 +263,7 @@ static size_t fitnet_params(const layer *l) { return tat_embedding_num_params(&s
 static double fitnet_flops(const layer *l)
 {
     fitnet_state *s = state_of(l);
-    return 2.0 * s->teacher_c * s->student_c * s->h * s->w;
+    return tat_embedding_flops_per_image(&s->projection, s->h, s->w);
 }
 
 static void free_fitnet_distill_layer(layer l)
