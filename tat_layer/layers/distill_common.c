@@ -9,6 +9,9 @@
 #include "blas.h"
 #include "cuda.h"
 #include "option_list.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
 
 /* ---- allocation ------------------------------------------------------------------------- */
 
@@ -268,6 +271,14 @@ layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *f, 
 }
 
 #ifdef GPU
+void distill_gpu_alloc_context(const network *net, LAYER_TYPE type, int index)
+{
+    char context[512];
+    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+             distill_layer_type_name(type), index);
+    tat_gpu_set_alloc_context(context);
+}
+
 void distill_average_device_arrays(float **replica, const int *device, int nrep, int n)
 {
     float *tmp = distill_calloc(n, sizeof(float)), *sum = distill_calloc(n, sizeof(float));

@@ -100,6 +100,9 @@ typedef struct {
 layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *ops, void *state);
 
 #ifdef GPU
+/* Names layer `index` of type `type` in the one-line message of a device allocation that fails
+ * ("<cfg>: [<section>] (layer N)", tat_gpu_set_alloc_context): call before its allocations. */
+void distill_gpu_alloc_context(const network *net, LAYER_TYPE type, int index);
 /* Multi-GPU: the device arrays replica[i] (n floats on device[i]) all become their mean,
  * through the host as Darknet's sync_layer does for its own layers. */
 void distill_average_device_arrays(float **replica, const int *device, int nrep, int n);

@@ -144,11 +144,8 @@ void update_fitnet_distill_layer(const layer l, update_args a)
 static void fitnet_gpu_setup(const network *net, fitnet_state *s)
 {
     struct fitnet_gpu *g = distill_calloc(1, sizeof(*g));
-    char context[512];
     size_t n = (size_t)s->batch * s->teacher_c * s->h * s->w;
-    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
-             distill_layer_type_name(FITNET_DISTILL), s->index);
-    tat_gpu_set_alloc_context(context);
+    distill_gpu_alloc_context(net, FITNET_DISTILL, s->index);
     tat_gpu_embedding_init(&g->projection, &s->projection, s->batch, s->h, s->w);
     g->diff = tat_gpu_alloc_floats(n);
     g->workspace = tat_gpu_alloc_floats(tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, 1));

@@ -384,10 +384,7 @@ struct tat_gpu_state {
 static void tat_gpu_setup(const network *net, tat_state *s)
 {
     struct tat_gpu_state *g;
-    char context[512];
-    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
-             distill_layer_type_name(s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL), s->index);
-    tat_gpu_set_alloc_context(context);
+    distill_gpu_alloc_context(net, s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL, s->index);
     g = distill_calloc(1, sizeof(*g));
     if (s->owner) {
         /* one workspace for the query/value convs and the learned key's (teacher channels, 1x1) */
