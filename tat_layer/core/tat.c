@@ -477,6 +477,15 @@ void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize)
     for (i = 0; i < (size_t)out_c; ++i) e->scales[i] = 1;
 }
 
+void tat_embedding_alloc_moments(tat_embedding *e)
+{
+    size_t n = tat_embedding_num_params(e);
+    free(e->adam_m);
+    free(e->adam_v);
+    e->adam_m = tat_calloc(n, sizeof(float));
+    e->adam_v = tat_calloc(n, sizeof(float));
+}
+
 void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w)
 {
     size_t n = (size_t)batch * e->out_c * h * w;
@@ -505,6 +514,8 @@ void tat_embedding_free(tat_embedding *e)
     free(e->out_grad);
     free(e->mean);
     free(e->inv_std);
+    free(e->adam_m);
+    free(e->adam_v);
     memset(e, 0, sizeof(*e));
 }
 

@@ -93,10 +93,15 @@ typedef struct {
     float *weight_grads, *scale_grads, *bias_grads; /* accumulated, same sizes */
     float *x_hat, *out, *out_grad;                  /* batch*out_c*h*w each */
     float *mean, *inv_std;                          /* batch*out_c each (enough for both BN modes) */
+    /* Adam's first and second moments of the parameters (weights, then scales, then biases:
+     * tat_embedding_num_params floats each), or NULL when it is not trained with Adam */
+    float *adam_m, *adam_v;
 } tat_embedding;
 
 /* Allocates parameters (weights He-uniform from rand(), scales 1, biases 0) and zeroed grads. */
 void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize);
+/* Allocates e's Adam moments, zeroed (freed with e). */
+void tat_embedding_alloc_moments(tat_embedding *e);
 /* Allocates the per-batch activations for batch x h x w maps. */
 void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w);
 void tat_embedding_free(tat_embedding *e);

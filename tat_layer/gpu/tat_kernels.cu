@@ -566,6 +566,9 @@ extern "C" void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embeddi
         d->out_grad = tat_gpu_alloc(nout);
         d->mean = tat_gpu_alloc((size_t)batch * d->out_c);
         d->inv_std = tat_gpu_alloc((size_t)batch * d->out_c);
+        /* moments of the device's parameters, which the device updates */
+        d->adam_m = e[i]->adam_m ? tat_gpu_alloc(tat_embedding_num_params(e[i])) : 0;
+        d->adam_v = e[i]->adam_v ? tat_gpu_alloc(tat_embedding_num_params(e[i])) : 0;
         tat_gpu_embedding_push(d, e[i]);
     }
 }
@@ -585,6 +588,8 @@ extern "C" void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n)
         tat_gpu_free(g[i]->out_grad);
         tat_gpu_free(g[i]->mean);
         tat_gpu_free(g[i]->inv_std);
+        tat_gpu_free(g[i]->adam_m);
+        tat_gpu_free(g[i]->adam_v);
         memset(g[i], 0, sizeof(*g[i]));
     }
 }

@@ -72,7 +72,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     s->w = net->layers[s->from].out_w;
     s->student_c = net->layers[s->from].out_c;
     /* the projection exists with or without a teacher: the weights file has one layout */
-    tat_embedding_init(&s->projection, s->student_c, s->teacher_c, 1);
+    distill_embedding_init(&s->projection, net, s->student_c, s->teacher_c, 1);
     if (net->teacher) {
         s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
         distill_check_teacher_map(&c, s->teacher_layer, s->teacher_c, s->from);
@@ -267,7 +267,6 @@ static void free_fitnet_distill_layer(layer l)
 {
     fitnet_state *s = state_of(&l);
     if (!s) return;
-    distill_adam_forget(&s->projection);
 #ifdef GPU
     fitnet_gpu_free(s);
 #endif

@@ -165,8 +165,8 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
     s->owner = 1;
     s->n_emb = s->key_learned ? EMB_K + 1 : EMB_K;
     for (i = 0; i < s->n_emb; ++i) {
-        if (i == EMB_K) tat_embedding_init(&s->own[i], s->teacher_c, s->teacher_c, 1);
-        else tat_embedding_init(&s->own[i], s->student_c, s->teacher_c, s->ksize);
+        if (i == EMB_K) distill_embedding_init(&s->own[i], net, s->teacher_c, s->teacher_c, 1);
+        else distill_embedding_init(&s->own[i], net, s->student_c, s->teacher_c, s->ksize);
         s->emb[i] = &s->own[i];
     }
     if (s->active && !on_device()) {
@@ -411,7 +411,6 @@ static void tat_gpu_free_state(tat_state *s)
     if (s->owner) {
         tat_gpu_embedding *stack[EMB_STACK];
         int i;
-        for (i = 0; i < s->n_emb; ++i) distill_adam_forget(&g->emb[i]);
         for (i = 0; i < EMB_STACK; ++i) stack[i] = &g->emb[i];
         tat_gpu_embeddings_free(stack, EMB_STACK);
         if (s->emb[EMB_K]) tat_gpu_embedding_free(&g->emb[EMB_K]);
@@ -684,10 +683,7 @@ static void free_tat_distill_layer(layer l)
 #ifdef GPU
     tat_gpu_free_state(s);
 #endif
-    for (i = 0; s->owner && i < s->n_emb; ++i) {
-        distill_adam_forget(&s->own[i]);
-        tat_embedding_free(&s->own[i]);
-    }
+    for (i = 0; s->owner && i < s->n_emb; ++i) tat_embedding_free(&s->own[i]);
     tat_term_free(&s->term);
     free(s->workspace);
     free(s);
