@@ -204,15 +204,16 @@ static void moments_follow_the_embedding(void)
 {
     network net;
     tat_embedding e, fresh;
+    tat_rng rng = tat_rng_seeded(17);
     size_t n, j;
     int zero = 1, same;
     memset(&net, 0, sizeof(net));
-    distill_embedding_init(&e, &net, 3, 4, 1);
+    distill_embedding_init(&e, &net, 3, 4, 1, &rng);
     report(!e.adam_m && !e.adam_v, "embedding_no_moments_without_adam", "SGD: moments %p %p",
            (void *)e.adam_m, (void *)e.adam_v);
     tat_embedding_free(&e);
     net.adam = 1;
-    distill_embedding_init(&e, &net, 2, 3, 1);
+    distill_embedding_init(&e, &net, 2, 3, 1, &rng);
     n = tat_embedding_num_params(&e);
     for (j = 0; e.adam_m && e.adam_v && j < n; ++j) zero = zero && e.adam_m[j] == 0 && e.adam_v[j] == 0;
     report(e.adam_m && e.adam_v && zero, "embedding_moments_with_adam", "%zu parameters: moments missing or not zero", n);
@@ -221,8 +222,8 @@ static void moments_follow_the_embedding(void)
     report(!e.adam_m && !e.adam_v, "embedding_moments_freed_with_it", "moments %p %p after the free",
            (void *)e.adam_m, (void *)e.adam_v);
     /* larger, in the same place */
-    distill_embedding_init(&e, &net, 5, 6, 3);
-    distill_embedding_init(&fresh, &net, 5, 6, 3);
+    distill_embedding_init(&e, &net, 5, 6, 3, &rng);
+    distill_embedding_init(&fresh, &net, 5, 6, 3, &rng);
     n = (size_t)6 * 5 * 3 * 3;
     memcpy(fresh.weights, e.weights, n * sizeof(float));
     adam_steps(&e, 2, 9);
@@ -332,7 +333,8 @@ int main(void)
                          {fc->weights, fc->biases},
                          {fc->weight_updates, fc->bias_updates},
                          {fc->inputs * fc->outputs, fc->outputs}, fc, 0};
-        tat_embedding_init(&emb[i], 3, 4, 3);
+        tat_rng rng = tat_rng_from_rand();
+        tat_embedding_init(&emb[i], 3, 4, 3, &rng);
         tat_embedding_alloc_moments(&emb[i]);
         {
             int j;

@@ -480,8 +480,9 @@ static void test_embeddings(const tat_case *tc, int n)
     float *ws_emu = calloc(nws + 1, sizeof(float));
     float *d_in_ref = rand_array(nin, 1), *d_in_emu = copy_array(d_in_ref, nin);
     char name[200], n2[300];
+    tat_rng rng = tat_rng_from_rand();
     for (k = 0; k < n; ++k) {
-        tat_embedding_init(&ref[k], in_c, out_c, ksize);
+        tat_embedding_init(&ref[k], in_c, out_c, ksize, &rng);
         for (i = 0; i < out_c; ++i) {
             ref[k].scales[i] = (float)(1 + .3 * rng_signed());
             ref[k].biases[i] = (float)(.2 * rng_signed());
@@ -764,7 +765,8 @@ static void test_fitnet(int batch, int in_c, int out_c, int h, int w, int per_im
     double partials[TAT_SUM_BLOCKS], sse_ref, sse_emu;
     float w_loss = -0.23f;
     char name[200], what[120];
-    tat_embedding_init(&ref, in_c, out_c, 1);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&ref, in_c, out_c, 1, &rng);
     for (i = 0; i < out_c; ++i) ref.scales[i] = (float)(1 + .3 * rng_signed());
     for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed(); /* momentum left */
     tat_embedding_alloc_activations(&ref, batch, h, w);

@@ -230,13 +230,14 @@ static int pipe_setup(pipe_t *p, const pipe_cfg *c, const char *name)
             return 0;
         }
     }
-    tat_embedding_init(&p->q, c->Cs, c->Ct, c->ksize);
-    tat_embedding_init(&p->v, c->Cs, c->Ct, c->ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&p->q, c->Cs, c->Ct, c->ksize, &rng);
+    tat_embedding_init(&p->v, c->Cs, c->Ct, c->ksize, &rng);
     tat_embedding_alloc_activations(&p->q, c->B, c->H, c->W);
     tat_embedding_alloc_activations(&p->v, c->B, c->H, c->W);
     size_t ws = tat_conv_workspace_floats(c->B, c->Cs, c->Ct, c->H, c->W, c->ksize);
     if (c->key_learned) {
-        tat_embedding_init(&p->k, c->Ct, c->Ct, 1);
+        tat_embedding_init(&p->k, c->Ct, c->Ct, 1, &rng);
         tat_embedding_alloc_activations(&p->k, c->B, c->H, c->W);
         size_t wk = tat_conv_workspace_floats(c->B, c->Ct, c->Ct, c->H, c->W, 1);
         if (wk > ws) ws = wk;
@@ -1265,7 +1266,8 @@ static void test_embedding_accumulation(int ksize, int per_image)
     char name[128];
     int B = 2, Ci = 3, Co = 4, H = 5, W = 6;
     tat_embedding e;
-    tat_embedding_init(&e, Ci, Co, ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&e, Ci, Co, ksize, &rng);
     tat_embedding_alloc_activations(&e, B, H, W);
     emb_set_random(&e, 1.0);
     size_t nin = (size_t)B * Ci * H * W, nout = (size_t)B * Co * H * W, nw = (size_t)Co * Ci * ksize * ksize;
@@ -1421,7 +1423,8 @@ static void fitnet_grads(fitnet_ctx *c)
 
 static void fitnet_setup(fitnet_ctx *c)
 {
-    tat_embedding_init(&c->e, c->Cs, c->Ct, 1);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&c->e, c->Cs, c->Ct, 1, &rng);
     tat_embedding_alloc_activations(&c->e, c->B, c->H, c->W);
     c->xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
     c->d_xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
@@ -1528,6 +1531,52 @@ static pipe_cfg case_pipe_cfg(const tat_case *tc)
     return cfg;
 }
 
+/* The initialisation's generators. Seeded: splitmix64's published first output for seed 0
+ * (0xE220A8397B1DCDAF, top 24 bits), the same sequence again for the same seed and another one
+ * for another seed, every draw a multiple of 2^-23 in [-1, 1), mean near 0. From rand(): the
+ * draws Darknet's layers make (2 * rand() / RAND_MAX - 1), one rand() call each, so that an
+ * embedding initialised from it takes exactly its weight count of the global sequence. */
+static void test_rng(void)
+{
+    tat_rng a = tat_rng_seeded(0), b, c;
+    tat_embedding e;
+    double sum = 0;
+    int i, same = 1, other = 0, grid = 1, range = 1, first, draws = 1, n = 20000, after, want_after;
+    first = tat_rng_uniform(&a) == (float)0xE220A8 / 8388608.f - 1.f;
+    report(first, "rng_seeded_is_splitmix64", "first draw of seed 0 is not splitmix64's");
+    a = tat_rng_seeded(42), b = tat_rng_seeded(42), c = tat_rng_seeded(43);
+    for (i = 0; i < n; ++i) {
+        float u = tat_rng_uniform(&a), scaled = (u + 1.f) * 8388608.f;
+        same = same && u == tat_rng_uniform(&b);
+        other += u != tat_rng_uniform(&c);
+        range = range && u >= -1.f && u < 1.f;
+        grid = grid && scaled == floorf(scaled);
+        sum += u;
+    }
+    report(same, "rng_seeded_repeats", "seed 42 twice gave two sequences");
+    report(other > n - 10, "rng_seeds_differ", "seeds 42 and 43 agree on %d of %d draws", n - other, n);
+    report(range && grid, "rng_seeded_range", "a draw outside [-1, 1) or off the 2^-23 grid");
+    report(fabs(sum / n) < 0.02, "rng_seeded_mean", "mean %.4f of %d draws", sum / n, n);
+
+    a = tat_rng_from_rand();
+    srand(7);
+    {
+        float got[64];
+        for (i = 0; i < 64; ++i) got[i] = tat_rng_uniform(&a);
+        srand(7);
+        for (i = 0; i < 64; ++i) draws = draws && got[i] == 2.f * rand() / (float)RAND_MAX - 1.f;
+    }
+    report(draws, "rng_from_rand_is_darknets_draw", "tat_rng_uniform differs from 2 * rand() / RAND_MAX - 1");
+    srand(7);
+    tat_embedding_init(&e, 3, 4, 3, &a);
+    after = rand();
+    srand(7);
+    for (i = 0; i < 4 * 3 * 3 * 3; ++i) rand();
+    want_after = rand();
+    report(after == want_after, "embedding_init_takes_one_rand_per_weight", "the sequence after the init is off");
+    tat_embedding_free(&e);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -1603,6 +1652,7 @@ int main(int argc, char **argv)
     test_kd(5, 3, 0.5f, 2.0f);
     test_fitnet(3, 5, 7, 5, 3, 0);
     test_fitnet(2, 3, 4, 3, 5, 1);
+    test_rng();
 
     fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);
     return test_exit_status();

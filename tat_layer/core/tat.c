@@ -457,9 +457,39 @@ void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const fl
     bn_backward(d_in, d_gamma, d_beta, d_out, x_hat, inv_std, gamma, g, 0);
 }
 
+/* ---- Random numbers -------------------------------------------------------------------- */
+
+tat_rng tat_rng_seeded(uint64_t seed)
+{
+    tat_rng r = {seed, 0};
+    return r;
+}
+
+tat_rng tat_rng_from_rand(void)
+{
+    tat_rng r = {0, 1};
+    return r;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014) */
+static uint64_t rng_next(tat_rng *r)
+{
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+float tat_rng_uniform(tat_rng *r)
+{
+    if (r->from_rand) return 2.f * rand() / (float)RAND_MAX - 1.f;
+    /* the top 24 bits: exact in float */
+    return (float)(rng_next(r) >> 40) * (1.f / 8388608.f) - 1.f;
+}
+
 /* ---- Embedding ------------------------------------------------------------------------- */
 
-void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize)
+void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize, tat_rng *rng)
 {
     size_t nw = (size_t)out_c * in_c * ksize * ksize, i;
     float scale = sqrtf(2.f / (in_c * ksize * ksize));
@@ -473,7 +503,7 @@ void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize)
     e->scale_grads = tat_calloc(out_c, sizeof(float));
     e->biases = tat_calloc(out_c, sizeof(float));
     e->bias_grads = tat_calloc(out_c, sizeof(float));
-    for (i = 0; i < nw; ++i) e->weights[i] = scale * (2.f * rand() / (float)RAND_MAX - 1.f);
+    for (i = 0; i < nw; ++i) e->weights[i] = scale * tat_rng_uniform(rng);
     for (i = 0; i < (size_t)out_c; ++i) e->scales[i] = 1;
 }
 

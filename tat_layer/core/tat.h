@@ -17,6 +17,7 @@
  *   A gradient pointer may be NULL where noted: that gradient is then not computed.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +57,21 @@ typedef struct {
  * to one thread meanwhile. The count is fixed at first use; set it before any other call. */
 void tat_set_num_threads(int n);
 int tat_get_num_threads(void);
+
+/* ---- Random numbers for initialisation ------------------------------------------------- */
+/* The generator an initialisation draws from, passed to it explicitly. Either a state of its
+ * own (tat_rng_seeded: splitmix64, the same numbers on every platform and libc), or the C
+ * library's rand() (tat_rng_from_rand: the one global sequence that srand() and Darknet's
+ * -seed set and that Darknet's own layers draw their weights from; `state` is then unused). */
+typedef struct {
+    uint64_t state;
+    int from_rand;
+} tat_rng;
+tat_rng tat_rng_seeded(uint64_t seed);
+tat_rng tat_rng_from_rand(void);
+/* One draw in [-1, 1]: from rand(), 2 * rand() / RAND_MAX - 1 in float (one rand() call, as
+ * Darknet's layers initialise); from the state, a multiple of 2^-23 in [-1, 1). */
+float tat_rng_uniform(tat_rng *r);
 
 /* ---- GEMM ----------------------------------------------------------------------------- */
 /* Row-major C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T, op(A) is M x K, op(B) K x N. */
@@ -98,8 +114,9 @@ typedef struct {
     float *adam_m, *adam_v;
 } tat_embedding;
 
-/* Allocates parameters (weights He-uniform from rand(), scales 1, biases 0) and zeroed grads. */
-void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize);
+/* Allocates parameters (weights He-uniform, drawn from rng in order, one draw each; scales 1,
+ * biases 0) and zeroed grads. */
+void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize, tat_rng *rng);
 /* Allocates e's Adam moments, zeroed (freed with e). */
 void tat_embedding_alloc_moments(tat_embedding *e);
 /* Allocates the per-batch activations for batch x h x w maps. */

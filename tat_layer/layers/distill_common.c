@@ -335,9 +335,12 @@ const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam
 const distill_blas distill_blas_gpu = {.axpy = axpy_gpu, .scal = scal_gpu, .adam = adam_update_gpu};
 #endif
 
-void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize)
+tat_rng distill_init_rng(void) { return tat_rng_from_rand(); }
+
+void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize,
+                            tat_rng *rng)
 {
-    tat_embedding_init(e, in_c, out_c, ksize);
+    tat_embedding_init(e, in_c, out_c, ksize, rng);
     /* as Darknet's layers: the moments exist when [net] asks for Adam (adam=1 or adamw=1) */
     if (net->adam) tat_embedding_alloc_moments(e);
 }

@@ -129,10 +129,16 @@ extern const distill_blas distill_blas_cpu;
 #ifdef GPU
 extern const distill_blas distill_blas_gpu;
 #endif
-/* A distillation layer's learned embedding (tat_embedding_init), with Adam moments when
- * net's [net] asks for Adam (adam=1 or adamw=1), as Darknet's layers have theirs; the device
- * twin (tat_gpu_embedding_init) then gets its own. Freed by tat_embedding_free. */
-void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize);
+/* A distillation layer's learned embedding (tat_embedding_init, weights drawn from rng), with
+ * Adam moments when net's [net] asks for Adam (adam=1 or adamw=1), as Darknet's layers have
+ * theirs; the device twin (tat_gpu_embedding_init) then gets its own. Freed by
+ * tat_embedding_free. */
+void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize,
+                            tat_rng *rng);
+/* The generator the layers initialise their embeddings from: the C library's rand(), the
+ * sequence that -seed sets and that Darknet's own layers draw from, in parse order. A seeded
+ * run initialises as it always has. */
+tat_rng distill_init_rng(void);
 /* One step of an embedding (host or device arrays, as `b` says) as Darknet's convolution with
  * batch_normalize does it: SGD with momentum, or with `adam` (adamw) in [net] the Adam (AdamW)
  * step of Darknet's layers, on the embedding's own moments (it must have them). */

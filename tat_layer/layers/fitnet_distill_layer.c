@@ -61,6 +61,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     distill_cfg c = {0, net, index, FITNET_DISTILL};
     fitnet_state *s = distill_calloc(1, sizeof(*s));
     layer l = distill_make_passthrough(&c, &fitnet_distill_ops, s);
+    tat_rng rng = distill_init_rng();
     s->index = index;
     s->batch = net->batch;
     s->teacher_c = o->teacher_channels;
@@ -72,7 +73,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     s->w = net->layers[s->from].out_w;
     s->student_c = net->layers[s->from].out_c;
     /* the projection exists with or without a teacher: the weights file has one layout */
-    distill_embedding_init(&s->projection, net, s->student_c, s->teacher_c, 1);
+    distill_embedding_init(&s->projection, net, s->student_c, s->teacher_c, 1, &rng);
     if (net->teacher) {
         s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
         distill_check_teacher_map(&c, s->teacher_layer, s->teacher_c, s->from);

@@ -147,6 +147,7 @@ static layer parse_anchor_distill(list *options, network *net, int index)
 static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_embedding_options *e)
 {
     network *net = c->net;
+    tat_rng rng = distill_init_rng();
     int i;
     s->from = distill_student_layer(c, e->from);
     s->teacher_c = e->teacher_channels;
@@ -165,8 +166,8 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
     s->owner = 1;
     s->n_emb = s->key_learned ? EMB_K + 1 : EMB_K;
     for (i = 0; i < s->n_emb; ++i) {
-        if (i == EMB_K) distill_embedding_init(&s->own[i], net, s->teacher_c, s->teacher_c, 1);
-        else distill_embedding_init(&s->own[i], net, s->student_c, s->teacher_c, s->ksize);
+        if (i == EMB_K) distill_embedding_init(&s->own[i], net, s->teacher_c, s->teacher_c, 1, &rng);
+        else distill_embedding_init(&s->own[i], net, s->student_c, s->teacher_c, s->ksize, &rng);
         s->emb[i] = &s->own[i];
     }
     if (s->active && !on_device()) {
