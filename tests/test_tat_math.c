@@ -1531,6 +1531,115 @@ static pipe_cfg case_pipe_cfg(const tat_case *tc)
     return cfg;
 }
 
+/* tat_term_attention_map against the definitions written out here: image 0 of a batch of two,
+ * the query's row of softmax(Q^T K) in double, each key's weight drawn where it stands (every
+ * patch of the group; the anchor's window), 0 elsewhere; positions the term leaves out are
+ * refused with their message and leave the map alone. Patch groups: a 7 x 9 map in a 2 x 3
+ * grid of 3 x 3 patches (row 6 left out) in 3 groups of 2; the full form; anchors 3,2 (2 x 4
+ * windows, row 6 and column 8 left out). */
+static void attention_map_case(const char *tag, const tat_term_geom *g, int y, int x)
+{
+    int c = g->c, h = g->h, w = g->w, hw = h * w, i, j, ch, n = 0, r_q = 0, group = 0;
+    int qpos[64], kpos[64][16], nk[64], per = 0;
+    float *q = falloc((size_t)g->batch * c * hw), *k = falloc((size_t)g->batch * c * hw);
+    float *map = falloc(hw), *want = falloc(hw);
+    double logit[64], mx = -1e300, sum = 0;
+    char name[160];
+    const char *why;
+    fill_normal(q, (size_t)g->batch * c * hw, 1, 0);
+    fill_normal(k, (size_t)g->batch * c * hw, 1, 0);
+    /* n keys, key j standing for the nk[j] map positions kpos[j][..]; the query's own position
+       qpos[..] (patches: one per patch of the group, the block's channels); anchors average */
+    if (g->kind == TAT_TERM_PATCH_GROUPS) {
+        int ph = h / g->grid_h, pw = w / g->grid_w, pp = y / ph * g->grid_w + x / pw, p;
+        per = g->grid_h * g->grid_w / g->groups;
+        group = pp / per;
+        r_q = (y % ph) * pw + x % pw;
+        n = ph * pw;
+        for (j = 0; j < n; ++j) {
+            nk[j] = per;
+            for (p = 0; p < per; ++p) {
+                int patch = group * per + p;
+                kpos[j][p] = (patch / g->grid_w * ph + j / pw) * w + patch % g->grid_w * pw + j % pw;
+            }
+        }
+        for (p = 0; p < per; ++p) qpos[p] = kpos[r_q][p];
+        for (j = 0; j < n; ++j) {
+            double dotp = 0;
+            for (p = 0; p < per; ++p)
+                for (ch = 0; ch < c; ++ch) dotp += (double)q[ch * hw + qpos[p]] * k[ch * hw + kpos[j][p]];
+            logit[j] = dotp;
+        }
+    } else {
+        int ah = h / g->pool_h, aw = w / g->pool_w, a, qa = y / g->pool_h * aw + x / g->pool_w;
+        double pooled_q[8], pooled_k;
+        n = ah * aw;
+        for (a = 0; a < n; ++a) {
+            nk[a] = 0;
+            for (i = 0; i < g->pool_h; ++i)
+                for (j = 0; j < g->pool_w; ++j)
+                    kpos[a][nk[a]++] = (a / aw * g->pool_h + i) * w + a % aw * g->pool_w + j;
+        }
+        for (ch = 0; ch < c; ++ch) {
+            pooled_q[ch] = 0;
+            for (i = 0; i < nk[qa]; ++i) pooled_q[ch] += q[ch * hw + kpos[qa][i]] / (double)nk[qa];
+        }
+        for (a = 0; a < n; ++a) {
+            logit[a] = 0;
+            for (ch = 0; ch < c; ++ch) {
+                pooled_k = 0;
+                for (i = 0; i < nk[a]; ++i) pooled_k += k[ch * hw + kpos[a][i]] / (double)nk[a];
+                logit[a] += pooled_q[ch] * pooled_k;
+            }
+        }
+    }
+    for (j = 0; j < n; ++j) mx = fmax(mx, logit[j]);
+    for (j = 0; j < n; ++j) sum += exp(logit[j] - mx);
+    for (j = 0; j < n; ++j)
+        for (i = 0; i < nk[j]; ++i) want[kpos[j][i]] = (float)(exp(logit[j] - mx) / sum);
+    why = tat_term_attention_map(g, q, k, y, x, map);
+    snprintf(name, sizeof name, "attention_map_%s_%d_%d", tag, y, x);
+    if (why) report(0, name, "refused: %s", why);
+    else check_close(name, map, want, hw, 1e-5);
+    free(q), free(k), free(map), free(want);
+}
+
+static void attention_map_refused(const char *tag, const tat_term_geom *g, int y, int x, const char *msg)
+{
+    float *q = falloc((size_t)g->batch * g->c * g->h * g->w), *map = falloc((size_t)g->h * g->w);
+    const char *why;
+    char name[160];
+    int untouched = 1, i;
+    for (i = 0; i < g->h * g->w; ++i) map[i] = 7;
+    why = tat_term_attention_map(g, q, q, y, x, map);
+    for (i = 0; i < g->h * g->w; ++i) untouched = untouched && map[i] == 7;
+    snprintf(name, sizeof name, "attention_map_%s_refuses_%d_%d", tag, y, x);
+    report(why && !strcmp(why, msg) && untouched, name, "got '%s', want '%s' (map untouched: %d)",
+           why ? why : "(null)", msg, untouched);
+    free(q), free(map);
+}
+
+static void test_attention_map(void)
+{
+    tat_term_geom g;
+    TAT_ASSERT(!tat_term_geom_patch(&g, 2, 3, 7, 9, 2, 3, 3));
+    attention_map_case("patch_groups", &g, 0, 0);
+    attention_map_case("patch_groups", &g, 4, 7);
+    attention_map_case("patch_groups", &g, 5, 3);
+    attention_map_refused("patch_groups", &g, 6, 2, "the position is in the rows/columns the patch grid leaves out");
+    attention_map_refused("patch_groups", &g, 7, 0, "the position is outside the map");
+    attention_map_refused("patch_groups", &g, 0, -1, "the position is outside the map");
+    TAT_ASSERT(!tat_term_geom_patch(&g, 2, 4, 5, 6, 1, 1, 1));
+    attention_map_case("full", &g, 2, 3);
+    attention_map_case("full", &g, 4, 5);
+    TAT_ASSERT(!tat_term_geom_anchor(&g, 2, 3, 7, 9, 3, 2));
+    attention_map_case("anchors", &g, 0, 0);
+    attention_map_case("anchors", &g, 5, 7);
+    attention_map_refused("anchors", &g, 6, 0, "the position is in the rows/columns the anchor pooling leaves out");
+    attention_map_refused("anchors", &g, 0, 8, "the position is in the rows/columns the anchor pooling leaves out");
+    attention_map_refused("anchors", &g, 0, 9, "the position is outside the map");
+}
+
 /* The initialisation's generators. Seeded: splitmix64's published first output for seed 0
  * (0xE220A8397B1DCDAF, top 24 bits), the same sequence again for the same seed and another one
  * for another seed, every draw a multiple of 2^-23 in [-1, 1), mean near 0. From rand(): the
@@ -1653,6 +1762,7 @@ int main(int argc, char **argv)
     test_fitnet(3, 5, 7, 5, 3, 0);
     test_fitnet(2, 3, 4, 3, 5, 1);
     test_rng();
+    test_attention_map();
 
     fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);
     return test_exit_status();

@@ -215,6 +215,15 @@ int tat_term_prefers_streaming(const tat_term_geom *g);
  * batch * c) or, with one_image, one image of it. */
 tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image);
 tat_pool_geom tat_term_pool_geom(const tat_term_geom *g, int one_image);
+/* What "one-to-many" means for the query at map position (y, x) of image 0: its row of the
+ * softmax of Q^T K in its block, the blocks cut from q and k (batch x c x h x w, as the term
+ * cuts them). map (h*w floats) gets each key's weight at every position the key stands for:
+ * for patch groups the key at an intra-patch offset spans every patch of the group, so its
+ * weight is drawn on each of them; for anchors, on the anchor's whole window; 0 elsewhere.
+ * Returns NULL, or a static message when (y, x) is outside the map or in the rows/columns the
+ * patch grid or the anchor pooling leaves out (map is then not written). */
+const char *tat_term_attention_map(const tat_term_geom *g, const float *q, const float *k, int y,
+                                   int x, float *map);
 
 typedef struct {
     tat_term_geom geom;

@@ -579,32 +579,13 @@ void tat_distill_layer_map_size(const layer *l, int *h, int *w)
     *w = state_of(l)->w;
 }
 
-/* Row `row` of one block's softmax(Q^T K): weights[N]. Blocks are channel-major (d x N). */
-static void attention_row(float *weights, const float *Q, const float *K, int N, int d, int row)
-{
-    int i, c;
-    float max = -1e30f;
-    double sum = 0;
-    for (i = 0; i < N; ++i) {
-        double dot = 0;
-        for (c = 0; c < d; ++c) dot += (double)Q[c * N + row] * K[c * N + i];
-        weights[i] = (float)dot;
-        if (weights[i] > max) max = weights[i];
-    }
-    for (i = 0; i < N; ++i) sum += weights[i] = expf(weights[i] - max);
-    for (i = 0; i < N; ++i) weights[i] = (float)(weights[i] / sum);
-}
-
 const char *tat_distill_layer_attention(const layer *l, network *net, int y, int x, float *map)
 {
     tat_state *s = state_of(l);
-    const tat_term_geom *t = &s->geom;
-    const float *student, *teacher, *q, *k;
-    size_t plane = (size_t)s->h * s->w, image = plane * s->teacher_c;
-    float *weights, *workspace;
+    const float *student, *teacher;
+    float *workspace;
     int i;
     if (!s->active || !net->teacher) return "no teacher attached";
-    if (y < 0 || y >= s->h || x < 0 || x >= s->w) return "the position is outside the map";
 #ifdef GPU
     if (embeddings_gpu(s)) {
         /* the forwards left the maps on the device (network_predict copies back only the
@@ -620,60 +601,15 @@ const char *tat_distill_layer_attention(const layer *l, network *net, int y, int
 #endif
     student = net->layers[s->from].output;
     teacher = net->teacher->layers[s->teacher_layer].output;
-    /* a layer sharing embeddings has no workspace of its own */
+    /* the query and the key, not the value; a layer sharing embeddings has no workspace of its
+       own */
     workspace = distill_calloc(tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize), sizeof(float));
-    /* the attention needs the query and the key, not the value */
     for (i = 0; i < s->n_emb; ++i)
         if (i != EMB_V)
             tat_embedding_forward(s->emb[i], embedded_map(i, student, teacher), workspace, s->batch,
                                   s->h, s->w, s->bn_per_image);
-    q = s->emb[EMB_Q]->out;
-    k = key_map(s, teacher);
     free(workspace);
-    memset(map, 0, plane * sizeof(float));
-    weights = distill_calloc(t->N, sizeof(float));
-    if (l->type == TAT_DISTILL) {
-        int ph = s->h / t->grid_h, pw = s->w / t->grid_w;
-        int per_group = t->grid_h * t->grid_w / t->groups;
-        int pi = y / ph, pj = x / pw, group, p;
-        float *qb, *kb;
-        if (pi >= t->grid_h || pj >= t->grid_w) {
-            free(weights);
-            return "the position is in the rows/columns the patch grid leaves out";
-        }
-        group = (pi * t->grid_w + pj) / per_group;
-        qb = distill_calloc(image, sizeof(float));
-        kb = distill_calloc(image, sizeof(float));
-        tat_patch_gather(qb, q, tat_term_patch_geom(t, 1));
-        tat_patch_gather(kb, k, tat_term_patch_geom(t, 1));
-        attention_row(weights, qb + (size_t)group * t->d * t->N, kb + (size_t)group * t->d * t->N,
-                      t->N, t->d, (y % ph) * pw + x % pw);
-        for (p = group * per_group; p < (group + 1) * per_group; ++p)
-            for (i = 0; i < t->N; ++i)
-                map[(p / t->grid_w * ph + i / pw) * s->w + p % t->grid_w * pw + i % pw] = weights[i];
-        free(qb);
-        free(kb);
-    } else {
-        int ah = s->h / t->pool_h, aw = s->w / t->pool_w, yy, xx;
-        float *qa = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
-        float *ka = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
-        if (y / t->pool_h >= ah || x / t->pool_w >= aw) {
-            free(weights);
-            free(qa);
-            free(ka);
-            return "the position is in the rows/columns the anchor pooling leaves out";
-        }
-        tat_avgpool_forward(qa, q, tat_term_pool_geom(t, 1));
-        tat_avgpool_forward(ka, k, tat_term_pool_geom(t, 1));
-        attention_row(weights, qa, ka, t->N, s->teacher_c, y / t->pool_h * aw + x / t->pool_w);
-        for (yy = 0; yy < ah * t->pool_h; ++yy)
-            for (xx = 0; xx < aw * t->pool_w; ++xx)
-                map[yy * s->w + xx] = weights[yy / t->pool_h * aw + xx / t->pool_w];
-        free(qa);
-        free(ka);
-    }
-    free(weights);
-    return 0;
+    return tat_term_attention_map(&s->geom, s->emb[EMB_Q]->out, key_map(s, teacher), y, x, map);
 }
 
 static void free_tat_distill_layer(layer l)
