@@ -378,6 +378,7 @@ void update_tat_distill_layer(const layer l, update_args a)
    brought up to date for saving (tat_gpu_params). */
 struct tat_gpu_state {
     tat_gpu_embedding emb[EMB_MAX];      /* owner only: the device twins of s->emb */
+    tat_gpu_embedding *stack[EMB_STACK]; /* owner only: the query and the value, one stack */
     tat_gpu_term term;
     float *workspace;                    /* im2col of the whole batch (3x3 embeddings) */
 };
@@ -392,12 +393,11 @@ static void tat_gpu_setup(const network *net, tat_state *s)
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
         size_t ws_key = s->emb[EMB_K] ? tat_gpu_conv_workspace_floats(s->batch, s->teacher_c, s->h, s->w, 1) : 0;
         /* query and value embed the same map: one stack, one product and one im2col */
-        tat_gpu_embedding *stack[EMB_STACK];
         const tat_embedding *host[EMB_STACK];
         int i;
         if (ws_key > ws) ws = ws_key;
-        for (i = 0; i < EMB_STACK; ++i) stack[i] = &g->emb[i], host[i] = s->emb[i];
-        tat_gpu_embeddings_init(stack, host, EMB_STACK, s->batch, s->h, s->w);
+        for (i = 0; i < EMB_STACK; ++i) g->stack[i] = &g->emb[i], host[i] = s->emb[i];
+        tat_gpu_embeddings_init(g->stack, host, EMB_STACK, s->batch, s->h, s->w);
         if (s->emb[EMB_K]) tat_gpu_embedding_init(&g->emb[EMB_K], s->emb[EMB_K], s->batch, s->h, s->w);
         g->workspace = tat_gpu_alloc_floats(ws);
     }
@@ -410,10 +410,7 @@ static void tat_gpu_free_state(tat_state *s)
     struct tat_gpu_state *g = s->gpu;
     if (!g) return;
     if (s->owner) {
-        tat_gpu_embedding *stack[EMB_STACK];
-        int i;
-        for (i = 0; i < EMB_STACK; ++i) stack[i] = &g->emb[i];
-        tat_gpu_embeddings_free(stack, EMB_STACK);
+        tat_gpu_embeddings_free(g->stack, EMB_STACK);
         if (s->emb[EMB_K]) tat_gpu_embedding_free(&g->emb[EMB_K]);
         tat_gpu_free(g->workspace);
     }
@@ -451,10 +448,7 @@ void forward_tat_distill_layer_gpu(const layer l, network net)
     student = net.layers[s->from].output_gpu;
     teacher = net.teacher->layers[s->teacher_layer].output_gpu;
     if (s->owner) {
-        tat_gpu_embedding *stack[EMB_STACK];
-        int i;
-        for (i = 0; i < EMB_STACK; ++i) stack[i] = &e->emb[i];
-        tat_gpu_embeddings_forward(stack, EMB_STACK, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embeddings_forward(e->stack, EMB_STACK, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->emb[EMB_K])
             tat_gpu_embedding_forward(&e->emb[EMB_K], teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
@@ -474,10 +468,7 @@ void backward_tat_distill_layer_gpu(const layer l, network net)
         const float *student = net.layers[s->from].output_gpu;
         const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
         float *d_student = net.layers[s->from].delta_gpu;
-        tat_gpu_embedding *stack[EMB_STACK];
-        int i;
-        for (i = 0; i < EMB_STACK; ++i) stack[i] = &e->emb[i];
-        tat_gpu_embeddings_backward(stack, EMB_STACK, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embeddings_backward(e->stack, EMB_STACK, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
         if (s->emb[EMB_K])
             tat_gpu_embedding_backward(&e->emb[EMB_K], 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
