@@ -114,13 +114,14 @@ static void run(const setting *s, int reps)
     double flops;
     cudaEvent_t start, mid1, mid2, stop;
     int r;
-    tat_embedding_init(&hq, s->c, s->c, s->ksize);
-    tat_embedding_init(&hv, s->c, s->c, s->ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&hq, s->c, s->c, s->ksize, &rng);
+    tat_embedding_init(&hv, s->c, s->c, s->ksize, &rng);
     tat_gpu_embedding *qv[2] = {&q, &v};
     const tat_embedding *host_qv[2] = {&hq, &hv};
     tat_gpu_embeddings_init(qv, host_qv, 2, s->batch, s->h, s->w);
     if (s->key_learned) {
-        tat_embedding_init(&hk, s->c, s->c, 1);
+        tat_embedding_init(&hk, s->c, s->c, 1, &rng);
         tat_gpu_embedding_init(&k, &hk, s->batch, s->h, s->w);
     }
     gpu_term(&patch, s, 0);

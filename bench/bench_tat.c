@@ -124,12 +124,13 @@ static void run_setting(const setting *s, int threads, int reps)
     int r;
 
     srand(1);
-    tat_embedding_init(&q, s->c, s->c, s->ksize);
-    tat_embedding_init(&v, s->c, s->c, s->ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&q, s->c, s->c, s->ksize, &rng);
+    tat_embedding_init(&v, s->c, s->c, s->ksize, &rng);
     tat_embedding_alloc_activations(&q, B, s->h, s->w);
     tat_embedding_alloc_activations(&v, B, s->h, s->w);
     if (s->key_learned) {
-        tat_embedding_init(&k, s->c, s->c, 1);
+        tat_embedding_init(&k, s->c, s->c, 1, &rng);
         tat_embedding_alloc_activations(&k, B, s->h, s->w);
     }
     if (tat_term_geom_patch(&geom, B, s->c, s->h, s->w, s->grid, s->grid, s->groups) ||

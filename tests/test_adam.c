@@ -10,12 +10,15 @@
  * Gradients are set as Darknet keeps them: the negative gradient summed over the batch.
  * And a small network (3x3 conv, ReLU, average pool, [connected], [softmax]) trained by
  * train_network_datum for a few steps on the same batches as its PyTorch twin, Adam and AdamW:
- * all its weights agree to <= 1e-5 relative. */
+ * all its weights agree to <= 1e-5 relative.
+ * The moments belong to the embedding: made with it when [net] asks for Adam, sized by it,
+ * freed with it; a student with TaT and FitNet sections trains under Adam. */
 /* the shared header's network helpers are not all used here */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "layer_test_helpers.h"
 
 #include "distill_common.h"
+#include "distill_plugin.h"
 
 #define STEPS 5
 #define BATCH 4
@@ -175,6 +178,118 @@ static void network_case(const char *name, int decoupled)
     free_network(net);
 }
 
+/* ---- the moments belong to the embedding ------------------------------------------------ */
+
+/* Steps of embedding e under Adam with gradients from `seed` (the same for the same seed). */
+static void adam_steps(tat_embedding *e, int steps, unsigned long long seed)
+{
+    adam_case c = {"moments", 0, 0, {0}, {0}, {0}, 0, e};
+    size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize, j;
+    int t;
+    rng_seed(seed);
+    for (t = 1; t <= steps; ++t) {
+        update_args a = args_at(&c, t);
+        for (j = 0; j < nw; ++j) e->weight_grads[j] = (float)rng_normal();
+        for (j = 0; j < (size_t)e->out_c; ++j)
+            e->scale_grads[j] = (float)rng_normal(), e->bias_grads[j] = (float)rng_normal();
+        distill_embedding_update(e, &distill_blas_cpu, a, a.learning_rate);
+    }
+}
+
+/* distill_embedding_init gives moments exactly when [net] asks for Adam, zeroed and sized by the
+   embedding; tat_embedding_free frees them. An embedding made again in the same place (a later
+   layer's state where a freed one was) starts from zero moments of its own size: its Adam steps
+   equal, to the bit, those of an embedding of the same values made elsewhere. */
+static void moments_follow_the_embedding(void)
+{
+    network net;
+    tat_embedding e, fresh;
+    tat_rng rng = tat_rng_seeded(17);
+    size_t n, j;
+    int zero = 1, same;
+    memset(&net, 0, sizeof(net));
+    distill_embedding_init(&e, &net, 3, 4, 1, &rng);
+    report(!e.adam_m && !e.adam_v, "embedding_no_moments_without_adam", "SGD: moments %p %p",
+           (void *)e.adam_m, (void *)e.adam_v);
+    tat_embedding_free(&e);
+    net.adam = 1;
+    distill_embedding_init(&e, &net, 2, 3, 1, &rng);
+    n = tat_embedding_num_params(&e);
+    for (j = 0; e.adam_m && e.adam_v && j < n; ++j) zero = zero && e.adam_m[j] == 0 && e.adam_v[j] == 0;
+    report(e.adam_m && e.adam_v && zero, "embedding_moments_with_adam", "%zu parameters: moments missing or not zero", n);
+    adam_steps(&e, 3, 5);
+    tat_embedding_free(&e);
+    report(!e.adam_m && !e.adam_v, "embedding_moments_freed_with_it", "moments %p %p after the free",
+           (void *)e.adam_m, (void *)e.adam_v);
+    /* larger, in the same place */
+    distill_embedding_init(&e, &net, 5, 6, 3, &rng);
+    distill_embedding_init(&fresh, &net, 5, 6, 3, &rng);
+    n = (size_t)6 * 5 * 3 * 3;
+    memcpy(fresh.weights, e.weights, n * sizeof(float));
+    adam_steps(&e, 2, 9);
+    adam_steps(&fresh, 2, 9);
+    same = !memcmp(e.weights, fresh.weights, n * sizeof(float)) &&
+           !memcmp(e.scales, fresh.scales, 6 * sizeof(float)) && !memcmp(e.biases, fresh.biases, 6 * sizeof(float));
+    report(same, "embedding_made_again_has_its_own_moments", "the embedding made where a smaller one was steps otherwise than a fresh one");
+    tat_embedding_free(&e);
+    tat_embedding_free(&fresh);
+}
+
+/* A student with a learned-key [tat_distill], an [anchor_distill] on its embeddings and a
+   [fitnet_distill], trained under adam=1 and adamw=1: every learned distillation parameter
+   moves, every one stays finite. */
+static const char *distill_teacher_cfg =
+    "[net]\nbatch=2\nwidth=6\nheight=6\nchannels=3\n"
+    "[convolutional]\nfilters=5\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[avgpool]\n[softmax]\n";
+static const char *distill_student_fmt =
+    "[net]\nbatch=2\nwidth=6\nheight=6\nchannels=3\n%s=1\nB1=0.9\nB2=0.999\neps=0.00000001\n"
+    "learning_rate=0.01\ndecay=0.0005\nmomentum=0.9\npolicy=constant\nmax_batches=100\n"
+    "[convolutional]\nfilters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[tat_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=5\nsize=3\nkey=learned\n"
+    "[anchor_distill]\nembeddings=-1\nanchors=3,3\n"
+    "[fitnet_distill]\nfrom=0\nteacher_layer=0\nteacher_channels=5\n"
+    "[avgpool]\n[softmax]\n";
+
+static void distill_layers_train_under_adam(const char *mode)
+{
+    char cfg[2048], name[128];
+    network *teacher, *net;
+    dist_tensor_list params = {0};
+    float *before;
+    size_t total_n, k, moved = 0, finite = 0;
+    int i, t;
+    snprintf(cfg, sizeof cfg, distill_student_fmt, mode);
+    srand(3);
+    teacher = parse_network_cfg(write_cfg("adam-teacher.cfg", distill_teacher_cfg));
+    net = parse_with_teacher(write_cfg("adam-student.cfg", cfg), teacher);
+    for (i = 0; i < net->n; ++i)
+        if (is_distill_layer(&net->layers[i])) distill_layer_tensors(&net->layers[i], 0, &params, 0);
+    total_n = dist_list_floats(&params);
+    before = test_alloc(total_n * sizeof(float));
+    for (i = 0, k = 0; i < params.n; k += params.t[i++].n) memcpy(before + k, params.t[i].data, params.t[i].n * sizeof(float));
+    for (t = 0; t < 3; ++t) {
+        fill_input(net, 30 + t);
+        memset(net->truth, 0, net->truths * net->batch * sizeof(float));
+        for (i = 0; i < net->batch; ++i) net->truth[i * net->truths + i % net->truths] = 1;
+        train_network_datum(net);
+    }
+    for (i = 0, k = 0; i < params.n; ++i) {
+        size_t j;
+        for (j = 0; j < params.t[i].n; ++j, ++k) {
+            moved += params.t[i].data[j] != before[k];
+            finite += distill_finite(params.t[i].data[j]);
+        }
+    }
+    snprintf(name, sizeof name, "distill_layers_train_under_%s", mode);
+    /* the BN scales start at 1 and the biases at 0: Adam moves every one from its first step */
+    report(total_n > 0 && moved == total_n && finite == total_n, name,
+           "%zu of %zu parameters moved, %zu finite", moved, total_n, finite);
+    dist_list_free(&params);
+    free(before);
+    free_network(net); /* and its teacher */
+}
+
 static const char *conv_cfg =
     "[net]\nbatch=4\nwidth=5\nheight=4\nchannels=3\nadam=1\n"
     "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
@@ -193,6 +308,9 @@ int main(void)
     srand(5);
     network_case("network_adam", 0);
     network_case("network_adamw", 1);
+    moments_follow_the_embedding();
+    distill_layers_train_under_adam("adam");
+    distill_layers_train_under_adam("adamw");
     for (i = 0; i < 2; ++i) {
         layer *conv, *fc;
         adam_case *c;
@@ -215,7 +333,9 @@ int main(void)
                          {fc->weights, fc->biases},
                          {fc->weight_updates, fc->bias_updates},
                          {fc->inputs * fc->outputs, fc->outputs}, fc, 0};
-        tat_embedding_init(&emb[i], 3, 4, 3);
+        tat_rng rng = tat_rng_from_rand();
+        tat_embedding_init(&emb[i], 3, 4, 3, &rng);
+        tat_embedding_alloc_moments(&emb[i]);
         {
             int j;
             for (j = 0; j < 4; ++j) emb[i].scales[j] = 1 + 0.5f * urand(), emb[i].biases[j] = urand();
@@ -252,7 +372,6 @@ int main(void)
         free(result[i]);
     }
     for (i = 0; i < 2; ++i) {
-        distill_adam_forget(&emb[i]);
         tat_embedding_free(&emb[i]);
         free_network(nets[i]);
     }

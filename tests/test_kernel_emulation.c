@@ -378,11 +378,33 @@ static void emu_stream_dscore(float *ds, const float *p, const float *drow, floa
 }
 
 static const tat_gpu_ops emu_ops = {
-    emu_gemm, emu_patch_gather, emu_patch_scatter_add, emu_avgpool_forward, emu_avgpool_backward,
-    emu_im2col, emu_stack_to_nchw, emu_stack_to_cm, emu_col2im_add, emu_bn_forward, emu_bn_backward, emu_softmax_rows, emu_residual,
-    emu_loss_start, emu_loss_wait, emu_dscore, emu_zero, emu_sse, emu_sse_grad, emu_kd_rows,
-    emu_kd_grad, emu_stream_rows, emu_stream_scale, emu_stream_finish, emu_stream_probs,
-    emu_stream_dscore};
+    .gemm = emu_gemm,
+    .patch_gather = emu_patch_gather,
+    .patch_scatter_add = emu_patch_scatter_add,
+    .avgpool_forward = emu_avgpool_forward,
+    .avgpool_backward = emu_avgpool_backward,
+    .im2col = emu_im2col,
+    .stack_to_nchw = emu_stack_to_nchw,
+    .stack_to_cm = emu_stack_to_cm,
+    .col2im_add = emu_col2im_add,
+    .batchnorm_forward = emu_bn_forward,
+    .batchnorm_backward = emu_bn_backward,
+    .softmax_rows = emu_softmax_rows,
+    .residual = emu_residual,
+    .loss_start = emu_loss_start,
+    .loss_wait = emu_loss_wait,
+    .dscore = emu_dscore,
+    .zero = emu_zero,
+    .sse = emu_sse,
+    .sse_grad = emu_sse_grad,
+    .kd_rows = emu_kd_rows,
+    .kd_grad = emu_kd_grad,
+    .stream_rows = emu_stream_rows,
+    .stream_scale = emu_stream_scale,
+    .stream_finish = emu_stream_finish,
+    .stream_probs = emu_stream_probs,
+    .stream_dscore = emu_stream_dscore,
+};
 
 /* a loss's device and pinned doubles, on the host */
 static void emu_loss_init(tat_gpu_loss *l)
@@ -458,8 +480,9 @@ static void test_embeddings(const tat_case *tc, int n)
     float *ws_emu = calloc(nws + 1, sizeof(float));
     float *d_in_ref = rand_array(nin, 1), *d_in_emu = copy_array(d_in_ref, nin);
     char name[200], n2[300];
+    tat_rng rng = tat_rng_from_rand();
     for (k = 0; k < n; ++k) {
-        tat_embedding_init(&ref[k], in_c, out_c, ksize);
+        tat_embedding_init(&ref[k], in_c, out_c, ksize, &rng);
         for (i = 0; i < out_c; ++i) {
             ref[k].scales[i] = (float)(1 + .3 * rng_signed());
             ref[k].biases[i] = (float)(.2 * rng_signed());
@@ -742,7 +765,8 @@ static void test_fitnet(int batch, int in_c, int out_c, int h, int w, int per_im
     double partials[TAT_SUM_BLOCKS], sse_ref, sse_emu;
     float w_loss = -0.23f;
     char name[200], what[120];
-    tat_embedding_init(&ref, in_c, out_c, 1);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&ref, in_c, out_c, 1, &rng);
     for (i = 0; i < out_c; ++i) ref.scales[i] = (float)(1 + .3 * rng_signed());
     for (i = 0; i < (int)nw; ++i) ref.weight_grads[i] = (float)rng_signed(); /* momentum left */
     tat_embedding_alloc_activations(&ref, batch, h, w);

@@ -230,13 +230,14 @@ static int pipe_setup(pipe_t *p, const pipe_cfg *c, const char *name)
             return 0;
         }
     }
-    tat_embedding_init(&p->q, c->Cs, c->Ct, c->ksize);
-    tat_embedding_init(&p->v, c->Cs, c->Ct, c->ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&p->q, c->Cs, c->Ct, c->ksize, &rng);
+    tat_embedding_init(&p->v, c->Cs, c->Ct, c->ksize, &rng);
     tat_embedding_alloc_activations(&p->q, c->B, c->H, c->W);
     tat_embedding_alloc_activations(&p->v, c->B, c->H, c->W);
     size_t ws = tat_conv_workspace_floats(c->B, c->Cs, c->Ct, c->H, c->W, c->ksize);
     if (c->key_learned) {
-        tat_embedding_init(&p->k, c->Ct, c->Ct, 1);
+        tat_embedding_init(&p->k, c->Ct, c->Ct, 1, &rng);
         tat_embedding_alloc_activations(&p->k, c->B, c->H, c->W);
         size_t wk = tat_conv_workspace_floats(c->B, c->Ct, c->Ct, c->H, c->W, 1);
         if (wk > ws) ws = wk;
@@ -1265,7 +1266,8 @@ static void test_embedding_accumulation(int ksize, int per_image)
     char name[128];
     int B = 2, Ci = 3, Co = 4, H = 5, W = 6;
     tat_embedding e;
-    tat_embedding_init(&e, Ci, Co, ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&e, Ci, Co, ksize, &rng);
     tat_embedding_alloc_activations(&e, B, H, W);
     emb_set_random(&e, 1.0);
     size_t nin = (size_t)B * Ci * H * W, nout = (size_t)B * Co * H * W, nw = (size_t)Co * Ci * ksize * ksize;
@@ -1421,7 +1423,8 @@ static void fitnet_grads(fitnet_ctx *c)
 
 static void fitnet_setup(fitnet_ctx *c)
 {
-    tat_embedding_init(&c->e, c->Cs, c->Ct, 1);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&c->e, c->Cs, c->Ct, 1, &rng);
     tat_embedding_alloc_activations(&c->e, c->B, c->H, c->W);
     c->xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
     c->d_xs = falloc((size_t)c->B * c->Cs * c->H * c->W);
@@ -1528,6 +1531,161 @@ static pipe_cfg case_pipe_cfg(const tat_case *tc)
     return cfg;
 }
 
+/* tat_term_attention_map against the definitions written out here: image 0 of a batch of two,
+ * the query's row of softmax(Q^T K) in double, each key's weight drawn where it stands (every
+ * patch of the group; the anchor's window), 0 elsewhere; positions the term leaves out are
+ * refused with their message and leave the map alone. Patch groups: a 7 x 9 map in a 2 x 3
+ * grid of 3 x 3 patches (row 6 left out) in 3 groups of 2; the full form; anchors 3,2 (2 x 4
+ * windows, row 6 and column 8 left out). */
+static void attention_map_case(const char *tag, const tat_term_geom *g, int y, int x)
+{
+    int c = g->c, h = g->h, w = g->w, hw = h * w, i, j, ch, n = 0, r_q = 0, group = 0;
+    int qpos[64], kpos[64][16], nk[64], per = 0;
+    float *q = falloc((size_t)g->batch * c * hw), *k = falloc((size_t)g->batch * c * hw);
+    float *map = falloc(hw), *want = falloc(hw);
+    double logit[64], mx = -1e300, sum = 0;
+    char name[160];
+    const char *why;
+    fill_normal(q, (size_t)g->batch * c * hw, 1, 0);
+    fill_normal(k, (size_t)g->batch * c * hw, 1, 0);
+    /* n keys, key j standing for the nk[j] map positions kpos[j][..]; the query's own position
+       qpos[..] (patches: one per patch of the group, the block's channels); anchors average */
+    if (g->kind == TAT_TERM_PATCH_GROUPS) {
+        int ph = h / g->grid_h, pw = w / g->grid_w, pp = y / ph * g->grid_w + x / pw, p;
+        per = g->grid_h * g->grid_w / g->groups;
+        group = pp / per;
+        r_q = (y % ph) * pw + x % pw;
+        n = ph * pw;
+        for (j = 0; j < n; ++j) {
+            nk[j] = per;
+            for (p = 0; p < per; ++p) {
+                int patch = group * per + p;
+                kpos[j][p] = (patch / g->grid_w * ph + j / pw) * w + patch % g->grid_w * pw + j % pw;
+            }
+        }
+        for (p = 0; p < per; ++p) qpos[p] = kpos[r_q][p];
+        for (j = 0; j < n; ++j) {
+            double dotp = 0;
+            for (p = 0; p < per; ++p)
+                for (ch = 0; ch < c; ++ch) dotp += (double)q[ch * hw + qpos[p]] * k[ch * hw + kpos[j][p]];
+            logit[j] = dotp;
+        }
+    } else {
+        int ah = h / g->pool_h, aw = w / g->pool_w, a, qa = y / g->pool_h * aw + x / g->pool_w;
+        double pooled_q[8], pooled_k;
+        n = ah * aw;
+        for (a = 0; a < n; ++a) {
+            nk[a] = 0;
+            for (i = 0; i < g->pool_h; ++i)
+                for (j = 0; j < g->pool_w; ++j)
+                    kpos[a][nk[a]++] = (a / aw * g->pool_h + i) * w + a % aw * g->pool_w + j;
+        }
+        for (ch = 0; ch < c; ++ch) {
+            pooled_q[ch] = 0;
+            for (i = 0; i < nk[qa]; ++i) pooled_q[ch] += q[ch * hw + kpos[qa][i]] / (double)nk[qa];
+        }
+        for (a = 0; a < n; ++a) {
+            logit[a] = 0;
+            for (ch = 0; ch < c; ++ch) {
+                pooled_k = 0;
+                for (i = 0; i < nk[a]; ++i) pooled_k += k[ch * hw + kpos[a][i]] / (double)nk[a];
+                logit[a] += pooled_q[ch] * pooled_k;
+            }
+        }
+    }
+    for (j = 0; j < n; ++j) mx = fmax(mx, logit[j]);
+    for (j = 0; j < n; ++j) sum += exp(logit[j] - mx);
+    for (j = 0; j < n; ++j)
+        for (i = 0; i < nk[j]; ++i) want[kpos[j][i]] = (float)(exp(logit[j] - mx) / sum);
+    why = tat_term_attention_map(g, q, k, y, x, map);
+    snprintf(name, sizeof name, "attention_map_%s_%d_%d", tag, y, x);
+    if (why) report(0, name, "refused: %s", why);
+    else check_close(name, map, want, hw, 1e-5);
+    free(q), free(k), free(map), free(want);
+}
+
+static void attention_map_refused(const char *tag, const tat_term_geom *g, int y, int x, const char *msg)
+{
+    float *q = falloc((size_t)g->batch * g->c * g->h * g->w), *map = falloc((size_t)g->h * g->w);
+    const char *why;
+    char name[160];
+    int untouched = 1, i;
+    for (i = 0; i < g->h * g->w; ++i) map[i] = 7;
+    why = tat_term_attention_map(g, q, q, y, x, map);
+    for (i = 0; i < g->h * g->w; ++i) untouched = untouched && map[i] == 7;
+    snprintf(name, sizeof name, "attention_map_%s_refuses_%d_%d", tag, y, x);
+    report(why && !strcmp(why, msg) && untouched, name, "got '%s', want '%s' (map untouched: %d)",
+           why ? why : "(null)", msg, untouched);
+    free(q), free(map);
+}
+
+static void test_attention_map(void)
+{
+    tat_term_geom g;
+    TAT_ASSERT(!tat_term_geom_patch(&g, 2, 3, 7, 9, 2, 3, 3));
+    attention_map_case("patch_groups", &g, 0, 0);
+    attention_map_case("patch_groups", &g, 4, 7);
+    attention_map_case("patch_groups", &g, 5, 3);
+    attention_map_refused("patch_groups", &g, 6, 2, "the position is in the rows/columns the patch grid leaves out");
+    attention_map_refused("patch_groups", &g, 7, 0, "the position is outside the map");
+    attention_map_refused("patch_groups", &g, 0, -1, "the position is outside the map");
+    TAT_ASSERT(!tat_term_geom_patch(&g, 2, 4, 5, 6, 1, 1, 1));
+    attention_map_case("full", &g, 2, 3);
+    attention_map_case("full", &g, 4, 5);
+    TAT_ASSERT(!tat_term_geom_anchor(&g, 2, 3, 7, 9, 3, 2));
+    attention_map_case("anchors", &g, 0, 0);
+    attention_map_case("anchors", &g, 5, 7);
+    attention_map_refused("anchors", &g, 6, 0, "the position is in the rows/columns the anchor pooling leaves out");
+    attention_map_refused("anchors", &g, 0, 8, "the position is in the rows/columns the anchor pooling leaves out");
+    attention_map_refused("anchors", &g, 0, 9, "the position is outside the map");
+}
+
+/* The initialisation's generators. Seeded: splitmix64's published first output for seed 0
+ * (0xE220A8397B1DCDAF, top 24 bits), the same sequence again for the same seed and another one
+ * for another seed, every draw a multiple of 2^-23 in [-1, 1), mean near 0. From rand(): the
+ * draws Darknet's layers make (2 * rand() / RAND_MAX - 1), one rand() call each, so that an
+ * embedding initialised from it takes exactly its weight count of the global sequence. */
+static void test_rng(void)
+{
+    tat_rng a = tat_rng_seeded(0), b, c;
+    tat_embedding e;
+    double sum = 0;
+    int i, same = 1, other = 0, grid = 1, range = 1, first, draws = 1, n = 20000, after, want_after;
+    first = tat_rng_uniform(&a) == (float)0xE220A8 / 8388608.f - 1.f;
+    report(first, "rng_seeded_is_splitmix64", "first draw of seed 0 is not splitmix64's");
+    a = tat_rng_seeded(42), b = tat_rng_seeded(42), c = tat_rng_seeded(43);
+    for (i = 0; i < n; ++i) {
+        float u = tat_rng_uniform(&a), scaled = (u + 1.f) * 8388608.f;
+        same = same && u == tat_rng_uniform(&b);
+        other += u != tat_rng_uniform(&c);
+        range = range && u >= -1.f && u < 1.f;
+        grid = grid && scaled == floorf(scaled);
+        sum += u;
+    }
+    report(same, "rng_seeded_repeats", "seed 42 twice gave two sequences");
+    report(other > n - 10, "rng_seeds_differ", "seeds 42 and 43 agree on %d of %d draws", n - other, n);
+    report(range && grid, "rng_seeded_range", "a draw outside [-1, 1) or off the 2^-23 grid");
+    report(fabs(sum / n) < 0.02, "rng_seeded_mean", "mean %.4f of %d draws", sum / n, n);
+
+    a = tat_rng_from_rand();
+    srand(7);
+    {
+        float got[64];
+        for (i = 0; i < 64; ++i) got[i] = tat_rng_uniform(&a);
+        srand(7);
+        for (i = 0; i < 64; ++i) draws = draws && got[i] == 2.f * rand() / (float)RAND_MAX - 1.f;
+    }
+    report(draws, "rng_from_rand_is_darknets_draw", "tat_rng_uniform differs from 2 * rand() / RAND_MAX - 1");
+    srand(7);
+    tat_embedding_init(&e, 3, 4, 3, &a);
+    after = rand();
+    srand(7);
+    for (i = 0; i < 4 * 3 * 3 * 3; ++i) rand();
+    want_after = rand();
+    report(after == want_after, "embedding_init_takes_one_rand_per_weight", "the sequence after the init is off");
+    tat_embedding_free(&e);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -1603,6 +1761,8 @@ int main(int argc, char **argv)
     test_kd(5, 3, 0.5f, 2.0f);
     test_fitnet(3, 5, 7, 5, 3, 0);
     test_fitnet(2, 3, 4, 3, 5, 1);
+    test_rng();
+    test_attention_map();
 
     fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);
     return test_exit_status();

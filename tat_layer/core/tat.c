@@ -457,9 +457,39 @@ void tat_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, const fl
     bn_backward(d_in, d_gamma, d_beta, d_out, x_hat, inv_std, gamma, g, 0);
 }
 
+/* ---- Random numbers -------------------------------------------------------------------- */
+
+tat_rng tat_rng_seeded(uint64_t seed)
+{
+    tat_rng r = {seed, 0};
+    return r;
+}
+
+tat_rng tat_rng_from_rand(void)
+{
+    tat_rng r = {0, 1};
+    return r;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014) */
+static uint64_t rng_next(tat_rng *r)
+{
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+float tat_rng_uniform(tat_rng *r)
+{
+    if (r->from_rand) return 2.f * rand() / (float)RAND_MAX - 1.f;
+    /* the top 24 bits: exact in float */
+    return (float)(rng_next(r) >> 40) * (1.f / 8388608.f) - 1.f;
+}
+
 /* ---- Embedding ------------------------------------------------------------------------- */
 
-void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize)
+void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize, tat_rng *rng)
 {
     size_t nw = (size_t)out_c * in_c * ksize * ksize, i;
     float scale = sqrtf(2.f / (in_c * ksize * ksize));
@@ -473,8 +503,17 @@ void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize)
     e->scale_grads = tat_calloc(out_c, sizeof(float));
     e->biases = tat_calloc(out_c, sizeof(float));
     e->bias_grads = tat_calloc(out_c, sizeof(float));
-    for (i = 0; i < nw; ++i) e->weights[i] = scale * (2.f * rand() / (float)RAND_MAX - 1.f);
+    for (i = 0; i < nw; ++i) e->weights[i] = scale * tat_rng_uniform(rng);
     for (i = 0; i < (size_t)out_c; ++i) e->scales[i] = 1;
+}
+
+void tat_embedding_alloc_moments(tat_embedding *e)
+{
+    size_t n = tat_embedding_num_params(e);
+    free(e->adam_m);
+    free(e->adam_v);
+    e->adam_m = tat_calloc(n, sizeof(float));
+    e->adam_v = tat_calloc(n, sizeof(float));
 }
 
 void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w)
@@ -505,12 +544,19 @@ void tat_embedding_free(tat_embedding *e)
     free(e->out_grad);
     free(e->mean);
     free(e->inv_std);
+    free(e->adam_m);
+    free(e->adam_v);
     memset(e, 0, sizeof(*e));
 }
 
 size_t tat_embedding_num_params(const tat_embedding *e)
 {
     return (size_t)e->out_c * e->in_c * e->ksize * e->ksize + 2 * (size_t)e->out_c;
+}
+
+double tat_embedding_flops_per_image(const tat_embedding *e, int h, int w)
+{
+    return 2.0 * e->out_c * e->in_c * e->ksize * e->ksize * h * w;
 }
 
 void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, int batch, int h,
@@ -906,6 +952,17 @@ void tat_term_free(tat_term *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* Patch groups: the top-left corner (y0, x0) in the map of patch pp (patches of h/grid_h by
+ * w/grid_w, numbered row-major). */
+static void patch_corner(const tat_term_geom *g, int pp, int *y0, int *x0)
+{
+    *y0 = pp / g->grid_w * (g->h / g->grid_h);
+    *x0 = pp % g->grid_w * (g->w / g->grid_w);
+}
+
+/* Patch groups: the patches of one group (block a of an image) are per_group consecutive ones. */
+static int patches_per_group(const tat_term_geom *g) { return g->grid_h * g->grid_w / g->groups; }
+
 /* Block `blk` of an NCHW map, copied into `out` (d x N). Each block is built and consumed by
  * one thread while it is hot in its cache, instead of regrouping whole maps in extra passes. */
 static void gather_block(const tat_term_geom *g, float *out, const float *x, int blk)
@@ -915,11 +972,11 @@ static void gather_block(const tat_term_geom *g, float *out, const float *x, int
         tat_avgpool_forward(out, x + (size_t)b * c * h * w, tat_term_pool_geom(g, 1));
         return;
     }
-    int ph = h / g->grid_h, pw = w / g->grid_w, per = g->grid_h * g->grid_w / groups, e, y, i;
+    int ph = h / g->grid_h, pw = w / g->grid_w, per = patches_per_group(g), e, y, i, y0, x0;
     for (e = 0; e < g->d; ++e) {
         int pp = a * per + e / c, ch = e % c;
-        const float *src = x + (((size_t)b * c + ch) * h + (pp / g->grid_w) * ph) * w +
-                           (pp % g->grid_w) * pw;
+        patch_corner(g, pp, &y0, &x0);
+        const float *src = x + (((size_t)b * c + ch) * h + y0) * w + x0;
         float *dst = out + (size_t)e * g->N;
         /* rows are a few floats: an inline loop beats a memcpy call per row */
         for (y = 0; y < ph; ++y)
@@ -936,11 +993,11 @@ static void scatter_block_add(const tat_term_geom *g, float *d_x, const float *d
         tat_avgpool_backward(d_x + (size_t)b * c * h * w, d_blk, tat_term_pool_geom(g, 1));
         return;
     }
-    int ph = h / g->grid_h, pw = w / g->grid_w, per = g->grid_h * g->grid_w / groups, e, y, x;
+    int ph = h / g->grid_h, pw = w / g->grid_w, per = patches_per_group(g), e, y, x, y0, x0;
     for (e = 0; e < g->d; ++e) {
         int pp = a * per + e / c, ch = e % c;
-        float *dst = d_x + (((size_t)b * c + ch) * h + (pp / g->grid_w) * ph) * w +
-                     (pp % g->grid_w) * pw;
+        patch_corner(g, pp, &y0, &x0);
+        float *dst = d_x + (((size_t)b * c + ch) * h + y0) * w + x0;
         const float *src = d_blk + (size_t)e * g->N;
         for (y = 0; y < ph; ++y)
             for (x = 0; x < pw; ++x) dst[(size_t)y * w + x] += src[y * pw + x];
@@ -968,6 +1025,76 @@ void tat_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g)
     tat_term_geom t = patch_term_geom(g);
     int b;
     for (b = 0; b < t.n_blocks; ++b) scatter_block_add(&t, d_x, d_blocks + (size_t)b * t.d * t.N, b);
+}
+
+/* ---- Attention maps (inspection) --------------------------------------------------------- */
+
+/* The block of image 0 (its index) and the row in it of the query at map position (y, x), or
+ * why there is none. */
+static const char *query_of(const tat_term_geom *g, int y, int x, int *blk, int *row)
+{
+    if (y < 0 || y >= g->h || x < 0 || x >= g->w) return "the position is outside the map";
+    if (g->kind == TAT_TERM_ANCHORS) {
+        int ah = g->h / g->pool_h, aw = g->w / g->pool_w;
+        if (y / g->pool_h >= ah || x / g->pool_w >= aw)
+            return "the position is in the rows/columns the anchor pooling leaves out";
+        *blk = 0;
+        *row = y / g->pool_h * aw + x / g->pool_w;
+    } else {
+        int ph = g->h / g->grid_h, pw = g->w / g->grid_w, pi = y / ph, pj = x / pw;
+        if (pi >= g->grid_h || pj >= g->grid_w)
+            return "the position is in the rows/columns the patch grid leaves out";
+        *blk = (pi * g->grid_w + pj) / patches_per_group(g);
+        *row = (y % ph) * pw + x % pw;
+    }
+    return NULL;
+}
+
+/* Row `row` of one block's softmax(Q^T K): weights[N]; dot products in double. */
+static void attention_row(float *weights, const float *Q, const float *K, int N, int d, int row)
+{
+    int i, c;
+    float max = -1e30f;
+    double sum = 0;
+    for (i = 0; i < N; ++i) {
+        double dot = 0;
+        for (c = 0; c < d; ++c) dot += (double)Q[c * N + row] * K[c * N + i];
+        weights[i] = (float)dot;
+        if (weights[i] > max) max = weights[i];
+    }
+    for (i = 0; i < N; ++i) sum += weights[i] = expf(weights[i] - max);
+    for (i = 0; i < N; ++i) weights[i] = (float)(weights[i] / sum);
+}
+
+const char *tat_term_attention_map(const tat_term_geom *g, const float *q, const float *k, int y,
+                                   int x, float *map)
+{
+    size_t blk_floats = (size_t)g->d * g->N;
+    float *qb, *kb, *weights;
+    int blk, row, i;
+    const char *why = query_of(g, y, x, &blk, &row);
+    if (why) return why;
+    qb = tat_calloc(2 * blk_floats + g->N, sizeof(float));
+    kb = qb + blk_floats;
+    weights = kb + blk_floats;
+    gather_block(g, qb, q, blk);
+    gather_block(g, kb, k, blk);
+    attention_row(weights, qb, kb, g->N, g->d, row);
+    memset(map, 0, (size_t)g->h * g->w * sizeof(float));
+    if (g->kind == TAT_TERM_ANCHORS) {
+        int aw = g->w / g->pool_w, yy, xx;
+        for (yy = 0; yy < g->h / g->pool_h * g->pool_h; ++yy)
+            for (xx = 0; xx < aw * g->pool_w; ++xx)
+                map[(size_t)yy * g->w + xx] = weights[yy / g->pool_h * aw + xx / g->pool_w];
+    } else {
+        int pw = g->w / g->grid_w, per = patches_per_group(g), p, y0, x0;
+        for (p = blk * per; p < (blk + 1) * per; ++p) {
+            patch_corner(g, p, &y0, &x0);
+            for (i = 0; i < g->N; ++i) map[(size_t)(y0 + i / pw) * g->w + x0 + i % pw] = weights[i];
+        }
+    }
+    free(qb);
+    return NULL;
 }
 
 typedef struct {

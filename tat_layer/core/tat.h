@@ -17,6 +17,7 @@
  *   A gradient pointer may be NULL where noted: that gradient is then not computed.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,6 +58,21 @@ typedef struct {
 void tat_set_num_threads(int n);
 int tat_get_num_threads(void);
 
+/* ---- Random numbers for initialisation ------------------------------------------------- */
+/* The generator an initialisation draws from, passed to it explicitly. Either a state of its
+ * own (tat_rng_seeded: splitmix64, the same numbers on every platform and libc), or the C
+ * library's rand() (tat_rng_from_rand: the one global sequence that srand() and Darknet's
+ * -seed set and that Darknet's own layers draw their weights from; `state` is then unused). */
+typedef struct {
+    uint64_t state;
+    int from_rand;
+} tat_rng;
+tat_rng tat_rng_seeded(uint64_t seed);
+tat_rng tat_rng_from_rand(void);
+/* One draw in [-1, 1]: from rand(), 2 * rand() / RAND_MAX - 1 in float (one rand() call, as
+ * Darknet's layers initialise); from the state, a multiple of 2^-23 in [-1, 1). */
+float tat_rng_uniform(tat_rng *r);
+
 /* ---- GEMM ----------------------------------------------------------------------------- */
 /* Row-major C = alpha * op(A) op(B) + beta * C, op(X) = X or X^T, op(A) is M x K, op(B) K x N. */
 void tat_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
@@ -93,14 +109,22 @@ typedef struct {
     float *weight_grads, *scale_grads, *bias_grads; /* accumulated, same sizes */
     float *x_hat, *out, *out_grad;                  /* batch*out_c*h*w each */
     float *mean, *inv_std;                          /* batch*out_c each (enough for both BN modes) */
+    /* Adam's first and second moments of the parameters (weights, then scales, then biases:
+     * tat_embedding_num_params floats each), or NULL when it is not trained with Adam */
+    float *adam_m, *adam_v;
 } tat_embedding;
 
-/* Allocates parameters (weights He-uniform from rand(), scales 1, biases 0) and zeroed grads. */
-void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize);
+/* Allocates parameters (weights He-uniform, drawn from rng in order, one draw each; scales 1,
+ * biases 0) and zeroed grads. */
+void tat_embedding_init(tat_embedding *e, int in_c, int out_c, int ksize, tat_rng *rng);
+/* Allocates e's Adam moments, zeroed (freed with e). */
+void tat_embedding_alloc_moments(tat_embedding *e);
 /* Allocates the per-batch activations for batch x h x w maps. */
 void tat_embedding_alloc_activations(tat_embedding *e, int batch, int h, int w);
 void tat_embedding_free(tat_embedding *e);
 size_t tat_embedding_num_params(const tat_embedding *e);
+/* Forward FLOPs per image of the conv on h x w maps (multiply-adds counted as two). */
+double tat_embedding_flops_per_image(const tat_embedding *e, int h, int w);
 /* out = BN(conv(in)); zeroes out_grad for the coming backward. */
 void tat_embedding_forward(tat_embedding *e, const float *in, float *workspace, int batch, int h,
                            int w, int per_image);
@@ -191,6 +215,15 @@ int tat_term_prefers_streaming(const tat_term_geom *g);
  * batch * c) or, with one_image, one image of it. */
 tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image);
 tat_pool_geom tat_term_pool_geom(const tat_term_geom *g, int one_image);
+/* What "one-to-many" means for the query at map position (y, x) of image 0: its row of the
+ * softmax of Q^T K in its block, the blocks cut from q and k (batch x c x h x w, as the term
+ * cuts them). map (h*w floats) gets each key's weight at every position the key stands for:
+ * for patch groups the key at an intra-patch offset spans every patch of the group, so its
+ * weight is drawn on each of them; for anchors, on the anchor's whole window; 0 elsewhere.
+ * Returns NULL, or a static message when (y, x) is outside the map or in the rows/columns the
+ * patch grid or the anchor pooling leaves out (map is then not written). */
+const char *tat_term_attention_map(const tat_term_geom *g, const float *q, const float *k, int y,
+                                   int x, float *map);
 
 typedef struct {
     tat_term_geom geom;

@@ -64,12 +64,13 @@ void tat_gpu_softmax_rows(float *s, int rows, int cols);
 /* The host struct, its arrays on the device. */
 typedef tat_embedding tat_gpu_embedding;
 
-/* Device copies of host embedding e's parameters (its gradients start at zero) and
- * activations for batch x h x w maps. */
+/* Device copies of host embedding e's parameters (its gradients start at zero), activations
+ * for batch x h x w maps, and zeroed Adam moments when e has moments. */
 void tat_gpu_embedding_init(tat_gpu_embedding *g, const tat_embedding *e, int batch, int h, int w);
 void tat_gpu_embedding_free(tat_gpu_embedding *g);
 /* n embeddings of one input (same in_c, out_c, ksize) as one stack: weights, weight_grads,
- * x_hat and out contiguous, so their convs run as one product (tat_gpu_steps.h). */
+ * x_hat and out contiguous, so their convs run as one product (tat_gpu_steps.h). The free
+ * releases everything the init allocated, the moments included. */
 void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embedding *const *e, int n,
                              int batch, int h, int w);
 void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n);

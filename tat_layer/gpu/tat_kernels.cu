@@ -566,6 +566,9 @@ extern "C" void tat_gpu_embeddings_init(tat_gpu_embedding **g, const tat_embeddi
         d->out_grad = tat_gpu_alloc(nout);
         d->mean = tat_gpu_alloc((size_t)batch * d->out_c);
         d->inv_std = tat_gpu_alloc((size_t)batch * d->out_c);
+        /* moments of the device's parameters, which the device updates */
+        d->adam_m = e[i]->adam_m ? tat_gpu_alloc(tat_embedding_num_params(e[i])) : 0;
+        d->adam_v = e[i]->adam_v ? tat_gpu_alloc(tat_embedding_num_params(e[i])) : 0;
         tat_gpu_embedding_push(d, e[i]);
     }
 }
@@ -585,6 +588,8 @@ extern "C" void tat_gpu_embeddings_free(tat_gpu_embedding **g, int n)
         tat_gpu_free(g[i]->out_grad);
         tat_gpu_free(g[i]->mean);
         tat_gpu_free(g[i]->inv_std);
+        tat_gpu_free(g[i]->adam_m);
+        tat_gpu_free(g[i]->adam_v);
         memset(g[i], 0, sizeof(*g[i]));
     }
 }
@@ -696,13 +701,33 @@ static void stream_dscore_launch(float *ds, const float *p, const float *drow, f
 }
 
 static const tat_gpu_ops gpu_ops = {
-    tat_gpu_gemm, tat_gpu_patch_gather, tat_gpu_patch_scatter_add, tat_gpu_avgpool_forward,
-    tat_gpu_avgpool_backward, tat_gpu_im2col, stack_to_nchw_launch, stack_to_cm_launch,
-    tat_gpu_col2im_add, tat_gpu_batchnorm_forward,
-    tat_gpu_batchnorm_backward, tat_gpu_softmax_rows, residual_launch, loss_start,
-    tat_gpu_loss_wait, dscore_launch, zero_launch, sse_launch, sse_grad_launch, kd_rows_launch,
-    kd_grad_launch, stream_rows_launch, stream_scale_launch, stream_finish_launch,
-    stream_probs_launch, stream_dscore_launch};
+    .gemm = tat_gpu_gemm,
+    .patch_gather = tat_gpu_patch_gather,
+    .patch_scatter_add = tat_gpu_patch_scatter_add,
+    .avgpool_forward = tat_gpu_avgpool_forward,
+    .avgpool_backward = tat_gpu_avgpool_backward,
+    .im2col = tat_gpu_im2col,
+    .stack_to_nchw = stack_to_nchw_launch,
+    .stack_to_cm = stack_to_cm_launch,
+    .col2im_add = tat_gpu_col2im_add,
+    .batchnorm_forward = tat_gpu_batchnorm_forward,
+    .batchnorm_backward = tat_gpu_batchnorm_backward,
+    .softmax_rows = tat_gpu_softmax_rows,
+    .residual = residual_launch,
+    .loss_start = loss_start,
+    .loss_wait = tat_gpu_loss_wait,
+    .dscore = dscore_launch,
+    .zero = zero_launch,
+    .sse = sse_launch,
+    .sse_grad = sse_grad_launch,
+    .kd_rows = kd_rows_launch,
+    .kd_grad = kd_grad_launch,
+    .stream_rows = stream_rows_launch,
+    .stream_scale = stream_scale_launch,
+    .stream_finish = stream_finish_launch,
+    .stream_probs = stream_probs_launch,
+    .stream_dscore = stream_dscore_launch,
+};
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
                                           int batch, int h, int w, int per_image)

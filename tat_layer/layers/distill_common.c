@@ -1,7 +1,6 @@
 #include "distill_common.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,9 @@
 #include "blas.h"
 #include "cuda.h"
 #include "option_list.h"
+#ifdef GPU
+#include "tat_gpu.h"
+#endif
 
 /* ---- allocation ------------------------------------------------------------------------- */
 
@@ -268,6 +270,14 @@ layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *f, 
 }
 
 #ifdef GPU
+void distill_gpu_alloc_context(const network *net, LAYER_TYPE type, int index)
+{
+    char context[512];
+    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
+             distill_layer_type_name(type), index);
+    tat_gpu_set_alloc_context(context);
+}
+
 void distill_average_device_arrays(float **replica, const int *device, int nrep, int n)
 {
     float *tmp = distill_calloc(n, sizeof(float)), *sum = distill_calloc(n, sizeof(float));
@@ -320,63 +330,19 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
     exit(1);
 }
 
-static float *zeros_cpu(size_t n) { return distill_calloc(n, sizeof(float)); }
-static void release_cpu(float *x) { free(x); }
-const distill_blas distill_blas_cpu = {axpy_cpu, scal_cpu, adam_update_cpu, zeros_cpu, release_cpu};
+const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam = adam_update_cpu};
 #ifdef GPU
-static float *zeros_gpu(size_t n) { return cuda_make_array(0, n); }
-const distill_blas distill_blas_gpu = {axpy_gpu, scal_gpu, adam_update_gpu, zeros_gpu, cuda_free};
+const distill_blas distill_blas_gpu = {.axpy = axpy_gpu, .scal = scal_gpu, .adam = adam_update_gpu};
 #endif
 
-/* Adam moments (m, v) of one embedding's weights, scales and biases, found by the embedding's
-   address: the embeddings live in the layers' states, which are never moved. Multi-GPU
-   replicas update from their own threads, hence the lock. */
-typedef struct adam_moments {
-    const tat_embedding *owner;
-    const distill_blas *blas;
-    float *m[3], *v[3];
-    struct adam_moments *next;
-} adam_moments;
+tat_rng distill_init_rng(void) { return tat_rng_from_rand(); }
 
-static adam_moments *all_moments;
-static pthread_mutex_t moments_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static adam_moments *moments_of(const tat_embedding *e, const distill_blas *b, const size_t counts[3])
+void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize,
+                            tat_rng *rng)
 {
-    adam_moments *a;
-    int i;
-    pthread_mutex_lock(&moments_lock);
-    for (a = all_moments; a && a->owner != e; a = a->next) {}
-    if (!a) {
-        a = distill_calloc(1, sizeof(*a));
-        a->owner = e;
-        a->blas = b;
-        for (i = 0; i < 3; ++i) {
-            a->m[i] = b->zeros(counts[i]);
-            a->v[i] = b->zeros(counts[i]);
-        }
-        a->next = all_moments;
-        all_moments = a;
-    }
-    pthread_mutex_unlock(&moments_lock);
-    return a;
-}
-
-void distill_adam_forget(const tat_embedding *e)
-{
-    adam_moments **p, *a;
-    int i;
-    pthread_mutex_lock(&moments_lock);
-    for (p = &all_moments; *p && (*p)->owner != e; p = &(*p)->next) {}
-    a = *p;
-    if (a) *p = a->next;
-    pthread_mutex_unlock(&moments_lock);
-    if (!a) return;
-    for (i = 0; i < 3; ++i) {
-        a->blas->release(a->m[i]);
-        a->blas->release(a->v[i]);
-    }
-    free(a);
+    tat_embedding_init(e, in_c, out_c, ksize, rng);
+    /* as Darknet's layers: the moments exist when [net] asks for Adam (adam=1 or adamw=1) */
+    if (net->adam) tat_embedding_alloc_moments(e);
 }
 
 void distill_embedding_update(const tat_embedding *e, const distill_blas *b, update_args a,
@@ -386,12 +352,13 @@ void distill_embedding_update(const tat_embedding *e, const distill_blas *b, upd
     if (a.adam) {
         float *params[3] = {e->weights, e->scales, e->biases};
         float *grads[3] = {e->weight_grads, e->scale_grads, e->bias_grads};
-        size_t counts[3] = {(size_t)nw, (size_t)e->out_c, (size_t)e->out_c};
-        adam_moments *mo = moments_of(e, b, counts);
+        size_t counts[3] = {(size_t)nw, (size_t)e->out_c, (size_t)e->out_c}, at = 0;
         int i;
+        /* the network was made for Adam: distill_embedding_init gave the embedding moments */
+        TAT_ASSERT(e->adam_m && e->adam_v);
         /* as Darknet's layers under Adam: every array, decay included */
-        for (i = 0; i < 3; ++i)
-            b->adam(params[i], grads[i], mo->m[i], mo->v[i], a.B1, a.B2, a.eps, a.decay,
+        for (i = 0; i < 3; at += counts[i++])
+            b->adam(params[i], grads[i], e->adam_m + at, e->adam_v + at, a.B1, a.B2, a.eps, a.decay,
                     learning_rate, (int)counts[i], a.batch, a.t, a.decoupled_decay);
         return;
     }

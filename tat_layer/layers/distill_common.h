@@ -101,6 +101,9 @@ typedef struct {
 layer distill_make_passthrough(const distill_cfg *c, const distill_type_ops *ops, void *state);
 
 #ifdef GPU
+/* Names layer `index` of type `type` in the one-line message of a device allocation that fails
+ * ("<cfg>: [<section>] (layer N)", tat_gpu_set_alloc_context): call before its allocations. */
+void distill_gpu_alloc_context(const network *net, LAYER_TYPE type, int index);
 /* Multi-GPU: the device arrays replica[i] (n floats on device[i]) all become their mean,
  * through the host as Darknet's sync_layer does for its own layers. */
 void distill_average_device_arrays(float **replica, const int *device, int nrep, int n);
@@ -116,31 +119,36 @@ int distill_finite(float x);
  * and the iteration, exit 1. Used for the distillation terms and the task loss alike. */
 void distill_stop_if_not_finite(const network *net, const char *section, int index, float loss);
 /* Darknet's axpy, scal and Adam step (patch 0053) of the host (axpy_cpu, ...) or of the device
- * (axpy_gpu, ...), and a zeroed array there. */
+ * (axpy_gpu, ...). */
 typedef struct {
     void (*axpy)(int n, float alpha, float *x, int incx, float *y, int incy);
     void (*scal)(int n, float alpha, float *x, int incx);
     void (*adam)(float *w, float *d, float *m, float *v, float B1, float B2, float eps, float decay,
                  float rate, int n, int batch, int t, int decoupled);
-    float *(*zeros)(size_t n);
-    void (*release)(float *x);
 } distill_blas;
 extern const distill_blas distill_blas_cpu;
 #ifdef GPU
 extern const distill_blas distill_blas_gpu;
 #endif
+/* A distillation layer's learned embedding (tat_embedding_init, weights drawn from rng), with
+ * Adam moments when net's [net] asks for Adam (adam=1 or adamw=1), as Darknet's layers have
+ * theirs; the device twin (tat_gpu_embedding_init) then gets its own. Freed by
+ * tat_embedding_free. */
+void distill_embedding_init(tat_embedding *e, const network *net, int in_c, int out_c, int ksize,
+                            tat_rng *rng);
+/* The generator the layers initialise their embeddings from: the C library's rand(), the
+ * sequence that -seed sets and that Darknet's own layers draw from, in parse order. A seeded
+ * run initialises as it always has. */
+tat_rng distill_init_rng(void);
 /* One step of an embedding (host or device arrays, as `b` says) as Darknet's convolution with
  * batch_normalize does it: SGD with momentum, or with `adam` (adamw) in [net] the Adam (AdamW)
- * step of Darknet's layers; its moments are made on the first Adam step and kept until
- * distill_adam_forget(e), which whoever frees the embedding calls. */
+ * step of Darknet's layers, on the embedding's own moments (it must have them). */
 void distill_embedding_update(const tat_embedding *e, const distill_blas *b, update_args a,
                               float learning_rate);
 /* Weights file record of an embedding: BN biases, BN scales, conv weights. Returns 1 when every
  * float was read (written); a short read stops there with end-of-file set on fp, which the
  * weights loader reports naming the file and the layer. */
 int distill_embedding_io(tat_embedding *e, FILE *fp, int save);
-/* Frees the Adam moments of embedding e, if it has any (before e itself is freed). */
-void distill_adam_forget(const tat_embedding *e);
 /* An embedding's conv weights, BN scales and biases (grads = 0), or their gradients (1). */
 void distill_embedding_tensors(const tat_embedding *e, int grads, dist_tensor_list *to);
 

@@ -61,6 +61,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     distill_cfg c = {0, net, index, FITNET_DISTILL};
     fitnet_state *s = distill_calloc(1, sizeof(*s));
     layer l = distill_make_passthrough(&c, &fitnet_distill_ops, s);
+    tat_rng rng = distill_init_rng();
     s->index = index;
     s->batch = net->batch;
     s->teacher_c = o->teacher_channels;
@@ -72,7 +73,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     s->w = net->layers[s->from].out_w;
     s->student_c = net->layers[s->from].out_c;
     /* the projection exists with or without a teacher: the weights file has one layout */
-    tat_embedding_init(&s->projection, s->student_c, s->teacher_c, 1);
+    distill_embedding_init(&s->projection, net, s->student_c, s->teacher_c, 1, &rng);
     if (net->teacher) {
         s->teacher_layer = distill_teacher_layer(&c, o->teacher_layer);
         distill_check_teacher_map(&c, s->teacher_layer, s->teacher_c, s->from);
@@ -144,11 +145,8 @@ void update_fitnet_distill_layer(const layer l, update_args a)
 static void fitnet_gpu_setup(const network *net, fitnet_state *s)
 {
     struct fitnet_gpu *g = distill_calloc(1, sizeof(*g));
-    char context[512];
     size_t n = (size_t)s->batch * s->teacher_c * s->h * s->w;
-    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
-             distill_layer_type_name(FITNET_DISTILL), s->index);
-    tat_gpu_set_alloc_context(context);
+    distill_gpu_alloc_context(net, FITNET_DISTILL, s->index);
     tat_gpu_embedding_init(&g->projection, &s->projection, s->batch, s->h, s->w);
     g->diff = tat_gpu_alloc_floats(n);
     g->workspace = tat_gpu_alloc_floats(tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, 1));
@@ -263,14 +261,13 @@ static size_t fitnet_params(const layer *l) { return tat_embedding_num_params(&s
 static double fitnet_flops(const layer *l)
 {
     fitnet_state *s = state_of(l);
-    return 2.0 * s->teacher_c * s->student_c * s->h * s->w;
+    return tat_embedding_flops_per_image(&s->projection, s->h, s->w);
 }
 
 static void free_fitnet_distill_layer(layer l)
 {
     fitnet_state *s = state_of(&l);
     if (!s) return;
-    distill_adam_forget(&s->projection);
 #ifdef GPU
     fitnet_gpu_free(s);
 #endif

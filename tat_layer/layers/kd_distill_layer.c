@@ -75,11 +75,8 @@ layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o
         s->active = 1;
 #ifdef GPU
         if (gpu_index >= 0) {
-            char context[512];
             size_t n = (size_t)s->batch * s->classes;
-            snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
-                     distill_layer_type_name(KD_DISTILL), index);
-            tat_gpu_set_alloc_context(context);
+            distill_gpu_alloc_context(net, KD_DISTILL, index);
             s->gpu = distill_calloc(1, sizeof(*s->gpu));
             s->gpu->p_student = tat_gpu_alloc_floats(n);
             s->gpu->p_teacher = tat_gpu_alloc_floats(n);

@@ -13,6 +13,12 @@
 #include "tat_gpu.h"
 #endif
 
+/* The embeddings of a layer, in the order of its weights file: the query and the value (student
+   map -> teacher channels, size x size), then the key (teacher map, 1x1) when learned. */
+enum { EMB_Q, EMB_V, EMB_K, EMB_MAX };
+/* The query and the value embed the same map: on a device they are one stack. */
+#define EMB_STACK 2
+
 typedef struct tat_state {
     int index;                         /* this layer's index, for messages                */
     int from, teacher_layer;           /* absolute indices in the student and the teacher  */
@@ -20,8 +26,10 @@ typedef struct tat_state {
     int ksize, key_learned, bn_per_image;
     float loss_weight;
     int owner;                         /* holds the embeddings it uses                     */
-    tat_embedding query, value, key;   /* owned embeddings (owner only)                    */
-    tat_embedding *q, *v, *k;          /* the embeddings in use; k NULL: identity key       */
+    int n_emb;                         /* embeddings in use: 2, or 3 with a learned key    */
+    tat_embedding own[EMB_MAX];        /* owned embeddings (owner only), the first n_emb    */
+    tat_embedding *emb[EMB_MAX];       /* the embeddings in use, own or the shared layer's;
+                                          emb[EMB_K] NULL: the teacher map is the key       */
     struct tat_state *shared;          /* the owner of the embeddings when not owner        */
     int active;                        /* a teacher is attached: buffers are allocated      */
     tat_term_geom geom;                /* what the term computes (always set)               */
@@ -41,6 +49,18 @@ static tat_state *state_of(const layer *l) { return (tat_state *)l->plugin_state
 
 static size_t tat_params(const layer *l);
 static double tat_flops(const layer *l);
+
+/* What embedding i embeds: the key the teacher map, the query and the value the student's. */
+static const float *embedded_map(int i, const float *student, const float *teacher)
+{
+    return i == EMB_K ? teacher : student;
+}
+
+/* The key the term attends with: the learned key's output, or the teacher map itself. */
+static const float *key_map(const tat_state *s, const float *teacher)
+{
+    return s->emb[EMB_K] ? s->emb[EMB_K]->out : teacher;
+}
 
 /* The work runs on the device in a GPU build with one (the host then holds parameters only). */
 static int on_device(void)
@@ -127,6 +147,8 @@ static layer parse_anchor_distill(list *options, network *net, int index)
 static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_embedding_options *e)
 {
     network *net = c->net;
+    tat_rng rng = distill_init_rng();
+    int i;
     s->from = distill_student_layer(c, e->from);
     s->teacher_c = e->teacher_channels;
     s->ksize = e->ksize;
@@ -142,19 +164,15 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
         s->active = 1;
     }
     s->owner = 1;
-    tat_embedding_init(&s->query, s->student_c, s->teacher_c, s->ksize);
-    tat_embedding_init(&s->value, s->student_c, s->teacher_c, s->ksize);
-    s->q = &s->query;
-    s->v = &s->value;
-    if (s->key_learned) {
-        tat_embedding_init(&s->key, s->teacher_c, s->teacher_c, 1);
-        s->k = &s->key;
+    s->n_emb = s->key_learned ? EMB_K + 1 : EMB_K;
+    for (i = 0; i < s->n_emb; ++i) {
+        if (i == EMB_K) distill_embedding_init(&s->own[i], net, s->teacher_c, s->teacher_c, 1, &rng);
+        else distill_embedding_init(&s->own[i], net, s->student_c, s->teacher_c, s->ksize, &rng);
+        s->emb[i] = &s->own[i];
     }
     if (s->active && !on_device()) {
         size_t ws = tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize);
-        tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
-        tat_embedding_alloc_activations(s->v, s->batch, s->h, s->w);
-        if (s->k) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
+        for (i = 0; i < s->n_emb; ++i) tat_embedding_alloc_activations(s->emb[i], s->batch, s->h, s->w);
         s->workspace = distill_calloc(ws, sizeof(float));
     }
 }
@@ -243,9 +261,8 @@ static void set_shared_embeddings(const distill_cfg *c, tat_state *s, tat_state 
     s->bn_per_image = shared->bn_per_image;
     s->active = shared->active;
     s->shared = shared;
-    s->q = &shared->query;
-    s->v = &shared->value;
-    s->k = shared->key_learned ? &shared->key : 0;
+    s->n_emb = shared->n_emb;
+    memcpy(s->emb, shared->emb, sizeof(s->emb));
     if (e->from != DISTILL_UNSET && distill_student_layer(c, e->from) != shared->from)
         distill_cfg_fail(c, "from", "differs from the shared layer %d's (%d)", ei, shared->from);
     if (e->teacher_channels != DISTILL_UNSET && e->teacher_channels != shared->teacher_c)
@@ -310,16 +327,15 @@ void forward_tat_distill_layer(const layer l, network net)
     tat_state *s = state_of(&l);
     const float *student, *teacher;
     double sse;
+    int i;
     s->loss = 0;
     if (!distilling(s, &net)) return;
     student = net.layers[s->from].output;
     teacher = net.teacher->layers[s->teacher_layer].output;
-    if (s->owner) {
-        tat_embedding_forward(s->q, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_embedding_forward(s->v, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        if (s->k) tat_embedding_forward(s->k, teacher, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
-    }
-    sse = tat_term_forward(&s->term, s->q->out, s->k ? s->k->out : teacher, s->v->out, teacher);
+    for (i = 0; s->owner && i < s->n_emb; ++i)
+        tat_embedding_forward(s->emb[i], embedded_map(i, student, teacher), s->workspace, s->batch,
+                              s->h, s->w, s->bn_per_image);
+    sse = tat_term_forward(&s->term, s->emb[EMB_Q]->out, key_map(s, teacher), s->emb[EMB_V]->out, teacher);
     set_loss(&l, &net, s, sse);
 }
 
@@ -327,15 +343,19 @@ void backward_tat_distill_layer(const layer l, network net)
 {
     tat_state *s = state_of(&l);
     if (!distilling(s, &net)) return;
-    tat_term_backward(&s->term, s->q->out_grad, s->k ? s->k->out_grad : 0, s->v->out_grad, delta_weight(s));
+    tat_term_backward(&s->term, s->emb[EMB_Q]->out_grad, s->emb[EMB_K] ? s->emb[EMB_K]->out_grad : 0,
+                      s->emb[EMB_V]->out_grad, delta_weight(s));
     if (s->owner) {
         /* layers sharing these embeddings come later, so their backward already ran */
         const float *student = net.layers[s->from].output;
         const float *teacher = net.teacher->layers[s->teacher_layer].output;
         float *d_student = net.layers[s->from].delta;
-        tat_embedding_backward(s->q, d_student, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        tat_embedding_backward(s->v, d_student, student, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        if (s->k) tat_embedding_backward(s->k, 0, teacher, s->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        int i;
+        /* the teacher map gets no gradient */
+        for (i = 0; i < s->n_emb; ++i)
+            tat_embedding_backward(s->emb[i], i == EMB_K ? 0 : d_student,
+                                   embedded_map(i, student, teacher), s->workspace, s->batch, s->h,
+                                   s->w, s->bn_per_image);
     }
 }
 
@@ -343,11 +363,10 @@ void update_tat_distill_layer(const layer l, update_args a)
 {
     tat_state *s = state_of(&l);
     float learning_rate = a.learning_rate * l.learning_rate_scale;
+    int i;
     /* without a teacher nothing was learned: do not let decay shrink the embeddings */
     if (!s->owner || !s->active) return;
-    distill_embedding_update(s->q, &distill_blas_cpu, a, learning_rate);
-    distill_embedding_update(s->v, &distill_blas_cpu, a, learning_rate);
-    if (s->k) distill_embedding_update(s->k, &distill_blas_cpu, a, learning_rate);
+    for (i = 0; i < s->n_emb; ++i) distill_embedding_update(s->emb[i], &distill_blas_cpu, a, learning_rate);
 }
 
 #ifdef GPU
@@ -358,7 +377,8 @@ void update_tat_distill_layer(const layer l, update_args a)
    read once the backward is queued. The host copies of the parameters are
    brought up to date for saving (tat_gpu_params). */
 struct tat_gpu_state {
-    tat_gpu_embedding query, value, key; /* owner only; key when learned */
+    tat_gpu_embedding emb[EMB_MAX];      /* owner only: the device twins of s->emb */
+    tat_gpu_embedding *stack[EMB_STACK]; /* owner only: the query and the value, one stack */
     tat_gpu_term term;
     float *workspace;                    /* im2col of the whole batch (3x3 embeddings) */
 };
@@ -366,21 +386,19 @@ struct tat_gpu_state {
 static void tat_gpu_setup(const network *net, tat_state *s)
 {
     struct tat_gpu_state *g;
-    char context[512];
-    snprintf(context, sizeof(context), "%s: [%s] (layer %d)", net->cfgfile ? net->cfgfile : "cfg",
-             distill_layer_type_name(s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL), s->index);
-    tat_gpu_set_alloc_context(context);
+    distill_gpu_alloc_context(net, s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL, s->index);
     g = distill_calloc(1, sizeof(*g));
     if (s->owner) {
         /* one workspace for the query/value convs and the learned key's (teacher channels, 1x1) */
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
-        size_t ws_key = s->k ? tat_gpu_conv_workspace_floats(s->batch, s->teacher_c, s->h, s->w, 1) : 0;
-        if (ws_key > ws) ws = ws_key;
+        size_t ws_key = s->emb[EMB_K] ? tat_gpu_conv_workspace_floats(s->batch, s->teacher_c, s->h, s->w, 1) : 0;
         /* query and value embed the same map: one stack, one product and one im2col */
-        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
-        const tat_embedding *host_qv[2] = {s->q, s->v};
-        tat_gpu_embeddings_init(qv, host_qv, 2, s->batch, s->h, s->w);
-        if (s->k) tat_gpu_embedding_init(&g->key, s->k, s->batch, s->h, s->w);
+        const tat_embedding *host[EMB_STACK];
+        int i;
+        if (ws_key > ws) ws = ws_key;
+        for (i = 0; i < EMB_STACK; ++i) g->stack[i] = &g->emb[i], host[i] = s->emb[i];
+        tat_gpu_embeddings_init(g->stack, host, EMB_STACK, s->batch, s->h, s->w);
+        if (s->emb[EMB_K]) tat_gpu_embedding_init(&g->emb[EMB_K], s->emb[EMB_K], s->batch, s->h, s->w);
         g->workspace = tat_gpu_alloc_floats(ws);
     }
     tat_gpu_term_init(&g->term, &s->geom);
@@ -392,12 +410,8 @@ static void tat_gpu_free_state(tat_state *s)
     struct tat_gpu_state *g = s->gpu;
     if (!g) return;
     if (s->owner) {
-        distill_adam_forget(&g->query);
-        distill_adam_forget(&g->value);
-        distill_adam_forget(&g->key);
-        tat_gpu_embedding *qv[2] = {&g->query, &g->value};
-        tat_gpu_embeddings_free(qv, 2);
-        if (s->k) tat_gpu_embedding_free(&g->key);
+        tat_gpu_embeddings_free(g->stack, EMB_STACK);
+        if (s->emb[EMB_K]) tat_gpu_embedding_free(&g->emb[EMB_K]);
         tat_gpu_free(g->workspace);
     }
     tat_gpu_term_free(&g->term);
@@ -409,15 +423,11 @@ static void tat_gpu_free_state(tat_state *s)
 static void tat_gpu_params(tat_state *s, int to_host)
 {
     struct tat_gpu_state *g = s->gpu;
+    int i;
     if (!g || !s->owner) return;
-    if (to_host) {
-        tat_gpu_embedding_pull(&g->query, s->q);
-        tat_gpu_embedding_pull(&g->value, s->v);
-        if (s->k) tat_gpu_embedding_pull(&g->key, s->k);
-    } else {
-        tat_gpu_embedding_push(&g->query, s->q);
-        tat_gpu_embedding_push(&g->value, s->v);
-        if (s->k) tat_gpu_embedding_push(&g->key, s->k);
+    for (i = 0; i < s->n_emb; ++i) {
+        if (to_host) tat_gpu_embedding_pull(&g->emb[i], s->emb[i]);
+        else tat_gpu_embedding_push(&g->emb[i], s->emb[i]);
     }
 }
 
@@ -438,12 +448,12 @@ void forward_tat_distill_layer_gpu(const layer l, network net)
     student = net.layers[s->from].output_gpu;
     teacher = net.teacher->layers[s->teacher_layer].output_gpu;
     if (s->owner) {
-        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
-        tat_gpu_embeddings_forward(qv, 2, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        if (s->k) tat_gpu_embedding_forward(&e->key, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embeddings_forward(e->stack, EMB_STACK, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->emb[EMB_K])
+            tat_gpu_embedding_forward(&e->emb[EMB_K], teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
-    tat_gpu_term_forward(&g->term, e->query.out, s->k ? e->key.out : teacher, e->value.out,
-                         teacher);
+    tat_gpu_term_forward(&g->term, e->emb[EMB_Q].out, s->emb[EMB_K] ? e->emb[EMB_K].out : teacher,
+                         e->emb[EMB_V].out, teacher);
 }
 
 void backward_tat_distill_layer_gpu(const layer l, network net)
@@ -452,15 +462,15 @@ void backward_tat_distill_layer_gpu(const layer l, network net)
     struct tat_gpu_state *g = s->gpu, *e;
     if (!distilling(s, &net) || !g) return;
     e = embeddings_gpu(s);
-    tat_gpu_term_backward(&g->term, e->query.out_grad, s->k ? e->key.out_grad : 0,
-                          e->value.out_grad, delta_weight(s));
+    tat_gpu_term_backward(&g->term, e->emb[EMB_Q].out_grad, s->emb[EMB_K] ? e->emb[EMB_K].out_grad : 0,
+                          e->emb[EMB_V].out_grad, delta_weight(s));
     if (s->owner) {
         const float *student = net.layers[s->from].output_gpu;
         const float *teacher = net.teacher->layers[s->teacher_layer].output_gpu;
         float *d_student = net.layers[s->from].delta_gpu;
-        tat_gpu_embedding *qv[2] = {&e->query, &e->value};
-        tat_gpu_embeddings_backward(qv, 2, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
-        if (s->k) tat_gpu_embedding_backward(&e->key, 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        tat_gpu_embeddings_backward(e->stack, EMB_STACK, d_student, student, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
+        if (s->emb[EMB_K])
+            tat_gpu_embedding_backward(&e->emb[EMB_K], 0, teacher, g->workspace, s->batch, s->h, s->w, s->bn_per_image);
     }
     /* queued: now wait for the forward's loss (long arrived) and stop before the update if
        it is not finite */
@@ -471,10 +481,9 @@ void update_tat_distill_layer_gpu(const layer l, update_args a)
 {
     tat_state *s = state_of(&l);
     float learning_rate = a.learning_rate * l.learning_rate_scale;
+    int i;
     if (!s->owner || !s->active || !s->gpu) return;
-    distill_embedding_update(&s->gpu->query, &distill_blas_gpu, a, learning_rate);
-    distill_embedding_update(&s->gpu->value, &distill_blas_gpu, a, learning_rate);
-    if (s->k) distill_embedding_update(&s->gpu->key, &distill_blas_gpu, a, learning_rate);
+    for (i = 0; i < s->n_emb; ++i) distill_embedding_update(&s->gpu->emb[i], &distill_blas_gpu, a, learning_rate);
 }
 
 static void sync_tat_distill_layer(network **nets, int n, int j)
@@ -486,11 +495,8 @@ static void sync_tat_distill_layer(network **nets, int n, int j)
     rep = distill_calloc(n, sizeof(*rep));
     dev = distill_calloc(n, sizeof(*dev));
     for (i = 0; i < n; ++i) dev[i] = nets[i]->gpu_index;
-    for (e = 0; e < (s0->k ? 3 : 2); ++e) {
-        for (i = 0; i < n; ++i) {
-            struct tat_gpu_state *g = state_of(&nets[i]->layers[j])->gpu;
-            rep[i] = e == 0 ? &g->query : e == 1 ? &g->value : &g->key;
-        }
+    for (e = 0; e < s0->n_emb; ++e) {
+        for (i = 0; i < n; ++i) rep[i] = &state_of(&nets[i]->layers[j])->gpu->emb[e];
         distill_average_embeddings(rep, dev, n);
     }
     free(rep);
@@ -504,13 +510,14 @@ static void sync_tat_distill_layer(network **nets, int n, int j)
 static void tat_weights_io(layer l, FILE *fp, int save)
 {
     tat_state *s = state_of(&l);
+    int i;
     if (!s->owner) return;
 #ifdef GPU
     if (save) tat_gpu_params(s, 1);
 #endif
-    /* a short read leaves end-of-file set: the weights loader names the file and the layer */
-    if (distill_embedding_io(s->q, fp, save) && distill_embedding_io(s->v, fp, save) && s->k)
-        distill_embedding_io(s->k, fp, save);
+    /* a short read leaves end-of-file set (the weights loader names the file and the layer):
+       nothing more is read */
+    for (i = 0; i < s->n_emb && distill_embedding_io(s->emb[i], fp, save); ++i) {}
 #ifdef GPU
     if (!save) tat_gpu_params(s, 0);
 #endif
@@ -525,37 +532,33 @@ static float tat_loss(const layer *l) { return state_of(l)->loss; }
 static void tat_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
 {
     tat_state *s = state_of(l);
+    int i;
     if (!s->owner) return;
 #ifdef GPU
     if (s->gpu) {
-        distill_embedding_tensors(&s->gpu->query, grads, device);
-        distill_embedding_tensors(&s->gpu->value, grads, device);
-        if (s->k) distill_embedding_tensors(&s->gpu->key, grads, device);
+        for (i = 0; i < s->n_emb; ++i) distill_embedding_tensors(&s->gpu->emb[i], grads, device);
         return;
     }
 #endif
     (void)device;
-    distill_embedding_tensors(s->q, grads, host);
-    distill_embedding_tensors(s->v, grads, host);
-    if (s->k) distill_embedding_tensors(s->k, grads, host);
+    for (i = 0; i < s->n_emb; ++i) distill_embedding_tensors(s->emb[i], grads, host);
 }
 
 static size_t tat_params(const layer *l)
 {
     tat_state *s = state_of(l);
-    if (!s->owner) return 0;
-    return tat_embedding_num_params(s->q) + tat_embedding_num_params(s->v) +
-           (s->k ? tat_embedding_num_params(s->k) : 0);
+    size_t n = 0;
+    int i;
+    for (i = 0; s->owner && i < s->n_emb; ++i) n += tat_embedding_num_params(s->emb[i]);
+    return n;
 }
 
 static double tat_flops(const layer *l)
 {
     tat_state *s = state_of(l);
-    double hw = (double)s->h * s->w, f = tat_term_flops_per_image(&s->geom);
-    if (s->owner) {
-        f += 2 * 2.0 * s->teacher_c * s->student_c * s->ksize * s->ksize * hw;
-        if (s->k) f += 2.0 * s->teacher_c * s->teacher_c * hw;
-    }
+    double f = tat_term_flops_per_image(&s->geom);
+    int i;
+    for (i = 0; s->owner && i < s->n_emb; ++i) f += tat_embedding_flops_per_image(s->emb[i], s->h, s->w);
     return f;
 }
 
@@ -567,32 +570,13 @@ void tat_distill_layer_map_size(const layer *l, int *h, int *w)
     *w = state_of(l)->w;
 }
 
-/* Row `row` of one block's softmax(Q^T K): weights[N]. Blocks are channel-major (d x N). */
-static void attention_row(float *weights, const float *Q, const float *K, int N, int d, int row)
-{
-    int i, c;
-    float max = -1e30f;
-    double sum = 0;
-    for (i = 0; i < N; ++i) {
-        double dot = 0;
-        for (c = 0; c < d; ++c) dot += (double)Q[c * N + row] * K[c * N + i];
-        weights[i] = (float)dot;
-        if (weights[i] > max) max = weights[i];
-    }
-    for (i = 0; i < N; ++i) sum += weights[i] = expf(weights[i] - max);
-    for (i = 0; i < N; ++i) weights[i] = (float)(weights[i] / sum);
-}
-
 const char *tat_distill_layer_attention(const layer *l, network *net, int y, int x, float *map)
 {
     tat_state *s = state_of(l);
-    const tat_term_geom *t = &s->geom;
-    const float *student, *teacher, *q, *k;
-    size_t plane = (size_t)s->h * s->w, image = plane * s->teacher_c;
-    float *weights, *workspace;
+    const float *student, *teacher;
+    float *workspace;
     int i;
     if (!s->active || !net->teacher) return "no teacher attached";
-    if (y < 0 || y >= s->h || x < 0 || x >= s->w) return "the position is outside the map";
 #ifdef GPU
     if (embeddings_gpu(s)) {
         /* the forwards left the maps on the device (network_predict copies back only the
@@ -602,83 +586,32 @@ const char *tat_distill_layer_attention(const layer *l, network *net, int y, int
         cuda_pull_array(from.output_gpu, from.output, from.outputs * from.batch);
         cuda_pull_array(tf.output_gpu, tf.output, tf.outputs * tf.batch);
         tat_gpu_params(s->owner ? s : s->shared, 1);
-        if (!s->q->out) tat_embedding_alloc_activations(s->q, s->batch, s->h, s->w);
-        if (s->k && !s->k->out) tat_embedding_alloc_activations(s->k, s->batch, s->h, s->w);
+        for (i = 0; i < s->n_emb; ++i)
+            if (i != EMB_V && !s->emb[i]->out) tat_embedding_alloc_activations(s->emb[i], s->batch, s->h, s->w);
     }
 #endif
     student = net->layers[s->from].output;
     teacher = net->teacher->layers[s->teacher_layer].output;
-    /* a layer sharing embeddings has no workspace of its own */
+    /* the query and the key, not the value; a layer sharing embeddings has no workspace of its
+       own */
     workspace = distill_calloc(tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize), sizeof(float));
-    tat_embedding_forward(s->q, student, workspace, s->batch, s->h, s->w, s->bn_per_image);
-    q = s->q->out;
-    k = teacher;
-    if (s->k) {
-        tat_embedding_forward(s->k, teacher, workspace, s->batch, s->h, s->w, s->bn_per_image);
-        k = s->k->out;
-    }
+    for (i = 0; i < s->n_emb; ++i)
+        if (i != EMB_V)
+            tat_embedding_forward(s->emb[i], embedded_map(i, student, teacher), workspace, s->batch,
+                                  s->h, s->w, s->bn_per_image);
     free(workspace);
-    memset(map, 0, plane * sizeof(float));
-    weights = distill_calloc(t->N, sizeof(float));
-    if (l->type == TAT_DISTILL) {
-        int ph = s->h / t->grid_h, pw = s->w / t->grid_w;
-        int per_group = t->grid_h * t->grid_w / t->groups;
-        int pi = y / ph, pj = x / pw, group, p;
-        float *qb, *kb;
-        if (pi >= t->grid_h || pj >= t->grid_w) {
-            free(weights);
-            return "the position is in the rows/columns the patch grid leaves out";
-        }
-        group = (pi * t->grid_w + pj) / per_group;
-        qb = distill_calloc(image, sizeof(float));
-        kb = distill_calloc(image, sizeof(float));
-        tat_patch_gather(qb, q, tat_term_patch_geom(t, 1));
-        tat_patch_gather(kb, k, tat_term_patch_geom(t, 1));
-        attention_row(weights, qb + (size_t)group * t->d * t->N, kb + (size_t)group * t->d * t->N,
-                      t->N, t->d, (y % ph) * pw + x % pw);
-        for (p = group * per_group; p < (group + 1) * per_group; ++p)
-            for (i = 0; i < t->N; ++i)
-                map[(p / t->grid_w * ph + i / pw) * s->w + p % t->grid_w * pw + i % pw] = weights[i];
-        free(qb);
-        free(kb);
-    } else {
-        int ah = s->h / t->pool_h, aw = s->w / t->pool_w, yy, xx;
-        float *qa = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
-        float *ka = distill_calloc((size_t)t->N * s->teacher_c, sizeof(float));
-        if (y / t->pool_h >= ah || x / t->pool_w >= aw) {
-            free(weights);
-            free(qa);
-            free(ka);
-            return "the position is in the rows/columns the anchor pooling leaves out";
-        }
-        tat_avgpool_forward(qa, q, tat_term_pool_geom(t, 1));
-        tat_avgpool_forward(ka, k, tat_term_pool_geom(t, 1));
-        attention_row(weights, qa, ka, t->N, s->teacher_c, y / t->pool_h * aw + x / t->pool_w);
-        for (yy = 0; yy < ah * t->pool_h; ++yy)
-            for (xx = 0; xx < aw * t->pool_w; ++xx)
-                map[yy * s->w + xx] = weights[yy / t->pool_h * aw + xx / t->pool_w];
-        free(qa);
-        free(ka);
-    }
-    free(weights);
-    return 0;
+    return tat_term_attention_map(&s->geom, s->emb[EMB_Q]->out, key_map(s, teacher), y, x, map);
 }
 
 static void free_tat_distill_layer(layer l)
 {
     tat_state *s = state_of(&l);
+    int i;
     if (!s) return;
 #ifdef GPU
     tat_gpu_free_state(s);
 #endif
-    if (s->owner) {
-        distill_adam_forget(&s->query);
-        distill_adam_forget(&s->value);
-        distill_adam_forget(&s->key);
-        tat_embedding_free(&s->query);
-        tat_embedding_free(&s->value);
-        if (s->key_learned) tat_embedding_free(&s->key);
-    }
+    for (i = 0; s->owner && i < s->n_emb; ++i) tat_embedding_free(&s->own[i]);
     tat_term_free(&s->term);
     free(s->workspace);
     free(s);

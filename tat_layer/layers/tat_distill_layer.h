@@ -74,10 +74,11 @@ void tat_distill_layer_map_size(const layer *l, int *h, int *w);
 /* What "one-to-many" means, for one student position (y, x) of image 0: the attention weights
  * over the teacher's positions, from the maps the student and teacher forwards left in their
  * layers. q and k are recomputed (training-mode BatchNorm over the batch: the image itself when
- * the batch is 1). map (h*w floats) gets each teacher position's weight; for patch groups the
- * key at an intra-patch offset spans all patches of the group, so its weight is drawn on each
- * of them; for anchors, on the anchor's whole window; 0 elsewhere. Returns NULL, or a message
- * saying why there is no map (no teacher attached, the position is outside the term). */
+ * the batch is 1), then drawn by tat_term_attention_map (tat.h): map (h*w floats) gets each
+ * teacher position's weight; for patch groups the key at an intra-patch offset spans all
+ * patches of the group, so its weight is drawn on each of them; for anchors, on the anchor's
+ * whole window; 0 elsewhere. Returns NULL, or a message saying why there is no map (no teacher
+ * attached, the position is outside the term). */
 const char *tat_distill_layer_attention(const layer *l, network *net, int y, int x, float *map);
 
 #endif

@@ -186,7 +186,8 @@ static void test_embedding(const tat_case *tc)
     char what[200], name[300];
     snprintf(what, sizeof(what), "%s: embedding %dx%d + BN %s (b%d c%d->%d %dx%d)", tc->name, ksize,
              ksize, per_image ? "per image" : "batch", batch, in_c, out_c, h, w);
-    tat_embedding_init(&e, in_c, out_c, ksize);
+    tat_rng rng = tat_rng_from_rand();
+    tat_embedding_init(&e, in_c, out_c, ksize, &rng);
     tat_embedding_alloc_activations(&e, batch, h, w);
     tat_gpu_embedding_init(&g, &e, batch, h, w);
     tat_embedding_forward(&e, in, ws, batch, h, w, per_image);
