@@ -173,7 +173,7 @@ test-asan:
 test-valgrind:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
 	+$(MAKE) tools
-	DARKNET=$(CPU_OUT)/darknet tests/test_reliability_valgrind.sh
+	DARKNET=$(CPU_OUT)/darknet bash tests/test_reliability_valgrind.sh
 
 FUZZ_SECONDS = 60
 fuzz:

@@ -311,6 +311,8 @@ void distill_average_embeddings(tat_embedding **replica, const int *device, int 
 
 /* ---- training --------------------------------------------------------------------------- */
 
+int distill_training(int active, const network *net) { return active && net->train && net->teacher; }
+
 int distill_finite(float x)
 {
     /* by the bits: Darknet builds with -Ofast, under which isfinite() may fold to 1 */

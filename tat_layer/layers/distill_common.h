@@ -114,6 +114,9 @@ void distill_average_embeddings(tat_embedding **replica, const int *device, int 
 /* ---- training --------------------------------------------------------------------------- */
 /* 0 for NaN and +-Inf; reliable under -ffast-math, unlike isfinite(). */
 int distill_finite(float x);
+/* A section computes its term in a training pass with a teacher, once its buffers exist
+ * (active); otherwise it only passes its input through. */
+int distill_training(int active, const network *net);
 /* A non-finite loss stops training before this step's update and before any save, so the
  * backups on disk stay the last good ones: one line naming the cfg, the layer (section name)
  * and the iteration, exit 1. Used for the distillation terms and the task loss alike. */

@@ -94,11 +94,6 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
     return l;
 }
 
-static int distilling(const fitnet_state *s, const network *net)
-{
-    return s->active && net->train && net->teacher;
-}
-
 static size_t elements_per_image(const fitnet_state *s)
 {
     return (size_t)s->teacher_c * s->h * s->w;
@@ -110,7 +105,7 @@ void forward_fitnet_distill_layer(const layer l, network net)
     size_t n = elements_per_image(s) * s->batch;
     double sse;
     s->loss = 0;
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     /* a 1x1 conv needs no im2col workspace */
     tat_embedding_forward(&s->projection, net.layers[s->from].output, NULL, s->batch, s->h, s->w,
                           s->bn_per_image);
@@ -126,7 +121,7 @@ void backward_fitnet_distill_layer(const layer l, network net)
 {
     fitnet_state *s = state_of(&l);
     size_t per_image = elements_per_image(s);
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     tat_sse_backward(s->projection.out_grad, s->diff, per_image * s->batch,
                      -s->loss_weight / (float)per_image);
     tat_embedding_backward(&s->projection, net.layers[s->from].delta, net.layers[s->from].output,
@@ -180,7 +175,7 @@ void forward_fitnet_distill_layer_gpu(const layer l, network net)
 {
     fitnet_state *s = state_of(&l);
     s->loss = 0; /* set by the backward, when the loss has arrived */
-    if (!distilling(s, &net) || !s->gpu) return;
+    if (!distill_training(s->active, &net) || !s->gpu) return;
     tat_gpu_fitnet_forward(&s->gpu->projection, net.layers[s->from].output_gpu,
                            net.teacher->layers[s->teacher_layer].output_gpu, s->gpu->diff,
                            s->gpu->partials, &s->gpu->loss, s->batch, s->h, s->w, s->bn_per_image);
@@ -190,7 +185,7 @@ void backward_fitnet_distill_layer_gpu(const layer l, network net)
 {
     fitnet_state *s = state_of(&l);
     size_t n = elements_per_image(s) * s->batch;
-    if (!distilling(s, &net) || !s->gpu) return;
+    if (!distill_training(s->active, &net) || !s->gpu) return;
     tat_gpu_fitnet_backward(&s->gpu->projection, net.layers[s->from].delta_gpu,
                             net.layers[s->from].output_gpu, s->gpu->diff, s->gpu->workspace,
                             -s->loss_weight / (float)elements_per_image(s), s->batch, s->h, s->w,

@@ -95,11 +95,6 @@ layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o
     return l;
 }
 
-static int distilling(const kd_state *s, const network *net)
-{
-    return s->active && net->train && net->teacher;
-}
-
 /* loss_weight * T^2 * the mean over images of the KL; a non-finite one stops the run */
 static void set_loss(const layer *l, const network *net, kd_state *s, double kl)
 {
@@ -112,7 +107,7 @@ void forward_kd_distill_layer(const layer l, network net)
     kd_state *s = state_of(&l);
     double kl;
     s->loss = 0;
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     kl = tat_kd_forward(s->p_student, s->p_teacher, net.layers[s->from].output,
                         net.teacher->layers[s->teacher_layer].output, s->batch, s->classes,
                         s->temperature);
@@ -124,7 +119,7 @@ void forward_kd_distill_layer(const layer l, network net)
 void backward_kd_distill_layer(const layer l, network net)
 {
     kd_state *s = state_of(&l);
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     tat_kd_backward(net.layers[s->from].delta, s->p_student, s->p_teacher, s->batch, s->classes,
                     s->temperature, -s->loss_weight);
 }
@@ -134,7 +129,7 @@ void forward_kd_distill_layer_gpu(const layer l, network net)
 {
     kd_state *s = state_of(&l);
     s->loss = 0; /* set by the backward, when the loss has arrived */
-    if (!distilling(s, &net) || !s->gpu) return;
+    if (!distill_training(s->active, &net) || !s->gpu) return;
     tat_gpu_kd_forward(s->gpu->p_student, s->gpu->p_teacher, s->gpu->kl_rows, &s->gpu->loss,
                        net.layers[s->from].output_gpu, net.teacher->layers[s->teacher_layer].output_gpu,
                        s->batch, s->classes, s->temperature);
@@ -143,7 +138,7 @@ void forward_kd_distill_layer_gpu(const layer l, network net)
 void backward_kd_distill_layer_gpu(const layer l, network net)
 {
     kd_state *s = state_of(&l);
-    if (!distilling(s, &net) || !s->gpu) return;
+    if (!distill_training(s->active, &net) || !s->gpu) return;
     tat_gpu_kd_backward(net.layers[s->from].delta_gpu, s->gpu->p_student, s->gpu->p_teacher,
                         s->batch, s->classes, s->temperature, -s->loss_weight);
     /* queued: the forward's loss has long arrived; a non-finite one stops before the update */

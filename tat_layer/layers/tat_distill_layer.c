@@ -302,11 +302,6 @@ layer make_anchor_distill_layer(network *net, int index, const anchor_distill_op
 
 /* ---- forward / backward / update ------------------------------------------------------- */
 
-static int distilling(const tat_state *s, const network *net)
-{
-    return s->active && net->train && net->teacher;
-}
-
 /* The weighted loss per image from the sum of squared errors; a non-finite loss stops the
    run before this step's update and before any save. */
 static void set_loss(const layer *l, const network *net, tat_state *s, double sse)
@@ -329,7 +324,7 @@ void forward_tat_distill_layer(const layer l, network net)
     double sse;
     int i;
     s->loss = 0;
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     student = net.layers[s->from].output;
     teacher = net.teacher->layers[s->teacher_layer].output;
     for (i = 0; s->owner && i < s->n_emb; ++i)
@@ -342,7 +337,7 @@ void forward_tat_distill_layer(const layer l, network net)
 void backward_tat_distill_layer(const layer l, network net)
 {
     tat_state *s = state_of(&l);
-    if (!distilling(s, &net)) return;
+    if (!distill_training(s->active, &net)) return;
     tat_term_backward(&s->term, s->emb[EMB_Q]->out_grad, s->emb[EMB_K] ? s->emb[EMB_K]->out_grad : 0,
                       s->emb[EMB_V]->out_grad, delta_weight(s));
     if (s->owner) {
@@ -443,7 +438,7 @@ void forward_tat_distill_layer_gpu(const layer l, network net)
     struct tat_gpu_state *g = s->gpu, *e;
     const float *student, *teacher;
     s->loss = 0; /* set by the backward, when the loss has arrived */
-    if (!distilling(s, &net) || !g) return;
+    if (!distill_training(s->active, &net) || !g) return;
     e = embeddings_gpu(s);
     student = net.layers[s->from].output_gpu;
     teacher = net.teacher->layers[s->teacher_layer].output_gpu;
@@ -460,7 +455,7 @@ void backward_tat_distill_layer_gpu(const layer l, network net)
 {
     tat_state *s = state_of(&l);
     struct tat_gpu_state *g = s->gpu, *e;
-    if (!distilling(s, &net) || !g) return;
+    if (!distill_training(s->active, &net) || !g) return;
     e = embeddings_gpu(s);
     tat_gpu_term_backward(&g->term, e->emb[EMB_Q].out_grad, s->emb[EMB_K] ? e->emb[EMB_K].out_grad : 0,
                           e->emb[EMB_V].out_grad, delta_weight(s));
