@@ -283,9 +283,9 @@ $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread
 
-$(BENCH_DIR)/bench_tat: bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat.h tat_layer/core/blas_core.c tat_layer/core/blas_core.h
+$(BENCH_DIR)/bench_tat: bench/bench_tat.c $(wildcard tat_layer/core/*.c tat_layer/core/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread
+	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat_fail.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread
 
 $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 	@mkdir -p $(@D)

@@ -16,28 +16,21 @@
 #define PANEL_MIN 224 /* panels are scaled up to at least this many pixels wide */
 #define GAP 6
 
-static void fail(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-
 /* "y,x[,y,x...]" -> pairs; returns the count. */
 static int parse_positions(const char *text, int **yx)
 {
-    char *copy = distill_strdup(text), *tok, *save = 0;
+    char *copy = tat_strdup(text), *tok, *save = 0;
     int n = 0, cap = 16;
-    *yx = distill_calloc(cap, sizeof(int));
+    *yx = tat_calloc(cap, sizeof(int));
     for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
         char *end;
         long v = strtol(tok, &end, 10);
-        if (end == tok || *end || v < 0 || v > 100000) fail("distill attention: -at %s: '%s' is not a position index (y,x pairs, from 0)", text, tok);
-        if (n == cap) *yx = distill_realloc(*yx, cap *= 2, sizeof(int));
+        if (end == tok || *end || v < 0 || v > 100000) tat_fail("distill attention: -at %s: '%s' is not a position index (y,x pairs, from 0)", text, tok);
+        if (n == cap) *yx = tat_realloc(*yx, cap *= 2, sizeof(int));
         (*yx)[n++] = (int)v;
     }
     free(copy);
-    if (n == 0 || n % 2) fail("distill attention: -at %s: %s", text, "give y,x pairs");
+    if (n == 0 || n % 2) tat_fail("distill attention: -at %s: give y,x pairs", text);
     return n / 2;
 }
 
@@ -89,19 +82,16 @@ void run_distill_attention(int argc, char **argv)
     unsigned char *rgb;
     char tmp[4096];
     for (i = 3; i < argc && argv[i]; ++i) {
-        if (argv[i][0] == '-') fail("distill attention: unknown option %s%s", argv[i], "");
-        if (nargs == 6) fail("distill attention: unexpected argument %s%s", argv[i], "");
+        if (argv[i][0] == '-') tat_fail("distill attention: unknown option %s", argv[i]);
+        if (nargs == 6) tat_fail("distill attention: unexpected argument %s", argv[i]);
         args[nargs++] = argv[i];
     }
-    if (nargs < 6) {
-        fprintf(stderr, "usage: %s distill attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]\n", argv[0]);
-        exit(1);
-    }
+    if (nargs < 6) distill_usage(argv[0], "attention");
     if (layer_arg) {
         char *end;
         long v = strtol(layer_arg, &end, 10);
         if (end == layer_arg || *end || v < 0 || v > 100000)
-            fail("distill attention: -layer %s: %s", layer_arg, "must be a layer index (from 0)");
+            tat_fail("distill attention: -layer %s: must be a layer index (from 0)", layer_arg);
         layer_index = (int)v;
     }
     need_readable(args[0], "the student cfg");
@@ -112,14 +102,14 @@ void run_distill_attention(int argc, char **argv)
 
     net = parse_student_with_teacher(args[0], args[2], args[3], 1);
     if (load_weights(net, args[1]) < net->n)
-        fail("%s: does not hold weights for every layer of %s (are these the distilled student's weights?)", args[1], args[0]);
+        tat_fail("%s: does not hold weights for every layer of %s (are these the distilled student's weights?)", args[1], args[0]);
     for (i = 0; i < net->n && layer_index < 0; ++i)
         if (net->layers[i].type == TAT_DISTILL || net->layers[i].type == ANCHOR_DISTILL) layer_index = i;
-    if (layer_index < 0) fail("%s: no [tat_distill] or [anchor_distill] section%s", args[0], "");
+    if (layer_index < 0) tat_fail("%s: no [tat_distill] or [anchor_distill] section", args[0]);
     if (layer_index >= net->n ||
         (net->layers[layer_index].type != TAT_DISTILL && net->layers[layer_index].type != ANCHOR_DISTILL)) {
         snprintf(tmp, sizeof(tmp), "%d", layer_index);
-        fail("%s: -layer %s is not a [tat_distill] or [anchor_distill] layer", args[0], tmp);
+        tat_fail("%s: -layer %s is not a [tat_distill] or [anchor_distill] layer", args[0], tmp);
     }
     l = &net->layers[layer_index];
     tat_distill_layer_map_size(l, &mh, &mw);
@@ -127,7 +117,7 @@ void run_distill_attention(int argc, char **argv)
     else {
         /* the centre and two corners */
         n = 3;
-        yx = distill_calloc(6, sizeof(int));
+        yx = tat_calloc(6, sizeof(int));
         yx[0] = mh / 2, yx[1] = mw / 2, yx[2] = 0, yx[3] = 0, yx[4] = mh - 1, yx[5] = mw - 1;
     }
 
@@ -140,9 +130,9 @@ void run_distill_attention(int argc, char **argv)
     panel_w = sized.w * scale;
     panel_h = sized.h * scale;
     total_w = n * panel_w + (n - 1) * GAP;
-    rgb = distill_calloc((size_t)total_w * panel_h, 3);
+    rgb = tat_calloc((size_t)total_w * panel_h, 3);
     memset(rgb, 255, (size_t)total_w * panel_h * 3);
-    map = distill_calloc((size_t)mh * mw, sizeof(float));
+    map = tat_calloc((size_t)mh * mw, sizeof(float));
     printf("%s layer %d (%s), map %d x %d; weights over the teacher's positions:\n", args[0],
            layer_index, get_layer_string(l->type), mh, mw);
     for (i = 0; i < n; ++i) {
@@ -151,7 +141,7 @@ void run_distill_attention(int argc, char **argv)
         double sum = 0, entropy = 0;
         if (why) {
             snprintf(tmp, sizeof(tmp), "%d,%d", y, x);
-            fail("distill attention: position %s: %s", tmp, why);
+            tat_fail("distill attention: position %s: %s", tmp, why);
         }
         for (j = 0; j < mh * mw; ++j) {
             sum += map[j];
@@ -163,10 +153,10 @@ void run_distill_attention(int argc, char **argv)
         draw_panel(rgb + (size_t)i * (panel_w + GAP) * 3, total_w * 3, sized, map, mh, mw, scale, y, x);
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp.png", args[5]);
-    if (!stbi_write_png(tmp, total_w, panel_h, 3, rgb, total_w * 3)) fail("%s: cannot write: %s", args[5], strerror(errno));
+    if (!stbi_write_png(tmp, total_w, panel_h, 3, rgb, total_w * 3)) tat_fail("%s: cannot write: %s", args[5], strerror(errno));
     if (rename(tmp, args[5])) {
         remove(tmp);
-        fail("%s: cannot write: %s", args[5], strerror(errno));
+        tat_fail("%s: cannot write: %s", args[5], strerror(errno));
     }
     printf("wrote %s (%d x %d)\n", args[5], total_w, panel_h);
     free(map);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "darknet.h"
+#include "tat_fail.h"
 #include "distill_commands.h"
 #include "list.h"
 #include "option_list.h"
@@ -119,23 +120,20 @@ void run_distill_check(int argc, char **argv)
     if (!r.mask_ext) r.mask_ext = ".png";
     r.classes = option_find_int_quiet(options, "classes", r.masks ? 80 : 2);
     if (r.classes < 1 || (r.masks && r.classes > 255)) {
-        fprintf(stderr, "%s: classes=%d: must be 1..%d\n", argv[3], r.classes, r.masks ? 255 : 1 << 30);
-        exit(1);
+        tat_fail("%s: classes=%d: must be 1..%d", argv[3], r.classes, r.masks ? 255 : 1 << 30);
     }
     if (!r.masks) {
         int n_labels;
         labels_file = need_field_file(options, argv[3], "labels", "data/labels.list");
         n_labels = count_lines(labels_file);
         if (n_labels != r.classes) {
-            fprintf(stderr, "%s: %d labels (lines), but classes=%d in %s\n", labels_file, n_labels,
+            tat_fail("%s: %d labels (lines), but classes=%d in %s", labels_file, n_labels,
                     r.classes, argv[3]);
-            exit(1);
         }
         r.labels = get_labels(labels_file);
     }
     if (!option_find(options, "train") && !option_find(options, "valid")) {
-        fprintf(stderr, "%s: neither train= nor valid=: nothing to check\n", argv[3]);
-        exit(1);
+        tat_fail("%s: neither train= nor valid=: nothing to check", argv[3]);
     }
     if (argc == 5) check_against_network(argv[4], argv[3], &r);
     n_train = check_list(options, argv[3], "train", &r);

@@ -21,8 +21,7 @@ char *option_value(int argc, char **argv, const char *name, const char *command)
     /* Darknet's find_char_arg leaves a trailing option without its value in argv */
     for (i = 0; i < argc && argv[i]; ++i) {
         if (!strcmp(argv[i], name)) {
-            fprintf(stderr, "%s: %s needs a value\n", command, name);
-            exit(1);
+            tat_fail("%s: %s needs a value", command, name);
         }
     }
     return value;
@@ -37,13 +36,11 @@ static void need_finite_weights(const char *path, const char *what)
     const char *kind;
     long at = weights_first_nonfinite(path, &kind);
     if (at < 0) {
-        fprintf(stderr, "%s: cannot read %s\n", path, what);
-        exit(1);
+        tat_fail("%s: cannot read %s", path, what);
     }
     if (at > 0) {
-        fprintf(stderr, "%s: %s hold %s (the float at byte %ld): refusing to distill from them\n",
+        tat_fail("%s: %s hold %s (the float at byte %ld): refusing to distill from them",
                 path, what, kind, at);
-        exit(1);
     }
 }
 
@@ -65,14 +62,12 @@ static void attach_teacher(network *net)
     teacher_batch = -1;
     loaded = load_weights(teacher, teacher_weights);
     if (loaded < teacher->n) {
-        fprintf(stderr, "%s: holds weights for layers 0-%d only, the teacher %s has %d layers\n",
+        tat_fail("%s: holds weights for layers 0-%d only, the teacher %s has %d layers",
                 teacher_weights, loaded - 1, teacher_cfg, teacher->n);
-        exit(1);
     }
     if (teacher->w != net->w || teacher->h != net->h || teacher->c != net->c) {
-        fprintf(stderr, "%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images\n",
+        tat_fail("%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images",
                 teacher_cfg, teacher->w, teacher->h, teacher->c, net->cfgfile, net->w, net->h, net->c);
-        exit(1);
     }
     net->teacher = teacher;
     fprintf(stderr, "student %s:\n", net->cfgfile);

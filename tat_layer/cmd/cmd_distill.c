@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "darknet.h"
+#include "tat_fail.h"
 #include "distill_commands.h"
 #include "distill_mpi.h"
 #include "distill_plugin.h"
@@ -24,7 +25,7 @@ static void print_distill_progress(network *net)
         size_t params = 0;
         double flops = 0;
         first = 0;
-        avg = distill_calloc(net->n, sizeof(float));
+        avg = tat_calloc(net->n, sizeof(float));
         for (i = 0; i < net->n; ++i) {
             if (!is_distill_layer(&net->layers[i])) continue;
             params += distill_layer_params(&net->layers[i]);
@@ -76,12 +77,10 @@ static void train_distill(int argc, char **argv, const char *task)
     gpus = read_intlist(gpu_list, &ngpus, gpu_index);
     for (i = 3; i < argc && argv[i]; ++i) {
         if (argv[i][0] == '-') {
-            fprintf(stderr, "distill %s train: unknown option %s\n", task, argv[i]);
-            exit(1);
+            tat_fail("distill %s train: unknown option %s", task, argv[i]);
         }
         if (nargs == 5) {
-            fprintf(stderr, "distill %s train: unexpected argument %s\n", task, argv[i]);
-            exit(1);
+            tat_fail("distill %s train: unexpected argument %s", task, argv[i]);
         }
         args[nargs++] = argv[i];
     }
@@ -90,25 +89,22 @@ static void train_distill(int argc, char **argv, const char *task)
     /* Darknet would run one CPU replica per listed id, with the learning rate multiplied by
        their number */
     if (gpu_list) {
-        fprintf(stderr, "distill %s train: -gpus %s: this darknet is a CPU build (make GPU=1 builds one for GPUs)\n",
+        tat_fail("distill %s train: -gpus %s: this darknet is a CPU build (make GPU=1 builds one for GPUs)",
                 task, gpu_list);
-        exit(1);
     }
 #endif
     if (seed) {
         char *end;
         long v = strtol(seed, &end, 10);
         if (end == seed || *end || v < 0 || v > 2147483646L) {
-            fprintf(stderr, "distill %s train: -seed %s: must be an integer 0..2147483646\n", task, seed);
-            exit(1);
+            tat_fail("distill %s train: -seed %s: must be an integer 0..2147483646", task, seed);
         }
         train_seed = (int)v;
     }
 #ifdef GPU
     int local_rank = distill_mpi_local_rank();
     if (local_rank >= 0 && ngpus > 1) {
-        fprintf(stderr, "distill %s train: -gpus %s: one GPU per rank under mpirun or srun\n", task, gpu_list);
-        exit(1);
+        tat_fail("distill %s train: -gpus %s: one GPU per rank under mpirun or srun", task, gpu_list);
     }
     /* one process per GPU: the local rank picks the device unless -gpus names one */
     if (local_rank >= 0 && !gpu_list) {
@@ -126,9 +122,8 @@ static void train_distill(int argc, char **argv, const char *task)
         static const char *names[4] = {"the data file", "the student cfg", "the teacher cfg",
                                        "the teacher weights"};
         if (is_training_output(args[0], args[1], args[i])) {
-            fprintf(stderr, "%s: %s would be overwritten by the student's saves (backup= in %s, named after %s): choose another backup directory\n",
+            tat_fail("%s: %s would be overwritten by the student's saves (backup= in %s, named after %s): choose another backup directory",
                     args[i], names[i], args[0], args[1]);
-            exit(1);
         }
     }
     /* the classifier loop checks its data itself (train_start), with the network's outputs */
@@ -137,8 +132,7 @@ static void train_distill(int argc, char **argv, const char *task)
     int distill_sections = 0;
     for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
     if (!distill_sections) {
-        fprintf(stderr, "%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill]): nothing to distill\n", args[1]);
-        exit(1);
+        tat_fail("%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill]): nothing to distill", args[1]);
     }
     free_cfg_text(&student);
     attach_teacher_to_students(args[2], args[3], 0);
@@ -168,25 +162,24 @@ static cfg_text read_cfg_text(const char *path)
     char buf[4096];
     int cap = 64, section = -1;
     if (!fp) {
-        fprintf(stderr, "%s: cannot open the cfg: %s\n", path, strerror(errno));
-        exit(1);
+        tat_fail("%s: cannot open the cfg: %s", path, strerror(errno));
     }
-    t.lines = distill_calloc(cap, sizeof(char *));
-    t.section_of_line = distill_calloc(cap, sizeof(int));
+    t.lines = tat_calloc(cap, sizeof(char *));
+    t.section_of_line = tat_calloc(cap, sizeof(int));
     while (fgets(buf, sizeof(buf), fp)) {
         char *s = trim(buf);
         if (t.n_lines == cap) {
             cap *= 2;
-            t.lines = distill_realloc(t.lines, cap, sizeof(char *));
-            t.section_of_line = distill_realloc(t.section_of_line, cap, sizeof(int));
+            t.lines = tat_realloc(t.lines, cap, sizeof(char *));
+            t.section_of_line = tat_realloc(t.section_of_line, cap, sizeof(int));
         }
         if (s[0] == '[') ++section;
-        t.lines[t.n_lines] = distill_strdup(s);
+        t.lines[t.n_lines] = tat_strdup(s);
         t.section_of_line[t.n_lines++] = section;
     }
     fclose(fp);
     t.n_sections = section + 1;
-    t.dropped = distill_calloc(t.n_sections + 1, sizeof(int));
+    t.dropped = tat_calloc(t.n_sections + 1, sizeof(int));
     return t;
 }
 
@@ -227,8 +220,7 @@ static void remap_refs(const cfg_text *t, int layer, const char *val, char *out,
         long v = strtol(trim(tok), &end, 10);
         int target, mapped;
         if (end == trim(tok) || *end) {
-            fprintf(stderr, "%s: layer %d %s: '%s' is not a layer index\n", cfgfile, layer, key, val);
-            exit(1);
+            tat_fail("%s: layer %d %s: '%s' is not a layer index", cfgfile, layer, key, val);
         }
         target = kept_layer(t, v < 0 ? layer + (int)v : (int)v);
         mapped = v < 0 ? new_index(t, target) - new_index(t, layer) : new_index(t, target);
@@ -249,9 +241,8 @@ static void check_export_paths(char *cfgfile, char *weightfile, char *out_cfg, c
         char *dir = dir_of(files[out]), who[4200];
         for (other = 0; other < out; ++other) {
             if (same_file(files[out], files[other])) {
-                fprintf(stderr, "%s: %s is the same file as %s (%s): nothing written\n", files[out],
+                tat_fail("%s: %s is the same file as %s (%s): nothing written", files[out],
                         names[out], names[other], files[other]);
-                exit(1);
             }
         }
         snprintf(who, sizeof(who), "%.4000s (%s)", files[out], names[out]);
@@ -264,7 +255,7 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
 {
     cfg_text t;
     size_t tmp_size = strlen(out_cfg) + 8;
-    char *tmp = distill_calloc(tmp_size, 1);
+    char *tmp = tat_calloc(tmp_size, 1);
     FILE *fp;
     network *net;
     int i, kept = 0;
@@ -285,8 +276,7 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
     snprintf(tmp, tmp_size, "%s.tmp", out_cfg);
     fp = fopen(tmp, "w");
     if (!fp) {
-        fprintf(stderr, "%s: cannot write: %s\n", tmp, strerror(errno));
-        exit(1);
+        tat_fail("%s: cannot write: %s", tmp, strerror(errno));
     }
     for (i = 0; i < t.n_lines; ++i) {
         int section = t.section_of_line[i], layer = section - 1;
@@ -309,9 +299,9 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
         fprintf(fp, "%s\n", line);
     }
     if (fclose(fp) || rename(tmp, out_cfg)) {
-        fprintf(stderr, "%s: cannot write: %s\n", out_cfg, strerror(errno));
+        const char *why = strerror(errno);
         unlink(tmp);
-        exit(1);
+        tat_fail("%s: cannot write: %s", out_cfg, why);
     }
     free(tmp);
     fprintf(stderr, "exported %s + %s: %d layers, the distillation layers removed\n", out_cfg,
@@ -400,11 +390,8 @@ void distill_usage(const char *prog, const char *subcommand)
 {
     int i, j;
     for (i = 0; subcommand && i < N_SUBCOMMANDS; ++i)
-        if (!strcmp(subcommand, subcommands[i].name)) {
-            fprintf(stderr, "usage: %s distill %s   (%s distill: all commands)\n", prog,
-                    subcommands[i].summary, prog);
-            exit(1);
-        }
+        if (!strcmp(subcommand, subcommands[i].name))
+            tat_fail("usage: %s distill %s   (%s distill: all commands)", prog, subcommands[i].summary, prog);
     for (i = 0; i < N_SUBCOMMANDS; ++i)
         for (j = 0; j < 4 && subcommands[i].forms[j]; ++j)
             fprintf(stderr, "%s %s distill %s\n", i + j ? "      " : "usage:", prog, subcommands[i].forms[j]);

@@ -33,17 +33,16 @@ static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, 
     const char *base = strrchr(path, '/');
     size_t len, size;
     char *name;
-    unsigned char *rgb = distill_calloc((size_t)w * h * 3, 1);
+    unsigned char *rgb = tat_calloc((size_t)w * h * 3, 1);
     int i;
     base = base ? base + 1 : path;
     len = strcspn(base, ".");
     size = strlen(dir) + len + 6;
-    name = distill_calloc(size, 1);
+    name = tat_calloc(size, 1);
     for (i = 0; i < w * h; ++i) class_colour(pred[i], rgb + 3 * i);
     snprintf(name, size, "%s/%.*s.png", dir, (int)len, base);
     if (!stbi_write_png(name, w, h, 3, rgb, w * 3)) {
-        fprintf(stderr, "%s: cannot write the coloured prediction of %s (-out %s)\n", name, path, dir);
-        exit(1);
+        tat_fail("%s: cannot write the coloured prediction of %s (-out %s)", name, path, dir);
     }
     free(name);
     free(rgb);
@@ -71,17 +70,14 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
     size_t full_cap = 0;
 
     if (!valid_list) {
-        fprintf(stderr, "%s: no valid= list to evaluate\n", datacfg);
-        exit(1);
+        tat_fail("%s: no valid= list to evaluate", datacfg);
     }
     if (!masks) {
-        fprintf(stderr, "%s: no masks= rule: valid reads PNG class-index masks (see README, Segmentation)\n",
+        tat_fail("%s: no masks= rule: valid reads PNG class-index masks (see README, Segmentation)",
                 datacfg);
-        exit(1);
     }
     if (classes < 1 || classes > 255) {
-        fprintf(stderr, "%s: classes=%d: must be 1..255 (255 is the ignore label)\n", datacfg, classes);
-        exit(1);
+        tat_fail("%s: classes=%d: must be 1..255 (255 is the ignore label)", datacfg, classes);
     }
     if (names_file) {
         /* list_to_array is not NULL-terminated: take the count from the list */
@@ -90,16 +86,14 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         names = (char **)list_to_array(name_list);
         free_list(name_list);
         if (count < classes) {
-            fprintf(stderr, "%s: %d names for %d classes\n", names_file, count, classes);
-            exit(1);
+            tat_fail("%s: %d names for %d classes", names_file, count, classes);
         }
     }
     plist = get_paths(valid_list);
     paths = (char **)list_to_array(plist);
     n = plist->size;
     if (n == 0) {
-        fprintf(stderr, "%s: no images (the valid list of %s)\n", valid_list, datacfg);
-        exit(1);
+        tat_fail("%s: no images (the valid list of %s)", valid_list, datacfg);
     }
     net = load_network(cfgfile, weightfile, 0);
     set_batch_network(net, 1);
@@ -107,20 +101,18 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
     ow = out.w;
     oh = out.h;
     if (net->outputs != ow * oh * classes) {
-        fprintf(stderr, "%s: classes=%d, but %s outputs %d values per image (%d x %d x %d)\n",
+        tat_fail("%s: classes=%d, but %s outputs %d values per image (%d x %d x %d)",
                 datacfg, classes, cfgfile, net->outputs, ow, oh, out.c);
-        exit(1);
     }
     if (outdir) {
         if (mkdir(outdir, 0755) && errno != EEXIST) {
-            fprintf(stderr, "distill segmenter valid -out %s: cannot create: %s\n", outdir, strerror(errno));
-            exit(1);
+            tat_fail("distill segmenter valid -out %s: cannot create: %s", outdir, strerror(errno));
         }
         need_writable_dir(outdir, "distill segmenter valid -out");
     }
-    conf = distill_calloc((size_t)classes * classes, sizeof(int64_t));
-    iou = distill_calloc(classes, sizeof(double));
-    small = distill_calloc((size_t)ow * oh, 1);
+    conf = tat_calloc((size_t)classes * classes, sizeof(int64_t));
+    iou = tat_calloc(classes, sizeof(double));
+    small = tat_calloc((size_t)ow * oh, 1);
     for (i = 0; i < n; ++i) {
         image im = load_image_color(paths[i], 0, 0);
         uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, ext, im.w, im.h, classes);
@@ -136,7 +128,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         /* scored at the mask's own resolution: the prediction is upsampled nearest-neighbour */
         if ((size_t)im.w * im.h > full_cap) {
             full_cap = (size_t)im.w * im.h;
-            full = distill_realloc(full, full_cap, 1);
+            full = tat_realloc(full, full_cap, 1);
         }
         for (y = 0; y < im.h; ++y)
             for (x = 0; x < im.w; ++x)
@@ -174,12 +166,10 @@ void run_distill_segmenter(int argc, char **argv)
         int i, nargs = 0;
         for (i = 4; i < argc && argv[i]; ++i) {
             if (argv[i][0] == '-') {
-                fprintf(stderr, "distill segmenter valid: unknown option %s\n", argv[i]);
-                exit(1);
+                tat_fail("distill segmenter valid: unknown option %s", argv[i]);
             }
             if (nargs == 3) {
-                fprintf(stderr, "distill segmenter valid: unexpected argument %s\n", argv[i]);
-                exit(1);
+                tat_fail("distill segmenter valid: unexpected argument %s", argv[i]);
             }
             args[nargs++] = argv[i];
         }

@@ -1,4 +1,5 @@
 #include "distill_fused.h"
+#include "tat_fail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +9,7 @@ void dist_list_add(dist_tensor_list *l, float *data, size_t n)
     if (!n) return;
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 32;
-        l->t = realloc(l->t, (size_t)l->cap * sizeof(*l->t));
-        if (!l->t) {
-            fprintf(stderr, "distributed training: out of memory for a tensor list\n");
-            exit(1);
-        }
+        l->t = tat_realloc(l->t, l->cap, sizeof(*l->t));
     }
     l->t[l->n].data = data;
     l->t[l->n].n = n;

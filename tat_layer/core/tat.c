@@ -1,5 +1,6 @@
 /* TaT distillation math: see tat.h for layouts and conventions. */
 #include "tat.h"
+#include "tat_fail.h"
 
 #include <float.h>
 #include <math.h>
@@ -19,15 +20,6 @@ void tat_assert_fail(const char *cond, const char *file, int line)
     abort();
 }
 
-static void *tat_calloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "tat: out of memory allocating %zu bytes\n", n * size);
-        exit(1);
-    }
-    return p;
-}
 
 /* ---- Threads ---------------------------------------------------------------------------- */
 /* A small persistent pool: the layers call into it every step, so threads are started once

@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "cuda.h"
+#include "tat_fail.h"
 #include "tat_gpu.h"
 #include "tat_gpu_steps.h"
 }
@@ -21,15 +22,13 @@ extern "C" {
 static void tat_cuda_check(cudaError_t status, const char *call, const char *file, int line)
 {
     if (status == cudaSuccess) return;
-    fprintf(stderr, "%s:%d: %s: CUDA error: %s\n", file, line, call, cudaGetErrorString(status));
-    exit(1);
+    tat_fail("%s:%d: %s: CUDA error: %s", file, line, call, cudaGetErrorString(status));
 }
 
 static void tat_blas_check(cublasStatus_t status, const char *call, const char *file, int line)
 {
     if (status == CUBLAS_STATUS_SUCCESS) return;
-    fprintf(stderr, "%s:%d: %s: cuBLAS error (status %d)\n", file, line, call, (int)status);
-    exit(1);
+    tat_fail("%s:%d: %s: cuBLAS error (status %d)", file, line, call, (int)status);
 }
 
 #define TAT_CUDA_CHECK(call) tat_cuda_check((call), #call, __FILE__, __LINE__)
@@ -64,10 +63,9 @@ static void tat_out_of_memory(size_t bytes, const char *what, cudaError_t status
     size_t free_bytes = 0, total_bytes = 0;
     cudaGetLastError(); /* clear the error before asking for the free memory */
     cudaMemGetInfo(&free_bytes, &total_bytes);
-    fprintf(stderr, "%s: cannot allocate %.1f MiB of %s (%.1f of %.1f MiB of GPU memory free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less\n",
+    tat_fail("%s: cannot allocate %.1f MiB of %s (%.1f of %.1f MiB of GPU memory free): %s; a coarser grid, more groups, fewer anchors or a smaller batch need less",
             tat_alloc_context, bytes / 1048576.0, what, free_bytes / 1048576.0,
             total_bytes / 1048576.0, cudaGetErrorString(status));
-    exit(1);
 }
 
 static void *tat_gpu_alloc_bytes(size_t bytes)

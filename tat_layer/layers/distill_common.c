@@ -12,40 +12,6 @@
 #include "tat_gpu.h"
 #endif
 
-/* ---- allocation ------------------------------------------------------------------------- */
-
-static void out_of_memory(size_t bytes, const char *file, int line)
-{
-    fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, bytes);
-    exit(1);
-}
-
-void *distill_calloc_at(size_t n, size_t size, const char *file, int line)
-{
-    void *p;
-    if (size && n > (size_t)-1 / size) out_of_memory((size_t)-1, file, line);
-    p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) out_of_memory(n * size, file, line);
-    return p;
-}
-
-void *distill_realloc_at(void *p, size_t n, size_t size, const char *file, int line)
-{
-    void *q;
-    if (size && n > (size_t)-1 / size) out_of_memory((size_t)-1, file, line);
-    q = realloc(p, n && size ? n * size : 1);
-    if (!q) out_of_memory(n * size, file, line);
-    return q;
-}
-
-char *distill_strdup_at(const char *s, const char *file, int line)
-{
-    size_t n = strlen(s) + 1;
-    char *d = distill_calloc_at(n, 1, file, line);
-    memcpy(d, s, n);
-    return d;
-}
-
 /* ---- type names ------------------------------------------------------------------------- */
 
 #define DISTILL_TYPE_NAME(type, section) {type, section},
@@ -88,16 +54,14 @@ LAYER_TYPE distill_layer_type_of_section(const char *section)
 
 void distill_cfg_fail(const distill_cfg *c, const char *field, const char *fmt, ...)
 {
+    char where[1024];
     va_list ap;
     /* Darknet has printed this layer's index without a newline: the message completes that
-       row of the layer table (patch 0022) */
-    fprintf(stderr, "%s: [%s] (layer %d) %s: ", c->net->cfgfile ? c->net->cfgfile : "cfg",
-            distill_layer_type_name(c->type), c->index, field);
+       row of the layer table (the parse-errors-on-their-row patch) */
+    snprintf(where, sizeof where, "%s: [%s] (layer %d) %s: ", c->net->cfgfile ? c->net->cfgfile : "cfg",
+             distill_layer_type_name(c->type), c->index, field);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
+    tat_vfail(where, fmt, ap);
 }
 
 /* Darknet's own per-layer options, read by the parser after the layer's own. */
@@ -280,7 +244,7 @@ void distill_gpu_alloc_context(const network *net, LAYER_TYPE type, int index)
 
 void distill_average_device_arrays(float **replica, const int *device, int nrep, int n)
 {
-    float *tmp = distill_calloc(n, sizeof(float)), *sum = distill_calloc(n, sizeof(float));
+    float *tmp = tat_calloc(n, sizeof(float)), *sum = tat_calloc(n, sizeof(float));
     int i;
     for (i = 0; i < nrep; ++i) {
         cuda_set_device(device[i]);
@@ -298,7 +262,7 @@ void distill_average_device_arrays(float **replica, const int *device, int nrep,
 
 void distill_average_embeddings(tat_embedding **replica, const int *device, int nrep)
 {
-    float **arrays = distill_calloc(nrep, sizeof(*arrays));
+    float **arrays = tat_calloc(nrep, sizeof(*arrays));
     int nw = replica[0]->out_c * replica[0]->in_c * replica[0]->ksize * replica[0]->ksize, a, i;
     for (a = 0; a < 3; ++a) {
         for (i = 0; i < nrep; ++i)
@@ -326,10 +290,9 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
     /* the step number is the one its progress line shows (seen may be mid-step here) */
     size_t per_step = (size_t)net->batch * net->subdivisions;
     if (distill_finite(loss)) return;
-    fprintf(stderr, "%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept\n",
+    tat_fail("%s: [%s] (layer %d): loss is %s at iteration %zu; stopping, last backup kept",
             net->cfgfile ? net->cfgfile : "cfg", section, index, loss != loss ? "nan" : "inf",
             (*net->seen + per_step - 1) / per_step);
-    exit(1);
 }
 
 const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam = adam_update_cpu};

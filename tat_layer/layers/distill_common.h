@@ -13,19 +13,12 @@
 
 #include "darknet.h"
 #include "distill_layer_types.h"
+#include "tat_fail.h"  /* tat_fail, tat_calloc: the one error function and allocator */
 #include "distill_fused.h"
 #include "list.h"
 #include "tat.h"
 
 /* ---- allocation ------------------------------------------------------------------------- */
-/* calloc/malloc/realloc/strdup that never return NULL: out of memory prints one line with the
- * size and the caller's file and line, and exits 1. */
-void *distill_calloc_at(size_t n, size_t size, const char *file, int line);
-void *distill_realloc_at(void *p, size_t n, size_t size, const char *file, int line);
-char *distill_strdup_at(const char *s, const char *file, int line);
-#define distill_calloc(n, size) distill_calloc_at((n), (size), __FILE__, __LINE__)
-#define distill_realloc(p, n, size) distill_realloc_at((p), (n), (size), __FILE__, __LINE__)
-#define distill_strdup(s) distill_strdup_at((s), __FILE__, __LINE__)
 
 /* ---- type names --------------------------------------------------------------------------- */
 /* "kd_distill" for KD_DISTILL (no brackets); "?" for a type that is not one of ours. */

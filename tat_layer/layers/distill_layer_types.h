@@ -3,8 +3,8 @@
 /*
  * The plugin's cfg layer types, as an X-macro: X(LAYER_TYPE value, section name without the
  * brackets). They take Darknet's plugin values PLUGIN_LAYER, PLUGIN_LAYER + 1, ... (struct
- * darknet_plugin in darknet.h), so adding a type here and its functions to the table in
- * distill_plugin.c needs no Darknet patch.
+ * darknet_plugin in darknet.h), so adding a type here (its value below) and its functions to
+ * the table in distill_plugin.c needs no Darknet patch.
  */
 #include "darknet.h"
 
@@ -14,11 +14,10 @@
     X(KD_DISTILL, "kd_distill")             \
     X(FITNET_DISTILL, "fitnet_distill")
 
-enum { /* int constants: compared with LAYER_TYPE values */
-    DISTILL_LAYER_BEFORE_FIRST = PLUGIN_LAYER - 1,
-#define DISTILL_LAYER_ENUM(type, section) type,
-    DISTILL_LAYER_TYPES(DISTILL_LAYER_ENUM)
-#undef DISTILL_LAYER_ENUM
-};
+/* LAYER_TYPE values, so that comparing them with a layer's type needs no cast */
+#define TAT_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 0))
+#define ANCHOR_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 1))
+#define KD_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 2))
+#define FITNET_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 3))
 
 #endif

@@ -59,7 +59,7 @@ static layer parse_fitnet_distill(list *options, network *net, int index)
 layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_options *o)
 {
     distill_cfg c = {0, net, index, FITNET_DISTILL};
-    fitnet_state *s = distill_calloc(1, sizeof(*s));
+    fitnet_state *s = tat_calloc(1, sizeof(*s));
     layer l = distill_make_passthrough(&c, &fitnet_distill_ops, s);
     tat_rng rng = distill_init_rng();
     s->index = index;
@@ -83,7 +83,7 @@ layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_op
 #endif
         if (!s->gpu) {
             tat_embedding_alloc_activations(&s->projection, s->batch, s->h, s->w);
-            s->diff = distill_calloc((size_t)s->batch * s->teacher_c * s->h * s->w, sizeof(float));
+            s->diff = tat_calloc((size_t)s->batch * s->teacher_c * s->h * s->w, sizeof(float));
         }
     }
     fprintf(stderr, "%-14s student %d: %d x %d x %d, teacher %d: %d ch; 1x1 conv + BN, bn %s, weight %g; %zu params  %5.3f BFLOPs%s\n",
@@ -139,7 +139,7 @@ void update_fitnet_distill_layer(const layer l, update_args a)
 #ifdef GPU
 static void fitnet_gpu_setup(const network *net, fitnet_state *s)
 {
-    struct fitnet_gpu *g = distill_calloc(1, sizeof(*g));
+    struct fitnet_gpu *g = tat_calloc(1, sizeof(*g));
     size_t n = (size_t)s->batch * s->teacher_c * s->h * s->w;
     distill_gpu_alloc_context(net, FITNET_DISTILL, s->index);
     tat_gpu_embedding_init(&g->projection, &s->projection, s->batch, s->h, s->w);
@@ -205,8 +205,8 @@ void update_fitnet_distill_layer_gpu(const layer l, update_args a)
 /* The projection of every replica becomes their mean (on the devices). */
 static void sync_fitnet_distill_layer(network **nets, int n, int j)
 {
-    tat_embedding **rep = distill_calloc(n, sizeof(*rep));
-    int *dev = distill_calloc(n, sizeof(*dev)), i;
+    tat_embedding **rep = tat_calloc(n, sizeof(*rep));
+    int *dev = tat_calloc(n, sizeof(*dev)), i;
     for (i = 0; i < n; ++i) {
         fitnet_state *s = state_of(&nets[i]->layers[j]);
         rep[i] = s->gpu ? &s->gpu->projection : 0;

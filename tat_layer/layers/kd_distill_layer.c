@@ -49,7 +49,7 @@ static layer parse_kd_distill(list *options, network *net, int index)
 layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o)
 {
     distill_cfg c = {0, net, index, KD_DISTILL};
-    kd_state *s = distill_calloc(1, sizeof(*s));
+    kd_state *s = tat_calloc(1, sizeof(*s));
     layer l = distill_make_passthrough(&c, &kd_distill_ops, s);
     s->index = index;
     s->batch = net->batch;
@@ -77,7 +77,7 @@ layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o
         if (gpu_index >= 0) {
             size_t n = (size_t)s->batch * s->classes;
             distill_gpu_alloc_context(net, KD_DISTILL, index);
-            s->gpu = distill_calloc(1, sizeof(*s->gpu));
+            s->gpu = tat_calloc(1, sizeof(*s->gpu));
             s->gpu->p_student = tat_gpu_alloc_floats(n);
             s->gpu->p_teacher = tat_gpu_alloc_floats(n);
             s->gpu->kl_rows = tat_gpu_alloc_doubles(s->batch);
@@ -85,8 +85,8 @@ layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o
         }
 #endif
         if (!s->gpu) {
-            s->p_student = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
-            s->p_teacher = distill_calloc((size_t)s->batch * s->classes, sizeof(float));
+            s->p_student = tat_calloc((size_t)s->batch * s->classes, sizeof(float));
+            s->p_teacher = tat_calloc((size_t)s->batch * s->classes, sizeof(float));
         }
     }
     fprintf(stderr, "%-14s student %d: %d logits, teacher %d; temperature %g, weight %g; 0 params  0.000 BFLOPs%s\n",

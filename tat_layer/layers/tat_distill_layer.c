@@ -173,7 +173,7 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_emb
     if (s->active && !on_device()) {
         size_t ws = tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize);
         for (i = 0; i < s->n_emb; ++i) tat_embedding_alloc_activations(s->emb[i], s->batch, s->h, s->w);
-        s->workspace = distill_calloc(ws, sizeof(float));
+        s->workspace = tat_calloc(ws, sizeof(float));
     }
 }
 
@@ -217,7 +217,7 @@ static void print_layer_line(const layer *l, const char *what)
 /* A layer of type c->type passing its input through, and its state. */
 static tat_state *new_layer(const distill_cfg *c, float loss_weight, layer *l)
 {
-    tat_state *s = distill_calloc(1, sizeof(*s));
+    tat_state *s = tat_calloc(1, sizeof(*s));
     *l = distill_make_passthrough(c, c->type == TAT_DISTILL ? &tat_distill_ops : &anchor_distill_ops, s);
     s->index = c->index;
     s->batch = c->net->batch;
@@ -382,7 +382,7 @@ static void tat_gpu_setup(const network *net, tat_state *s)
 {
     struct tat_gpu_state *g;
     distill_gpu_alloc_context(net, s->geom.kind == TAT_TERM_ANCHORS ? ANCHOR_DISTILL : TAT_DISTILL, s->index);
-    g = distill_calloc(1, sizeof(*g));
+    g = tat_calloc(1, sizeof(*g));
     if (s->owner) {
         /* one workspace for the query/value convs and the learned key's (teacher channels, 1x1) */
         size_t ws = tat_gpu_conv_workspace_floats(s->batch, s->student_c, s->h, s->w, s->ksize);
@@ -487,8 +487,8 @@ static void sync_tat_distill_layer(network **nets, int n, int j)
     tat_embedding **rep;
     int *dev, i, e;
     if (!s0->owner || !s0->gpu) return; /* nothing learned here */
-    rep = distill_calloc(n, sizeof(*rep));
-    dev = distill_calloc(n, sizeof(*dev));
+    rep = tat_calloc(n, sizeof(*rep));
+    dev = tat_calloc(n, sizeof(*dev));
     for (i = 0; i < n; ++i) dev[i] = nets[i]->gpu_index;
     for (e = 0; e < s0->n_emb; ++e) {
         for (i = 0; i < n; ++i) rep[i] = &state_of(&nets[i]->layers[j])->gpu->emb[e];
@@ -589,7 +589,7 @@ const char *tat_distill_layer_attention(const layer *l, network *net, int y, int
     teacher = net->teacher->layers[s->teacher_layer].output;
     /* the query and the key, not the value; a layer sharing embeddings has no workspace of its
        own */
-    workspace = distill_calloc(tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize), sizeof(float));
+    workspace = tat_calloc(tat_conv_workspace_floats(s->batch, s->student_c, s->teacher_c, s->h, s->w, s->ksize), sizeof(float));
     for (i = 0; i < s->n_emb; ++i)
         if (i != EMB_V)
             tat_embedding_forward(s->emb[i], embedded_map(i, student, teacher), workspace, s->batch,

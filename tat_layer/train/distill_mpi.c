@@ -9,6 +9,7 @@
  * without MPI=1, each is a no-op and Darknet runs as before.
  */
 #include "distill_mpi.h"
+#include "tat_fail.h"
 #include "plugin.h"
 
 #include <stdarg.h>
@@ -115,16 +116,14 @@ static struct {
 } dm;
 
 /* One line naming the rank and the problem, exit 1 (at_exit stops the other ranks). */
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fail(const char *fmt, ...) TAT_NORETURN TAT_PRINTF(1, 2);
 static void fail(const char *fmt, ...)
 {
+    char who[96];
     va_list ap;
-    fprintf(stderr, "distributed training: rank %d of %d: ", dm.rank, dm.size);
+    snprintf(who, sizeof who, "distributed training: rank %d of %d: ", dm.rank, dm.size);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
+    tat_vfail(who, fmt, ap);
 }
 
 /* ---- transports ---------------------------------------------------------------------------- */
@@ -299,14 +298,15 @@ static uint64_t state_hash(void)
 /* Every rank compares its hash with the others'; a difference stops the job. */
 static void check_identical(int iteration)
 {
-    uint64_t mine = state_hash(), *all = calloc(dm.size, sizeof(uint64_t));
+    uint64_t mine = state_hash(), *all = tat_calloc(dm.size, sizeof(uint64_t));
     int r;
     MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     for (r = 1; r < dm.size; ++r)
         if (all[r] != all[0]) {
+            /* rank 0 says it once; every rank stops */
             if (dm.rank == 0)
-                fprintf(stderr, "distributed training: iteration %d: rank %d's parameters differ from rank 0's; stopping\n",
-                        iteration, r);
+                tat_fail("distributed training: iteration %d: rank %d's parameters differ from rank 0's; stopping",
+                         iteration, r);
             exit(1);
         }
     if (dm.rank == 0)
@@ -355,8 +355,7 @@ unsigned distill_mpi_start(network *net, unsigned data_seed)
     dm.net = net;
     /* one progress report: rank 0's */
     if (dm.rank && !freopen("/dev/null", "w", stdout)) fail("cannot silence stdout");
-    dm.host_bucket = calloc(BUCKET_FLOATS, sizeof(float));
-    if (!dm.host_bucket) fail("out of memory (%d MiB)", (int)(BUCKET_FLOATS * 4 >> 20));
+    dm.host_bucket = tat_calloc(BUCKET_FLOATS, sizeof(float));
     collect(net);
 #ifdef GPU
     if (net->gpu_index >= 0) {
@@ -436,7 +435,7 @@ int distill_mpi_writes_files(void) { return !dm.active || dm.rank == 0; }
 double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
 {
     dist_tensor_list l = {0};
-    float *grads = calloc(floats, sizeof(float));
+    float *grads = tat_calloc(floats, sizeof(float));
     double start, best = 1e30;
     int ok = 0, provided, i;
     MPI_Initialized(&ok);
@@ -446,8 +445,7 @@ double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &dm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &dm.size);
-    if (!dm.host_bucket) dm.host_bucket = calloc(BUCKET_FLOATS, sizeof(float));
-    if (!grads || !dm.host_bucket) fail("out of memory for %zu floats", floats);
+    if (!dm.host_bucket) dm.host_bucket = tat_calloc(BUCKET_FLOATS, sizeof(float));
     dist_list_add(&l, grads, floats);
     for (i = 0; i < repeats; ++i) {
         MPI_Barrier(MPI_COMM_WORLD); /* time the reduction, not the ranks' skew */

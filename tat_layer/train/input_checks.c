@@ -19,13 +19,11 @@ void need_readable(const char *path, const char *what)
     struct stat st;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        fprintf(stderr, "%s: cannot open %s: %s\n", path, what, strerror(errno));
-        exit(1);
+        tat_fail("%s: cannot open %s: %s", path, what, strerror(errno));
     }
     if (fstat(fileno(fp), &st) == 0 && !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "%s: %s is %s, not a file\n", path, what,
+        tat_fail("%s: %s is %s, not a file", path, what,
                 S_ISDIR(st.st_mode) ? "a directory" : "a device or a pipe");
-        exit(1);
     }
     fclose(fp);
 }
@@ -33,17 +31,17 @@ void need_readable(const char *path, const char *what)
 void need_writable_dir(const char *dir, const char *who)
 {
     size_t size = strlen(dir) + 64;
-    char *probe = distill_calloc(size, 1);
+    char *probe = tat_calloc(size, 1);
     int fd;
     snprintf(probe, size, "%s/.darknet-write-probe-%ld", dir, (long)getpid());
     fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0 || write(fd, "", 1) != 1) {
-        fprintf(stderr, "%s: cannot create a file in %s: %s\n", who, dir, strerror(errno));
+        const char *why = strerror(errno);
         if (fd >= 0) {
             close(fd);
             unlink(probe);
         }
-        exit(1);
+        tat_fail("%s: cannot create a file in %s: %s", who, dir, why);
     }
     close(fd);
     unlink(probe);
@@ -54,9 +52,9 @@ char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *d;
-    if (!slash) return distill_strdup(".");
-    if (slash == path) return distill_strdup("/");
-    d = distill_strdup(path);
+    if (!slash) return tat_strdup(".");
+    if (slash == path) return tat_strdup("/");
+    d = tat_strdup(path);
     d[slash - path] = 0;
     return d;
 }
@@ -74,7 +72,7 @@ static char *canonical_path(const char *path)
     char *dir = dir_of(path), *resolved = realpath(dir, 0), *out = 0;
     if (resolved) {
         size_t size = strlen(resolved) + strlen(name_of(path)) + 2;
-        out = distill_calloc(size, 1);
+        out = tat_calloc(size, 1);
         snprintf(out, size, "%s/%s", resolved, name_of(path));
         free(resolved);
     }
@@ -109,15 +107,13 @@ void check_data_file(const char *datacfg)
         char *s = line;
         ++number;
         if (memchr(line, 0, len)) {
-            fprintf(stderr, "%s:%d: binary content: not a .data file of key=value lines\n", datacfg, number);
-            exit(1);
+            tat_fail("%s:%d: binary content: not a .data file of key=value lines", datacfg, number);
         }
         while (*s == ' ' || *s == '\t') ++s;
         if (!*s || *s == '\n' || *s == '\r' || *s == '#' || *s == ';') continue;
         if (!strchr(s, '=')) {
             s[strcspn(s, "\r\n")] = 0;
-            fprintf(stderr, "%s:%d: '%.60s' is not key=value: not a .data file\n", datacfg, number, s);
-            exit(1);
+            tat_fail("%s:%d: '%.60s' is not key=value: not a .data file", datacfg, number, s);
         }
     }
     free(line);
@@ -178,8 +174,7 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
     char who[512];
     size_t longest;
     if (classes < 1) {
-        fprintf(stderr, "%s: classes=%d: must be at least 1\n", datacfg, classes);
-        exit(1);
+        tat_fail("%s: classes=%d: must be at least 1", datacfg, classes);
     }
     need_field_file(options, datacfg, "train", "data/train.list");
     if (!segmentation) {
@@ -188,14 +183,12 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
             char *labels = need_field_file(options, datacfg, "labels", "data/labels.list");
             int n = count_lines(labels);
             if (n != classes) {
-                fprintf(stderr, "%s: %d labels (lines), but classes=%d in %s\n", labels, n, classes, datacfg);
-                exit(1);
+                tat_fail("%s: %d labels (lines), but classes=%d in %s", labels, n, classes, datacfg);
             }
         }
         if (net && net->outputs != classes) {
-            fprintf(stderr, "%s: classes=%d, but %s outputs %d values per image\n", datacfg, classes,
+            tat_fail("%s: classes=%d, but %s outputs %d values per image", datacfg, classes,
                     cfgfile, net->outputs);
-            exit(1);
         }
     }
     snprintf(who, sizeof(who), "%.400s: backup%s", datacfg, backup ? "" : " (not given; Darknet's default)");
@@ -204,9 +197,8 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
     /* the longest name the loops save: <backup>/<cfg name>_<epoch>.weights */
     longest = strlen(backup) + 1 + strlen(base) + strlen("_2147483647.weights");
     if (longest >= DARKNET_PATH_BUFFER) {
-        fprintf(stderr, "%s: backup=%.40s...: too long: with the cfg name %s the saved paths take %zu characters, Darknet's limit is %d\n",
+        tat_fail("%s: backup=%.40s...: too long: with the cfg name %s the saved paths take %zu characters, Darknet's limit is %d",
                 datacfg, backup, base, longest, DARKNET_PATH_BUFFER - 1);
-        exit(1);
     }
     free(base);
     free_data_options(options);

@@ -9,8 +9,7 @@
 
 static void norm_fail(const network *net, const char *field, const char *why)
 {
-    fprintf(stderr, "%s: [net] %s: %s\n", net->cfgfile ? net->cfgfile : "cfg", field, why);
-    exit(1);
+    tat_fail("%s: [net] %s: %s", net->cfgfile ? net->cfgfile : "cfg", field, why);
 }
 
 static float *read_channels(list *options, network *net, const char *field, int positive)
@@ -22,7 +21,7 @@ static float *read_channels(list *options, network *net, const char *field, int 
     snprintf(why, sizeof why, "needs %d comma-separated numbers, one per input channel%s", net->c,
              positive ? ", each > 0" : "");
     if (net->c < 1) norm_fail(net, field, "needs channels= first");
-    v = distill_calloc(net->c, sizeof(float));
+    v = tat_calloc(net->c, sizeof(float));
     for (i = 0; i < net->c; ++i) {
         v[i] = strtof(p, &end);
         if (end == p || (positive && !(v[i] > 0))) norm_fail(net, field, why);
@@ -47,7 +46,7 @@ void read_input_normalization(list *options, network *net)
     if (!mean != !std)
         norm_fail(net, mean ? "input_std" : "input_mean", "input_mean and input_std go together");
     if (!mean) return;
-    n = distill_calloc(1, sizeof(*n));
+    n = tat_calloc(1, sizeof(*n));
     n->mean = mean;
     n->std = std;
     net->plugin_state = n;
@@ -61,7 +60,7 @@ float *normalized_network_input(network *net, int fresh)
     int b, c, i, hw;
     if (!n) return net->input;
     /* sized on first use: the batch is final once the network is parsed and may only shrink */
-    if (!n->normalized) n->normalized = distill_calloc((size_t)net->inputs * net->batch, sizeof(float));
+    if (!n->normalized) n->normalized = tat_calloc((size_t)net->inputs * net->batch, sizeof(float));
     if (!fresh) return n->normalized;
     hw = net->inputs / net->c;
     for (b = 0; b < net->batch; ++b)

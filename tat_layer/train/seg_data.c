@@ -125,6 +125,8 @@ uint8_t *seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t e
     if (bit_depth < 8) png_set_packing(png);
     png_set_interlace_handling(png); /* Adam7 files: all passes into the full rows */
     png_read_update_info(png, info);
+    /* not tat_calloc: an image too large for memory is one more problem of that file, which
+       `distill check` reports beside the others */
     pixels = malloc((size_t)pw * ph);
     rows = malloc(ph * sizeof(png_bytep));
     if (!pixels || !rows) {
@@ -229,8 +231,7 @@ uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const c
     char err[5000];
     uint8_t *mask = seg_load_mask(image_path, rule, ext, iw, ih, classes, err, sizeof(err));
     if (!mask) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
+        tat_fail("%s", err);
     }
     return mask;
 }
@@ -239,15 +240,15 @@ data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
 {
     char **paths = get_random_paths(a.paths, a.n, a.m);
     int div = a.scale > 0 ? a.scale : 1, ow = a.w / div, oh = a.h / div, i;
-    uint8_t *crop = distill_calloc((size_t)ow * oh, 1);
+    uint8_t *crop = tat_calloc((size_t)ow * oh, 1);
     data d = {0};
     d.shallow = 0;
     d.X.rows = a.n;
     d.X.cols = a.h * a.w * 3;
-    d.X.vals = distill_calloc(a.n, sizeof(float *));
+    d.X.vals = tat_calloc(a.n, sizeof(float *));
     d.y.rows = a.n;
     d.y.cols = ow * oh * a.classes;
-    d.y.vals = distill_calloc(a.n, sizeof(float *));
+    d.y.vals = tat_calloc(a.n, sizeof(float *));
     for (i = 0; i < a.n; ++i) {
         image orig = load_image_color(paths[i], 0, 0);
         uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, mask_ext, orig.w, orig.h,
@@ -262,7 +263,7 @@ data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
         seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale, a.w, a.h, g.dx, g.dy,
                                g.aspect, div, crop);
         if (flip) seg_flip_labels(crop, ow, oh);
-        d.y.vals[i] = distill_calloc(d.y.cols, sizeof(float));
+        d.y.vals[i] = tat_calloc(d.y.cols, sizeof(float));
         seg_labels_to_onehot(crop, (long)ow * oh, a.classes, d.y.vals[i]);
         free(mask);
         free_image(orig);

@@ -69,9 +69,8 @@ static void stop_if_weights_not_finite(const network *net)
             continue;
         }
         if (all_finite(l->weights, nw) && all_finite(l->biases, nb) && all_finite(l->scales, nb)) continue;
-        fprintf(stderr, "%s: [%s] (layer %d): weights hold NaN or Inf at iteration %zu (training diverged); stopping, last backup kept\n",
+        tat_fail("%s: [%s] (layer %d): weights hold NaN or Inf at iteration %zu (training diverged); stopping, last backup kept",
                 net->cfgfile ? net->cfgfile : "cfg", get_layer_string(l->type), i, get_current_batch((network *)net));
-        exit(1);
     }
 }
 
@@ -89,7 +88,7 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
     stop_if_weights_not_finite(net);
     if (!stop_signal) return;
     size = strlen(backup_directory) + strlen(base) + sizeof("/.backup");
-    path = distill_calloc(size, 1);
+    path = tat_calloc(size, 1);
     snprintf(path, size, "%s/%s.backup", backup_directory, base);
     fflush(stdout);
     save_weights(net, path);
@@ -102,9 +101,8 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
 int train_loader_channels(const network *net)
 {
     if (net->c != 1 && net->c != 3) {
-        fprintf(stderr, "%s: [net] channels=%d: the classifier and segmenter loaders deliver 1 (grayscale) or 3 channels\n",
+        tat_fail("%s: [net] channels=%d: the classifier and segmenter loaders deliver 1 (grayscale) or 3 channels",
                 net->cfgfile ? net->cfgfile : "cfg", net->c);
-        exit(1);
     }
     return net->c;
 }
@@ -113,7 +111,7 @@ void train_images_to_gray(matrix *X)
 {
     int i, j, plane = X->cols / 3;
     for (i = 0; i < X->rows; ++i) {
-        float *rgb = X->vals[i], *gray = distill_calloc(plane, sizeof(float));
+        float *rgb = X->vals[i], *gray = tat_calloc(plane, sizeof(float));
         for (j = 0; j < plane; ++j) gray[j] = (rgb[j] + rgb[plane + j] + rgb[2 * plane + j]) / 3;
         free(rgb);
         X->vals[i] = gray;
@@ -133,19 +131,16 @@ void train_check_labels(char **paths, int n, char **labels, int k, const char *l
             }
         if (count == 1) continue;
         if (count == 0)
-            fprintf(stderr, "%s: no label occurs in this path (line %d of %s): Darknet takes the class from the label found in the image's path\n",
-                    paths[i], i + 1, list_name);
-        else
-            fprintf(stderr, "%s: %d labels occur in this path (line %d of %s), e.g. '%s' and '%s': the class must be the one label found in the image's path\n",
+            tat_fail("%s: no label occurs in this path (line %d of %s): Darknet takes the class from the label found in the image's path",
+                     paths[i], i + 1, list_name);
+        tat_fail("%s: %d labels occur in this path (line %d of %s), e.g. '%s' and '%s': the class must be the one label found in the image's path",
                     paths[i], count, i + 1, list_name, labels[first], labels[second]);
-        exit(1);
     }
 }
 
 void train_check_segmentation_map(const network *net, int out_w, int out_h)
 {
     if (out_w > 1 || out_h > 1) return;
-    fprintf(stderr, "%s: the network's output is a %d x %d map (a classifier cfg?): the segmenter trains on per-pixel masks\n",
+    tat_fail("%s: the network's output is a %d x %d map (a classifier cfg?): the segmenter trains on per-pixel masks",
             net->cfgfile ? net->cfgfile : "cfg", out_w, out_h);
-    exit(1);
 }
