@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 {
     size_t floats = argc > 1 ? (size_t)atof(argv[1]) : 16419752; /* ResNet-18 + TaT, docs */
     int repeats = argc > 2 ? atoi(argv[2]) : 5, ranks = 1, rank = 0;
-    double s = distill_mpi_time_allreduce(floats, repeats, &ranks);
+    double s = train_mpi_time_allreduce(floats, repeats, &ranks);
     const char *r = getenv("OMPI_COMM_WORLD_RANK");
     if (r) rank = atoi(r);
     /* a ring all-reduce moves 2 (p - 1) / p of the data over each rank's link */

@@ -108,7 +108,7 @@ static double train_rate(network *net, int steps)
 int main(int argc, char **argv)
 {
     train_plugin_hooks(&darknet_plugin);
-    blas_core_select(argv); /* the kernels darknet itself would run */
+    tat_blas_select(argv); /* the kernels darknet itself would run */
     if (argc != 4 || (strcmp(argv[1], "step") && strcmp(argv[1], "train"))) {
         fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>\n", argv[0]);
         return 2;

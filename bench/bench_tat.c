@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     int threads = 2, reps = 3, i, peak = 1, blas_only = 0;
     const char *only = NULL;
     char line[512];
-    blas_core_select(argv);
+    tat_blas_select(argv);
     for (i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
         }
     }
     if (!only) {
-        blas_core_describe(line, sizeof(line));
+        tat_blas_describe(line, sizeof(line));
         printf("blas %s\n", line);
         fflush(stdout);
     }

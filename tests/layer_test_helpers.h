@@ -96,7 +96,7 @@ static double distill_loss(network *net)
     forward_network(net);
     if (forward_seed) srand(callers_seed);
     for (i = 0; i < net->n; ++i)
-        if (is_distill_layer(&net->layers[i])) sum += distill_layer_loss(&net->layers[i]) * net->batch;
+        if (distill_is_layer(&net->layers[i])) sum += distill_layer_loss(&net->layers[i]) * net->batch;
     return sum;
 }
 
@@ -156,7 +156,7 @@ static void passthrough_invariance(const char *prefix, const char *with_cfg, con
     int i, n;
     with = parse_network_cfg(write_cfg("with.cfg", with_cfg));
     for (i = 0; i < with->n; ++i)
-        if (is_distill_layer(&with->layers[i])) with->layers[i].dontsave = 1;
+        if (distill_is_layer(&with->layers[i])) with->layers[i].dontsave = 1;
     save_weights(with, wpath);
     without = parse_network_cfg(write_cfg("without.cfg", without_cfg));
     snprintf(name, sizeof(name), "%spassthrough_weights_fit_plain_cfg", prefix);
@@ -260,7 +260,7 @@ static void make_equals_parse(const char *name, const char *teacher_text, const 
     check(la == lb && la > 0 && distill_layer_params(&made) == distill_layer_params(&a->layers[k]) &&
               distill_layer_flops(&made) == distill_layer_flops(&a->layers[k]),
           label, "loss %.9g (parsed) vs %.9g (made), or parameters/FLOPs differ", la, lb);
-    free_distill_section(made);
+    distill_free_section(made);
     free_network(a);
     free_network(b);
 }

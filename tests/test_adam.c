@@ -255,7 +255,7 @@ static void distill_layers_train_under_adam(const char *mode)
 {
     char cfg[2048], name[128];
     network *teacher, *net;
-    dist_tensor_list params = {0};
+    tat_tensor_list params = {0};
     float *before;
     size_t total_n, k, moved = 0, finite = 0;
     int i, t;
@@ -264,8 +264,8 @@ static void distill_layers_train_under_adam(const char *mode)
     teacher = parse_network_cfg(write_cfg("adam-teacher.cfg", distill_teacher_cfg));
     net = parse_with_teacher(write_cfg("adam-student.cfg", cfg), teacher);
     for (i = 0; i < net->n; ++i)
-        if (is_distill_layer(&net->layers[i])) distill_layer_tensors(&net->layers[i], 0, &params, 0);
-    total_n = dist_list_floats(&params);
+        if (distill_is_layer(&net->layers[i])) distill_layer_tensors(&net->layers[i], 0, &params, 0);
+    total_n = tat_tensor_list_floats(&params);
     before = test_alloc(total_n * sizeof(float));
     for (i = 0, k = 0; i < params.n; k += params.t[i++].n) memcpy(before + k, params.t[i].data, params.t[i].n * sizeof(float));
     for (t = 0; t < 3; ++t) {
@@ -285,7 +285,7 @@ static void distill_layers_train_under_adam(const char *mode)
     /* the BN scales start at 1 and the biases at 0: Adam moves every one from its first step */
     report(total_n > 0 && moved == total_n && finite == total_n, name,
            "%zu of %zu parameters moved, %zu finite", moved, total_n, finite);
-    dist_list_free(&params);
+    tat_tensor_list_free(&params);
     free(before);
     free_network(net); /* and its teacher */
 }

@@ -30,14 +30,14 @@ int main(void)
     };
     int i;
     for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); ++i) {
-        const char *got = blas_core_upgrade(cases[i].core, cases[i].avx2_fma, cases[i].avx512);
+        const char *got = tat_blas_upgrade(cases[i].core, cases[i].avx2_fma, cases[i].avx512);
         char name[128];
         int ok = cases[i].want ? got && !strcmp(got, cases[i].want) : got == NULL;
         snprintf(name, sizeof name, "blas_core_upgrade_%s_avx2_%d_avx512_%d", cases[i].core,
                  cases[i].avx2_fma, cases[i].avx512);
         report(ok, name, "got %s, want %s", got ? got : "(keep)", cases[i].want ? cases[i].want : "(keep)");
     }
-    report(blas_core_upgrade(NULL, 1, 1) == NULL, "blas_core_upgrade_no_core_name", "a library without a core name is left alone");
+    report(tat_blas_upgrade(NULL, 1, 1) == NULL, "blas_core_upgrade_no_core_name", "a library without a core name is left alone");
     fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures);
     return test_exit_status();
 }

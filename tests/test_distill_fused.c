@@ -44,9 +44,9 @@ static void fake_scale(float *buf, size_t n, float k, void *ctx)
 /* Tensors of the given sizes, reduced through buckets of `bucket` floats. */
 static void check_sizes(const char *name, const size_t *sizes, int n_tensors, size_t bucket, float scale)
 {
-    dist_tensor_list l = {0};
+    tat_tensor_list l = {0};
     fake_stats s = {0};
-    dist_transport t = {fake_reduce, fake_copy, fake_scale, &s, test_alloc(bucket * sizeof(float)), bucket};
+    tat_transport t = {fake_reduce, fake_copy, fake_scale, &s, test_alloc(bucket * sizeof(float)), bucket};
     float **orig = test_alloc(n_tensors * sizeof(float *)), **data = test_alloc(n_tensors * sizeof(float *));
     size_t total = 0, wrong = 0, i;
     int k, calls, expected_calls;
@@ -55,15 +55,15 @@ static void check_sizes(const char *name, const size_t *sizes, int n_tensors, si
         orig[k] = test_alloc((sizes[k] ? sizes[k] : 1) * sizeof(float));
         for (i = 0; i < sizes[k]; ++i) data[k][i] = orig[k][i] = (float)(total + i) - 7; /* each float unique */
         total += sizes[k];
-        dist_list_add(&l, data[k], sizes[k]);
+        tat_tensor_list_add(&l, data[k], sizes[k]);
     }
-    calls = dist_fused_reduce(&l, &t, scale);
+    calls = tat_fused_reduce(&l, &t, scale);
     expected_calls = (int)((total + bucket - 1) / bucket);
     for (k = 0; k < n_tensors; ++k)
         for (i = 0; i < sizes[k]; ++i)
             wrong += data[k][i] != (3 * orig[k][i] + 1) * scale;
     report(wrong == 0 && calls == expected_calls && s.calls == calls && s.total == total &&
-               s.largest <= bucket && dist_list_floats(&l) == total && s.copies_of_zero_length == 0,
+               s.largest <= bucket && tat_tensor_list_floats(&l) == total && s.copies_of_zero_length == 0,
            name, "%zu floats in %d tensors, buckets of %zu: %zu floats wrong, %d reduce calls (want %d), %zu floats reduced, largest bucket %zu, %d empty copies",
            total, n_tensors, bucket, wrong, calls, expected_calls, s.total, s.largest, s.copies_of_zero_length);
     for (k = 0; k < n_tensors; ++k) {
@@ -73,7 +73,7 @@ static void check_sizes(const char *name, const size_t *sizes, int n_tensors, si
     free(data);
     free(orig);
     free(t.bucket);
-    dist_list_free(&l);
+    tat_tensor_list_free(&l);
 }
 
 static void test_fused_reduce(void)
@@ -94,12 +94,12 @@ static void test_fused_reduce(void)
 
 static void test_empty_list(void)
 {
-    dist_tensor_list l = {0};
+    tat_tensor_list l = {0};
     fake_stats s = {0};
     float bucket[4];
-    dist_transport t = {fake_reduce, fake_copy, fake_scale, &s, bucket, 4};
-    dist_list_add(&l, bucket, 0); /* ignored */
-    report(dist_fused_reduce(&l, &t, 0.5f) == 0 && s.calls == 0 && l.n == 0, "fused_empty_list",
+    tat_transport t = {fake_reduce, fake_copy, fake_scale, &s, bucket, 4};
+    tat_tensor_list_add(&l, bucket, 0); /* ignored */
+    report(tat_fused_reduce(&l, &t, 0.5f) == 0 && s.calls == 0 && l.n == 0, "fused_empty_list",
            "%d tensors, %d reduce calls", l.n, s.calls);
 }
 
@@ -111,28 +111,28 @@ static void test_stream_seeds(void)
     static unsigned seen[N];
     int i, j, collisions = 0, repeat_ok = 1;
     for (i = 0; i < N; ++i) {
-        seen[i] = dist_stream_seed(5, (uint64_t)i);
-        repeat_ok &= seen[i] == dist_stream_seed(5, (uint64_t)i);
+        seen[i] = tat_stream_seed(5, (uint64_t)i);
+        repeat_ok &= seen[i] == tat_stream_seed(5, (uint64_t)i);
     }
     for (i = 0; i < N; ++i)
         for (j = i + 1; j < N; ++j) collisions += seen[i] == seen[j];
     report(repeat_ok && collisions == 0, "stream_seeds_distinct_and_repeatable",
            "%d collisions among %d indices, repeatable %d", collisions, N, repeat_ok);
-    report(dist_stream_seed(5, 0) != dist_stream_seed(6, 0) && dist_stream_seed(5, 1) != dist_stream_seed(6, 1),
-           "stream_seeds_follow_the_run_seed", "seed 5 vs 6 at index 0: %u %u", dist_stream_seed(5, 0),
-           dist_stream_seed(6, 0));
+    report(tat_stream_seed(5, 0) != tat_stream_seed(6, 0) && tat_stream_seed(5, 1) != tat_stream_seed(6, 1),
+           "stream_seeds_follow_the_run_seed", "seed 5 vs 6 at index 0: %u %u", tat_stream_seed(5, 0),
+           tat_stream_seed(6, 0));
 }
 
 static void test_hash(void)
 {
     float a[3] = {1, 2, 3}, b[3] = {1, 2, 3};
     uint64_t ha, hb;
-    ha = dist_hash_bytes(DIST_HASH_START, a, sizeof a);
-    hb = dist_hash_bytes(DIST_HASH_START, b, sizeof b);
+    ha = tat_hash_bytes(TAT_HASH_START, a, sizeof a);
+    hb = tat_hash_bytes(TAT_HASH_START, b, sizeof b);
     b[2] = nextafterf(3, 4); /* one bit */
-    report(ha == hb && ha != dist_hash_bytes(DIST_HASH_START, b, sizeof b), "hash_sees_one_bit",
+    report(ha == hb && ha != tat_hash_bytes(TAT_HASH_START, b, sizeof b), "hash_sees_one_bit",
            "equal arrays %d, one-ulp change detected %d", ha == hb,
-           ha != dist_hash_bytes(DIST_HASH_START, b, sizeof b));
+           ha != tat_hash_bytes(TAT_HASH_START, b, sizeof b));
 }
 
 int main(void)

@@ -115,7 +115,7 @@ static void weights_round_trip(void)
         fclose(fp);
     }
     check(moved && a->layers[fitnet].type == FITNET_DISTILL, "fitnet_projection_learns", "%g %g", 0, 0);
-    for (i = 0; i < a->n; ++i) a->layers[i].dontsave = is_distill_layer(&a->layers[i]);
+    for (i = 0; i < a->n; ++i) a->layers[i].dontsave = distill_is_layer(&a->layers[i]);
     save_weights(a, wplain);
     for (i = 0; i < a->n; ++i) a->layers[i].dontsave = 0;
     check(file_size(w1) - file_size(wplain) == (6 + 6 + 24) * (long)sizeof(float),
@@ -128,14 +128,14 @@ static void weights_round_trip(void)
 
 static layer make_kd(network *net, int index)
 {
-    static const kd_distill_options o = {.from = -1, .teacher_layer = 2, .temperature = 2.5f,
+    static const distill_kd_options o = {.from = -1, .teacher_layer = 2, .temperature = 2.5f,
                                          .loss_weight = 0.9f};
     return make_kd_distill_layer(net, index, &o);
 }
 
 static layer make_fitnet(network *net, int index)
 {
-    static const fitnet_distill_options o = {.from = 1, .teacher_layer = -4, .teacher_channels = 5,
+    static const distill_fitnet_options o = {.from = 1, .teacher_layer = -4, .teacher_channels = 5,
                                              .bn_per_image = 1, .loss_weight = 1.3f};
     return make_fitnet_distill_layer(net, index, &o);
 }

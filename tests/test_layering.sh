@@ -1,7 +1,12 @@
 #!/bin/bash
 # The plugin's folders form a stack (tat_layer/levels.mk): a file includes only headers of its
 # own folder or of the folders below it, and core/ includes no Darknet header (its math takes
-# raw floats and explicit shapes). One FAIL per include against the direction.
+# raw floats and explicit shapes). One FAIL per include against the direction. Then, from the
+# built objects (build/cpu/obj, and build/gpu/obj when a GPU build exists), each level exports
+# only names with its prefix, and no name that Darknet's own objects define:
+#   core tat_ | gpu tat_gpu_ | layers distill_, and Darknet's make_/forward_/backward_/update_
+#   <type>_distill_layer of the section types | train train_ | cmd cmd_, and darknet_plugin_init
+#   (the plugin interface's entry point)
 #   tests/test_layering.sh [DIR]    DIR: the folder holding levels.mk (default tat_layer)
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +47,48 @@ elif [ "$bad" -eq 0 ]; then
     echo "PASS layering_includes_follow_the_stack"
 fi
 [ -z "${1:-}" ] || exit 0
+
+# ---- exported names --------------------------------------------------------------------------
+prefix_of() { # prefix_of <level>: the extended regex its exported names match
+    case $1 in
+    core) echo '^tat_' ;;
+    gpu) echo '^tat_gpu_' ;;
+    layers) echo '^(distill_|(make|forward|backward|update)_[a-z]+_distill_layer(_gpu)?$)' ;;
+    train) echo '^train_' ;;
+    cmd) echo '^(cmd_|darknet_plugin_init$)' ;;
+    esac
+}
+objdir=$top/build/cpu/obj
+if [ ! -d "$objdir" ]; then
+    echo "SKIP layering_exports: no build/cpu/obj (make build)"
+else
+    bad_names=() plugin_objs=()
+    for level in $levels; do
+        re=$(prefix_of "$level")
+        for src in "$level"/*.c "$level"/*.cu; do
+            [ -e "$src" ] || continue
+            base=$(basename "${src%.*}")
+            obj=$objdir/$base.o
+            case $src in *.cu) obj=$top/build/gpu/obj/$base.o ;; esac
+            [ -f "$obj" ] || continue
+            plugin_objs+=("$base.o")
+            for name in $(nm -g --defined-only "$obj" | awk '{print $3}' | grep -v '^_\|\.'); do
+                [ "$level" = core ] && [[ $name == tat_gpu_* ]] && { bad_names+=("$src:$name"); continue; }
+                grep -qE "$re" <<< "$name" || bad_names+=("$src:$name")
+            done
+        done
+    done
+    if [ "${#bad_names[@]}" -eq 0 ]; then echo "PASS layering_exports_carry_their_level_prefix"
+    else echo "FAIL layering_exports_carry_their_level_prefix: ${bad_names[*]}"; fi
+    # a plugin name that Darknet defines too would be a link-order accident waiting to happen
+    darknet_names=$(for o in "$objdir"/*.o; do
+        printf '%s\n' "${plugin_objs[@]}" | grep -qxF "$(basename "$o")" || nm -g --defined-only "$o" | awk '{print $3}'
+    done | sort -u)
+    plugin_names=$(for o in "${plugin_objs[@]}"; do [ -f "$objdir/$o" ] && nm -g --defined-only "$objdir/$o" | awk '{print $3}'; done | sort -u)
+    clash=$(comm -12 <(echo "$darknet_names") <(echo "$plugin_names") | tr '\n' ' ')
+    if [ -z "$clash" ]; then echo "PASS layering_exports_not_darknets"
+    else echo "FAIL layering_exports_not_darknets: $clash"; fi
+fi
 # the check catches what it is for: a core file including a layers header, and a Darknet one
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT

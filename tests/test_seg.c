@@ -31,22 +31,22 @@ static void test_metrics(void)
     int64_t conf[16] = {0};
     double iou[4], miou;
     char why[256];
-    long counted = seg_confusion_add(conf, 4, truth, pred, 6);
+    long counted = tat_seg_confusion_add(conf, 4, truth, pred, 6);
     /* by hand: class 0: TP 1, FN 1 (0->1), FP 1 (2->0): 1/3; class 1: TP 2, FP 1: 2/3;
        class 2: TP 0, FN 1: 0; class 3: absent from both, no IoU. mIoU = 1/3, accuracy 3/5 */
-    miou = seg_iou(conf, 4, iou);
+    miou = tat_seg_iou(conf, 4, iou);
     snprintf(why, sizeof(why), "counted %ld, IoU %.4f %.4f %.4f %.4f, mIoU %.4f", counted, iou[0],
              iou[1], iou[2], iou[3], miou);
     check(counted == 5 && near(iou[0], 1. / 3) && near(iou[1], 2. / 3) && near(iou[2], 0) &&
               iou[3] == -1 && near(miou, 1. / 3),
           "seg_iou_known_answer", why);
-    snprintf(why, sizeof(why), "pixel accuracy %.4f, want 0.6", seg_pixel_accuracy(conf, 4));
-    check(near(seg_pixel_accuracy(conf, 4), 0.6), "seg_pixel_accuracy_known_answer", why);
+    snprintf(why, sizeof(why), "pixel accuracy %.4f, want 0.6", tat_seg_pixel_accuracy(conf, 4));
+    check(near(tat_seg_pixel_accuracy(conf, 4), 0.6), "seg_pixel_accuracy_known_answer", why);
 
     /* the ignored pixel must not count anywhere: the same data without it gives the same matrix */
     {
         int64_t conf2[16] = {0};
-        seg_confusion_add(conf2, 4, truth, pred, 5);
+        tat_seg_confusion_add(conf2, 4, truth, pred, 5);
         check(!memcmp(conf, conf2, sizeof(conf)), "seg_ignore_pixels_not_counted",
               "the 255 pixel changed the confusion matrix");
     }
@@ -55,18 +55,18 @@ static void test_metrics(void)
         int64_t c3[9] = {0};
         const uint8_t t[] = {2, 2, 0, 255, 0};
         double io[3];
-        seg_confusion_add(c3, 3, t, t, 5);
-        check(near(seg_iou(c3, 3, io), 1) && io[1] == -1 && near(seg_pixel_accuracy(c3, 3), 1),
+        tat_seg_confusion_add(c3, 3, t, t, 5);
+        check(near(tat_seg_iou(c3, 3, io), 1) && io[1] == -1 && near(tat_seg_pixel_accuracy(c3, 3), 1),
               "seg_iou_perfect", "perfect prediction did not give mIoU 1");
     }
     /* a label >= classes (not 255) is refused and nothing is added */
     {
         int64_t c2[4] = {0};
         const uint8_t t[] = {0, 2}, p[] = {0, 0};
-        long r = seg_confusion_add(c2, 2, t, p, 2);
+        long r = tat_seg_confusion_add(c2, 2, t, p, 2);
         check(r == -1 && c2[0] == 0, "seg_bad_label_refused", "class 2 with classes=2 accepted");
-        check(seg_find_bad_label(t, 2, 2) == 1 && seg_find_bad_label(truth, 6, 3) == -1,
-              "seg_find_bad_label", "wrong index of the first bad label");
+        check(train_seg_find_bad_label(t, 2, 2) == 1 && train_seg_find_bad_label(truth, 6, 3) == -1,
+              "train_seg_find_bad_label", "wrong index of the first bad label");
     }
 }
 
@@ -165,14 +165,14 @@ static void test_png_masks(void)
 
     p = path_in("gray.png");
     write_png(p, 5, 3, PNG_COLOR_TYPE_GRAY, 8, pix);
-    m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+    m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
     check(m && w == 5 && h == 3 && !memcmp(m, pix, 15), "png_mask_gray", m ? "values differ" : err);
     free(m);
 
     /* palette: the raw indices are the classes (VOC), whatever colours the palette holds */
     p = path_in("palette.png");
     write_png(p, 5, 3, PNG_COLOR_TYPE_PALETTE, 8, pix);
-    m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+    m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
     check(m && w == 5 && h == 3 && !memcmp(m, pix, 15), "png_mask_palette_indices",
           m ? "indices differ (colours returned?)" : err);
     free(m);
@@ -182,7 +182,7 @@ static void test_png_masks(void)
         for (i = 0; i < 15; ++i) small[i] = (uint8_t)(i % 16);
         p = path_in("palette4.png");
         write_png(p, 5, 3, PNG_COLOR_TYPE_PALETTE, 4, small);
-        m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+        m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
         check(m && !memcmp(m, small, 15), "png_mask_palette_4bit", m ? "indices differ" : err);
         free(m);
     }
@@ -194,7 +194,7 @@ static void test_png_masks(void)
         p = path_in("interlaced.png");
         write_png(p, 13, 11, PNG_COLOR_TYPE_GRAY, 8, big);
         interlace = PNG_INTERLACE_NONE;
-        m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+        m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
         check(m && w == 13 && h == 11 && !memcmp(m, big, sizeof(big)), "png_mask_interlaced",
               m ? "values differ" : err);
         free(m);
@@ -202,7 +202,7 @@ static void test_png_masks(void)
 
     p = path_in("rgb.png");
     write_png(p, 5, 3, PNG_COLOR_TYPE_RGB, 8, rgb);
-    m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+    m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
     check(!m && strstr(err, "RGB"), "png_mask_rgb_refused", m ? "an RGB PNG was accepted" : err);
     free(m);
 
@@ -214,26 +214,26 @@ static void test_png_masks(void)
         fwrite(buf, 1, got, out);
         fclose(in);
         fclose(out);
-        m = seg_read_png_mask(p, &w, &h, err, sizeof(err));
+        m = train_seg_read_png_mask(p, &w, &h, err, sizeof(err));
         check(!m && strstr(err, "corrupt"), "png_mask_truncated_refused", m ? "accepted" : err);
         free(m);
     }
-    m = seg_read_png_mask(path_in("missing.png"), &w, &h, err, sizeof(err));
+    m = train_seg_read_png_mask(path_in("missing.png"), &w, &h, err, sizeof(err));
     check(!m && strstr(err, "cannot open"), "png_mask_missing", m ? "accepted" : err);
 }
 
 static void test_mask_path(void)
 {
     char out[512], err[256];
-    int r = seg_mask_path("VOC2012/JPEGImages/2007_000032.jpg", "JPEGImages,SegmentationClass",
+    int r = train_seg_mask_path("VOC2012/JPEGImages/2007_000032.jpg", "JPEGImages,SegmentationClass",
                           ".png", out, sizeof(out), err, sizeof(err));
     check(!r && !strcmp(out, "VOC2012/SegmentationClass/2007_000032.png"), "mask_path_voc", out);
-    r = seg_mask_path("d.v1/images/a.b.jpg", "/images/,/masks/", ".png", out, sizeof(out), err,
+    r = train_seg_mask_path("d.v1/images/a.b.jpg", "/images/,/masks/", ".png", out, sizeof(out), err,
                       sizeof(err));
     check(!r && !strcmp(out, "d.v1/masks/a.b.png"), "mask_path_dots", out);
-    r = seg_mask_path("x/a.jpg", "/images/,/masks/", ".png", out, sizeof(out), err, sizeof(err));
+    r = train_seg_mask_path("x/a.jpg", "/images/,/masks/", ".png", out, sizeof(out), err, sizeof(err));
     check(r == -1 && strstr(err, "not in the image path"), "mask_path_rule_not_matching", err);
-    r = seg_mask_path("x/a.jpg", "nocomma", ".png", out, sizeof(out), err, sizeof(err));
+    r = train_seg_mask_path("x/a.jpg", "nocomma", ".png", out, sizeof(out), err, sizeof(err));
     check(r == -1, "mask_path_rule_malformed", "accepted a rule without a comma");
 }
 
@@ -275,7 +275,7 @@ static double augmented_agreement(float angle, int div, long *pure_mismatch, int
     a.exposure = a.saturation = 1;
     a.scale = div;
     srand(11);
-    d = load_data_seg_masks(a, "/images/,/masks/", ".png");
+    d = train_load_seg_masks(a, "/images/,/masks/", ".png");
     *pure_mismatch = 0;
     *not_onehot = 0;
     for (i = 0; i < N; ++i)

@@ -104,16 +104,16 @@ static void weights_round_trip(void)
 
 static layer make_tat(network *net, int index)
 {
-    static const tat_distill_options o = {
+    static const distill_tat_options o = {
         .emb = {.from = 1, .teacher_layer = 0, .teacher_channels = 5, .ksize = 3, .key_learned = 1,
                 .bn_per_image = 1},
-        .attention = TAT_ATTENTION_STREAMING, .grid_h = 2, .grid_w = 3, .groups = 3, .loss_weight = 0.7f};
+        .attention = DISTILL_ATTENTION_STREAMING, .grid_h = 2, .grid_w = 3, .groups = 3, .loss_weight = 0.7f};
     return make_tat_distill_layer(net, index, &o);
 }
 
 static layer make_anchor(network *net, int index)
 {
-    static const anchor_distill_options o = {
+    static const distill_anchor_options o = {
         .embeddings = DISTILL_UNSET,
         .emb = {.from = -2, .teacher_layer = -1, .teacher_channels = 6, .ksize = 1, .key_learned = 0,
                 .bn_per_image = 0},

@@ -68,10 +68,10 @@ static void draw_panel(unsigned char *rgb, int stride, image im, const float *ma
     }
 }
 
-void run_distill_attention(int argc, char **argv)
+void cmd_attention(int argc, char **argv)
 {
-    char *at = option_value(argc, argv, "-at", "distill attention");
-    char *layer_arg = option_value(argc, argv, "-layer", "distill attention");
+    char *at = cmd_option_value(argc, argv, "-at", "distill attention");
+    char *layer_arg = cmd_option_value(argc, argv, "-layer", "distill attention");
     int layer_index = -1;
     char *args[6];
     int nargs = 0, i, n, mh, mw, scale, panel_w, panel_h, total_w, *yx = 0;
@@ -86,7 +86,7 @@ void run_distill_attention(int argc, char **argv)
         if (nargs == 6) tat_fail("distill attention: unexpected argument %s", argv[i]);
         args[nargs++] = argv[i];
     }
-    if (nargs < 6) distill_usage(argv[0], "attention");
+    if (nargs < 6) cmd_usage(argv[0], "attention");
     if (layer_arg) {
         char *end;
         long v = strtol(layer_arg, &end, 10);
@@ -94,13 +94,13 @@ void run_distill_attention(int argc, char **argv)
             tat_fail("distill attention: -layer %s: must be a layer index (from 0)", layer_arg);
         layer_index = (int)v;
     }
-    need_readable(args[0], "the student cfg");
-    need_readable(args[1], "the student weights");
-    need_readable(args[2], "the teacher cfg");
-    need_readable(args[3], "the teacher weights");
-    need_readable(args[4], "the image");
+    train_need_readable(args[0], "the student cfg");
+    train_need_readable(args[1], "the student weights");
+    train_need_readable(args[2], "the teacher cfg");
+    train_need_readable(args[3], "the teacher weights");
+    train_need_readable(args[4], "the image");
 
-    net = parse_student_with_teacher(args[0], args[2], args[3], 1);
+    net = cmd_parse_student_with_teacher(args[0], args[2], args[3], 1);
     if (load_weights(net, args[1]) < net->n)
         tat_fail("%s: does not hold weights for every layer of %s (are these the distilled student's weights?)", args[1], args[0]);
     for (i = 0; i < net->n && layer_index < 0; ++i)
@@ -112,7 +112,7 @@ void run_distill_attention(int argc, char **argv)
         tat_fail("%s: -layer %s is not a [tat_distill] or [anchor_distill] layer", args[0], tmp);
     }
     l = &net->layers[layer_index];
-    tat_distill_layer_map_size(l, &mh, &mw);
+    distill_tat_map_size(l, &mh, &mw);
     if (at) n = parse_positions(at, &yx);
     else {
         /* the centre and two corners */
@@ -137,7 +137,7 @@ void run_distill_attention(int argc, char **argv)
            layer_index, get_layer_string(l->type), mh, mw);
     for (i = 0; i < n; ++i) {
         int y = yx[2 * i], x = yx[2 * i + 1], j, best = 0;
-        const char *why = tat_distill_layer_attention(l, net, y, x, map);
+        const char *why = distill_tat_attention_map(l, net, y, x, map);
         double sum = 0, entropy = 0;
         if (why) {
             snprintf(tmp, sizeof(tmp), "%d,%d", y, x);

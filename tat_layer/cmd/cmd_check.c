@@ -49,7 +49,7 @@ static void check_entry(const char *path, const char *list_file, const data_rule
     stbi_image_free(pixels);
     if (r->masks) {
         char err[5000];
-        uint8_t *mask = seg_load_mask(path, r->masks, r->mask_ext, w, h, r->classes, err, sizeof(err));
+        uint8_t *mask = train_seg_load_mask(path, r->masks, r->mask_ext, w, h, r->classes, err, sizeof(err));
         if (!mask) problem("%s", err);
         free(mask);
         return;
@@ -63,7 +63,7 @@ static void check_entry(const char *path, const char *list_file, const data_rule
 /* Returns the number of entries checked. */
 static int check_list(list *options, const char *datacfg, const char *field, const data_rules *r)
 {
-    char *list_file = need_field_file(options, datacfg, field, 0);
+    char *list_file = train_need_field_file(options, datacfg, field, 0);
     list *plist;
     char **paths;
     int i, n;
@@ -90,7 +90,7 @@ static void check_against_network(const char *cfgfile, const char *datacfg, cons
 {
     network *net;
     int per_image;
-    need_readable(cfgfile, "the cfg");
+    train_need_readable(cfgfile, "the cfg");
     train_parse_network_hook = batch_of_one;
     net = parse_network_cfg((char *)cfgfile);
     train_parse_network_hook = 0;
@@ -106,14 +106,14 @@ static void check_against_network(const char *cfgfile, const char *datacfg, cons
     free_network(net);
 }
 
-void run_distill_check(int argc, char **argv)
+void cmd_check(int argc, char **argv)
 {
     list *options;
     data_rules r = {0};
     int n_train, n_valid;
     char *labels_file = 0;
-    if (argc < 4 || argc > 5) distill_usage(argv[0], "check");
-    check_data_file(argv[3]);
+    if (argc < 4 || argc > 5) cmd_usage(argv[0], "check");
+    train_check_data_file(argv[3]);
     options = read_data_cfg(argv[3]);
     r.masks = option_find(options, "masks");
     r.mask_ext = option_find(options, "mask_ext");
@@ -124,8 +124,8 @@ void run_distill_check(int argc, char **argv)
     }
     if (!r.masks) {
         int n_labels;
-        labels_file = need_field_file(options, argv[3], "labels", "data/labels.list");
-        n_labels = count_lines(labels_file);
+        labels_file = train_need_field_file(options, argv[3], "labels", "data/labels.list");
+        n_labels = train_count_lines(labels_file);
         if (n_labels != r.classes) {
             tat_fail("%s: %d labels (lines), but classes=%d in %s", labels_file, n_labels,
                     r.classes, argv[3]);
@@ -142,6 +142,6 @@ void run_distill_check(int argc, char **argv)
     printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train,
            n_valid, r.masks ? "images and masks" : "images and labels", problems);
     if (r.labels) free_ptrs((void **)r.labels, r.classes);
-    free_data_options(options);
+    train_free_data_options(options);
     exit(problems ? 1 : 0);
 }

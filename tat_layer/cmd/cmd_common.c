@@ -14,7 +14,7 @@ static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
 static int student_batch;      /* > 0: overrides the student cfg's batch */
 
-char *option_value(int argc, char **argv, const char *name, const char *command)
+char *cmd_option_value(int argc, char **argv, const char *name, const char *command)
 {
     char *value = find_char_arg(argc, argv, (char *)name, 0);
     int i;
@@ -34,7 +34,7 @@ char *option_value(int argc, char **argv, const char *name, const char *command)
 static void need_finite_weights(const char *path, const char *what)
 {
     const char *kind;
-    long at = weights_first_nonfinite(path, &kind);
+    long at = train_weights_first_nonfinite(path, &kind);
     if (at < 0) {
         tat_fail("%s: cannot read %s", path, what);
     }
@@ -73,7 +73,7 @@ static void attach_teacher(network *net)
     fprintf(stderr, "student %s:\n", net->cfgfile);
 }
 
-void attach_teacher_to_students(char *tcfg, char *tweights, int batch)
+void cmd_attach_teacher(char *tcfg, char *tweights, int batch)
 {
     teacher_cfg = tcfg;
     teacher_weights = tweights;
@@ -81,10 +81,10 @@ void attach_teacher_to_students(char *tcfg, char *tweights, int batch)
     train_parse_network_hook = attach_teacher;
 }
 
-network *parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
+network *cmd_parse_student_with_teacher(char *student_cfg, char *tcfg, char *tweights, int batch)
 {
     network *net;
-    attach_teacher_to_students(tcfg, tweights, batch);
+    cmd_attach_teacher(tcfg, tweights, batch);
     net = parse_network_cfg(student_cfg);
     train_parse_network_hook = 0;
     student_batch = 0;

@@ -27,7 +27,7 @@ static void print_distill_progress(network *net)
         first = 0;
         avg = tat_calloc(net->n, sizeof(float));
         for (i = 0; i < net->n; ++i) {
-            if (!is_distill_layer(&net->layers[i])) continue;
+            if (!distill_is_layer(&net->layers[i])) continue;
             params += distill_layer_params(&net->layers[i]);
             flops += distill_layer_flops(&net->layers[i]);
             avg[i] = -1;
@@ -38,7 +38,7 @@ static void print_distill_progress(network *net)
     printf("distill:");
     for (i = 0; i < net->n; ++i) {
         float loss;
-        if (!is_distill_layer(&net->layers[i])) continue;
+        if (!distill_is_layer(&net->layers[i])) continue;
         loss = distill_layer_loss(&net->layers[i]);
         avg[i] = avg[i] < 0 ? loss : avg[i] * .9f + loss * .1f;
         printf(" %s[%d] %f, %f avg;", get_layer_string(net->layers[i].type), i, loss, avg[i]);
@@ -71,8 +71,8 @@ static void train_distill(int argc, char **argv, const char *task)
     int *gpus;
     char *args[8];
     snprintf(command, sizeof(command), "distill %s train", task);
-    gpu_list = option_value(argc, argv, "-gpus", command);
-    seed = option_value(argc, argv, "-seed", command);
+    gpu_list = cmd_option_value(argc, argv, "-gpus", command);
+    seed = cmd_option_value(argc, argv, "-seed", command);
     clear = find_arg(argc, argv, "-clear");
     gpus = read_intlist(gpu_list, &ngpus, gpu_index);
     for (i = 3; i < argc && argv[i]; ++i) {
@@ -84,7 +84,7 @@ static void train_distill(int argc, char **argv, const char *task)
         }
         args[nargs++] = argv[i];
     }
-    if (nargs < 4) distill_usage("darknet", task);
+    if (nargs < 4) cmd_usage("darknet", task);
 #ifndef GPU
     /* Darknet would run one CPU replica per listed id, with the learning rate multiplied by
        their number */
@@ -102,7 +102,7 @@ static void train_distill(int argc, char **argv, const char *task)
         train_seed = (int)v;
     }
 #ifdef GPU
-    int local_rank = distill_mpi_local_rank();
+    int local_rank = train_mpi_local_rank();
     if (local_rank >= 0 && ngpus > 1) {
         tat_fail("distill %s train: -gpus %s: one GPU per rank under mpirun or srun", task, gpu_list);
     }
@@ -112,22 +112,22 @@ static void train_distill(int argc, char **argv, const char *task)
         if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) gpus[0] = local_rank % devices;
     }
 #endif
-    need_readable(args[0], "the data file");
-    need_readable(args[1], "the student cfg");
-    need_readable(args[2], "the teacher cfg");
-    need_readable(args[3], "the teacher weights");
-    if (nargs > 4) need_readable(args[4], "the student weights");
+    train_need_readable(args[0], "the data file");
+    train_need_readable(args[1], "the student cfg");
+    train_need_readable(args[2], "the teacher cfg");
+    train_need_readable(args[3], "the teacher weights");
+    if (nargs > 4) train_need_readable(args[4], "the student weights");
     /* the loop's saves must not replace an input (the student weights may: that is a resume) */
     for (i = 0; i < 4; ++i) {
         static const char *names[4] = {"the data file", "the student cfg", "the teacher cfg",
                                        "the teacher weights"};
-        if (is_training_output(args[0], args[1], args[i])) {
+        if (train_is_output(args[0], args[1], args[i])) {
             tat_fail("%s: %s would be overwritten by the student's saves (backup= in %s, named after %s): choose another backup directory",
                     args[i], names[i], args[0], args[1]);
         }
     }
     /* the classifier loop checks its data itself (train_start), with the network's outputs */
-    if (!strcmp(task, "segmenter")) check_training_data(args[0], args[1], 0, 1);
+    if (!strcmp(task, "segmenter")) train_check_data(args[0], args[1], 0, 1);
     cfg_text student = read_cfg_text(args[1]);
     int distill_sections = 0;
     for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
@@ -135,7 +135,7 @@ static void train_distill(int argc, char **argv, const char *task)
         tat_fail("%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill]): nothing to distill", args[1]);
     }
     free_cfg_text(&student);
-    attach_teacher_to_students(args[2], args[3], 0);
+    cmd_attach_teacher(args[2], args[3], 0);
     train_progress_hook = print_distill_progress;
     if (!strcmp(task, "segmenter"))
         train_segmenter(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear, 0);
@@ -235,18 +235,18 @@ static void check_export_paths(char *cfgfile, char *weightfile, char *out_cfg, c
     static const char *names[4] = {"the student cfg", "the student weights", "the output cfg",
                                    "the output weights"};
     int out, other;
-    need_readable(cfgfile, names[0]);
-    need_readable(weightfile, names[1]);
+    train_need_readable(cfgfile, names[0]);
+    train_need_readable(weightfile, names[1]);
     for (out = 2; out < 4; ++out) {
-        char *dir = dir_of(files[out]), who[4200];
+        char *dir = train_dir_of(files[out]), who[4200];
         for (other = 0; other < out; ++other) {
-            if (same_file(files[out], files[other])) {
+            if (train_same_file(files[out], files[other])) {
                 tat_fail("%s: %s is the same file as %s (%s): nothing written", files[out],
                         names[out], names[other], files[other]);
             }
         }
         snprintf(who, sizeof(who), "%.4000s (%s)", files[out], names[out]);
-        need_writable_dir(dir, who);
+        train_need_writable_dir(dir, who);
         free(dir);
     }
 }
@@ -269,7 +269,7 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
        save_weights writes through a temporary file itself (Darknet's atomic save patch) */
     net = load_network(cfgfile, weightfile, 0);
     for (i = 0; i < net->n; ++i)
-        if (is_distill_layer(&net->layers[i])) net->layers[i].dontsave = 1;
+        if (distill_is_layer(&net->layers[i])) net->layers[i].dontsave = 1;
         else ++kept;
     save_weights(net, out_weights);
 
@@ -329,10 +329,10 @@ static void run_classifier_command(int argc, char **argv)
         train_distill(argc - 1, argv + 1, "classifier");
     } else if (argc >= 6 && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
-        check_data_field_files(argv[4]);
+        train_check_data_field_files(argv[4]);
         run_classifier(argc - 1, argv + 1);
     } else {
-        distill_usage(argv[0], "classifier");
+        cmd_usage(argv[0], "classifier");
     }
 }
 
@@ -341,12 +341,12 @@ static void run_segmenter_command(int argc, char **argv)
     if (argc >= 4 && !strcmp(argv[3], "train"))
         train_distill(argc - 1, argv + 1, "segmenter");
     else
-        run_distill_segmenter(argc, argv);
+        cmd_segmenter(argc, argv);
 }
 
 static void run_export_command(int argc, char **argv)
 {
-    if (argc != 7) distill_usage(argv[0], "export");
+    if (argc != 7) cmd_usage(argv[0], "export");
     export_student(argv[3], argv[4], argv[5], argv[6]);
 }
 
@@ -374,7 +374,7 @@ static const distill_subcommand subcommands[] = {
     {.name = "check",
      .summary = "check <data> [cfg]",
      .forms = {"check <data> [cfg]   (reads every train and valid entry before a run)"},
-     .run = run_distill_check},
+     .run = cmd_check},
     {.name = "export",
      .summary = "export <student.cfg> <student.weights> <out.cfg> <out.weights>",
      .forms = {"export <student.cfg> <student.weights> <out.cfg> <out.weights>   (the student without its distillation sections)"},
@@ -382,11 +382,11 @@ static const distill_subcommand subcommands[] = {
     {.name = "attention",
      .summary = "attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]",
      .forms = {"attention <student.cfg> <student.weights> <teacher.cfg> <teacher.weights> <image> <out.png> [-layer N] [-at y,x[,y,x...]]"},
-     .run = run_distill_attention},
+     .run = cmd_attention},
 };
 #define N_SUBCOMMANDS ((int)(sizeof(subcommands) / sizeof(subcommands[0])))
 
-void distill_usage(const char *prog, const char *subcommand)
+void cmd_usage(const char *prog, const char *subcommand)
 {
     int i, j;
     for (i = 0; subcommand && i < N_SUBCOMMANDS; ++i)
@@ -398,7 +398,7 @@ void distill_usage(const char *prog, const char *subcommand)
     exit(1);
 }
 
-void run_distill(int argc, char **argv)
+void cmd_distill(int argc, char **argv)
 {
     int i;
     for (i = 0; argc >= 3 && i < N_SUBCOMMANDS; ++i)
@@ -406,5 +406,5 @@ void run_distill(int argc, char **argv)
             subcommands[i].run(argc, argv);
             return;
         }
-    distill_usage(argv[0], 0);
+    cmd_usage(argv[0], 0);
 }

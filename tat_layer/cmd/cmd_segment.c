@@ -51,7 +51,7 @@ static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, 
 static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char *outdir)
 {
     list *options;
-    check_data_field_files(datacfg);
+    train_check_data_field_files(datacfg);
     options = read_data_cfg(datacfg);
     int classes = option_find_int_quiet(options, "classes", 80);
     char *valid_list = option_find_str(options, "valid", 0);
@@ -108,14 +108,14 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         if (mkdir(outdir, 0755) && errno != EEXIST) {
             tat_fail("distill segmenter valid -out %s: cannot create: %s", outdir, strerror(errno));
         }
-        need_writable_dir(outdir, "distill segmenter valid -out");
+        train_need_writable_dir(outdir, "distill segmenter valid -out");
     }
     conf = tat_calloc((size_t)classes * classes, sizeof(int64_t));
     iou = tat_calloc(classes, sizeof(double));
     small = tat_calloc((size_t)ow * oh, 1);
     for (i = 0; i < n; ++i) {
         image im = load_image_color(paths[i], 0, 0);
-        uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, ext, im.w, im.h, classes);
+        uint8_t *mask = train_seg_load_mask_or_exit(paths[i], masks, ext, im.w, im.h, classes);
         image sized = resize_image(im, net->w, net->h);
         float *prob = network_predict(net, sized.data);
         int x, y, p;
@@ -133,14 +133,14 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         for (y = 0; y < im.h; ++y)
             for (x = 0; x < im.w; ++x)
                 full[y * im.w + x] = small[(y * oh / im.h) * ow + x * ow / im.w];
-        seg_confusion_add(conf, classes, mask, full, (long)im.w * im.h);
+        tat_seg_confusion_add(conf, classes, mask, full, (long)im.w * im.h);
         if (outdir) save_colourised(full, im.w, im.h, outdir, paths[i]);
         free(mask);
         free_image(im);
         free_image(sized);
         if ((i + 1) % 500 == 0) fprintf(stderr, "%d/%d images\n", i + 1, n);
     }
-    miou = seg_iou(conf, classes, iou);
+    miou = tat_seg_iou(conf, classes, iou);
     for (c = 0; c < classes; ++c) {
         char label[64];
         snprintf(label, sizeof(label), "%s", names ? names[c] : "");
@@ -148,7 +148,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
         else printf("class %3d %-20s IoU %.4f\n", c, label, iou[c]), ++present;
     }
     printf("mIoU %.4f over %d classes, pixel accuracy %.4f, %d images\n", miou, present,
-           seg_pixel_accuracy(conf, classes), n);
+           tat_seg_pixel_accuracy(conf, classes), n);
     free(conf);
     free(iou);
     free(small);
@@ -158,10 +158,10 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
     free_list(plist);
 }
 
-void run_distill_segmenter(int argc, char **argv)
+void cmd_segmenter(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[3], "valid")) {
-        char *outdir = option_value(argc, argv, "-out", "distill segmenter valid");
+        char *outdir = cmd_option_value(argc, argv, "-out", "distill segmenter valid");
         char *args[3];
         int i, nargs = 0;
         for (i = 4; i < argc && argv[i]; ++i) {
@@ -173,12 +173,12 @@ void run_distill_segmenter(int argc, char **argv)
             }
             args[nargs++] = argv[i];
         }
-        if (nargs != 3) distill_usage(argv[0], "segmenter");
+        if (nargs != 3) cmd_usage(argv[0], "segmenter");
         valid_segmenter(args[0], args[1], args[2], outdir);
     } else if (argc >= 6 && (!strcmp(argv[3], "test") || !strcmp(argv[3], "demo"))) {
         /* test and demo need no teacher: the distillation layers are inert without one */
         run_segmenter(argc - 1, argv + 1);
     } else {
-        distill_usage(argv[0], "segmenter");
+        cmd_usage(argv[0], "segmenter");
     }
 }

@@ -9,27 +9,27 @@
 
 /* ---- subcommands -------------------------------------------------------------------------- */
 /* darknet distill ... (run_command of the plugin interface, cmd/plugin_main.c); dispatches to the others */
-void run_distill(int argc, char **argv);
+void cmd_distill(int argc, char **argv);
 /* darknet distill segmenter valid|test|demo ... (cmd_segment.c) */
-void run_distill_segmenter(int argc, char **argv);
+void cmd_segmenter(int argc, char **argv);
 /* darknet distill attention ... (cmd_attention.c) */
-void run_distill_attention(int argc, char **argv);
+void cmd_attention(int argc, char **argv);
 /* darknet distill check <data> [cfg] (cmd_check.c) */
-void run_distill_check(int argc, char **argv);
+void cmd_check(int argc, char **argv);
 /* Exit 1 after the usage of a subcommand on one line of stderr, or, for NULL, every form of
  * every subcommand. */
-void distill_usage(const char *prog, const char *subcommand) __attribute__((noreturn));
+void cmd_usage(const char *prog, const char *subcommand) __attribute__((noreturn));
 
 /* ---- shared by the subcommands (cmd_common.c) --------------------------------------------- */
 /* The value of option `name` (removed from argv with it), or NULL when absent; exits with
  * "<command>: <name> needs a value" when it is the last argument. */
-char *option_value(int argc, char **argv, const char *name, const char *command);
+char *cmd_option_value(int argc, char **argv, const char *name, const char *command);
 /* From now on every student network parsed (one per GPU replica in training) gets its own
  * frozen teacher (cfg + weights, all layers checked), parsed with the student's batch;
  * student_batch > 0 overrides the student cfg's batch. */
-void attach_teacher_to_students(char *teacher_cfg, char *teacher_weights, int student_batch);
+void cmd_attach_teacher(char *teacher_cfg, char *teacher_weights, int student_batch);
 /* Parses the student cfg with its teacher attached, both with the given batch. */
-network *parse_student_with_teacher(char *student_cfg, char *teacher_cfg, char *teacher_weights,
+network *cmd_parse_student_with_teacher(char *student_cfg, char *teacher_cfg, char *teacher_weights,
                                     int batch);
 
 /* ---- Darknet's example programs (its examples directory has no header) ---------------------- */

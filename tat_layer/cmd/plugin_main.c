@@ -7,7 +7,7 @@
 static int run_command(int argc, char **argv)
 {
     if (strcmp(argv[1], "distill")) return 0;
-    run_distill(argc, argv);
+    cmd_distill(argc, argv);
     return 1;
 }
 

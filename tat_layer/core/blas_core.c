@@ -20,7 +20,7 @@ static int core_has_avx2(const char *core)
     return 0;
 }
 
-const char *blas_core_upgrade(const char *core, int avx2_fma, int avx512)
+const char *tat_blas_upgrade(const char *core, int avx2_fma, int avx512)
 {
     if (!core || core_has_avx2(core) || !avx2_fma) return NULL;
     return avx512 ? "SkylakeX" : "Haswell";
@@ -44,14 +44,14 @@ static int cpu_avx2_fma(void) { return 0; }
 static int cpu_avx512(void) { return 0; }
 #endif
 
-void blas_core_select(char **argv)
+void tat_blas_select(char **argv)
 {
 #ifdef CBLAS
     const char *core = openblas_get_corename(), *better;
     if (getenv("OPENBLAS_CORETYPE")) return; /* the user's choice, or ours after re-executing */
-    better = blas_core_upgrade(core, cpu_avx2_fma(), cpu_avx512());
+    better = tat_blas_upgrade(core, cpu_avx2_fma(), cpu_avx512());
     if (!better) return;
-    setenv(BLAS_CORE_LIBRARY_CHOICE_ENV, core, 1);
+    setenv(TAT_BLAS_LIBRARY_CHOICE_ENV, core, 1);
     setenv("OPENBLAS_CORETYPE", better, 1);
     execv("/proc/self/exe", argv);
     /* not re-executed: go on with the generic core, and let the line say so */
@@ -62,12 +62,12 @@ void blas_core_select(char **argv)
 #endif
 }
 
-void blas_core_describe(char *line, size_t size)
+void tat_blas_describe(char *line, size_t size)
 {
 #ifdef CBLAS
     const char *core = openblas_get_corename(), *asked = getenv("OPENBLAS_CORETYPE");
-    const char *library_choice = getenv(BLAS_CORE_LIBRARY_CHOICE_ENV);
-    const char *better = blas_core_upgrade(core, cpu_avx2_fma(), cpu_avx512());
+    const char *library_choice = getenv(TAT_BLAS_LIBRARY_CHOICE_ENV);
+    const char *better = tat_blas_upgrade(core, cpu_avx2_fma(), cpu_avx512());
     char how[256];
     if (asked && library_choice && !strcmp(core, asked))
         snprintf(how, sizeof(how), "set at start-up: the library picked the generic %s on this CPU", library_choice);
@@ -86,14 +86,14 @@ void blas_core_describe(char *line, size_t size)
 #endif
 }
 
-void blas_core_startup(int argc, char **argv)
+void tat_blas_startup(int argc, char **argv)
 {
     char line[512];
     int i;
-    blas_core_select(argv);
+    tat_blas_select(argv);
     for (i = 1; i < argc && i <= 3; ++i)
         if (!strcmp(argv[i], "train")) {
-            blas_core_describe(line, sizeof(line));
+            tat_blas_describe(line, sizeof(line));
             fprintf(stderr, "%s\n", line);
             return;
         }

@@ -16,24 +16,24 @@ extern "C" {
 #endif
 
 /* Set in the re-executed process: the core the library had picked by itself. */
-#define BLAS_CORE_LIBRARY_CHOICE_ENV "DISTILL_BLAS_LIBRARY_CORE"
+#define TAT_BLAS_LIBRARY_CHOICE_ENV "DISTILL_BLAS_LIBRARY_CORE"
 
 /* The OpenBLAS core to use instead of `core` on a CPU with AVX2 + FMA (avx2_fma) and the
  * AVX-512 subsets OpenBLAS's SkylakeX kernels use (avx512), or NULL when `core` already
  * uses AVX2 or the CPU has nothing better. */
-const char *blas_core_upgrade(const char *core, int avx2_fma, int avx512);
+const char *tat_blas_upgrade(const char *core, int avx2_fma, int avx512);
 
 /* Call first in main: re-executes the program (argv as given) with a better core when the
  * library runs a generic one and the user did not choose. Returns only when nothing is to be
  * done or the re-execution failed. */
-void blas_core_select(char **argv);
+void tat_blas_select(char **argv);
 
 /* One line naming the BLAS library, its core (and how it was chosen) and its threads. */
-void blas_core_describe(char *line, size_t size);
+void tat_blas_describe(char *line, size_t size);
 
-/* Darknet's start-up: blas_core_select, then the line on stderr for training commands (a
+/* Darknet's start-up: tat_blas_select, then the line on stderr for training commands (a
  * "train" among the first three arguments). */
-void blas_core_startup(int argc, char **argv);
+void tat_blas_startup(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void dist_list_add(dist_tensor_list *l, float *data, size_t n)
+void tat_tensor_list_add(tat_tensor_list *l, float *data, size_t n)
 {
     if (!n) return;
     if (l->n == l->cap) {
@@ -16,7 +16,7 @@ void dist_list_add(dist_tensor_list *l, float *data, size_t n)
     ++l->n;
 }
 
-size_t dist_list_floats(const dist_tensor_list *l)
+size_t tat_tensor_list_floats(const tat_tensor_list *l)
 {
     size_t n = 0;
     int i;
@@ -24,7 +24,7 @@ size_t dist_list_floats(const dist_tensor_list *l)
     return n;
 }
 
-void dist_list_free(dist_tensor_list *l)
+void tat_tensor_list_free(tat_tensor_list *l)
 {
     free(l->t);
     l->t = 0;
@@ -33,7 +33,7 @@ void dist_list_free(dist_tensor_list *l)
 
 /* Copies the stretch of the list that starts at (tensor i, offset off) and fills `len` floats
  * between the tensors and the bucket, in the direction `to_bucket` says. */
-static void move_stretch(const dist_tensor_list *l, const dist_transport *t, int i, size_t off,
+static void move_stretch(const tat_tensor_list *l, const tat_transport *t, int i, size_t off,
                          size_t len, int to_bucket)
 {
     size_t done = 0;
@@ -50,10 +50,10 @@ static void move_stretch(const dist_tensor_list *l, const dist_transport *t, int
     }
 }
 
-int dist_fused_reduce(const dist_tensor_list *l, const dist_transport *t, float scale)
+int tat_fused_reduce(const tat_tensor_list *l, const tat_transport *t, float scale)
 {
     int i = 0, calls = 0;
-    size_t off = 0, left = dist_list_floats(l);
+    size_t off = 0, left = tat_tensor_list_floats(l);
     while (left) {
         size_t len = left < t->bucket_floats ? left : t->bucket_floats, skip = len;
         move_stretch(l, t, i, off, len, 1);
@@ -78,7 +78,7 @@ int dist_fused_reduce(const dist_tensor_list *l, const dist_transport *t, float 
     return calls;
 }
 
-uint64_t dist_hash_bytes(uint64_t h, const void *p, size_t n)
+uint64_t tat_hash_bytes(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
     size_t i;
@@ -89,7 +89,7 @@ uint64_t dist_hash_bytes(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-unsigned dist_stream_seed(unsigned run_seed, uint64_t global_minibatch)
+unsigned tat_stream_seed(unsigned run_seed, uint64_t global_minibatch)
 {
     /* splitmix64's finaliser over the two numbers */
     uint64_t z = ((uint64_t)run_seed << 32) ^ (global_minibatch + 0x9e3779b97f4a7c15ULL);

@@ -13,16 +13,16 @@
 typedef struct {
     float *data;
     size_t n;
-} dist_tensor;
+} tat_tensor;
 
 typedef struct {
-    dist_tensor *t;
+    tat_tensor *t;
     int n, cap;
-} dist_tensor_list;
+} tat_tensor_list;
 
-void dist_list_add(dist_tensor_list *l, float *data, size_t n); /* n == 0: ignored */
-size_t dist_list_floats(const dist_tensor_list *l);
-void dist_list_free(dist_tensor_list *l);
+void tat_tensor_list_add(tat_tensor_list *l, float *data, size_t n); /* n == 0: ignored */
+size_t tat_tensor_list_floats(const tat_tensor_list *l);
+void tat_tensor_list_free(tat_tensor_list *l);
 
 typedef struct {
     /* in place on buf[0..n): the sum over the ranks (all-reduce) or rank 0's values (broadcast) */
@@ -32,18 +32,18 @@ typedef struct {
     void *ctx;
     float *bucket; /* bucket_floats floats, where the list's arrays live */
     size_t bucket_floats;
-} dist_transport;
+} tat_transport;
 
 /* Packs, reduces, multiplies by `scale` (skipped when 1) and unpacks every tensor of the list;
  * a tensor may straddle two buckets. Returns the number of reduce calls made. */
-int dist_fused_reduce(const dist_tensor_list *l, const dist_transport *t, float scale);
+int tat_fused_reduce(const tat_tensor_list *l, const tat_transport *t, float scale);
 
-/* 64-bit FNV-1a over bytes, continued from h (start with DIST_HASH_START). */
-#define DIST_HASH_START 14695981039346656037ULL
-uint64_t dist_hash_bytes(uint64_t h, const void *p, size_t n);
+/* 64-bit FNV-1a over bytes, continued from h (start with TAT_HASH_START). */
+#define TAT_HASH_START 14695981039346656037ULL
+uint64_t tat_hash_bytes(uint64_t h, const void *p, size_t n);
 
 /* The seed of one mini-batch's stream of images: a function of the run's seed and the
  * mini-batch's global index only (well mixed, so neighbouring indices give unrelated streams). */
-unsigned dist_stream_seed(unsigned run_seed, uint64_t global_minibatch);
+unsigned tat_stream_seed(unsigned run_seed, uint64_t global_minibatch);
 
 #endif

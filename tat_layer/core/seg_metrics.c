@@ -1,6 +1,6 @@
 #include "seg_metrics.h"
 
-long seg_confusion_add(int64_t *conf, int classes, const uint8_t *truth, const uint8_t *pred,
+long tat_seg_confusion_add(int64_t *conf, int classes, const uint8_t *truth, const uint8_t *pred,
                        long n)
 {
     long i, counted = 0;
@@ -16,7 +16,7 @@ long seg_confusion_add(int64_t *conf, int classes, const uint8_t *truth, const u
     return counted;
 }
 
-double seg_iou(const int64_t *conf, int classes, double *iou)
+double tat_seg_iou(const int64_t *conf, int classes, double *iou)
 {
     int c, k, present = 0;
     double sum = 0;
@@ -38,7 +38,7 @@ double seg_iou(const int64_t *conf, int classes, double *iou)
     return present ? sum / present : 0;
 }
 
-double seg_pixel_accuracy(const int64_t *conf, int classes)
+double tat_seg_pixel_accuracy(const int64_t *conf, int classes)
 {
     int64_t correct = 0, total = 0;
     int c, k;

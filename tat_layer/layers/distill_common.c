@@ -37,7 +37,7 @@ const char *distill_layer_type_name(LAYER_TYPE t)
     return i < 0 ? "?" : type_names[i].name;
 }
 
-int is_distill_layer_type(LAYER_TYPE t) { return type_index(t) >= 0; }
+int distill_is_layer_type(LAYER_TYPE t) { return type_index(t) >= 0; }
 
 LAYER_TYPE distill_layer_type_of_section(const char *section)
 {
@@ -175,7 +175,7 @@ int distill_student_layer(const distill_cfg *c, int v)
     /* [dropout] works in place on the output and the delta of the layer before it (passing
        through the pass-through sections): distilling that layer would read the dropped-out map
        and the dropout's backward would mask the distillation gradient */
-    for (next = abs_index + 1; next < c->index && is_distill_layer_type(c->net->layers[next].type); ++next) {}
+    for (next = abs_index + 1; next < c->index && distill_is_layer_type(c->net->layers[next].type); ++next) {}
     if (next < c->index && c->net->layers[next].type == DROPOUT)
         distill_cfg_fail(c, "from",
                          "layer %d is followed by [dropout] (layer %d), which works in place on its output and gradient: distill layer %d (the dropout's output) or a layer that is not followed by one",
@@ -337,12 +337,12 @@ void distill_embedding_update(const tat_embedding *e, const distill_blas *b, upd
     b->scal(nw, a.momentum, e->weight_grads, 1);
 }
 
-void distill_embedding_tensors(const tat_embedding *e, int grads, dist_tensor_list *to)
+void distill_embedding_tensors(const tat_embedding *e, int grads, tat_tensor_list *to)
 {
     size_t nw = (size_t)e->out_c * e->in_c * e->ksize * e->ksize;
-    dist_list_add(to, grads ? e->weight_grads : e->weights, nw);
-    dist_list_add(to, grads ? e->scale_grads : e->scales, e->out_c);
-    dist_list_add(to, grads ? e->bias_grads : e->biases, e->out_c);
+    tat_tensor_list_add(to, grads ? e->weight_grads : e->weights, nw);
+    tat_tensor_list_add(to, grads ? e->scale_grads : e->scales, e->out_c);
+    tat_tensor_list_add(to, grads ? e->bias_grads : e->biases, e->out_c);
 }
 
 int distill_embedding_io(tat_embedding *e, FILE *fp, int save)

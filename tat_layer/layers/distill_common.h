@@ -25,7 +25,7 @@
 const char *distill_layer_type_name(LAYER_TYPE t);
 /* "[kd_distill]" -> KD_DISTILL; BLANK for a section that is not one of ours. */
 LAYER_TYPE distill_layer_type_of_section(const char *section);
-int is_distill_layer_type(LAYER_TYPE t);
+int distill_is_layer_type(LAYER_TYPE t);
 
 /* ---- cfg fields ------------------------------------------------------------------------- */
 /* Where a field is read: the section's options (NULL once parsing is done), the network being
@@ -86,7 +86,7 @@ typedef struct {
     double (*flops)(const layer *l);  /* forward FLOPs per image */
     /* appends the learned parameters (grads = 0) or their accumulated gradients (grads = 1) to
        `host` or `device`, where they live (distributed training sums or broadcasts them) */
-    void (*tensors)(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device);
+    void (*tensors)(const layer *l, int grads, tat_tensor_list *host, tat_tensor_list *device);
 } distill_type_ops;
 
 /* Every distillation layer passes its input through: output and delta alias the previous
@@ -146,6 +146,6 @@ void distill_embedding_update(const tat_embedding *e, const distill_blas *b, upd
  * weights loader reports naming the file and the layer. */
 int distill_embedding_io(tat_embedding *e, FILE *fp, int save);
 /* An embedding's conv weights, BN scales and biases (grads = 0), or their gradients (1). */
-void distill_embedding_tensors(const tat_embedding *e, int grads, dist_tensor_list *to);
+void distill_embedding_tensors(const tat_embedding *e, int grads, tat_tensor_list *to);
 
 #endif

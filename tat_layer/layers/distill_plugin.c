@@ -7,8 +7,8 @@
 #include "network.h"
 #include "tat_distill_layer.h"
 
-static const distill_type_ops *const type_ops[] = {&tat_distill_ops, &anchor_distill_ops,
-                                                    &kd_distill_ops, &fitnet_distill_ops};
+static const distill_type_ops *const type_ops[] = {&distill_tat_ops, &distill_anchor_ops,
+                                                    &distill_kd_ops, &distill_fitnet_ops};
 
 #define N_OPS ((int)(sizeof(type_ops) / sizeof(type_ops[0])))
 #define COUNT_TYPE(type, section) +1
@@ -24,11 +24,11 @@ static const distill_type_ops *ops_of(LAYER_TYPE t)
     return 0;
 }
 
-int is_distill_layer(const layer *l) { return is_distill_layer_type(l->type); }
+int distill_is_layer(const layer *l) { return distill_is_layer_type(l->type); }
 
-const char *distill_layer_name(LAYER_TYPE t) { return is_distill_layer_type(t) ? distill_layer_type_name(t) : 0; }
+const char *distill_layer_name(LAYER_TYPE t) { return distill_is_layer_type(t) ? distill_layer_type_name(t) : 0; }
 
-layer parse_distill_section(LAYER_TYPE t, list *options, network *net, int index)
+layer distill_parse_section(LAYER_TYPE t, list *options, network *net, int index)
 {
     distill_cfg c = {options, net, index, t};
     int j = index - 1;
@@ -36,7 +36,7 @@ layer parse_distill_section(LAYER_TYPE t, list *options, network *net, int index
        previous layer's, so after a loss layer (whose forward has just written its gradient
        there, e.g. [softmax]) that gradient would be lost. Pass-through layers in between
        alias the same buffer. */
-    while (j >= 0 && is_distill_layer(&net->layers[j])) --j;
+    while (j >= 0 && distill_is_layer(&net->layers[j])) --j;
     if (j >= 0 && net->layers[j].cost)
         distill_cfg_fail(&c, "section",
                          "comes after layer %d ([%s]), a loss layer whose gradient it would erase: put it before that layer",
@@ -44,22 +44,22 @@ layer parse_distill_section(LAYER_TYPE t, list *options, network *net, int index
     return ops_of(t)->parse(options, net, index);
 }
 
-void save_distill_section_weights(layer l, FILE *fp)
+void distill_save_section_weights(layer l, FILE *fp)
 {
     const distill_type_ops *o = ops_of(l.type);
     if (o->save_weights) o->save_weights(l, fp);
 }
 
-void load_distill_section_weights(layer l, FILE *fp)
+void distill_load_section_weights(layer l, FILE *fp)
 {
     const distill_type_ops *o = ops_of(l.type);
     if (o->load_weights) o->load_weights(l, fp);
 }
 
-void free_distill_section(layer l) { ops_of(l.type)->free_layer(l); }
+void distill_free_section(layer l) { ops_of(l.type)->free_layer(l); }
 
 #ifdef GPU
-void sync_distill_section(network **nets, int n, int j)
+void distill_sync_section(network **nets, int n, int j)
 {
     const distill_type_ops *o = ops_of(nets[0]->layers[j].type);
     if (o->sync) o->sync(nets, n, j);
@@ -74,7 +74,7 @@ size_t distill_layer_params(const layer *l)
     return o->params ? o->params(l) : 0;
 }
 
-void distill_layer_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+void distill_layer_tensors(const layer *l, int grads, tat_tensor_list *host, tat_tensor_list *device)
 {
     const distill_type_ops *o = ops_of(l->type);
     if (o->tensors) o->tensors(l, grads, host, device);
@@ -92,7 +92,7 @@ static long record_floats(const layer *l)
 {
     long bn = l->batch_normalize && !l->dontloadscales ? 3 : 0, n = l->numload ? l->numload : l->n;
     if (l->dontload) return 0;
-    if (is_distill_layer(l)) return (long)distill_layer_params(l);
+    if (distill_is_layer(l)) return (long)distill_layer_params(l);
     switch (l->type) {
     case CONVOLUTIONAL: return n + bn * n + (long)l->c / l->groups * n * l->size * l->size;
     case DECONVOLUTIONAL: return l->n + bn * l->n + (long)l->nweights;
@@ -103,7 +103,7 @@ static long record_floats(const layer *l)
     }
 }
 
-int skip_distill_weights(network *net, const char *filename, int start, int cutoff, long bytes)
+int distill_skip_weights(network *net, const char *filename, int start, int cutoff, long bytes)
 {
     long full = 0, plain = 0, fits_plain = 0;
     int i, end = net->n < cutoff ? net->n : cutoff, n_distill = 0, last_loaded = -1;
@@ -112,7 +112,7 @@ int skip_distill_weights(network *net, const char *filename, int start, int cuto
         long f = record_floats(&net->layers[i]);
         if (f < 0) return 0;
         full += 4 * f;
-        if (is_distill_layer(&net->layers[i])) {
+        if (distill_is_layer(&net->layers[i])) {
             if (f) ++n_distill;
             continue;
         }
@@ -123,7 +123,7 @@ int skip_distill_weights(network *net, const char *filename, int start, int cuto
     for (i = start; i < end; ++i) {
         layer *l = &net->layers[i];
         size_t used = strlen(skipped);
-        if (is_distill_layer(l) && record_floats(l) && used < sizeof(skipped) - 64)
+        if (distill_is_layer(l) && record_floats(l) && used < sizeof(skipped) - 64)
             snprintf(skipped + used, sizeof(skipped) - used, "%s%s (layer %d)", used ? ", " : "",
                      distill_layer_type_name(l->type), i);
     }

@@ -10,22 +10,22 @@
 #include <stdio.h>
 
 #include "darknet.h"
-#include "distill_common.h" /* type names: is_distill_layer_type, distill_layer_type_name, ... */
+#include "distill_common.h" /* type names: distill_is_layer_type, distill_layer_type_name, ... */
 #include "list.h"
 
 /* Parses section `t` as layer `index` of `net`. A bad field exits 1 with one line naming the
  * cfg, the section and the field. */
-layer parse_distill_section(LAYER_TYPE t, list *options, network *net, int index);
-void save_distill_section_weights(layer l, FILE *fp);
-void load_distill_section_weights(layer l, FILE *fp);
-void free_distill_section(layer l);
+layer distill_parse_section(LAYER_TYPE t, list *options, network *net, int index);
+void distill_save_section_weights(layer l, FILE *fp);
+void distill_load_section_weights(layer l, FILE *fp);
+void distill_free_section(layer l);
 #ifdef GPU
 /* Averages layer j's learned parameters over the n GPU replicas (Darknet's sync_layer only
  * knows its own layer types). */
-void sync_distill_section(network **nets, int n, int j);
+void distill_sync_section(network **nets, int n, int j);
 #endif
 
-int is_distill_layer(const layer *l);
+int distill_is_layer(const layer *l);
 /* The section name of one of the plugin's types, NULL for any other type. */
 const char *distill_layer_name(LAYER_TYPE t);
 /* Called by load_weights_upto (patch 0051) after the header, with the bytes left in the file:
@@ -33,13 +33,13 @@ const char *distill_layer_name(LAYER_TYPE t);
  * layer boundary) but not with them, i.e. a student's weights from before distillation; the
  * loader then skips the distillation layers, which keep their initial values, and one line
  * says so. 0 otherwise (the file loads as before). */
-int skip_distill_weights(network *net, const char *filename, int start, int cutoff, long bytes);
+int distill_skip_weights(network *net, const char *filename, int start, int cutoff, long bytes);
 /* Weighted loss of the last forward, averaged over images (0 when not distilling). */
 float distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */
 size_t distill_layer_params(const layer *l);
 double distill_layer_flops(const layer *l);
 /* The layer's learned parameters (grads = 0) or gradients (grads = 1), host or device arrays. */
-void distill_layer_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device);
+void distill_layer_tensors(const layer *l, int grads, tat_tensor_list *host, tat_tensor_list *device);
 
 #endif

@@ -45,7 +45,7 @@ static layer parse_fitnet_distill(list *options, network *net, int index)
 {
     static const char *known[] = {"from", "teacher_layer", "teacher_channels", "bn", "loss_weight", 0};
     distill_cfg c = {options, net, index, FITNET_DISTILL};
-    fitnet_distill_options o;
+    distill_fitnet_options o;
     distill_cfg_check_fields(&c, known);
     o.from = distill_cfg_int(&c, "from", -1, 0);
     o.teacher_layer = distill_cfg_int(&c, "teacher_layer", 0, 1);
@@ -56,11 +56,11 @@ static layer parse_fitnet_distill(list *options, network *net, int index)
     return make_fitnet_distill_layer(net, index, &o);
 }
 
-layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_options *o)
+layer make_fitnet_distill_layer(network *net, int index, const distill_fitnet_options *o)
 {
     distill_cfg c = {0, net, index, FITNET_DISTILL};
     fitnet_state *s = tat_calloc(1, sizeof(*s));
-    layer l = distill_make_passthrough(&c, &fitnet_distill_ops, s);
+    layer l = distill_make_passthrough(&c, &distill_fitnet_ops, s);
     tat_rng rng = distill_init_rng();
     s->index = index;
     s->batch = net->batch;
@@ -238,7 +238,7 @@ static void load_fitnet_weights(layer l, FILE *fp)
 static float fitnet_loss(const layer *l) { return state_of(l)->loss; }
 
 /* The projection where it is trained: on the device when the layer runs there. */
-static void fitnet_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+static void fitnet_tensors(const layer *l, int grads, tat_tensor_list *host, tat_tensor_list *device)
 {
     fitnet_state *s = state_of(l);
 #ifdef GPU
@@ -271,7 +271,7 @@ static void free_fitnet_distill_layer(layer l)
     free(s);
 }
 
-const distill_type_ops fitnet_distill_ops = {
+const distill_type_ops distill_fitnet_ops = {
     .type = FITNET_DISTILL,
     .parse = parse_fitnet_distill,
     .forward = forward_fitnet_distill_layer,

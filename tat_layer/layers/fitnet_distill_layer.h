@@ -15,12 +15,12 @@ typedef struct {
     int teacher_channels;
     int bn_per_image;        /* 0: BatchNorm statistics over the batch, 1: per image */
     float loss_weight;
-} fitnet_distill_options;
+} distill_fitnet_options;
 
 /* Weights file: the projection's BN biases, BN scales, conv weights. */
-extern const distill_type_ops fitnet_distill_ops;
+extern const distill_type_ops distill_fitnet_ops;
 
-layer make_fitnet_distill_layer(network *net, int index, const fitnet_distill_options *o);
+layer make_fitnet_distill_layer(network *net, int index, const distill_fitnet_options *o);
 void forward_fitnet_distill_layer(const layer l, network net);
 void backward_fitnet_distill_layer(const layer l, network net);
 void update_fitnet_distill_layer(const layer l, update_args a);

@@ -35,7 +35,7 @@ static layer parse_kd_distill(list *options, network *net, int index)
 {
     static const char *known[] = {"from", "teacher_layer", "temperature", "loss_weight", 0};
     distill_cfg c = {options, net, index, KD_DISTILL};
-    kd_distill_options o;
+    distill_kd_options o;
     distill_cfg_check_fields(&c, known);
     o.from = distill_cfg_int(&c, "from", -1, 0);
     o.teacher_layer = distill_cfg_int(&c, "teacher_layer", 0, 1);
@@ -46,11 +46,11 @@ static layer parse_kd_distill(list *options, network *net, int index)
     return make_kd_distill_layer(net, index, &o);
 }
 
-layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o)
+layer make_kd_distill_layer(network *net, int index, const distill_kd_options *o)
 {
     distill_cfg c = {0, net, index, KD_DISTILL};
     kd_state *s = tat_calloc(1, sizeof(*s));
-    layer l = distill_make_passthrough(&c, &kd_distill_ops, s);
+    layer l = distill_make_passthrough(&c, &distill_kd_ops, s);
     s->index = index;
     s->batch = net->batch;
     s->temperature = o->temperature;
@@ -167,7 +167,7 @@ static void free_kd_distill_layer(layer l)
 }
 
 /* nothing to learn: no update, no weights */
-const distill_type_ops kd_distill_ops = {
+const distill_type_ops distill_kd_ops = {
     .type = KD_DISTILL,
     .parse = parse_kd_distill,
     .forward = forward_kd_distill_layer,

@@ -13,11 +13,11 @@ typedef struct {
     int from, teacher_layer; /* as written: negative counts back */
     float temperature;
     float loss_weight;
-} kd_distill_options;
+} distill_kd_options;
 
-extern const distill_type_ops kd_distill_ops;
+extern const distill_type_ops distill_kd_ops;
 
-layer make_kd_distill_layer(network *net, int index, const kd_distill_options *o);
+layer make_kd_distill_layer(network *net, int index, const distill_kd_options *o);
 void forward_kd_distill_layer(const layer l, network net);
 void backward_kd_distill_layer(const layer l, network net);
 #ifdef GPU

@@ -74,7 +74,7 @@ static int on_device(void)
 
 /* ---- parsing: fields only ----------------------------------------------------------------- */
 
-static void read_embedding_options(const distill_cfg *c, tat_embedding_options *e)
+static void read_embedding_options(const distill_cfg *c, distill_embedding_options *e)
 {
     e->from = distill_cfg_int(c, "from", -1, 0);
     e->teacher_layer = distill_cfg_int(c, "teacher_layer", 0, 1);
@@ -86,14 +86,14 @@ static void read_embedding_options(const distill_cfg *c, tat_embedding_options *
     e->bn_per_image = distill_cfg_choice(c, "bn", "batch", "image");
 }
 
-static tat_attention_mode read_attention_mode(const distill_cfg *c)
+static distill_attention_mode read_attention_mode(const distill_cfg *c)
 {
     static const char *names[] = {"auto", "materialized", "streaming"};
     char *s = option_find(c->options, "attention");
     int i;
-    if (!s) return TAT_ATTENTION_AUTO;
+    if (!s) return DISTILL_ATTENTION_AUTO;
     for (i = 0; i < 3; ++i)
-        if (!strcmp(s, names[i])) return (tat_attention_mode)i;
+        if (!strcmp(s, names[i])) return (distill_attention_mode)i;
     distill_cfg_fail(c, "attention", "'%s' must be auto, materialized or streaming", s);
 }
 
@@ -102,7 +102,7 @@ static layer parse_tat_distill(list *options, network *net, int index)
     static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
                                   "grid", "groups", "bn", "attention", "loss_weight", 0};
     distill_cfg c = {options, net, index, TAT_DISTILL};
-    tat_distill_options o;
+    distill_tat_options o;
     distill_cfg_check_fields(&c, known);
     read_embedding_options(&c, &o.emb);
     o.attention = read_attention_mode(&c);
@@ -117,7 +117,7 @@ static layer parse_anchor_distill(list *options, network *net, int index)
     static const char *known[] = {"from", "teacher_layer", "teacher_channels", "size", "key",
                                   "bn", "embeddings", "anchors", "attention", "loss_weight", 0};
     distill_cfg c = {options, net, index, ANCHOR_DISTILL};
-    anchor_distill_options o;
+    distill_anchor_options o;
     memset(&o, 0, sizeof(o));
     distill_cfg_check_fields(&c, known);
     if (distill_cfg_has(&c, "embeddings")) {
@@ -144,7 +144,7 @@ static layer parse_anchor_distill(list *options, network *net, int index)
 /* ---- make: checks against the networks, buffers ----------------------------------------- */
 
 /* The maps and embedding settings of a layer with its own embeddings. */
-static void set_own_embeddings(const distill_cfg *c, tat_state *s, const tat_embedding_options *e)
+static void set_own_embeddings(const distill_cfg *c, tat_state *s, const distill_embedding_options *e)
 {
     network *net = c->net;
     tat_rng rng = distill_init_rng();
@@ -189,9 +189,9 @@ static int auto_streams(const tat_state *s)
 
 /* The term's buffers, on the host or the device, once the geometry is known, for the
  * attention mode asked for. */
-static void alloc_term(const network *net, tat_state *s, tat_attention_mode mode)
+static void alloc_term(const network *net, tat_state *s, distill_attention_mode mode)
 {
-    if (mode == TAT_ATTENTION_STREAMING || (mode == TAT_ATTENTION_AUTO && auto_streams(s)))
+    if (mode == DISTILL_ATTENTION_STREAMING || (mode == DISTILL_ATTENTION_AUTO && auto_streams(s)))
         s->geom.stream_tile = TAT_STREAM_TILE;
     if (!s->active) return;
 #ifdef GPU
@@ -218,14 +218,14 @@ static void print_layer_line(const layer *l, const char *what)
 static tat_state *new_layer(const distill_cfg *c, float loss_weight, layer *l)
 {
     tat_state *s = tat_calloc(1, sizeof(*s));
-    *l = distill_make_passthrough(c, c->type == TAT_DISTILL ? &tat_distill_ops : &anchor_distill_ops, s);
+    *l = distill_make_passthrough(c, c->type == TAT_DISTILL ? &distill_tat_ops : &distill_anchor_ops, s);
     s->index = c->index;
     s->batch = c->net->batch;
     s->loss_weight = loss_weight;
     return s;
 }
 
-layer make_tat_distill_layer(network *net, int index, const tat_distill_options *o)
+layer make_tat_distill_layer(network *net, int index, const distill_tat_options *o)
 {
     distill_cfg c = {0, net, index, TAT_DISTILL};
     layer l;
@@ -251,7 +251,7 @@ layer make_tat_distill_layer(network *net, int index, const tat_distill_options 
 /* A layer using the embeddings of the earlier [tat_distill] `shared`: same maps and settings;
  * the fields given here must agree with it. */
 static void set_shared_embeddings(const distill_cfg *c, tat_state *s, tat_state *shared, int ei,
-                                  const tat_embedding_options *e)
+                                  const distill_embedding_options *e)
 {
     s->from = shared->from;
     s->teacher_layer = shared->teacher_layer;
@@ -274,7 +274,7 @@ static void set_shared_embeddings(const distill_cfg *c, tat_state *s, tat_state 
     }
 }
 
-layer make_anchor_distill_layer(network *net, int index, const anchor_distill_options *o)
+layer make_anchor_distill_layer(network *net, int index, const distill_anchor_options *o)
 {
     distill_cfg c = {0, net, index, ANCHOR_DISTILL};
     layer l;
@@ -524,7 +524,7 @@ static void load_tat_weights(layer l, FILE *fp) { tat_weights_io(l, fp, 0); }
 static float tat_loss(const layer *l) { return state_of(l)->loss; }
 
 /* The owner's embeddings, where they are trained: on the device when the layer runs there. */
-static void tat_tensors(const layer *l, int grads, dist_tensor_list *host, dist_tensor_list *device)
+static void tat_tensors(const layer *l, int grads, tat_tensor_list *host, tat_tensor_list *device)
 {
     tat_state *s = state_of(l);
     int i;
@@ -559,13 +559,13 @@ static double tat_flops(const layer *l)
 
 /* ---- attention maps (inspection) ------------------------------------------------------- */
 
-void tat_distill_layer_map_size(const layer *l, int *h, int *w)
+void distill_tat_map_size(const layer *l, int *h, int *w)
 {
     *h = state_of(l)->h;
     *w = state_of(l)->w;
 }
 
-const char *tat_distill_layer_attention(const layer *l, network *net, int y, int x, float *map)
+const char *distill_tat_attention_map(const layer *l, network *net, int y, int x, float *map)
 {
     tat_state *s = state_of(l);
     const float *student, *teacher;
@@ -626,5 +626,5 @@ static void free_tat_distill_layer(layer l)
      .save_weights = save_tat_weights, .load_weights = load_tat_weights,                          \
      .free_layer = free_tat_distill_layer, .loss = tat_loss, .params = tat_params,                \
      .flops = tat_flops, .tensors = tat_tensors}
-const distill_type_ops tat_distill_ops = TAT_OPS(TAT_DISTILL, parse_tat_distill);
-const distill_type_ops anchor_distill_ops = TAT_OPS(ANCHOR_DISTILL, parse_anchor_distill);
+const distill_type_ops distill_tat_ops = TAT_OPS(TAT_DISTILL, parse_tat_distill);
+const distill_type_ops distill_anchor_ops = TAT_OPS(ANCHOR_DISTILL, parse_anchor_distill);

@@ -24,27 +24,27 @@
 
 #ifndef DISTILL_MPI
 
-int distill_mpi_local_rank(void) { return -1; }
+int train_mpi_local_rank(void) { return -1; }
 
-unsigned distill_mpi_start(network *net, unsigned data_seed)
+unsigned train_mpi_start(network *net, unsigned data_seed)
 {
     (void)net;
     return data_seed;
 }
-float distill_mpi_after_backward(network *net, float error, int update)
+float train_mpi_after_backward(network *net, float error, int update)
 {
     (void)net;
     (void)update;
     return error;
 }
-int distill_mpi_data_parts(int *parts, int images)
+int train_mpi_data_parts(int *parts, int images)
 {
     (void)parts;
     (void)images;
     return 0;
 }
-void distill_mpi_seed_data_part(int part) { (void)part; }
-int distill_mpi_writes_files(void) { return 1; }
+void train_mpi_seed_data_part(int part) { (void)part; }
+int train_mpi_writes_files(void) { return 1; }
 
 #else /* DISTILL_MPI */
 
@@ -67,7 +67,7 @@ static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PM
 static const char *const local_rank_vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
                                               "MPI_LOCALRANKID", 0};
 
-int distill_mpi_local_rank(void)
+int train_mpi_local_rank(void)
 {
     const char *v;
     if (!env_first(rank_vars)) return -1;
@@ -99,9 +99,9 @@ static struct {
     uint64_t load;      /* loads started so far (one per iteration) */
     int parts;          /* mini-batches in the current load */
     /* averaged before every update: gradients, BatchNorm rolling statistics, and the loss */
-    dist_tensor_list reduce_host, reduce_device;
+    tat_tensor_list reduce_host, reduce_device;
     /* every learned parameter and its gradient, BN statistics: broadcast at start, compared */
-    dist_tensor_list state_host, state_device;
+    tat_tensor_list state_host, state_device;
     float loss[1];      /* this rank's summed loss over the iteration's mini-batches */
     float *host_bucket;
     double last_time, first_time;
@@ -153,9 +153,9 @@ static void mpi_bcast(float *buf, size_t n, void *ctx)
     MPI_Bcast(buf, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD);
 }
 
-static dist_transport host_transport(void (*reduce)(float *, size_t, void *))
+static tat_transport host_transport(void (*reduce)(float *, size_t, void *))
 {
-    dist_transport t = {reduce, host_copy, host_scale, 0, dm.host_bucket, BUCKET_FLOATS};
+    tat_transport t = {reduce, host_copy, host_scale, 0, dm.host_bucket, BUCKET_FLOATS};
     return t;
 }
 
@@ -191,22 +191,22 @@ static void nccl_bcast(float *buf, size_t n, void *ctx)
     check_error(cudaStreamSynchronize(0));
 }
 
-static dist_transport device_transport(void (*reduce)(float *, size_t, void *))
+static tat_transport device_transport(void (*reduce)(float *, size_t, void *))
 {
-    dist_transport t = {reduce, device_copy, device_scale, 0, dm.device_bucket, BUCKET_FLOATS};
+    tat_transport t = {reduce, device_copy, device_scale, 0, dm.device_bucket, BUCKET_FLOATS};
     return t;
 }
 #endif
 
 /* Sums (then scales) or broadcasts both lists: host arrays over MPI, device arrays over NCCL. */
-static void reduce_lists(dist_tensor_list *host, dist_tensor_list *device, int broadcast, float scale)
+static void reduce_lists(tat_tensor_list *host, tat_tensor_list *device, int broadcast, float scale)
 {
-    dist_transport h = host_transport(broadcast ? mpi_bcast : mpi_sum);
-    dist_fused_reduce(host, &h, scale);
+    tat_transport h = host_transport(broadcast ? mpi_bcast : mpi_sum);
+    tat_fused_reduce(host, &h, scale);
 #ifdef GPU
     if (device->n) {
-        dist_transport d = device_transport(broadcast ? nccl_bcast : nccl_sum);
-        dist_fused_reduce(device, &d, scale);
+        tat_transport d = device_transport(broadcast ? nccl_bcast : nccl_sum);
+        tat_fused_reduce(device, &d, scale);
     }
 #else
     (void)device;
@@ -217,14 +217,14 @@ static void reduce_lists(dist_tensor_list *host, dist_tensor_list *device, int b
 
 /* Appends layer l's tensors: parameters (grads = 0) or gradients (grads = 1), and the BatchNorm
  * rolling statistics either way (averaged with the gradients, broadcast with the parameters). */
-static void add_layer(const network *net, int i, int grads, dist_tensor_list *host,
-                      dist_tensor_list *device)
+static void add_layer(const network *net, int i, int grads, tat_tensor_list *host,
+                      tat_tensor_list *device)
 {
     const layer *l = &net->layers[i];
     size_t n;
-    dist_tensor_list *to = host;
+    tat_tensor_list *to = host;
     int on_device = 0;
-    if (is_distill_layer(l)) {
+    if (distill_is_layer(l)) {
         distill_layer_tensors(l, grads, host, device);
         return;
     }
@@ -240,22 +240,22 @@ static void add_layer(const network *net, int i, int grads, dist_tensor_list *ho
     if (on_device) to = device;
 #endif
     if (!on_device) {
-        dist_list_add(to, grads ? l->weight_updates : l->weights, l->nweights);
-        dist_list_add(to, grads ? l->bias_updates : l->biases, n);
+        tat_tensor_list_add(to, grads ? l->weight_updates : l->weights, l->nweights);
+        tat_tensor_list_add(to, grads ? l->bias_updates : l->biases, n);
         if (l->batch_normalize) {
-            dist_list_add(to, grads ? l->scale_updates : l->scales, n);
-            dist_list_add(to, l->rolling_mean, n);
-            dist_list_add(to, l->rolling_variance, n);
+            tat_tensor_list_add(to, grads ? l->scale_updates : l->scales, n);
+            tat_tensor_list_add(to, l->rolling_mean, n);
+            tat_tensor_list_add(to, l->rolling_variance, n);
         }
     }
 #ifdef GPU
     else {
-        dist_list_add(to, grads ? l->weight_updates_gpu : l->weights_gpu, l->nweights);
-        dist_list_add(to, grads ? l->bias_updates_gpu : l->biases_gpu, n);
+        tat_tensor_list_add(to, grads ? l->weight_updates_gpu : l->weights_gpu, l->nweights);
+        tat_tensor_list_add(to, grads ? l->bias_updates_gpu : l->biases_gpu, n);
         if (l->batch_normalize) {
-            dist_list_add(to, grads ? l->scale_updates_gpu : l->scales_gpu, n);
-            dist_list_add(to, l->rolling_mean_gpu, n);
-            dist_list_add(to, l->rolling_variance_gpu, n);
+            tat_tensor_list_add(to, grads ? l->scale_updates_gpu : l->scales_gpu, n);
+            tat_tensor_list_add(to, l->rolling_mean_gpu, n);
+            tat_tensor_list_add(to, l->rolling_variance_gpu, n);
         }
     }
 #endif
@@ -271,16 +271,16 @@ static void collect(network *net)
         for (grads = 0; grads < 2; ++grads) add_layer(net, i, grads, &dm.state_host, &dm.state_device);
         add_layer(net, i, 1, &dm.reduce_host, &dm.reduce_device);
     }
-    dist_list_add(&dm.reduce_host, dm.loss, 1);
+    tat_tensor_list_add(&dm.reduce_host, dm.loss, 1);
 }
 
 /* A hash of every parameter, gradient and statistic this rank holds. */
 static uint64_t state_hash(void)
 {
-    uint64_t h = DIST_HASH_START;
+    uint64_t h = TAT_HASH_START;
     int i;
     for (i = 0; i < dm.state_host.n; ++i)
-        h = dist_hash_bytes(h, dm.state_host.t[i].data, dm.state_host.t[i].n * sizeof(float));
+        h = tat_hash_bytes(h, dm.state_host.t[i].data, dm.state_host.t[i].n * sizeof(float));
 #ifdef GPU
     for (i = 0; i < dm.state_device.n; ++i) {
         size_t off;
@@ -288,7 +288,7 @@ static uint64_t state_hash(void)
             size_t k = dm.state_device.t[i].n - off < BUCKET_FLOATS ? dm.state_device.t[i].n - off : BUCKET_FLOATS;
             check_error(cudaMemcpy(dm.host_bucket, dm.state_device.t[i].data + off, k * sizeof(float),
                                    cudaMemcpyDeviceToHost));
-            h = dist_hash_bytes(h, dm.host_bucket, k * sizeof(float));
+            h = tat_hash_bytes(h, dm.host_bucket, k * sizeof(float));
         }
     }
 #endif
@@ -342,7 +342,7 @@ static void progress(network *net)
            dm.size, dm.size * net->batch * net->subdivisions, dm.images_per_s, dm.images_per_s_avg, dm.reduce_ms);
 }
 
-unsigned distill_mpi_start(network *net, unsigned data_seed)
+unsigned train_mpi_start(network *net, unsigned data_seed)
 {
     int ok = 0, provided;
     if (!env_first(rank_vars)) return data_seed;
@@ -380,13 +380,13 @@ unsigned distill_mpi_start(network *net, unsigned data_seed)
         printf("mpi: %d ranks; global batch %d (%d per rank, %d mini-batches of %d); %zu floats averaged per iteration in %d fused buffers\n",
                dm.size, dm.size * net->batch * net->subdivisions, net->batch * net->subdivisions,
                net->subdivisions, net->batch,
-               dist_list_floats(&dm.reduce_host) + dist_list_floats(&dm.reduce_device),
-               (int)((dist_list_floats(&dm.reduce_host) + BUCKET_FLOATS - 1) / BUCKET_FLOATS +
-                     (dist_list_floats(&dm.reduce_device) + BUCKET_FLOATS - 1) / BUCKET_FLOATS));
+               tat_tensor_list_floats(&dm.reduce_host) + tat_tensor_list_floats(&dm.reduce_device),
+               (int)((tat_tensor_list_floats(&dm.reduce_host) + BUCKET_FLOATS - 1) / BUCKET_FLOATS +
+                     (tat_tensor_list_floats(&dm.reduce_device) + BUCKET_FLOATS - 1) / BUCKET_FLOATS));
     return dm.run_seed;
 }
 
-float distill_mpi_after_backward(network *net, float error, int update)
+float train_mpi_after_backward(network *net, float error, int update)
 {
     float before;
     double now;
@@ -413,7 +413,7 @@ float distill_mpi_after_backward(network *net, float error, int update)
     return error;
 }
 
-int distill_mpi_data_parts(int *parts, int images)
+int train_mpi_data_parts(int *parts, int images)
 {
     if (!dm.active) return 0;
     if (images % dm.net->batch)
@@ -423,18 +423,18 @@ int distill_mpi_data_parts(int *parts, int images)
     return 1;
 }
 
-void distill_mpi_seed_data_part(int part)
+void train_mpi_seed_data_part(int part)
 {
     /* the global index of this mini-batch: loads x (ranks x parts) + rank's parts + part */
     uint64_t g = (dm.load - 1) * (uint64_t)(dm.size * dm.parts) + (uint64_t)dm.rank * dm.parts + part;
-    srand(dist_stream_seed(dm.run_seed, g));
+    srand(tat_stream_seed(dm.run_seed, g));
 }
 
-int distill_mpi_writes_files(void) { return !dm.active || dm.rank == 0; }
+int train_mpi_writes_files(void) { return !dm.active || dm.rank == 0; }
 
-double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
+double train_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
 {
-    dist_tensor_list l = {0};
+    tat_tensor_list l = {0};
     float *grads = tat_calloc(floats, sizeof(float));
     double start, best = 1e30;
     int ok = 0, provided, i;
@@ -446,7 +446,7 @@ double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
     MPI_Comm_rank(MPI_COMM_WORLD, &dm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &dm.size);
     if (!dm.host_bucket) dm.host_bucket = tat_calloc(BUCKET_FLOATS, sizeof(float));
-    dist_list_add(&l, grads, floats);
+    tat_tensor_list_add(&l, grads, floats);
     for (i = 0; i < repeats; ++i) {
         MPI_Barrier(MPI_COMM_WORLD); /* time the reduction, not the ranks' skew */
         start = what_time_is_it_now();
@@ -454,7 +454,7 @@ double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
         if (what_time_is_it_now() - start < best) best = what_time_is_it_now() - start;
     }
     *ranks = dm.size;
-    dist_list_free(&l);
+    tat_tensor_list_free(&l);
     free(grads);
     return best;
 }

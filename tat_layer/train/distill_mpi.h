@@ -7,27 +7,27 @@
  */
 #include "darknet.h"
 
-/* The training-loop hooks (train/plugin.c). distill_mpi_start: after the replicas are loaded,
- * returns the data seed (rank 0's on every rank); distill_mpi_after_backward: every
+/* The training-loop hooks (train/plugin.c). train_mpi_start: after the replicas are loaded,
+ * returns the data seed (rank 0's on every rank); train_mpi_after_backward: every
  * mini-batch, before the update (gradients summed over the ranks), returns the loss to report;
- * distill_mpi_data_parts: 1 when each mini-batch of a load is drawn in order from its own
- * stream (parts set), distill_mpi_seed_data_part seeds one; distill_mpi_writes_files: 0 on
+ * train_mpi_data_parts: 1 when each mini-batch of a load is drawn in order from its own
+ * stream (parts set), train_mpi_seed_data_part seeds one; train_mpi_writes_files: 0 on
  * every rank but rank 0. */
-unsigned distill_mpi_start(network *net, unsigned data_seed);
-float distill_mpi_after_backward(network *net, float error, int update);
-int distill_mpi_data_parts(int *parts, int images);
-void distill_mpi_seed_data_part(int part);
-int distill_mpi_writes_files(void);
+unsigned train_mpi_start(network *net, unsigned data_seed);
+float train_mpi_after_backward(network *net, float error, int update);
+int train_mpi_data_parts(int *parts, int images);
+void train_mpi_seed_data_part(int part);
+int train_mpi_writes_files(void);
 
 /* This process's rank on its machine when launched by mpirun or srun in an MPI=1 build (one
  * GPU per local rank), else -1. */
-int distill_mpi_local_rank(void);
+int train_mpi_local_rank(void);
 
 #ifdef DISTILL_MPI
 #include <stddef.h>
 /* The fastest of `repeats` averagings of `floats` host floats over every rank, in seconds, by
  * the training path (fused buffers, MPI); sets *ranks. For make bench-mpi. */
-double distill_mpi_time_allreduce(size_t floats, int repeats, int *ranks);
+double train_mpi_time_allreduce(size_t floats, int repeats, int *ranks);
 #endif
 
 #endif

@@ -14,7 +14,7 @@
 #include "option_list.h"
 #include "utils.h"
 
-void need_readable(const char *path, const char *what)
+void train_need_readable(const char *path, const char *what)
 {
     struct stat st;
     FILE *fp = fopen(path, "rb");
@@ -28,7 +28,7 @@ void need_readable(const char *path, const char *what)
     fclose(fp);
 }
 
-void need_writable_dir(const char *dir, const char *who)
+void train_need_writable_dir(const char *dir, const char *who)
 {
     size_t size = strlen(dir) + 64;
     char *probe = tat_calloc(size, 1);
@@ -48,7 +48,7 @@ void need_writable_dir(const char *dir, const char *who)
     free(probe);
 }
 
-char *dir_of(const char *path)
+char *train_dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *d;
@@ -69,7 +69,7 @@ static const char *name_of(const char *path)
    resolve. The last name is kept as written: it may not exist yet. */
 static char *canonical_path(const char *path)
 {
-    char *dir = dir_of(path), *resolved = realpath(dir, 0), *out = 0;
+    char *dir = train_dir_of(path), *resolved = realpath(dir, 0), *out = 0;
     if (resolved) {
         size_t size = strlen(resolved) + strlen(name_of(path)) + 2;
         out = tat_calloc(size, 1);
@@ -80,7 +80,7 @@ static char *canonical_path(const char *path)
     return out;
 }
 
-int same_file(const char *a, const char *b)
+int train_same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
     char *ca, *cb;
@@ -94,14 +94,14 @@ int same_file(const char *a, const char *b)
     return same;
 }
 
-void check_data_file(const char *datacfg)
+void train_check_data_file(const char *datacfg)
 {
     FILE *fp;
     char *line = 0;
     size_t cap = 0;
     ssize_t len;
     int number = 0;
-    need_readable(datacfg, "the data file");
+    train_need_readable(datacfg, "the data file");
     fp = fopen(datacfg, "rb");
     while ((len = getline(&line, &cap, fp)) > 0) {
         char *s = line;
@@ -122,12 +122,12 @@ void check_data_file(const char *datacfg)
 
 static list *read_data_file(const char *datacfg)
 {
-    check_data_file(datacfg);
+    train_check_data_file(datacfg);
     return read_data_cfg((char *)datacfg);
 }
 
 /* Darknet's data options: each key is the start of its line, which holds the value too. */
-void free_data_options(list *options)
+void train_free_data_options(list *options)
 {
     node *n;
     for (n = options->front; n; n = n->next) {
@@ -137,26 +137,26 @@ void free_data_options(list *options)
     free_list(options);
 }
 
-char *need_field_file(list *options, const char *datacfg, const char *field, const char *def)
+char *train_need_field_file(list *options, const char *datacfg, const char *field, const char *def)
 {
     char *value = option_find(options, (char *)field);
     char what[4200];
     if (!value && !def) return 0;
     snprintf(what, sizeof(what), "%s=%s in %.4000s", field, value ? "" : "(not given; Darknet's default)", datacfg);
-    need_readable(value ? value : def, what);
+    train_need_readable(value ? value : def, what);
     return value ? value : (char *)def;
 }
 
-void check_data_field_files(const char *datacfg)
+void train_check_data_field_files(const char *datacfg)
 {
     static const char *fields[] = {"train", "valid", "labels", "names", "tree", "map", 0};
     list *options = read_data_file(datacfg);
     int i;
-    for (i = 0; fields[i]; ++i) need_field_file(options, datacfg, fields[i], 0);
-    free_data_options(options);
+    for (i = 0; fields[i]; ++i) train_need_field_file(options, datacfg, fields[i], 0);
+    train_free_data_options(options);
 }
 
-int count_lines(const char *path)
+int train_count_lines(const char *path)
 {
     list *lines = get_paths((char *)path);
     int n = lines->size;
@@ -165,7 +165,7 @@ int count_lines(const char *path)
     return n;
 }
 
-void check_training_data(const char *datacfg, const char *cfgfile, const network *net,
+void train_check_data(const char *datacfg, const char *cfgfile, const network *net,
                          int segmentation)
 {
     list *options = read_data_file(datacfg);
@@ -176,12 +176,12 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
     if (classes < 1) {
         tat_fail("%s: classes=%d: must be at least 1", datacfg, classes);
     }
-    need_field_file(options, datacfg, "train", "data/train.list");
+    train_need_field_file(options, datacfg, "train", "data/train.list");
     if (!segmentation) {
-        need_field_file(options, datacfg, "tree", 0);
+        train_need_field_file(options, datacfg, "tree", 0);
         if (!option_find_int_quiet(options, "tag", 0)) {
-            char *labels = need_field_file(options, datacfg, "labels", "data/labels.list");
-            int n = count_lines(labels);
+            char *labels = train_need_field_file(options, datacfg, "labels", "data/labels.list");
+            int n = train_count_lines(labels);
             if (n != classes) {
                 tat_fail("%s: %d labels (lines), but classes=%d in %s", labels, n, classes, datacfg);
             }
@@ -193,7 +193,7 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
     }
     snprintf(who, sizeof(who), "%.400s: backup%s", datacfg, backup ? "" : " (not given; Darknet's default)");
     if (!backup) backup = "/backup/";
-    need_writable_dir(backup, who);
+    train_need_writable_dir(backup, who);
     /* the longest name the loops save: <backup>/<cfg name>_<epoch>.weights */
     longest = strlen(backup) + 1 + strlen(base) + strlen("_2147483647.weights");
     if (longest >= DARKNET_PATH_BUFFER) {
@@ -201,15 +201,15 @@ void check_training_data(const char *datacfg, const char *cfgfile, const network
                 datacfg, backup, base, longest, DARKNET_PATH_BUFFER - 1);
     }
     free(base);
-    free_data_options(options);
+    train_free_data_options(options);
 }
 
-int is_training_output(const char *datacfg, const char *cfgfile, const char *path)
+int train_is_output(const char *datacfg, const char *cfgfile, const char *path)
 {
     list *options = read_data_file(datacfg);
     char *backup = option_find(options, "backup"), *base = basecfg((char *)cfgfile);
     const char *name = name_of(path), *p;
-    char *dir = dir_of(path);
+    char *dir = train_dir_of(path);
     size_t n = strlen(base);
     int named_like_output = 0, is_output;
     if (!strncmp(name, base, n)) {
@@ -220,14 +220,14 @@ int is_training_output(const char *datacfg, const char *cfgfile, const char *pat
             named_like_output = !strcmp(p, ".weights");
         }
     }
-    is_output = named_like_output && same_file(dir, backup ? backup : "/backup/");
+    is_output = named_like_output && train_same_file(dir, backup ? backup : "/backup/");
     free(dir);
     free(base);
-    free_data_options(options);
+    train_free_data_options(options);
     return is_output;
 }
 
-long weights_first_nonfinite(const char *path, const char **kind)
+long train_weights_first_nonfinite(const char *path, const char **kind)
 {
     FILE *fp = fopen(path, "rb");
     int version[3];

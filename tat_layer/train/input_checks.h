@@ -3,7 +3,7 @@
 /*
  * Checks of what a user hands the commands (files, directories, the .data file), made before
  * any work starts: each failure is one line on stderr naming the file and the field, exit 1.
- * Library code: Darknet's classifier loop calls check_training_data (train_start, train/plugin.c), the
+ * Library code: Darknet's classifier loop calls train_check_data (train_start, train/plugin.c), the
  * `darknet distill` commands the rest.
  */
 #include "darknet.h"
@@ -13,52 +13,52 @@
 
 /* Exits unless path is a regular file that can be opened for reading (a directory or a
    device such as /dev/zero is refused by name). what: e.g. "the teacher weights". */
-void need_readable(const char *path, const char *what);
+void train_need_readable(const char *path, const char *what);
 
 /* Exits unless a file can be created in dir (a probe file is created and removed), with
    "<who>: cannot create a file in <dir>: <reason>"; who names where dir came from
    (e.g. "x.data: backup"). */
-void need_writable_dir(const char *dir, const char *who);
+void train_need_writable_dir(const char *dir, const char *who);
 
 /* The directory part of path ("." when it has none), in a buffer the caller frees. */
-char *dir_of(const char *path);
+char *train_dir_of(const char *path);
 
 /* 1 when a and b name the same file: the same inode when both exist, else the same
    canonical path (symbolic links and ./ resolved in the directory part). */
-int same_file(const char *a, const char *b);
+int train_same_file(const char *a, const char *b);
 
 /* Exits unless the .data file is a regular text file of key=value lines (Darknet's reader
    skips any other line and falls back on its defaults). */
-void check_data_file(const char *datacfg);
+void train_check_data_file(const char *datacfg);
 
 /* The file that field names in the .data file's options (or def when the field is absent;
    none when def is NULL) must be readable; returns its name (NULL: absent, no default). */
-char *need_field_file(list *options, const char *datacfg, const char *field, const char *def);
+char *train_need_field_file(list *options, const char *datacfg, const char *field, const char *def);
 
-/* The .data file is checked (check_data_file) and every file its fields train=, valid=,
+/* The .data file is checked (train_check_data_file) and every file its fields train=, valid=,
    labels=, names=, tree=, map= name, where given, must be readable. */
-void check_data_field_files(const char *datacfg);
+void train_check_data_field_files(const char *datacfg);
 
 /* Lines in a text file, counted as Darknet's get_paths counts them (a label or path each). */
-int count_lines(const char *path);
+int train_count_lines(const char *path);
 
 /* Frees what Darknet's read_data_cfg returned (its keys own the lines). */
-void free_data_options(list *options);
+void train_free_data_options(list *options);
 
 /* The training loops' start-up check of the .data file: the files its fields name can be
    read (train; for a classifier labels, and tree), the labels count equals classes, the
    backup directory can be written and its paths fit Darknet's buffers for this cfg's name;
    with net, classes must equal the network's outputs per image (classifier). segmentation:
    the segmenter's fields. */
-void check_training_data(const char *datacfg, const char *cfgfile, const network *net,
+void train_check_data(const char *datacfg, const char *cfgfile, const network *net,
                          int segmentation);
 
 /* The names of every file a training run with cfgfile and datacfg may write: 1 when path is
    one of them (<backup>/<cfg name>.weights, .backup, _<N>.weights). */
-int is_training_output(const char *datacfg, const char *cfgfile, const char *path);
+int train_is_output(const char *datacfg, const char *cfgfile, const char *path);
 
 /* The byte offset of the first NaN or Inf float after the header of the weights file at path
  * (*kind: "NaN" or "Inf"), 0 when every float is finite, -1 when the header cannot be read. */
-long weights_first_nonfinite(const char *path, const char **kind);
+long train_weights_first_nonfinite(const char *path, const char **kind);
 
 #endif

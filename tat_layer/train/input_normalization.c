@@ -38,7 +38,7 @@ typedef struct {
     float *normalized; /* the copy layer 0 reads, inputs x batch floats */
 } input_normalization;
 
-void read_input_normalization(list *options, network *net)
+void train_read_input_normalization(list *options, network *net)
 {
     float *mean = read_channels(options, net, "input_mean", 0);
     float *std = read_channels(options, net, "input_std", 1);
@@ -52,9 +52,9 @@ void read_input_normalization(list *options, network *net)
     net->plugin_state = n;
 }
 
-int has_input_normalization(const network *net) { return net->plugin_state != 0; }
+int train_has_input_normalization(const network *net) { return net->plugin_state != 0; }
 
-float *normalized_network_input(network *net, int fresh)
+float *train_network_input(network *net, int fresh)
 {
     input_normalization *n = net->plugin_state;
     int b, c, i, hw;
@@ -73,7 +73,7 @@ float *normalized_network_input(network *net, int fresh)
     return n->normalized;
 }
 
-void free_input_normalization(network *net)
+void train_free_input_normalization(network *net)
 {
     input_normalization *n = net->plugin_state;
     if (!n) return;

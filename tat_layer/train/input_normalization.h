@@ -12,13 +12,13 @@
 
 /* Reads input_mean= and input_std= (net->c values each, both or neither, std > 0); a bad field
  * exits 1 with one line naming the cfg, [net] and the field. Called once [net] is read. */
-void read_input_normalization(list *options, network *net);
+void train_read_input_normalization(list *options, network *net);
 /* The input layer 0 reads: net->input itself, or its normalised copy, computed when fresh
  * (the forward) and returned as it is otherwise (the backward). */
-float *normalized_network_input(network *net, int fresh);
-/* Frees what read_input_normalization allocated. */
-void free_input_normalization(network *net);
+float *train_network_input(network *net, int fresh);
+/* Frees what train_read_input_normalization allocated. */
+void train_free_input_normalization(network *net);
 /* 1 when the network has input_mean/input_std. */
-int has_input_normalization(const network *net);
+int train_has_input_normalization(const network *net);
 
 #endif

@@ -16,7 +16,7 @@ void (*train_progress_hook)(network *net);
 /* ---- networks ------------------------------------------------------------------------------ */
 static void parse_net(list *options, network *net)
 {
-    read_input_normalization(options, net);
+    train_read_input_normalization(options, net);
     if (train_parse_network_hook) train_parse_network_hook(net);
 }
 
@@ -24,21 +24,21 @@ static void free_network_state(network *net)
 {
     if (net->teacher) free_network(net->teacher);
     net->teacher = 0;
-    free_input_normalization(net);
+    train_free_input_normalization(net);
 }
 
 /* ---- weights files ---------------------------------------------------------------------- */
 static int may_save(network *net, const char *filename)
 {
     (void)net, (void)filename;
-    return distill_mpi_writes_files();
+    return train_mpi_writes_files();
 }
 
 /* A diverged run's NaN or Inf weights must never replace a good file. */
 static int commit_saved(const char *tmpname, const char *filename)
 {
     const char *kind;
-    if (weights_first_nonfinite(tmpname, &kind) == 0) return 1;
+    if (train_weights_first_nonfinite(tmpname, &kind) == 0) return 1;
     fprintf(stderr, "%s: the weights hold NaN or Inf (training diverged); not saved, the previous file is unchanged\n",
             filename);
     return 0;
@@ -55,11 +55,11 @@ static struct {
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
-    run->data_seed = distill_mpi_start(net, run->data_seed);
+    run->data_seed = train_mpi_start(net, run->data_seed);
     if (!strcmp(run->loop, "classifier")) {
         /* before anything runs: the files the data cfg names, labels against classes and the
            network's outputs, a writable backup directory whose paths fit the loop's buffers */
-        check_training_data(run->datacfg, run->cfgfile, net, 0);
+        train_check_data(run->datacfg, run->cfgfile, net, 0);
     } else {
         image pred = get_network_image(net);
         train_check_segmentation_map(net, pred.w, pred.h);
@@ -98,7 +98,7 @@ static void train_iteration_end(network *net, const char *backup_directory, cons
 static int load_masks(load_args a)
 {
     if (a.plugin_state != &loader || a.type != SEGMENTATION_DATA || !loader.masks) return 0;
-    *a.d = load_data_seg_masks(a, loader.masks, loader.mask_ext);
+    *a.d = train_load_seg_masks(a, loader.masks, loader.mask_ext);
     return 1;
 }
 
@@ -112,29 +112,29 @@ static void data_loaded(load_args a)
 
 void train_plugin_hooks(struct darknet_plugin *p)
 {
-    p->startup = blas_core_startup;
+    p->startup = tat_blas_startup;
     p->layer_type = distill_layer_type_of_section;
     p->layer_name = distill_layer_name;
-    p->parse_layer = parse_distill_section;
-    p->save_layer = save_distill_section_weights;
-    p->load_layer = load_distill_section_weights;
-    p->free_layer = free_distill_section;
+    p->parse_layer = distill_parse_section;
+    p->save_layer = distill_save_section_weights;
+    p->load_layer = distill_load_section_weights;
+    p->free_layer = distill_free_section;
 #ifdef GPU
-    p->sync_layer = sync_distill_section;
+    p->sync_layer = distill_sync_section;
 #endif
-    p->skip_plugin_layers = skip_distill_weights;
+    p->skip_plugin_layers = distill_skip_weights;
     p->may_save = may_save;
     p->commit_saved = commit_saved;
     p->parse_net = parse_net;
-    p->network_input = normalized_network_input;
+    p->network_input = train_network_input;
     p->free_network = free_network_state;
     p->train_start = train_start;
     p->train_loader = train_loader;
     p->train_step_begin = train_step_begin;
-    p->train_step_end = distill_mpi_after_backward;
+    p->train_step_end = train_mpi_after_backward;
     p->train_iteration_end = train_iteration_end;
-    p->load_in_parts = distill_mpi_data_parts;
-    p->seed_part = distill_mpi_seed_data_part;
+    p->load_in_parts = train_mpi_data_parts;
+    p->seed_part = train_mpi_seed_data_part;
     p->load_data = load_masks;
     p->data_loaded = data_loaded;
 }

@@ -14,7 +14,7 @@
 
 char **get_random_paths(char **paths, int n, int m);
 
-int seg_mask_path(const char *image_path, const char *rule, const char *ext, char *out,
+int train_seg_mask_path(const char *image_path, const char *rule, const char *ext, char *out,
                   size_t size, char *err, size_t err_size)
 {
     const char *comma = strchr(rule, ','), *at, *slash, *dot;
@@ -65,7 +65,7 @@ static void png_quiet_warning(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
-uint8_t *seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t err_size)
+uint8_t *train_seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t err_size)
 {
     png_failure fail;
     png_structp png = 0;
@@ -144,7 +144,7 @@ uint8_t *seg_read_png_mask(const char *path, int *w, int *h, char *err, size_t e
     return pixels;
 }
 
-long seg_find_bad_label(const uint8_t *labels, long n, int classes)
+long train_seg_find_bad_label(const uint8_t *labels, long n, int classes)
 {
     long i;
     for (i = 0; i < n; ++i)
@@ -152,7 +152,7 @@ long seg_find_bad_label(const uint8_t *labels, long n, int classes)
     return -1;
 }
 
-void seg_rotate_crop_labels(const uint8_t *labels, int lw, int lh, float rad, float s, int w,
+void train_seg_rotate_crop_labels(const uint8_t *labels, int lw, int lh, float rad, float s, int w,
                             int h, float dx, float dy, float aspect, int div, uint8_t *out)
 {
     /* the source coordinates rotate_crop_image computes for image pixel (xi, yi), taken at the
@@ -172,7 +172,7 @@ void seg_rotate_crop_labels(const uint8_t *labels, int lw, int lh, float rad, fl
     }
 }
 
-void seg_flip_labels(uint8_t *labels, int w, int h)
+void train_seg_flip_labels(uint8_t *labels, int w, int h)
 {
     int x, y;
     for (y = 0; y < h; ++y) {
@@ -185,7 +185,7 @@ void seg_flip_labels(uint8_t *labels, int w, int h)
     }
 }
 
-void seg_labels_to_onehot(const uint8_t *labels, long n, int classes, float *out)
+void train_seg_labels_to_onehot(const uint8_t *labels, long n, int classes, float *out)
 {
     long i;
     memset(out, 0, (size_t)n * classes * sizeof(float));
@@ -193,18 +193,18 @@ void seg_labels_to_onehot(const uint8_t *labels, long n, int classes, float *out
         if (labels[i] < classes) out[labels[i] * n + i] = 1;
 }
 
-uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext, int iw, int ih,
+uint8_t *train_seg_load_mask(const char *image_path, const char *rule, const char *ext, int iw, int ih,
                        int classes, char *err, size_t err_size)
 {
     char path[4096], why[512];
     int mw, mh;
     long bad;
     uint8_t *mask;
-    if (seg_mask_path(image_path, rule, ext, path, sizeof(path), why, sizeof(why))) {
+    if (train_seg_mask_path(image_path, rule, ext, path, sizeof(path), why, sizeof(why))) {
         snprintf(err, err_size, "%s: no mask path: %s", image_path, why);
         return 0;
     }
-    mask = seg_read_png_mask(path, &mw, &mh, why, sizeof(why));
+    mask = train_seg_read_png_mask(path, &mw, &mh, why, sizeof(why));
     if (!mask) {
         snprintf(err, err_size, "%s: mask of %s: %s", path, image_path, why);
         return 0;
@@ -215,7 +215,7 @@ uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext
         free(mask);
         return 0;
     }
-    bad = seg_find_bad_label(mask, (long)mw * mh, classes);
+    bad = train_seg_find_bad_label(mask, (long)mw * mh, classes);
     if (bad >= 0) {
         snprintf(err, err_size, "%s: class %d at pixel (%ld, %ld), but classes=%d (255 = ignore)",
                  path, mask[bad], bad % mw, bad / mw, classes);
@@ -225,18 +225,18 @@ uint8_t *seg_load_mask(const char *image_path, const char *rule, const char *ext
     return mask;
 }
 
-uint8_t *seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
+uint8_t *train_seg_load_mask_or_exit(const char *image_path, const char *rule, const char *ext, int iw,
                                int ih, int classes)
 {
     char err[5000];
-    uint8_t *mask = seg_load_mask(image_path, rule, ext, iw, ih, classes, err, sizeof(err));
+    uint8_t *mask = train_seg_load_mask(image_path, rule, ext, iw, ih, classes, err, sizeof(err));
     if (!mask) {
         tat_fail("%s", err);
     }
     return mask;
 }
 
-data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
+data train_load_seg_masks(load_args a, const char *masks, const char *mask_ext)
 {
     char **paths = get_random_paths(a.paths, a.n, a.m);
     int div = a.scale > 0 ? a.scale : 1, ow = a.w / div, oh = a.h / div, i;
@@ -251,7 +251,7 @@ data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
     d.y.vals = tat_calloc(a.n, sizeof(float *));
     for (i = 0; i < a.n; ++i) {
         image orig = load_image_color(paths[i], 0, 0);
-        uint8_t *mask = seg_load_mask_or_exit(paths[i], masks, mask_ext, orig.w, orig.h,
+        uint8_t *mask = train_seg_load_mask_or_exit(paths[i], masks, mask_ext, orig.w, orig.h,
                                               a.classes);
         augment_args g = random_augment_args(orig, a.angle, a.aspect, a.min, a.max, a.w, a.h);
         image sized = rotate_crop_image(orig, g.rad, g.scale, g.w, g.h, g.dx, g.dy, g.aspect);
@@ -260,11 +260,11 @@ data load_data_seg_masks(load_args a, const char *masks, const char *mask_ext)
         random_distort_image(sized, a.hue, a.saturation, a.exposure);
         d.X.vals[i] = sized.data;
 
-        seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale, a.w, a.h, g.dx, g.dy,
+        train_seg_rotate_crop_labels(mask, orig.w, orig.h, g.rad, g.scale, a.w, a.h, g.dx, g.dy,
                                g.aspect, div, crop);
-        if (flip) seg_flip_labels(crop, ow, oh);
+        if (flip) train_seg_flip_labels(crop, ow, oh);
         d.y.vals[i] = tat_calloc(d.y.cols, sizeof(float));
-        seg_labels_to_onehot(crop, (long)ow * oh, a.classes, d.y.vals[i]);
+        train_seg_labels_to_onehot(crop, (long)ow * oh, a.classes, d.y.vals[i]);
         free(mask);
         free_image(orig);
     }

@@ -82,7 +82,7 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
     /* the distillation terms are checked in their own forward, before the update */
     for (i = 0; i < net->n; ++i) {
         layer *l = &net->layers[i];
-        if (!is_distill_layer(l) && l->cost)
+        if (!distill_is_layer(l) && l->cost)
             distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
     }
     stop_if_weights_not_finite(net);

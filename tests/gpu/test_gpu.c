@@ -378,7 +378,7 @@ static void test_layers(const char *what, int student_filters, const char *disti
 
     train_step(cpu, gpu);
     for (l = 0; l < cpu->n; ++l)
-        if (is_distill_layer(&cpu->layers[l])) {
+        if (distill_is_layer(&cpu->layers[l])) {
             loss_c += distill_layer_loss(&cpu->layers[l]);
             loss_g += distill_layer_loss(&gpu->layers[l]);
         }
