@@ -46,7 +46,8 @@ static void check_sizes(const char *name, const size_t *sizes, int n_tensors, si
 {
     tat_tensor_list l = {0};
     fake_stats s = {0};
-    tat_transport t = {fake_reduce, fake_copy, fake_scale, &s, test_alloc(bucket * sizeof(float)), bucket};
+    tat_transport t = {.reduce = fake_reduce, .copy = fake_copy, .scale = fake_scale, .ctx = &s,
+                       .bucket = test_alloc(bucket * sizeof(float)), .bucket_floats = bucket};
     float **orig = test_alloc(n_tensors * sizeof(float *)), **data = test_alloc(n_tensors * sizeof(float *));
     size_t total = 0, wrong = 0, i;
     int k, calls, expected_calls;
@@ -97,7 +98,8 @@ static void test_empty_list(void)
     tat_tensor_list l = {0};
     fake_stats s = {0};
     float bucket[4];
-    tat_transport t = {fake_reduce, fake_copy, fake_scale, &s, bucket, 4};
+    tat_transport t = {.reduce = fake_reduce, .copy = fake_copy, .scale = fake_scale, .ctx = &s,
+                       .bucket = bucket, .bucket_floats = 4};
     tat_tensor_list_add(&l, bucket, 0); /* ignored */
     report(tat_fused_reduce(&l, &t, 0.5f) == 0 && s.calls == 0 && l.n == 0, "fused_empty_list",
            "%d tensors, %d reduce calls", l.n, s.calls);

@@ -155,7 +155,8 @@ static void mpi_bcast(float *buf, size_t n, void *ctx)
 
 static tat_transport host_transport(void (*reduce)(float *, size_t, void *))
 {
-    tat_transport t = {reduce, host_copy, host_scale, 0, dm.host_bucket, BUCKET_FLOATS};
+    tat_transport t = {.reduce = reduce, .copy = host_copy, .scale = host_scale, .bucket = dm.host_bucket,
+                       .bucket_floats = BUCKET_FLOATS};
     return t;
 }
 
@@ -193,7 +194,8 @@ static void nccl_bcast(float *buf, size_t n, void *ctx)
 
 static tat_transport device_transport(void (*reduce)(float *, size_t, void *))
 {
-    tat_transport t = {reduce, device_copy, device_scale, 0, dm.device_bucket, BUCKET_FLOATS};
+    tat_transport t = {.reduce = reduce, .copy = device_copy, .scale = device_scale,
+                       .bucket = dm.device_bucket, .bucket_floats = BUCKET_FLOATS};
     return t;
 }
 #endif
