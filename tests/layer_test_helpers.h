@@ -1,7 +1,8 @@
 #ifndef LAYER_TEST_HELPERS_H
 #define LAYER_TEST_HELPERS_H
 /* Shared by the tests that run distillation layers inside real Darknet networks (one .c file
- * each, so everything here is static): PASS/FAIL lines, cfg files in a scratch directory, a
+ * each, so everything here is static; the helpers a test may not call are inline, which keeps
+ * -Wall quiet about them): PASS/FAIL lines, cfg files in a scratch directory, a
  * student parsed with a given teacher attached, Darknet's distillation loss, and a
  * finite-difference check of it through Darknet's backward. */
 #include <math.h>
@@ -108,7 +109,7 @@ static void fill_input(network *net, unsigned seed)
 }
 
 
-static double distill_loss_of(void *net) { return distill_loss(net); }
+static inline double distill_loss_of(void *net) { return distill_loss(net); }
 
 /* Directional finite differences (fd_directional) of the distillation loss w.r.t. layer 0's
    weights against -weight_updates (Darknet keeps negative gradients) after one backward.
@@ -117,7 +118,7 @@ static double distill_loss_of(void *net) { return distill_loss(net); }
    or doubled gradient path is off by O(1e-1..1). */
 #define LAYER_FD_STEP 3e-3
 #define LAYER_FD_TOL 1e-2
-static void fd_check(const char *name, const char *teacher_text, const char *student_head,
+static inline void fd_check(const char *name, const char *teacher_text, const char *student_head,
                      const char *student_tail)
 {
     char cfg_text[4096], label[256];
@@ -148,7 +149,7 @@ static void fd_check(const char *name, const char *teacher_text, const char *stu
 /* Without a teacher the layers change nothing: outputs are bit-identical to the same cfg
    without them (with_cfg minus its distillation sections), given the same weights. The check
    names start with `prefix`. */
-static void passthrough_invariance(const char *prefix, const char *with_cfg, const char *without_cfg)
+static inline void passthrough_invariance(const char *prefix, const char *with_cfg, const char *without_cfg)
 {
     char *wpath = write_cfg("plain.weights", ""), name[256];
     network *with, *without;
@@ -179,7 +180,7 @@ static void passthrough_invariance(const char *prefix, const char *with_cfg, con
 
 /* A student (cfg `student`) to train, its teacher (cfg tcfg) initialised at random and saved to
    tw for check_weights_round_trip. */
-static network *trainable_student(char *student, char *tcfg, char *tw)
+static inline network *trainable_student(char *student, char *tcfg, char *tw)
 {
     network *t, *a;
     srand(5);
@@ -192,7 +193,7 @@ static network *trainable_student(char *student, char *tcfg, char *tw)
     return a;
 }
 
-static void train_steps(network *a, int steps)
+static inline void train_steps(network *a, int steps)
 {
     int step;
     for (step = 0; step < steps; ++step) {
@@ -204,8 +205,8 @@ static void train_steps(network *a, int steps)
 /* The weights `a` saved to w1, loaded into a fresh student (cfg `student`, teacher cfg tcfg with
    weights tw, another random initialisation): the same distillation loss on a new input, and
    the same bytes when saved again to w2. The check names start with `prefix`. */
-static int files_equal(const char *p, const char *q);
-static void check_weights_round_trip(const char *prefix, network *a, char *student, char *tcfg,
+static inline int files_equal(const char *p, const char *q);
+static inline void check_weights_round_trip(const char *prefix, network *a, char *student, char *tcfg,
                                      char *tw, char *w1, char *w2)
 {
     char name[256];
@@ -232,7 +233,7 @@ static void check_weights_round_trip(const char *prefix, network *a, char *stude
    random initialisation and input, the same loss to the bit, the same parameter count and FLOPs.
    `section` (one distillation section) follows `head` in the parsed cfg; make(b, k) builds the
    same layer as layer k (the first after the head) of a network parsed from `head` alone. */
-static void make_equals_parse(const char *name, const char *teacher_text, const char *head,
+static inline void make_equals_parse(const char *name, const char *teacher_text, const char *head,
                               const char *section, layer (*make)(network *net, int index))
 {
     char cfg_text[4096], label[256];
@@ -265,7 +266,7 @@ static void make_equals_parse(const char *name, const char *teacher_text, const 
     free_network(b);
 }
 
-static int files_equal(const char *p, const char *q)
+static inline int files_equal(const char *p, const char *q)
 {
     FILE *a = fopen(p, "rb"), *b = fopen(q, "rb");
     int ca, cb, same = a && b;
