@@ -93,3 +93,66 @@ if fashion_seg 8 4; then
 else
     echo "FAIL seg_valid_generate: $(tail -n 1 gen.log)"
 fi
+
+# ---- tools/torchvision_to_darknet.py: outputs that are inputs, NaN tensors -------------------
+# A stand-in for torch (not installed here; the converter's own logic is under test): load()
+# reads a state dict written as JSON {name: [shape, flat values]}, NaN allowed.
+mkdir -p fake_torch
+cat > fake_torch/torch.py <<'PY'
+import json, math, struct
+class Tensor:
+    def __init__(self, shape, values): self.shape, self.values = tuple(shape), list(values)
+    def dim(self): return len(self.shape)
+    def numel(self): return len(self.values)
+    def reshape(self, *shape): return Tensor([d if d != -1 else len(self.values) for d in shape], self.values)
+    def detach(self): return self
+    def float(self): return self
+    def contiguous(self): return self
+    def numpy(self): return self
+    def astype(self, kind): return self
+    def tobytes(self): return struct.pack("<%df" % len(self.values), *self.values)
+class _All:
+    def __init__(self, ok): self.ok = ok
+    def all(self): return self.ok
+def isfinite(t): return _All(all(math.isfinite(v) for v in t.values))
+def zeros(n): return Tensor([n], [0.0] * n)
+def load(path, map_location=None):
+    with open(path) as f:
+        return {k: Tensor(*v) for k, v in json.load(f).items()}
+PY
+printf '[net]\nwidth=4\nheight=4\nchannels=3\n\n[convolutional]\nfilters=2\nsize=1\nstride=1\nactivation=linear\n\n[softmax]\n' > fc.cfg
+echo '{"fc.weight": [[2, 3], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], "fc.bias": [[2], [0.0, 1.0]]}' > ok.pth
+echo '{"fc.weight": [[2, 3], [0.1, 0.2, NaN, 0.4, 0.5, 0.6]], "fc.bias": [[2], [0.0, 1.0]]}' > nan.pth
+convert() { PYTHONPATH=$PWD/fake_torch python3 "$tools/torchvision_to_darknet.py" "$@"; }
+if convert ok.pth fc.cfg fc.weights > convert.log 2>&1 && [ "$(stat -c %s fc.weights)" -eq $((20 + 8 * 4)) ]; then
+    echo "PASS torchvision_convert_stand_in"
+else
+    echo "FAIL torchvision_convert_stand_in: $(tail -n 1 convert.log)"
+fi
+remember ok.pth fc.cfg nan.pth
+expect_error exit1 torchvision_out_is_the_state_dict "ok.pth output weights same file state dict refusing" -- convert ok.pth fc.cfg ok.pth
+expect_error exit1 torchvision_out_is_the_cfg "fc.cfg output weights same file the cfg refusing" -- convert ok.pth fc.cfg ./fc.cfg
+expect_error exit1 torchvision_nan_tensor "nan.pth fc.weight NaN or Inf refusing" -- convert nan.pth fc.cfg nan.weights
+kept torchvision_refusals_leave_inputs
+[ ! -e nan.weights ] && ! ls ./*.tmp > /dev/null 2>&1 && echo "PASS torchvision_refusals_write_nothing" ||
+    echo "FAIL torchvision_refusals_write_nothing: $(ls nan.weights ./*.tmp 2> /dev/null)"
+
+# ---- tools/imagefolder_to_darknet.py: symbolic link loops, an output in a missing folder --------
+mkdir -p tree/train/shirt tree/train/boot tree/valid/shirt
+cp "$img" tree/train/shirt/a.png
+cp "$img" tree/train/shirt/b.png
+cp "$img" tree/train/boot/c.png
+cp "$img" tree/valid/shirt/d.png
+ln -s .. tree/train/shirt/loop
+folder() { python3 "$tools/imagefolder_to_darknet.py" "$@"; }
+expect_error exit1 imagefolder_symlink_loop "tree/train/shirt/loop symbolic link loop" -- folder tree/train tree/valid lists
+[ ! -e lists ] && echo "PASS imagefolder_symlink_loop_writes_nothing" || echo "FAIL imagefolder_symlink_loop_writes_nothing: $(ls lists)"
+rm tree/train/shirt/loop
+expect_error exit1 imagefolder_name_in_a_missing_folder "lists/a/b.data cannot write No such file" -- folder tree/train tree/valid lists a/b
+left=$(ls -A lists 2> /dev/null)
+[ -z "$left" ] && echo "PASS imagefolder_failed_write_leaves_nothing" || echo "FAIL imagefolder_failed_write_leaves_nothing: $left"
+if folder tree/train tree/valid lists > folder.log 2>&1 && [ "$(wc -l < lists/train.list)" -eq 3 ]; then
+    echo "PASS imagefolder_writes_the_lists"
+else
+    echo "FAIL imagefolder_writes_the_lists: $(tail -n 1 folder.log)"
+fi
