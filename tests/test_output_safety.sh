@@ -156,3 +156,47 @@ if folder tree/train tree/valid lists > folder.log 2>&1 && [ "$(wc -l < lists/tr
 else
     echo "FAIL imagefolder_writes_the_lists: $(tail -n 1 folder.log)"
 fi
+
+# ---- saves: a file-size limit, a user's own <file>.tmp, a backup replaced by another run ------
+# ulimit -f 1 (1 KiB) is below the teacher's weights (about 1.3 KiB): a plain "cannot write
+# weights" line and exit 1, not SIGXFSZ (exit 153), and no temporary file left
+mkdir -p small
+data_file backup=small > small.data
+(ulimit -f 1; exec "$DARKNET" classifier train small.data teacher.cfg 2>&1) | cat > fsize.log
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 1 ] && grep -q 'cannot write weights: File too large' fsize.log && [ -z "$(ls -A small)" ]; then
+    echo "PASS save_beyond_the_file_size_limit"
+else
+    echo "FAIL save_beyond_the_file_size_limit: exit $rc, left: $(ls -A small | tr '\n' ' '); $(grep -v '^[0-9]*, \|^Loaded' fsize.log | tail -n 1)"
+fi
+
+mkdir -p own
+data_file backup=own > own.data
+echo "a note of the user's" > own/teacher.weights.tmp
+remember own
+"$DARKNET" classifier train own.data teacher.cfg > own.log 2>&1
+if [ -f own/teacher.weights ] && sha256sum --quiet -c sums.txt > /dev/null 2>&1 && ! ls own/*-*.tmp > /dev/null 2>&1; then
+    echo "PASS save_leaves_a_users_tmp_file"
+else
+    echo "FAIL save_leaves_a_users_tmp_file: own/ holds $(ls own | tr '\n' ' '); $(tail -n 1 own.log)"
+fi
+
+# another run replaces long.backup between two saves of this one: the next save (the periodic
+# one or SIGINT's) says so and stops instead of overwriting it, or calling it NaN
+sed 's/^max_batches=.*/max_batches=1000000/' teacher.cfg > long.cfg
+mkdir -p race
+for _ in $(seq 100); do cat data/train.list; done > race.list  # an epoch of 200 iterations
+data_file backup=race train=race.list > race.data
+"$DARKNET" classifier train race.data long.cfg > race.log 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [ -f race/long.backup ] && break; sleep 0.05; done
+cp backup/teacher.weights race/other && mv race/other race/long.backup
+kill -INT "$pid" 2> /dev/null
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q 'race/long.backup: replaced by another process' race.log && ! grep -q 'NaN' race.log &&
+    cmp -s race/long.backup backup/teacher.weights; then
+    echo "PASS save_onto_a_file_another_run_replaced"
+else
+    echo "FAIL save_onto_a_file_another_run_replaced: exit $rc; $(grep -v '^[0-9]*, \|^Loaded\|^Saving' race.log | tail -n 1)"
+fi
