@@ -200,3 +200,45 @@ if [ "$rc" -eq 1 ] && grep -q 'race/long.backup: replaced by another process' ra
 else
     echo "FAIL save_onto_a_file_another_run_replaced: exit $rc; $(grep -v '^[0-9]*, \|^Loaded\|^Saving' race.log | tail -n 1)"
 fi
+
+# ---- CRLF line ends (a file saved on Windows): read as LF, no \r in any message ---------------
+sed 's/$/\r/' data/train.list > crlf.list
+sed 's/$/\r/' data/labels.txt > crlf-labels.txt
+mkdir -p crlf
+data_file train=crlf.list labels=crlf-labels.txt backup=crlf | sed 's/$/\r/' > crlf.data
+"$DARKNET" classifier train crlf.data teacher.cfg > crlf.log 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && [ -f crlf/teacher.weights ] && ! grep -q $'\r' crlf.log; then
+    echo "PASS crlf_data_and_lists_train"
+else
+    echo "FAIL crlf_data_and_lists_train: exit $rc; $(grep -v '^Loaded\|^[0-9]*, ' crlf.log | tail -n 1 | tr '\r' '^')"
+fi
+"$DARKNET" distill check crlf.data teacher.cfg > crlf-check.log 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ! grep -q $'\r' crlf-check.log && echo "PASS crlf_distill_check" ||
+    echo "FAIL crlf_distill_check: exit $rc; $(tail -n 1 crlf-check.log | tr '\r' '^')"
+
+# ---- blank lines in a list: the list and the line named ----------------------------------------
+{ head -n 2 data/train.list; echo; tail -n +3 data/train.list; } > blank.list
+data_file train=blank.list > blank.data
+expect_error exit1 blank_line_in_the_train_list "blank.list:3: empty line" -- \
+    "$DARKNET" classifier train blank.data teacher.cfg
+expect_error exit1 blank_line_in_distill_check "blank.list:3: empty line" -- \
+    "$DARKNET" distill check blank.data
+# 25 blank lines: 20 problems shown, and the last line says that the rest were counted
+{ cat data/train.list; for _ in $(seq 25); do echo; done; } > blanks.list
+data_file train=blanks.list > blanks.data
+"$DARKNET" distill check blanks.data > blanks.log 2> blanks.err
+rc=$?
+if [ "$rc" -eq 1 ] && [ "$(grep -c 'empty line' blanks.err)" -eq 20 ] && grep -q 'and 5 more (only the first 20 problems are shown' blanks.err &&
+    grep -q '25 problems' blanks.log; then
+    echo "PASS distill_check_says_it_shows_20_problems"
+else
+    echo "FAIL distill_check_says_it_shows_20_problems: exit $rc; $(tail -n 1 blanks.err)"
+fi
+if [ -f seg.data ]; then
+    { head -n 1 seg/valid.list; echo; tail -n +2 seg/valid.list; } > seg-blank.list
+    sed 's|^valid=.*|valid=seg-blank.list|' seg.data > seg-blank.data
+    expect_error exit1 blank_line_in_the_seg_valid_list "seg-blank.list:2: empty line" -- \
+        "$DARKNET" distill segmenter valid seg-blank.data seg.cfg backup/seg.weights
+fi

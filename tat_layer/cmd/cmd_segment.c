@@ -13,6 +13,7 @@
 #include "option_list.h"
 #include "seg_data.h"
 #include "seg_metrics.h"
+#include "train_loop.h"
 
 /* A fixed colour per class (Pascal VOC's bit-interleaved palette: class 0 black). */
 static void class_colour(int c, unsigned char rgb[3])
@@ -164,6 +165,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
     if (n == 0) {
         tat_fail("%s: no images (the valid list of %s)", valid_list, datacfg);
     }
+    train_check_no_blank_paths(paths, n, valid_list);
     net = load_network(cfgfile, weightfile, 0);
     set_batch_network(net, 1);
     out = get_network_image(net);

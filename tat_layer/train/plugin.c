@@ -114,6 +114,7 @@ static void train_loader(darknet_train_run *run)
 {
     load_args *a = run->args;
     network *net = run->nets[0];
+    train_check_no_blank_paths(a->paths, a->m, run->train_list);
     if (!strcmp(run->loop, "classifier")) {
         if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
         loader.masks = 0;
