@@ -16,7 +16,9 @@ names would misfire ("shirt" is inside "t-shirt"; a class named like a directory
 tree matches everything). Each label is therefore "/<class>/", which can only match the class
 folder as a whole path component; every listed path is checked to match exactly one label,
 and anything else (a class folder nested in another class folder, a class name repeated
-higher up in the path, a name with a newline) is refused with one line and nothing written.
+higher up in the path, a name with a newline, a symbolic link back up the tree) is refused
+with one line and nothing written. The four files are written together (tools/output_paths.py):
+an error leaves none of them and no temporary file.
 Only images Darknet can read are listed (stb_image: jpg, jpeg, png, bmp, tga, gif, ppm, pgm;
 any letter case).
 """

@@ -20,7 +20,8 @@ The network computes what torchvision computes. torchvision's pretrained models 
 input_mean=0.485,0.456,0.406 and input_std=0.229,0.224,0.225 in [net] (patch 0054).
 
 A state dict that does not fit the cfg (other depth, other widths, other class count) is
-refused with one line naming the cfg, the layer and the tensor; nothing is written then.
+refused with one line naming the cfg, the layer and the tensor, as is a tensor holding NaN or
+Inf, and an output that is the state dict or the cfg; nothing is written then.
 """
 import struct
 import sys
