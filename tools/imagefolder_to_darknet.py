@@ -16,18 +16,18 @@ names would misfire ("shirt" is inside "t-shirt"; a class named like a directory
 tree matches everything). Each label is therefore "/<class>/", which can only match the class
 folder as a whole path component; every listed path is checked to match exactly one label,
 and anything else (a class folder nested in another class folder, a class name repeated
-higher up in the path, a name with a newline) is refused with one line and nothing written.
+higher up in the path, a name with a newline, a symbolic link back up the tree) is refused
+with one line and nothing written. The four files are written together (tools/output_paths.py):
+an error leaves none of them and no temporary file.
 Only images Darknet can read are listed (stb_image: jpg, jpeg, png, bmp, tga, gif, ppm, pgm;
 any letter case).
 """
 import os
 import sys
 
+from output_paths import Refused, refuse_outputs, write_all
+
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif", ".ppm", ".pgm"}
-
-
-class Refused(Exception):
-    pass
 
 
 def classes_of(root):
@@ -45,7 +45,20 @@ def classes_of(root):
 def images_of(root, classes, labels):
     paths = []
     for c in classes:
+        # symbolic links to folders are followed, each folder once: a link back up the tree
+        # (a loop) or a second link to a folder would list its images again and again
+        visited = {}
         for dirpath, dirnames, files in os.walk(os.path.join(root, c), followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in visited:
+                raise Refused(f"{dirpath}: the folder {visited[real]} again (a symbolic link loop or a second "
+                              f"link to it): its images would be listed twice; remove the link")
+            visited[real] = dirpath
+            for d in dirnames:
+                target = os.path.realpath(os.path.join(dirpath, d))
+                if real == target or real.startswith(target + os.sep):
+                    raise Refused(f"{os.path.join(dirpath, d)}: a symbolic link to {target}, a folder above it "
+                                  f"(a loop): its images would be listed again and again; remove the link")
             dirnames.sort()
             for f in sorted(files):
                 if os.path.splitext(f)[1].lower() not in EXTENSIONS:
@@ -63,13 +76,6 @@ def images_of(root, classes, labels):
     return paths
 
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def convert(train_dir, valid_dir, out_dir, name):
     classes = classes_of(train_dir)
     labels = ["/" + c + "/" for c in classes]
@@ -79,14 +85,17 @@ def convert(train_dir, valid_dir, out_dir, name):
         raise Refused(f"{valid_dir}: class folders {extra[:5]} are not in {train_dir}")
     train = images_of(train_dir, classes, labels)
     valid = images_of(valid_dir, valid_classes, labels)
-    os.makedirs(out_dir, exist_ok=True)
     out = os.path.abspath(out_dir)
-    write_atomic(os.path.join(out, "labels.txt"), "".join(l + "\n" for l in labels))
-    write_atomic(os.path.join(out, "train.list"), "".join(p + "\n" for p in train))
-    write_atomic(os.path.join(out, "valid.list"), "".join(p + "\n" for p in valid))
-    write_atomic(os.path.join(out, name + ".data"),
-                 f"classes={len(classes)}\ntrain={out}/train.list\nvalid={out}/valid.list\n"
-                 f"labels={out}/labels.txt\nbackup=backup/{name}/\ntop={min(5, len(classes))}\n")
+    files = [(os.path.join(out_dir, "labels.txt"), "".join(l + "\n" for l in labels)),
+             (os.path.join(out_dir, "train.list"), "".join(p + "\n" for p in train)),
+             (os.path.join(out_dir, "valid.list"), "".join(p + "\n" for p in valid)),
+             (os.path.join(out_dir, name + ".data"),
+              f"classes={len(classes)}\ntrain={out}/train.list\nvalid={out}/valid.list\n"
+              f"labels={out}/labels.txt\nbackup=backup/{name}/\ntop={min(5, len(classes))}\n")]
+    refuse_outputs("imagefolder_to_darknet.py", [(p, "an output") for p, _ in files],
+                   [(train_dir, "the train tree"), (valid_dir, "the valid tree")])
+    os.makedirs(out_dir, exist_ok=True)
+    write_all(files)
     return len(classes), len(train), len(valid)
 
 

@@ -20,19 +20,17 @@ The network computes what torchvision computes. torchvision's pretrained models 
 input_mean=0.485,0.456,0.406 and input_std=0.229,0.224,0.225 in [net] (patch 0054).
 
 A state dict that does not fit the cfg (other depth, other widths, other class count) is
-refused with one line naming the cfg, the layer and the tensor; nothing is written then.
+refused with one line naming the cfg, the layer and the tensor, as is a tensor holding NaN or
+Inf, and an output that is the state dict or the cfg; nothing is written then.
 """
-import os
 import struct
 import sys
+
+from output_paths import Refused, refuse_outputs, write_all
 
 DISTILL_SECTIONS = {"tat_distill", "anchor_distill", "kd_distill", "fitnet_distill"}
 LEARNED_SECTIONS = {"convolutional", "conv", "connected", "conn", "deconvolutional", "deconv",
                     "batchnorm", "local", "rnn", "gru", "lstm", "crnn"}
-
-
-class Refused(Exception):
-    pass
 
 
 def read_cfg(path):
@@ -105,6 +103,8 @@ def torch_layers(state):
 
 
 def convert(pth, cfg_path, out_path):
+    refuse_outputs("torchvision_to_darknet.py", [(out_path, "the output weights")],
+                   [(pth, "the state dict"), (cfg_path, "the cfg")])
     import torch
 
     try:
@@ -129,22 +129,20 @@ def convert(pth, cfg_path, out_path):
         if bn:
             if bn_name is None:
                 raise Refused(f"{where} batch_normalize: =1, but {pth} has no BatchNorm after {name}")
-            parts = [state[bn_name + ".bias"], state[bn_name + ".weight"],
-                     state[bn_name + ".running_mean"], state[bn_name + ".running_var"]]
+            named = [(f"{bn_name}.{k}", state[f"{bn_name}.{k}"]) for k in ("bias", "weight", "running_mean", "running_var")]
         else:
             if bn_name is not None:
                 raise Refused(f"{where} batch_normalize: =0, but {pth} has BatchNorm {bn_name} after {name}")
-            parts = [bias if bias is not None else torch.zeros(filters)]
-        blobs += [p.detach().float().contiguous().reshape(-1) for p in parts + [w]]
+            named = [(f"{name}.bias", bias if bias is not None else torch.zeros(filters))]
+        named.append((f"{name}.weight", w))
+        for tensor, t in named:
+            # Darknet would load NaN or Inf as they are, and training would stop at layer 0
+            if not bool(torch.isfinite(t).all()):
+                raise Refused(f"{pth}: {tensor} holds NaN or Inf: refusing to convert it, nothing written")
+        blobs += [t.detach().float().contiguous().reshape(-1) for _, t in named]
     # header: major 0, minor 2, revision 0, seen (size_t); written whole or not at all
-    tmp = out_path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<iiiQ", 0, 2, 0, 0))
-        for b in blobs:
-            f.write(b.numpy().astype("<f4").tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out_path)
+    write_all([(out_path, struct.pack("<iiiQ", 0, 2, 0, 0) +
+                b"".join(b.numpy().astype("<f4").tobytes() for b in blobs))])
     return len(convs), sum(b.numel() for b in blobs)
 
 

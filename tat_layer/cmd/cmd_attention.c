@@ -99,6 +99,13 @@ void cmd_attention(int argc, char **argv)
     train_need_readable(args[2], "the teacher cfg");
     train_need_readable(args[3], "the teacher weights");
     train_need_readable(args[4], "the image");
+    {
+        static const char *what[5] = {"the student cfg", "the student weights", "the teacher cfg",
+                                      "the teacher weights", "the image"};
+        train_input inputs[5];
+        for (i = 0; i < 5; ++i) inputs[i].path = args[i], inputs[i].what = what[i];
+        train_refuse_output(args[5], "the output PNG", inputs, 5, 1, "distill attention");
+    }
 
     net = cmd_parse_student_with_teacher(args[0], args[2], args[3], 1);
     if (load_weights(net, args[1]) < net->n)
@@ -133,6 +140,13 @@ void cmd_attention(int argc, char **argv)
     rgb = tat_calloc((size_t)total_w * panel_h, 3);
     memset(rgb, 255, (size_t)total_w * panel_h * 3);
     map = tat_calloc((size_t)mh * mw, sizeof(float));
+    /* a default corner may lie in the rows/columns an anchor pooling or a patch grid leaves
+       out: the nearest one inwards along the diagonal is drawn instead */
+    for (i = 0; !at && i < n; ++i)
+        while ((yx[2 * i] > 0 || yx[2 * i + 1] > 0) && distill_tat_attention_map(l, net, yx[2 * i], yx[2 * i + 1], map)) {
+            if (yx[2 * i] > 0) --yx[2 * i];
+            if (yx[2 * i + 1] > 0) --yx[2 * i + 1];
+        }
     printf("%s layer %d (%s), map %d x %d; weights over the teacher's positions:\n", args[0],
            layer_index, get_layer_string(l->type), mh, mw);
     for (i = 0; i < n; ++i) {
@@ -141,7 +155,7 @@ void cmd_attention(int argc, char **argv)
         double sum = 0, entropy = 0;
         if (why) {
             snprintf(tmp, sizeof(tmp), "%d,%d", y, x);
-            tat_fail("distill attention: position %s: %s", tmp, why);
+            tat_fail("distill attention: %s %s: %s", at ? "position" : "the default position (no -at given)", tmp, why);
         }
         for (j = 0; j < mh * mw; ++j) {
             sum += map[j];
@@ -152,11 +166,14 @@ void cmd_attention(int argc, char **argv)
                y, x, map[best], best / mw, best % mw, sum, exp(entropy / sum + log(sum)));
         draw_panel(rgb + (size_t)i * (panel_w + GAP) * 3, total_w * 3, sized, map, mh, mw, scale, y, x);
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp.png", args[5]);
-    if (!stbi_write_png(tmp, total_w, panel_h, 3, rgb, total_w * 3)) tat_fail("%s: cannot write: %s", args[5], strerror(errno));
-    if (rename(tmp, args[5])) {
-        remove(tmp);
-        tat_fail("%s: cannot write: %s", args[5], strerror(errno));
+    {
+        char *temp = train_temp_path(args[5]);
+        if (!stbi_write_png(temp, total_w, panel_h, 3, rgb, total_w * 3) || rename(temp, args[5])) {
+            const char *why = strerror(errno);
+            remove(temp);
+            tat_fail("%s: cannot write: %s", args[5], why);
+        }
+        free(temp);
     }
     printf("wrote %s (%d x %d)\n", args[5], total_w, panel_h);
     free(map);

@@ -38,26 +38,31 @@ typedef struct {
     char *mask_ext;
 } data_rules;
 
-static void check_entry(const char *path, const char *list_file, const data_rules *r)
+static void check_entry(const char *path, const char *list_file, int line, const data_rules *r)
 {
     int w, h, c, i, found = 0;
-    unsigned char *pixels = stbi_load(path, &w, &h, &c, 0);
+    unsigned char *pixels;
+    if (!path[strspn(path, " \t")]) {
+        problem("%s:%d: an empty line, not an image path", list_file, line);
+        return;
+    }
+    pixels = stbi_load(path, &w, &h, &c, 0);
     if (!pixels) {
-        problem("%s: cannot load image (%s), listed in %s", path, stbi_failure_reason(), list_file);
+        problem("%s: cannot load image (%s), line %d of %s", path, stbi_failure_reason(), line, list_file);
         return;
     }
     stbi_image_free(pixels);
     if (r->masks) {
         char err[5000];
         uint8_t *mask = train_seg_load_mask(path, r->masks, r->mask_ext, w, h, r->classes, err, sizeof(err));
-        if (!mask) problem("%s", err);
+        if (!mask) problem("%s (line %d of %s)", err, line, list_file);
         free(mask);
         return;
     }
     for (i = 0; i < r->classes; ++i) found += strstr(path, r->labels[i]) != 0;
     if (found != 1)
-        problem("%s: %d labels found in the path (listed in %s): each path must contain exactly one of the %d labels",
-                path, found, list_file, r->classes);
+        problem("%s: %d labels found in the path (line %d of %s): each path must contain exactly one of the %d labels",
+                path, found, line, list_file, r->classes);
 }
 
 /* Returns the number of entries checked. */
@@ -73,7 +78,7 @@ static int check_list(list *options, const char *datacfg, const char *field, con
     n = plist->size;
     if (n == 0) problem("%s: no entries (%s= in %s)", list_file, field, datacfg);
     for (i = 0; i < n; ++i) {
-        check_entry(paths[i], list_file, r);
+        check_entry(paths[i], list_file, i + 1, r);
         if ((i + 1) % PROGRESS_EVERY == 0 || i + 1 == n)
             fprintf(stderr, "check: %s %d/%d entries, %d problems so far\n", field, i + 1, n, problems);
     }
@@ -138,7 +143,9 @@ void cmd_check(int argc, char **argv)
     if (argc == 5) check_against_network(argv[4], argv[3], &r);
     n_train = check_list(options, argv[3], "train", &r);
     n_valid = check_list(options, argv[3], "valid", &r);
-    if (problems > PROBLEMS_SHOWN) fprintf(stderr, "... and %d more\n", problems - PROBLEMS_SHOWN);
+    if (problems > PROBLEMS_SHOWN)
+        fprintf(stderr, "... and %d more (only the first %d problems are shown; every entry was checked)\n",
+                problems - PROBLEMS_SHOWN, PROBLEMS_SHOWN);
     printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train,
            n_valid, r.masks ? "images and masks" : "images and labels", problems);
     if (r.labels) free_ptrs((void **)r.labels, r.classes);

@@ -234,17 +234,15 @@ static void check_export_paths(char *cfgfile, char *weightfile, char *out_cfg, c
     char *const files[4] = {cfgfile, weightfile, out_cfg, out_weights};
     static const char *names[4] = {"the student cfg", "the student weights", "the output cfg",
                                    "the output weights"};
-    int out, other;
+    train_input inputs[4];
+    int out;
     train_need_readable(cfgfile, names[0]);
     train_need_readable(weightfile, names[1]);
+    for (out = 0; out < 4; ++out) inputs[out].path = files[out], inputs[out].what = names[out];
     for (out = 2; out < 4; ++out) {
         char *dir = train_dir_of(files[out]), who[4200];
-        for (other = 0; other < out; ++other) {
-            if (train_same_file(files[out], files[other])) {
-                tat_fail("%s: %s is the same file as %s (%s): nothing written", files[out],
-                        names[out], names[other], files[other]);
-            }
-        }
+        /* the first output counts as an input of the second: the two must differ */
+        train_refuse_output(files[out], names[out], inputs, out, 1, "distill export");
         snprintf(who, sizeof(who), "%.4000s (%s)", files[out], names[out]);
         train_need_writable_dir(dir, who);
         free(dir);
@@ -254,8 +252,7 @@ static void check_export_paths(char *cfgfile, char *weightfile, char *out_cfg, c
 static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char *out_weights)
 {
     cfg_text t;
-    size_t tmp_size = strlen(out_cfg) + 8;
-    char *tmp = tat_calloc(tmp_size, 1);
+    char *tmp;
     FILE *fp;
     network *net;
     int i, kept = 0;
@@ -273,10 +270,10 @@ static void export_student(char *cfgfile, char *weightfile, char *out_cfg, char 
         else ++kept;
     save_weights(net, out_weights);
 
-    snprintf(tmp, tmp_size, "%s.tmp", out_cfg);
+    tmp = train_temp_path(out_cfg);
     fp = fopen(tmp, "w");
     if (!fp) {
-        tat_fail("%s: cannot write: %s", tmp, strerror(errno));
+        tat_fail("%s: cannot write: %s", out_cfg, strerror(errno));
     }
     for (i = 0; i < t.n_lines; ++i) {
         int section = t.section_of_line[i], layer = section - 1;

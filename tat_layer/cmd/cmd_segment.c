@@ -9,9 +9,11 @@
 #include "darknet.h"
 #include "distill_commands.h"
 #include "distill_common.h"
+#include "input_checks.h"
 #include "option_list.h"
 #include "seg_data.h"
 #include "seg_metrics.h"
+#include "train_loop.h"
 
 /* A fixed colour per class (Pascal VOC's bit-interleaved palette: class 0 black). */
 static void class_colour(int c, unsigned char rgb[3])
@@ -27,20 +29,88 @@ static void class_colour(int c, unsigned char rgb[3])
     rgb[2] = (unsigned char)b;
 }
 
+/* <dir>/<image base name>.png, in a buffer the caller frees. */
+static char *prediction_path(const char *dir, const char *image_path)
+{
+    const char *base = strrchr(image_path, '/');
+    size_t len, size, dir_len = strlen(dir);
+    char *name;
+    while (dir_len > 1 && dir[dir_len - 1] == '/') --dir_len; /* -out pred/ */
+    base = base ? base + 1 : image_path;
+    len = strcspn(base, ".");
+    size = dir_len + len + 6;
+    name = tat_calloc(size, 1);
+    snprintf(name, size, "%.*s/%.*s.png", (int)dir_len, dir, (int)len, base);
+    return name;
+}
+
+/* Adds path to the inputs unless an equal string is there already (the folders of thousands
+   of images are usually a few). */
+static void add_input(train_input **inputs, int *n, int *cap, char *path, const char *what)
+{
+    int i;
+    for (i = 0; i < *n; ++i)
+        if (!strcmp((*inputs)[i].path, path)) {
+            free(path);
+            return;
+        }
+    if (*n == *cap) *inputs = tat_realloc(*inputs, *cap = 2 * *cap + 8, sizeof(train_input));
+    (*inputs)[*n].path = path;
+    (*inputs)[(*n)++].what = what;
+}
+
+/* Before anything is written: no prediction may land on the data (the image and mask folders,
+   the files the .data names, the cfg and the weights) or replace a file already in -out. */
+static void check_prediction_paths(const char *outdir, char **paths, int n, const char *train_list,
+                                   const char *masks, const char *ext, char *const *read_files,
+                                   const char *const *read_what, int n_read)
+{
+    train_input *inputs = 0;
+    int n_inputs = 0, cap = 0, i, pass;
+    char mask[4096], err[5000];
+    for (i = 0; i < n_read; ++i)
+        if (read_files[i]) add_input(&inputs, &n_inputs, &cap, tat_strdup(read_files[i]), read_what[i]);
+    /* the valid images and, when the list can be read, the train images: the folders of
+       both and of their masks */
+    for (pass = 0; pass < 2; ++pass) {
+        list *train = 0;
+        char **p = paths;
+        int count = n;
+        if (pass == 1) {
+            FILE *fp = train_list ? fopen(train_list, "r") : 0;
+            if (!fp) break;
+            fclose(fp);
+            train = get_paths((char *)train_list);
+            count = train->size;
+            p = (char **)list_to_array(train);
+        }
+        for (i = 0; i < count; ++i) {
+            add_input(&inputs, &n_inputs, &cap, train_dir_of(p[i]), "the folder of the images");
+            if (!train_seg_mask_path(p[i], masks, ext, mask, sizeof(mask), err, sizeof(err)))
+                add_input(&inputs, &n_inputs, &cap, train_dir_of(mask), "the folder of the masks");
+        }
+        if (train) {
+            free_ptrs((void **)p, count);
+            free_list(train);
+        }
+    }
+    for (i = 0; i < n; ++i) {
+        char *out = prediction_path(outdir, paths[i]);
+        train_refuse_output(out, "the coloured prediction", inputs, n_inputs, 0,
+                            "distill segmenter valid -out");
+        free(out);
+    }
+    for (i = 0; i < n_inputs; ++i) free((char *)inputs[i].path);
+    free(inputs);
+}
+
 /* Written with stb directly (Darknet's save_image formats the name into 256 bytes). */
 static void save_colourised(const uint8_t *pred, int w, int h, const char *dir, const char *path)
 {
-    const char *base = strrchr(path, '/');
-    size_t len, size;
-    char *name;
+    char *name = prediction_path(dir, path);
     unsigned char *rgb = tat_calloc((size_t)w * h * 3, 1);
     int i;
-    base = base ? base + 1 : path;
-    len = strcspn(base, ".");
-    size = strlen(dir) + len + 6;
-    name = tat_calloc(size, 1);
     for (i = 0; i < w * h; ++i) class_colour(pred[i], rgb + 3 * i);
-    snprintf(name, size, "%s/%.*s.png", dir, (int)len, base);
     if (!stbi_write_png(name, w, h, 3, rgb, w * 3)) {
         tat_fail("%s: cannot write the coloured prediction of %s (-out %s)", name, path, dir);
     }
@@ -95,6 +165,7 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
     if (n == 0) {
         tat_fail("%s: no images (the valid list of %s)", valid_list, datacfg);
     }
+    train_check_no_blank_paths(paths, n, valid_list);
     net = load_network(cfgfile, weightfile, 0);
     set_batch_network(net, 1);
     out = get_network_image(net);
@@ -105,6 +176,11 @@ static void valid_segmenter(char *datacfg, char *cfgfile, char *weightfile, char
                 datacfg, classes, cfgfile, net->outputs, ow, oh, out.c);
     }
     if (outdir) {
+        char *train_list = option_find_str(options, "train", 0);
+        char *read_files[] = {datacfg, cfgfile, weightfile, valid_list, names_file, train_list};
+        static const char *read_what[] = {"the data file", "the cfg", "the weights",
+                                          "the valid list", "the names file", "the train list"};
+        check_prediction_paths(outdir, paths, n, train_list, masks, ext, read_files, read_what, 6);
         if (mkdir(outdir, 0755) && errno != EEXIST) {
             tat_fail("distill segmenter valid -out %s: cannot create: %s", outdir, strerror(errno));
         }

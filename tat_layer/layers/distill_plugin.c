@@ -41,6 +41,11 @@ layer distill_parse_section(LAYER_TYPE t, list *options, network *net, int index
         distill_cfg_fail(&c, "section",
                          "comes after layer %d ([%s]), a loss layer whose gradient it would erase: put it before that layer",
                          j, get_layer_string(net->layers[j].type));
+    /* the classifier loop would call resize_network on them, which stops with Darknet's
+       "Cannot resize this type of layer" after the first 40 iterations */
+    if (net->random)
+        distill_cfg_fail(&c, "section",
+                         "random=1 in [net] is not supported with the distillation sections (Darknet cannot resize them or the teacher): remove random=1");
     return ops_of(t)->parse(options, net, index);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "distill_common.h"
@@ -92,6 +93,41 @@ int train_same_file(const char *a, const char *b)
     free(ca);
     free(cb);
     return same;
+}
+
+void train_refuse_output(const char *path, const char *what, const train_input *inputs, int n,
+                         int named_by_user, const char *who)
+{
+    struct stat st;
+    char *dir = train_dir_of(path);
+    int i;
+    for (i = 0; i < n; ++i) {
+        const char *in = inputs[i].path;
+        int is_dir = in && stat(in, &st) == 0 && S_ISDIR(st.st_mode);
+        if (!in) continue;
+        if (is_dir ? train_same_file(dir, in) : train_same_file(path, in)) {
+            tat_fail("%s: %s: %s %s %s (%s): refusing to write it, nothing written", path, who, what,
+                    is_dir ? "would go into" : "is the same file as", inputs[i].what, in);
+        }
+    }
+    if (!named_by_user && lstat(path, &st) == 0) {
+        tat_fail("%s: %s: %s already exists and this command did not create it: refusing to overwrite it (choose an empty folder), nothing written",
+                path, who, what);
+    }
+    free(dir);
+}
+
+char *train_temp_path(const char *path)
+{
+    struct timespec now;
+    size_t size = strlen(path) + 48;
+    char *tmp = tat_calloc(size, 1);
+    unsigned long noise;
+    /* not rand(): a seeded run's random sequence must not depend on its saves */
+    clock_gettime(CLOCK_REALTIME, &now);
+    noise = (unsigned long)now.tv_nsec * 2654435761u ^ (unsigned long)now.tv_sec ^ (unsigned long)(size_t)tmp;
+    snprintf(tmp, size, "%s.%ld-%08lx.tmp", path, (long)getpid(), noise & 0xffffffffu);
+    return tmp;
 }
 
 void train_check_data_file(const char *datacfg)

@@ -27,6 +27,27 @@ char *train_dir_of(const char *path);
    canonical path (symbolic links and ./ resolved in the directory part). */
 int train_same_file(const char *a, const char *b);
 
+/* One file or folder a command reads, for train_refuse_output: its path and what it is
+   ("the student weights", "the mask folder"). */
+typedef struct {
+    const char *path, *what;
+} train_input;
+
+/* The one check of a path a command is about to write, made before anything is written. Exits
+   with one line naming path when it is the same file as one of inputs[0..n) (train_same_file),
+   or lies directly in one of them that is a folder (an image or mask folder the data lives in).
+   named_by_user: the user gave this exact path as an output (it may replace a file of theirs
+   that is no input); 0 for a name the command makes up (e.g. <-out folder>/<image>.png): a file
+   already there was not created by this command and is refused too. what: e.g. "the output
+   PNG"; who: the command, for the message. */
+void train_refuse_output(const char *path, const char *what, const train_input *inputs, int n,
+                         int named_by_user, const char *who);
+
+/* A temporary name beside path for an atomic write (write it, then rename it over path):
+   "<path>.<pid>-<random>.tmp", so that two processes writing the same path never share one
+   and a user's own "<path>.tmp" is never touched. The caller frees it. */
+char *train_temp_path(const char *path);
+
 /* Exits unless the .data file is a regular text file of key=value lines (Darknet's reader
    skips any other line and falls back on its defaults). */
 void train_check_data_file(const char *datacfg);

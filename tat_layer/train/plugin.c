@@ -1,6 +1,8 @@
 #include "plugin.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "blas_core.h"
 #include "distill_mpi.h"
@@ -27,6 +29,15 @@ static void free_network_state(network *net)
     train_free_input_normalization(net);
 }
 
+static void startup(int argc, char **argv)
+{
+    tat_blas_startup(argc, argv);
+    /* a file-size limit (ulimit -f) below a save's size would kill the process with SIGXFSZ,
+       without a word and with the temporary file left; ignored, the write fails with EFBIG
+       and the save says "cannot write weights: File too large" and removes it */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
 /* ---- weights files ---------------------------------------------------------------------- */
 static int may_save(network *net, const char *filename)
 {
@@ -34,14 +45,47 @@ static int may_save(network *net, const char *filename)
     return train_mpi_writes_files();
 }
 
-/* A diverged run's NaN or Inf weights must never replace a good file. */
+/* The files this process has saved, by the inode each save left there: a later save that
+   finds another inode there knows another process replaced the file in between. */
+#define SAVED_FILES_KEPT 16
+static struct {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+} saved_files[SAVED_FILES_KEPT];
+
+/* A diverged run's NaN or Inf weights must never replace a good file, nor a run's saves the
+   file another run saved since (two runs with the same cfg name and backup directory). */
 static int commit_saved(const char *tmpname, const char *filename)
 {
     const char *kind;
-    if (train_weights_first_nonfinite(tmpname, &kind) == 0) return 1;
-    fprintf(stderr, "%s: the weights hold NaN or Inf (training diverged); not saved, the previous file is unchanged\n",
-            filename);
-    return 0;
+    struct stat written, there;
+    long at = train_weights_first_nonfinite(tmpname, &kind);
+    int i, slot = -1;
+    if (at < 0 || stat(tmpname, &written) != 0) {
+        fprintf(stderr, "%s: the temporary file %s just written cannot be read back (removed by another process?); not saved, the previous file is unchanged\n",
+                filename, tmpname);
+        return 0;
+    }
+    if (at > 0) {
+        fprintf(stderr, "%s: the weights hold NaN or Inf (training diverged); not saved, the previous file is unchanged\n",
+                filename);
+        return 0;
+    }
+    for (i = 0; i < SAVED_FILES_KEPT && saved_files[i].path && slot < 0; ++i)
+        if (!strcmp(saved_files[i].path, filename)) slot = i;
+    if (slot >= 0 && stat(filename, &there) == 0 &&
+        (there.st_dev != saved_files[slot].dev || there.st_ino != saved_files[slot].ino)) {
+        fprintf(stderr, "%s: replaced by another process since this run saved it (two runs with the same cfg name and backup directory?); not overwriting it, this run stops\n",
+                filename);
+        return 0;
+    }
+    if (slot < 0 && i < SAVED_FILES_KEPT) saved_files[slot = i].path = tat_strdup(filename);
+    if (slot >= 0) {
+        saved_files[slot].dev = written.st_dev; /* rename keeps the inode */
+        saved_files[slot].ino = written.st_ino;
+    }
+    return 1;
 }
 
 /* ---- training loops ----------------------------------------------------------------------- */
@@ -70,6 +114,7 @@ static void train_loader(darknet_train_run *run)
 {
     load_args *a = run->args;
     network *net = run->nets[0];
+    train_check_no_blank_paths(a->paths, a->m, run->train_list);
     if (!strcmp(run->loop, "classifier")) {
         if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
         loader.masks = 0;
@@ -112,7 +157,7 @@ static void data_loaded(load_args a)
 
 void train_plugin_hooks(struct darknet_plugin *p)
 {
-    p->startup = tat_blas_startup;
+    p->startup = startup;
     p->layer_type = distill_layer_type_of_section;
     p->layer_name = distill_layer_name;
     p->parse_layer = distill_parse_section;

@@ -119,6 +119,14 @@ void train_images_to_gray(matrix *X)
     X->cols = plane;
 }
 
+void train_check_no_blank_paths(char **paths, int n, const char *list_name)
+{
+    int i;
+    for (i = 0; i < n; ++i)
+        if (!paths[i][strspn(paths[i], " \t")])
+            tat_fail("%s:%d: an empty line, not an image path: remove it", list_name, i + 1);
+}
+
 void train_check_labels(char **paths, int n, char **labels, int k, const char *list_name)
 {
     int i, j;

@@ -29,6 +29,10 @@ void train_images_to_gray(matrix *X);
 
 /* Checks at the start of a loop (train_start and train_loader, train/plugin.c), one line and exit 1 on the first problem, where
  * Darknet trained on an all-zero target: */
+/* No line of a list (list_name) may be empty or blanks only: Darknet would try to open an image
+ * named "" (or " ") when the loader draws it. Names the list and the line. */
+void train_check_no_blank_paths(char **paths, int n, const char *list_name);
+
 /* Darknet finds an image's class as the label that occurs in its path: every path of the train
  * list (list_name) must contain exactly one of the k labels. */
 void train_check_labels(char **paths, int n, char **labels, int k, const char *list_name);
