@@ -24,6 +24,9 @@ void cmd_usage(const char *prog, const char *subcommand) __attribute__((noreturn
 /* The value of option `name` (removed from argv with it), or NULL when absent; exits with
  * "<command>: <name> needs a value" when it is the last argument. */
 char *cmd_option_value(int argc, char **argv, const char *name, const char *command);
+/* 1 when the flag `name` is given (removed from argv), 0 when not; an option given twice
+ * (either kind) exits with "<command>: <name> given N times". */
+int cmd_flag(int argc, char **argv, const char *name, const char *command);
 /* From now on every student network parsed (one per GPU replica in training) gets its own
  * frozen teacher (cfg + weights, all layers checked), parsed with the student's batch;
  * student_batch > 0 overrides the student cfg's batch. */
