@@ -4,6 +4,7 @@
 
 #include "blas_core.h"
 #include "distill_mpi.h"
+#include "distill_common.h"
 #include "distill_plugin.h"
 #include "input_checks.h"
 #include "input_normalization.h"
@@ -16,6 +17,7 @@ void (*train_progress_hook)(network *net);
 /* ---- networks ------------------------------------------------------------------------------ */
 static void parse_net(list *options, network *net)
 {
+    distill_refuse_repeated_fields(options, net->cfgfile, "[net]");
     train_read_input_normalization(options, net);
     if (train_parse_network_hook) train_parse_network_hook(net);
 }
@@ -55,7 +57,12 @@ static struct {
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
-    run->data_seed = train_mpi_start(net, run->data_seed);
+    /* weights already trained to this cfg's budget (e.g. by plain training of the same cfg)
+       would run no iteration and be saved again as if trained */
+    if (get_current_batch(net) >= (size_t)net->max_batches)
+        tat_fail("%s: the weights given are at iteration %zu (seen=%zu images), max_batches=%d: nothing left to train; -clear starts at iteration 0 with these weights (or raise max_batches)",
+                 run->cfgfile, get_current_batch(net), *net->seen, net->max_batches);
+    run->data_seed = train_mpi_start(net, run->datacfg, run->data_seed);
     if (!strcmp(run->loop, "classifier")) {
         /* before anything runs: the files the data cfg names, labels against classes and the
            network's outputs, a writable backup directory whose paths fit the loop's buffers */
