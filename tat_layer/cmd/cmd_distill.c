@@ -330,6 +330,7 @@ static void run_classifier_command(int argc, char **argv)
     } else if (argc >= 6 && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
         train_check_data_field_files(argv[4]);
+        cmd_check_classifier_validation(argc - 1, argv + 1);
         run_classifier(argc - 1, argv + 1);
     } else if (argc >= 4 && !is_classifier_verb(argv[3])) {
         tat_fail("%s distill classifier: '%s' is not a classifier command (train, valid, predict, test, ...; `%s distill` lists the forms)",

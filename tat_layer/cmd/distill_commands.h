@@ -16,6 +16,10 @@ void cmd_segmenter(int argc, char **argv);
 void cmd_attention(int argc, char **argv);
 /* darknet distill check <data> [cfg] (cmd_check.c) */
 void cmd_check(int argc, char **argv);
+/* Before Darknet's classifier validations (argv as `darknet classifier valid <data> <cfg>
+ * <weights>`; any other command returns at once): the weights are given and readable, and the
+ * .data file holds what they read (train_check_valid_data). (cmd_valid.c) */
+void cmd_check_classifier_validation(int argc, char **argv);
 /* Exit 1 after the usage of a subcommand on one line of stderr, or, for NULL, every form of
  * every subcommand. */
 void cmd_usage(const char *prog, const char *subcommand) __attribute__((noreturn));
