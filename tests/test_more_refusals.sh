@@ -74,7 +74,7 @@ expect_error exit1 teacher_net_field_twice "dupnet.cfg [net] batch given twice" 
 cp backup/student.weights s.weights
 expect_error exit1 seed_given_twice "-seed given 2 times" s.weights -- train ok.data student.cfg s.weights -seed 1 -seed 2
 expect_error exit1 clear_given_twice "-clear given 2 times" s.weights -- train ok.data student.cfg s.weights -clear -clear
-expect_error exit1 distill_command_typo "'clasifier' is not a command classifier segmenter" -- \
+expect_error exit1 distill_command_typo "'clasifier' is not a command usage classifier|segmenter" -- \
     "$DARKNET" distill clasifier train ok.data student.cfg teacher.cfg backup/teacher.weights
 expect_error exit1 classifier_verb_typo "'trian' is not a classifier command" -- \
     "$DARKNET" distill classifier trian ok.data student.cfg teacher.cfg backup/teacher.weights

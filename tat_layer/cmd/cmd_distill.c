@@ -333,7 +333,7 @@ static void run_classifier_command(int argc, char **argv)
         cmd_check_classifier_validation(argc - 1, argv + 1);
         run_classifier(argc - 1, argv + 1);
     } else if (argc >= 4 && !is_classifier_verb(argv[3])) {
-        tat_fail("%s distill classifier: '%s' is not a classifier command (train, valid, predict, test, ...; `%s distill` lists the forms)",
+        tat_fail("%s distill classifier: '%s' is not a classifier command; usage: %s distill classifier train|valid|predict|test|... <data> <cfg> ...",
                  argv[0], argv[3], argv[0]);
     } else {
         cmd_usage(argv[0], "classifier");
@@ -413,10 +413,10 @@ void cmd_distill(int argc, char **argv)
     if (argc >= 3) {
         char names[256] = "";
         for (i = 0; i < N_SUBCOMMANDS; ++i)
-            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? "|" : "",
                      subcommands[i].name);
-        tat_fail("%s distill: '%s' is not a command (%s; `%s distill` lists their forms)", argv[0],
-                 argv[2], names, argv[0]);
+        tat_fail("%s distill: '%s' is not a command; usage: %s distill %s ... (`%s distill` lists every form)",
+                 argv[0], argv[2], argv[0], names, argv[0]);
     }
     cmd_usage(argv[0], 0);
 }
