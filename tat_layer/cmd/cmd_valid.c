@@ -6,44 +6,40 @@
 
 #include "distill_commands.h"
 #include "input_checks.h"
+#include "parser.h"
 #include "tat_fail.h"
 
-static int is_validation(const char *verb)
+static int in_list(const char *word, const char *const *words)
 {
-    static const char *verbs[] = {"valid", "validmulti", "valid10", "validcrop", "validfull", 0};
-    int i;
-    for (i = 0; verbs[i]; ++i)
-        if (!strcmp(verb, verbs[i])) return 1;
+    for (; *words; ++words)
+        if (!strcmp(word, *words)) return 1;
     return 0;
 }
 
+static const char *const validations[] = {"valid", "validmulti", "valid10", "validcrop", "validfull", 0};
 /* Darknet's options of main() and run_classifier that take a value; the others are flags. */
-static int takes_value(const char *option)
-{
-    static const char *with_value[] = {"-i", "-gpus", "-c", "-t", "-seed", 0};
-    int i;
-    for (i = 0; with_value[i]; ++i)
-        if (!strcmp(option, with_value[i])) return 1;
-    return 0;
-}
+static const char *const options_with_value[] = {"-i", "-gpus", "-c", "-t", "-seed", 0};
 
 void cmd_check_classifier_validation(int argc, char **argv)
 {
     char *positional[4] = {0};
     int i, n = 0;
-    if (argc < 3 || strcmp(argv[1], "classifier") || !is_validation(argv[2])) return;
+    if (argc < 3 || strcmp(argv[1], "classifier") || !in_list(argv[2], validations)) return;
     for (i = 3; i < argc && argv[i]; ++i) {
         if (argv[i][0] == '-' && argv[i][1]) {
-            i += takes_value(argv[i]);
+            i += in_list(argv[i], options_with_value);
             continue;
         }
         if (n < 4) positional[n] = argv[i];
         ++n;
     }
     if (n < 2) return; /* Darknet's own usage line */
-    if (n < 3)
+    if (n < 3) {
+        /* a cfg mistake first, with the parser's own line, as Darknet would report it */
+        parse_network_cfg(positional[1]);
         tat_fail("%s classifier %s %s %s: no weights given: it would validate an untrained network (give the weights file after the cfg)",
                  argv[0], argv[2], positional[0], positional[1]);
+    }
     train_need_readable(positional[2], "the weights");
     train_check_valid_data(positional[0]);
 }

@@ -57,11 +57,6 @@ static struct {
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
-    /* weights already trained to this cfg's budget (e.g. by plain training of the same cfg)
-       would run no iteration and be saved again as if trained */
-    if (get_current_batch(net) >= (size_t)net->max_batches)
-        tat_fail("%s: the weights given are at iteration %zu (seen=%zu images), max_batches=%d: nothing left to train; -clear starts at iteration 0 with these weights (or raise max_batches)",
-                 run->cfgfile, get_current_batch(net), *net->seen, net->max_batches);
     run->data_seed = train_mpi_start(net, run->datacfg, run->data_seed);
     if (!strcmp(run->loop, "classifier")) {
         /* before anything runs: the files the data cfg names, labels against classes and the
@@ -77,6 +72,11 @@ static void train_loader(darknet_train_run *run)
 {
     load_args *a = run->args;
     network *net = run->nets[0];
+    /* after the data checks: weights already trained to this cfg's budget (e.g. by plain
+       training of the same cfg) would run no iteration and be saved again as if trained */
+    if (get_current_batch(net) >= (size_t)net->max_batches)
+        tat_fail("%s: the weights given are at iteration %zu (seen=%zu images), max_batches=%d: nothing left to train; -clear starts at iteration 0 with these weights (or raise max_batches)",
+                 run->cfgfile, get_current_batch(net), *net->seen, net->max_batches);
     if (!strcmp(run->loop, "classifier")) {
         if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
         loader.masks = 0;
