@@ -198,7 +198,7 @@ write_weights short.weights 100
 expect_error nonzero teacher_weights_mismatch_short "short.weights" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg short.weights
 write_weights long.weights 200
 expect_error nonzero teacher_weights_mismatch_long "long.weights left" -- "$DARKNET" distill classifier train fake.data ok.cfg teacher.cfg long.weights
-expect_error nonzero plain_weights_mismatch "long.weights left" -- "$DARKNET" classifier valid fake.data teacher.cfg long.weights
+expect_error nonzero plain_weights_mismatch "long.weights left" -- "$DARKNET" classifier test fake.data teacher.cfg long.weights
 expect_error nonzero negative_seed "-seed" -- train ok.cfg -seed -3
 expect_error nonzero unknown_flag "--frobnicate" -- train ok.cfg --frobnicate
 sed 's/^width=8/width=16/' teacher.cfg > wide-teacher.cfg

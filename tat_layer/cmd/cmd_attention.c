@@ -10,6 +10,7 @@
 #include "darknet.h"
 #include "distill_commands.h"
 #include "distill_common.h"
+#include "distill_plugin.h"
 #include "network.h"
 #include "tat_distill_layer.h"
 
@@ -110,6 +111,10 @@ void cmd_attention(int argc, char **argv)
     net = cmd_parse_student_with_teacher(args[0], args[2], args[3], 1);
     if (load_weights(net, args[1]) < net->n)
         tat_fail("%s: does not hold weights for every layer of %s (are these the distilled student's weights?)", args[1], args[0]);
+    /* maps from freshly initialised embeddings would say nothing about the trained student */
+    if (distill_weights_skipped_sections())
+        tat_fail("%s: holds no weights for the distillation sections of %s (the weights of a network without them): the maps need the distilled student's weights, as distill ... train saves them",
+                 args[1], args[0]);
     for (i = 0; i < net->n && layer_index < 0; ++i)
         if (net->layers[i].type == TAT_DISTILL || net->layers[i].type == ANCHOR_DISTILL) layer_index = i;
     if (layer_index < 0) tat_fail("%s: no [tat_distill] or [anchor_distill] section", args[0]);

@@ -14,10 +14,27 @@ static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
 static int student_batch;      /* > 0: overrides the student cfg's batch */
 
+/* An option given twice is refused as such: Darknet's readers would take the first and leave
+   the second behind, to be reported as a missing value or an unknown option. */
+static void refuse_repeated(int argc, char **argv, const char *name, const char *command)
+{
+    int i, count = 0;
+    for (i = 0; i < argc && argv[i]; ++i) count += !strcmp(argv[i], name);
+    if (count > 1) tat_fail("%s: %s given %d times: give it once", command, name, count);
+}
+
+int cmd_flag(int argc, char **argv, const char *name, const char *command)
+{
+    refuse_repeated(argc, argv, name, command);
+    return find_arg(argc, argv, (char *)name);
+}
+
 char *cmd_option_value(int argc, char **argv, const char *name, const char *command)
 {
-    char *value = find_char_arg(argc, argv, (char *)name, 0);
+    char *value;
     int i;
+    refuse_repeated(argc, argv, name, command);
+    value = find_char_arg(argc, argv, (char *)name, 0);
     /* Darknet's find_char_arg leaves a trailing option without its value in argv */
     for (i = 0; i < argc && argv[i]; ++i) {
         if (!strcmp(argv[i], name)) {

@@ -73,7 +73,7 @@ static void train_distill(int argc, char **argv, const char *task)
     snprintf(command, sizeof(command), "distill %s train", task);
     gpu_list = cmd_option_value(argc, argv, "-gpus", command);
     seed = cmd_option_value(argc, argv, "-seed", command);
-    clear = find_arg(argc, argv, "-clear");
+    clear = cmd_flag(argc, argv, "-clear", command);
     gpus = read_intlist(gpu_list, &ngpus, gpu_index);
     for (i = 3; i < argc && argv[i]; ++i) {
         if (argv[i][0] == '-') {
@@ -327,7 +327,11 @@ static void run_classifier_command(int argc, char **argv)
     } else if (argc >= 6 && is_classifier_verb(argv[3])) {
         /* evaluation and prediction need no teacher: the layers are inert without one */
         train_check_data_field_files(argv[4]);
+        cmd_check_classifier_validation(argc - 1, argv + 1);
         run_classifier(argc - 1, argv + 1);
+    } else if (argc >= 4 && !is_classifier_verb(argv[3])) {
+        tat_fail("%s distill classifier: '%s' is not a classifier command; usage: %s distill classifier train|valid|predict|test|... <data> <cfg> ...",
+                 argv[0], argv[3], argv[0]);
     } else {
         cmd_usage(argv[0], "classifier");
     }
@@ -403,5 +407,13 @@ void cmd_distill(int argc, char **argv)
             subcommands[i].run(argc, argv);
             return;
         }
+    if (argc >= 3) {
+        char names[256] = "";
+        for (i = 0; i < N_SUBCOMMANDS; ++i)
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? "|" : "",
+                     subcommands[i].name);
+        tat_fail("%s distill: '%s' is not a command; usage: %s distill %s ... (`%s distill` lists every form)",
+                 argv[0], argv[2], argv[0], names, argv[0]);
+    }
     cmd_usage(argv[0], 0);
 }

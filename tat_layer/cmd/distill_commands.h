@@ -16,6 +16,10 @@ void cmd_segmenter(int argc, char **argv);
 void cmd_attention(int argc, char **argv);
 /* darknet distill check <data> [cfg] (cmd_check.c) */
 void cmd_check(int argc, char **argv);
+/* Before Darknet's classifier validations (argv as `darknet classifier valid <data> <cfg>
+ * <weights>`; any other command returns at once): the weights are given and readable, and the
+ * .data file holds what they read (train_check_valid_data). (cmd_valid.c) */
+void cmd_check_classifier_validation(int argc, char **argv);
 /* Exit 1 after the usage of a subcommand on one line of stderr, or, for NULL, every form of
  * every subcommand. */
 void cmd_usage(const char *prog, const char *subcommand) __attribute__((noreturn));
@@ -24,6 +28,9 @@ void cmd_usage(const char *prog, const char *subcommand) __attribute__((noreturn
 /* The value of option `name` (removed from argv with it), or NULL when absent; exits with
  * "<command>: <name> needs a value" when it is the last argument. */
 char *cmd_option_value(int argc, char **argv, const char *name, const char *command);
+/* 1 when the flag `name` is given (removed from argv), 0 when not; an option given twice
+ * (either kind) exits with "<command>: <name> given N times". */
+int cmd_flag(int argc, char **argv, const char *name, const char *command);
 /* From now on every student network parsed (one per GPU replica in training) gets its own
  * frozen teacher (cfg + weights, all layers checked), parsed with the student's batch;
  * student_batch > 0 overrides the student cfg's batch. */

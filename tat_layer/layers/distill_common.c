@@ -69,9 +69,24 @@ static const char *generic_fields[] = {"truth", "onlyforward", "stopbackward", "
                                        "dontload", "numload", "dontloadscales", "learning_rate",
                                        "smooth", 0};
 
+void distill_refuse_repeated_fields(const list *options, const char *cfgfile, const char *section)
+{
+    node *n, *m;
+    for (n = options->front; n; n = n->next)
+        for (m = n->next; m; m = m->next) {
+            const kvp *a = (const kvp *)n->val, *b = (const kvp *)m->val;
+            if (strcmp(a->key, b->key)) continue;
+            tat_fail("%s: %s %s: given twice (%s=%s, then %s=%s): give it once", cfgfile ? cfgfile : "cfg",
+                     section, a->key, a->key, a->val ? a->val : "", b->key, b->val ? b->val : "");
+        }
+}
+
 void distill_cfg_check_fields(const distill_cfg *c, const char **known)
 {
     node *n;
+    char section[128];
+    snprintf(section, sizeof section, "[%s] (layer %d)", distill_layer_type_name(c->type), c->index);
+    distill_refuse_repeated_fields(c->options, c->net->cfgfile, section);
     for (n = c->options->front; n; n = n->next) {
         kvp *p = (kvp *)n->val;
         const char **k;

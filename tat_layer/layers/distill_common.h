@@ -40,7 +40,10 @@ typedef struct {
 
 void distill_cfg_fail(const distill_cfg *c, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
-/* Fails on a field that is neither in `known` (NULL-terminated) nor one of Darknet's own. */
+/* Fails on a field given twice in one section (Darknet's reader would take the first and
+ * ignore the second): "<cfgfile>: <section> <field>: given twice (...)". section: e.g. "[net]". */
+void distill_refuse_repeated_fields(const list *options, const char *cfgfile, const char *section);
+/* Fails on a field given twice, or neither in `known` (NULL-terminated) nor one of Darknet's own. */
 void distill_cfg_check_fields(const distill_cfg *c, const char **known);
 int distill_cfg_has(const distill_cfg *c, const char *field);
 int distill_cfg_int(const distill_cfg *c, const char *field, int def, int required);

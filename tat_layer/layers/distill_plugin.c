@@ -108,11 +108,16 @@ static long record_floats(const layer *l)
     }
 }
 
+static int skipped_last_load;
+
+int distill_weights_skipped_sections(void) { return skipped_last_load; }
+
 int distill_skip_weights(network *net, const char *filename, int start, int cutoff, long bytes)
 {
     long full = 0, plain = 0, fits_plain = 0;
     int i, end = net->n < cutoff ? net->n : cutoff, n_distill = 0, last_loaded = -1;
     char skipped[512] = "";
+    skipped_last_load = 0;
     for (i = start; i < end; ++i) {
         long f = record_floats(&net->layers[i]);
         if (f < 0) return 0;
@@ -134,5 +139,6 @@ int distill_skip_weights(network *net, const char *filename, int start, int cuto
     }
     fprintf(stderr, "\n%s: weights of the network without its distillation sections (layers %d-%d); %s start%s from scratch\n",
             filename, start, last_loaded, skipped, n_distill == 1 ? "s" : "");
+    skipped_last_load = 1;
     return 1;
 }

@@ -34,6 +34,9 @@ const char *distill_layer_name(LAYER_TYPE t);
  * loader then skips the distillation layers, which keep their initial values, and one line
  * says so. 0 otherwise (the file loads as before). */
 int distill_skip_weights(network *net, const char *filename, int start, int cutoff, long bytes);
+/* 1 when the last weights file loaded held no weights for the distillation sections (they
+ * kept their fresh initialisation: distill_skip_weights loaded the file around them). */
+int distill_weights_skipped_sections(void);
 /* Weighted loss of the last forward, averaged over images (0 when not distilling). */
 float distill_layer_loss(const layer *l);
 /* Learned parameters the layer owns, and its forward FLOPs per image. */

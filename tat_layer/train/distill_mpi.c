@@ -26,11 +26,24 @@
 
 int train_mpi_local_rank(void) { return -1; }
 
-unsigned train_mpi_start(network *net, unsigned data_seed)
+/* What Open MPI's mpirun, PMI / PMIx launchers and Slurm's srun say the job's size is. */
+static const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", 0};
+
+unsigned train_mpi_start(network *net, const char *datacfg, unsigned data_seed)
 {
+    const char *const *name;
     (void)net;
+    (void)datacfg;
+    /* without MPI each process would train alone and all would write the same files */
+    for (name = size_vars; *name; ++name) {
+        const char *v = getenv(*name);
+        if (v && atoi(v) > 1)
+            tat_fail("distributed training: %s=%s: a launcher started %s processes, but this darknet is built without MPI (each would train alone, writing the same files): build it with make MPI=1 and launch build/cpu-mpi/darknet (build/gpu-mpi/darknet with GPU=1)",
+                     *name, v, v);
+    }
     return data_seed;
 }
+int train_mpi_agreed_stop(int local_signal) { return local_signal; }
 float train_mpi_after_backward(network *net, float error, int update)
 {
     (void)net;
@@ -51,6 +64,9 @@ int train_mpi_writes_files(void) { return 1; }
 #include <mpi.h>
 #include <stdint.h>
 
+#include <signal.h>
+
+#include "train_loop.h" /* train_stop_requested */
 #include "utils.h" /* what_time_is_it_now */
 
 static const char *env_first(const char *const *names)
@@ -102,7 +118,12 @@ static struct {
     tat_tensor_list reduce_host, reduce_device;
     /* every learned parameter and its gradient, BN statistics: broadcast at start, compared */
     tat_tensor_list state_host, state_device;
-    float loss[1];      /* this rank's summed loss over the iteration's mini-batches */
+    /* this rank's summed loss over the iteration's mini-batches, then whether it got a SIGINT,
+       a SIGTERM: averaged with the gradients, so that every rank learns of any rank's stop in
+       the same iteration */
+    float loss[3];
+    int agreed_stop;    /* the signal every rank stops on after this iteration, or 0 */
+    int agreed_exit;    /* every rank exits with the same error: finalise, no abort */
     float *host_bucket;
     double last_time, first_time;
     long iterations;
@@ -273,7 +294,7 @@ static void collect(network *net)
         for (grads = 0; grads < 2; ++grads) add_layer(net, i, grads, &dm.state_host, &dm.state_device);
         add_layer(net, i, 1, &dm.reduce_host, &dm.reduce_device);
     }
-    tat_tensor_list_add(&dm.reduce_host, dm.loss, 1);
+    tat_tensor_list_add(&dm.reduce_host, dm.loss, 3);
 }
 
 /* A hash of every parameter, gradient and statistic this rank holds. */
@@ -327,7 +348,7 @@ static void at_exit(int status, void *arg)
     (void)arg;
     MPI_Finalized(&done);
     if (done) return;
-    if (status) {
+    if (status && !dm.agreed_exit) {
         fprintf(stderr, "distributed training: rank %d of %d failed (exit status %d, cause above); stopping every rank\n",
                 dm.rank, dm.size, status);
         fflush(stderr);
@@ -344,7 +365,57 @@ static void progress(network *net)
            dm.size, dm.size * net->batch * net->subdivisions, dm.images_per_s, dm.images_per_s_avg, dm.reduce_ms);
 }
 
-unsigned train_mpi_start(network *net, unsigned data_seed)
+/* ---- what the ranks run ---------------------------------------------------------------- */
+
+static uint64_t file_hash(const char *path)
+{
+    FILE *fp = path ? fopen(path, "rb") : 0;
+    uint64_t h = TAT_HASH_START;
+    char buf[65536];
+    size_t n;
+    if (!fp) return 0;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) h = tat_hash_bytes(h, buf, n);
+    fclose(fp);
+    return h;
+}
+
+/* Ranks that run different cfgs, data or budgets would hang in a collective (one rank done,
+   the others waiting) or average unrelated gradients: every rank compares with rank 0 before
+   anything is exchanged, and a mismatch stops every rank with one line from rank 0. */
+static void check_same_run(const network *net, const char *datacfg)
+{
+    enum { MAX_BATCHES, BATCH, SUBDIVISIONS, SEEN, CFG, TEACHER_CFG, DATA, FIELDS };
+    static const char *names[FIELDS] = {"max_batches", "batch", "subdivisions",
+                                        "seen (the iteration count of the weights file)",
+                                        "the cfg file's contents", "the teacher cfg file's contents",
+                                        "the .data file's contents"};
+    uint64_t mine[FIELDS], *all = tat_calloc((size_t)dm.size * FIELDS, sizeof(uint64_t));
+    int r, f;
+    mine[MAX_BATCHES] = (uint64_t)net->max_batches;
+    mine[BATCH] = (uint64_t)net->batch;
+    mine[SUBDIVISIONS] = (uint64_t)net->subdivisions;
+    mine[SEEN] = (uint64_t)*net->seen;
+    mine[CFG] = file_hash(net->cfgfile);
+    mine[TEACHER_CFG] = net->teacher ? file_hash(net->teacher->cfgfile) : 0;
+    mine[DATA] = file_hash(datacfg);
+    MPI_Allgather(mine, FIELDS, MPI_UINT64_T, all, FIELDS, MPI_UINT64_T, MPI_COMM_WORLD);
+    for (r = 1; r < dm.size; ++r)
+        for (f = 0; f < FIELDS; ++f) {
+            char values[96] = "";
+            if (all[r * FIELDS + f] == all[f]) continue;
+            if (f <= SEEN)
+                snprintf(values, sizeof values, " (%llu on rank %d, %llu on rank 0)",
+                         (unsigned long long)all[r * FIELDS + f], r, (unsigned long long)all[f]);
+            dm.agreed_exit = 1;
+            if (dm.rank == 0)
+                tat_fail("distributed training: rank %d differs from rank 0 in %s%s (%s, %s): every rank must run the same cfg, .data file, weights and budget; stopping",
+                         r, names[f], values, net->cfgfile ? net->cfgfile : "cfg", datacfg);
+            exit(1);
+        }
+    free(all);
+}
+
+unsigned train_mpi_start(network *net, const char *datacfg, unsigned data_seed)
 {
     int ok = 0, provided;
     if (!env_first(rank_vars)) return data_seed;
@@ -355,6 +426,7 @@ unsigned train_mpi_start(network *net, unsigned data_seed)
     on_exit(at_exit, 0);
     dm.active = 1;
     dm.net = net;
+    check_same_run(net, datacfg);
     /* one progress report: rank 0's */
     if (dm.rank && !freopen("/dev/null", "w", stdout)) fail("cannot silence stdout");
     dm.host_bucket = tat_calloc(BUCKET_FLOATS, sizeof(float));
@@ -399,12 +471,19 @@ float train_mpi_after_backward(network *net, float error, int update)
     before = dm.loss[0];
     dm.loss[0] += error;
     if (!update) return error;
+    /* read once: a signal arriving after this is acted on in the next iteration */
+    {
+        int sig = train_stop_requested();
+        dm.loss[1] = sig == SIGINT;
+        dm.loss[2] = sig == SIGTERM;
+    }
     now = what_time_is_it_now();
     reduce_lists(&dm.reduce_host, &dm.reduce_device, 0, 1.0f / dm.size);
     dm.reduce_ms = (float)(1000 * (what_time_is_it_now() - now));
+    if (!dm.agreed_stop) dm.agreed_stop = dm.loss[1] > 0 ? SIGINT : dm.loss[2] > 0 ? SIGTERM : 0;
     /* the iteration's mini-batch losses add up to the ranks' mean */
     error = dm.loss[0] - before;
-    dm.loss[0] = 0;
+    dm.loss[0] = dm.loss[1] = dm.loss[2] = 0;
     now = what_time_is_it_now();
     ++dm.iterations;
     dm.images_per_s = dm.size * net->batch * net->subdivisions / (now - dm.last_time);
@@ -433,6 +512,8 @@ void train_mpi_seed_data_part(int part)
 }
 
 int train_mpi_writes_files(void) { return !dm.active || dm.rank == 0; }
+
+int train_mpi_agreed_stop(int local_signal) { return dm.active ? dm.agreed_stop : local_signal; }
 
 double train_mpi_time_allreduce(size_t floats, int repeats, int *ranks)
 {

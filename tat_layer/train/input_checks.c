@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "distill_common.h"
+#include "train_loop.h" /* train_check_labels */
 #include "list.h"
 #include "option_list.h"
 #include "utils.h"
@@ -201,6 +202,49 @@ int train_count_lines(const char *path)
     return n;
 }
 
+/* The labels file (labels=, Darknet's default when absent) must hold one line per class:
+   Darknet's loops and validations read `classes` labels from it. Returns its name. */
+static char *need_labels(list *options, const char *datacfg, int classes)
+{
+    char *labels = train_need_field_file(options, datacfg, "labels", "data/labels.list");
+    int n = train_count_lines(labels);
+    if (n != classes) {
+        tat_fail("%s: %d labels (lines), but classes=%d in %s", labels, n, classes, datacfg);
+    }
+    return labels;
+}
+
+void train_check_valid_data(const char *datacfg)
+{
+    list *options = read_data_file(datacfg);
+    int classes = option_find_int_quiet(options, "classes", 2);
+    int top = option_find_int_quiet(options, "top", 1);
+    char *label_file, *valid;
+    char **labels, **paths;
+    list *plist;
+    int m;
+    if (classes < 1) {
+        tat_fail("%s: classes=%d: must be at least 1", datacfg, classes);
+    }
+    if (top < 1 || top > classes) {
+        tat_fail("%s: top=%d: must be 1..%d (the classes): the top-k accuracy counts the k best classes", datacfg,
+                 top, classes);
+    }
+    label_file = need_labels(options, datacfg, classes);
+    valid = train_need_field_file(options, datacfg, "valid", "data/train.list");
+    labels = get_labels(label_file);
+    plist = get_paths(valid);
+    m = plist->size;
+    if (m == 0) tat_fail("%s: valid=%s in %s: an empty list: nothing to validate", valid, valid, datacfg);
+    paths = (char **)list_to_array(plist);
+    /* a path holding no label (e.g. ImageNet's ILSVRC2012_val_* names) would count as wrong */
+    train_check_labels(paths, m, labels, classes, valid);
+    free_ptrs((void **)paths, m);
+    free_ptrs((void **)labels, classes);
+    free_list(plist);
+    train_free_data_options(options);
+}
+
 void train_check_data(const char *datacfg, const char *cfgfile, const network *net,
                          int segmentation)
 {
@@ -215,13 +259,7 @@ void train_check_data(const char *datacfg, const char *cfgfile, const network *n
     train_need_field_file(options, datacfg, "train", "data/train.list");
     if (!segmentation) {
         train_need_field_file(options, datacfg, "tree", 0);
-        if (!option_find_int_quiet(options, "tag", 0)) {
-            char *labels = train_need_field_file(options, datacfg, "labels", "data/labels.list");
-            int n = train_count_lines(labels);
-            if (n != classes) {
-                tat_fail("%s: %d labels (lines), but classes=%d in %s", labels, n, classes, datacfg);
-            }
-        }
+        if (!option_find_int_quiet(options, "tag", 0)) need_labels(options, datacfg, classes);
         if (net && net->outputs != classes) {
             tat_fail("%s: classes=%d, but %s outputs %d values per image", datacfg, classes,
                     cfgfile, net->outputs);

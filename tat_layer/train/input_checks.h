@@ -74,6 +74,12 @@ void train_free_data_options(list *options);
 void train_check_data(const char *datacfg, const char *cfgfile, const network *net,
                          int segmentation);
 
+/* What Darknet's classifier validations (valid, validmulti, valid10, validcrop, validfull)
+   read from the .data file, checked before they run: classes >= 1, top in 1..classes, a
+   labels file of classes lines, a readable, non-empty valid list (Darknet's defaults where
+   absent) whose every path holds exactly one label. */
+void train_check_valid_data(const char *datacfg);
+
 /* The names of every file a training run with cfgfile and datacfg may write: 1 when path is
    one of them (<backup>/<cfg name>.weights, .backup, _<N>.weights). */
 int train_is_output(const char *datacfg, const char *cfgfile, const char *path);

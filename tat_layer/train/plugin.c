@@ -6,6 +6,7 @@
 
 #include "blas_core.h"
 #include "distill_mpi.h"
+#include "distill_common.h"
 #include "distill_plugin.h"
 #include "input_checks.h"
 #include "input_normalization.h"
@@ -18,6 +19,7 @@ void (*train_progress_hook)(network *net);
 /* ---- networks ------------------------------------------------------------------------------ */
 static void parse_net(list *options, network *net)
 {
+    distill_refuse_repeated_fields(options, net->cfgfile, "[net]");
     train_read_input_normalization(options, net);
     if (train_parse_network_hook) train_parse_network_hook(net);
 }
@@ -99,7 +101,7 @@ static struct {
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
-    run->data_seed = train_mpi_start(net, run->data_seed);
+    run->data_seed = train_mpi_start(net, run->datacfg, run->data_seed);
     if (!strcmp(run->loop, "classifier")) {
         /* before anything runs: the files the data cfg names, labels against classes and the
            network's outputs, a writable backup directory whose paths fit the loop's buffers */
@@ -115,6 +117,11 @@ static void train_loader(darknet_train_run *run)
     load_args *a = run->args;
     network *net = run->nets[0];
     train_check_no_blank_paths(a->paths, a->m, run->train_list);
+    /* after the data checks: weights already trained to this cfg's budget (e.g. by plain
+       training of the same cfg) would run no iteration and be saved again as if trained */
+    if (get_current_batch(net) >= (size_t)net->max_batches)
+        tat_fail("%s: the weights given are at iteration %zu (seen=%zu images), max_batches=%d: nothing left to train; -clear starts at iteration 0 with these weights (or raise max_batches)",
+                 run->cfgfile, get_current_batch(net), *net->seen, net->max_batches);
     if (!strcmp(run->loop, "classifier")) {
         if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
         loader.masks = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "distill_common.h"
+#include "distill_mpi.h"
 #include "distill_plugin.h"
 #include "network.h"
 
@@ -35,6 +36,8 @@ void train_stop_on_signals(void)
     sigaction(SIGINT, &sa, 0);
     sigaction(SIGTERM, &sa, 0);
 }
+
+int train_stop_requested(void) { return stop_signal; }
 
 static int all_finite(const float *a, size_t n)
 {
@@ -78,7 +81,7 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
 {
     size_t size;
     char *path;
-    int i;
+    int i, sig;
     /* the distillation terms are checked in their own forward, before the update */
     for (i = 0; i < net->n; ++i) {
         layer *l = &net->layers[i];
@@ -86,14 +89,18 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
             distill_stop_if_not_finite(net, get_layer_string(l->type), i, *l->cost);
     }
     stop_if_weights_not_finite(net);
-    if (!stop_signal) return;
+    /* distributed: the stop every rank agreed on in this iteration's reduction, so that all
+       stop at the same iteration, rank 0 saves and says so once */
+    sig = train_mpi_agreed_stop(stop_signal);
+    if (!sig) return;
     size = strlen(backup_directory) + strlen(base) + sizeof("/.backup");
     path = tat_calloc(size, 1);
     snprintf(path, size, "%s/%s.backup", backup_directory, base);
     fflush(stdout);
     save_weights(net, path);
-    fprintf(stderr, "%s at iteration %zu: saved %s; to resume, run the same command with it as the weights file\n",
-            stop_signal == SIGINT ? "SIGINT" : "SIGTERM", get_current_batch(net), path);
+    if (train_mpi_writes_files())
+        fprintf(stderr, "%s at iteration %zu: saved %s; to resume, run the same command with it as the weights file\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", get_current_batch(net), path);
     free(path);
     exit(0);
 }

@@ -15,6 +15,8 @@
 
 /* From now on the first SIGINT or SIGTERM asks for a stop; a second one kills as usual. */
 void train_stop_on_signals(void);
+/* The signal (SIGINT, SIGTERM) that asked this process for a stop, 0 for none. */
+int train_stop_requested(void);
 /* After each iteration (after its progress line, before the loop's backups). */
 void train_stop_check(network *net, const char *backup_directory, const char *base);
 
