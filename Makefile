@@ -203,6 +203,15 @@ GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcura
     $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng -lm -pthread
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
+ifneq ($(call on,GPU),1)
+	$(error gpu-test-bins needs GPU=1 (CUDNN=0 or 1 chooses the library it links))
+endif
+
+# The library and the patched tree come from `build` (which fetches first): order-only, so that
+# `make -j build gpu-test-bins` builds the library before linking against it (no second build
+# of the same tree in parallel), and an up-to-date library relinks nothing.
+$(GPU_OUT)/libdarknet.a: | build ;
+$(DARKNET_TREE)/include/darknet.h: | fetch ;
 
 $(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(TAT_HEADERS) $(wildcard tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)
