@@ -69,6 +69,8 @@ LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))
 # runtime), libpng, zlib and the C++ runtime linked statically; cuBLAS, cuRAND, cuDNN and NCCL
 # stay shared (their static archives would make each binary hundreds of MiB).
 ifeq ($(PORTABLE), 1)
+# libdarknet.so keeps the shared libraries: the static archives are not position-independent
+$(SLIB): LDFLAGS := $(LDFLAGS)
 LDFLAGS := $(patsubst -lcudart,-lcudart_static -ldl -lrt,$(LDFLAGS))
 LDFLAGS := $(patsubst -lopenblas,-l:libopenblas.a -l:libgfortran.a -l:libquadmath.a,$(LDFLAGS))
 LDFLAGS := $(patsubst -lpng%,-l:libpng16.a -l:libz.a,$(LDFLAGS))
