@@ -151,13 +151,31 @@ EOF
     return "$rc"
 }
 
-# carry_mpi DIR: Open MPI's shared libraries next to the MPI binary (run as a singleton there)
+# carry_mpi DIR: Open MPI's shared libraries next to the MPI binary, and those of its components
+# (DIR/lib/openmpi3) that need nothing else: enough for a one-rank job started without mpirun
+# (an isolated singleton), which is what a GPU machine without Open MPI can run
 carry_mpi() {
-    local dir=$1 lib path
+    local dir=$1 lib path comp pkglib ok
     ldd "$dir/bin/darknet-mpi" | while read -r lib _ path _; do
         [[ $lib =~ $system_lib_re ]] || [[ $lib =~ $gpu_machine_lib_re ]] && continue
         [ -f "$path" ] && cp -L "$path" "$dir/lib/$lib"
     done
+    pkglib=$(ompi_info --parsable --path pkglibdir 2> /dev/null | cut -d: -f3)
+    [ -d "$pkglib" ] || { echo "gpu-check: prepare: Open MPI's components not found (ompi_info)"; return 1; }
+    for lib in libnuma.so.1 "$pkglib"/../libmca_common_*.so.*; do
+        path=$lib
+        [ -e "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+        [ -n "$path" ] && [ -e "$path" ] && cp -L "$path" "$dir/lib/$(basename "$lib")"
+    done
+    mkdir -p "$dir/lib/openmpi3"
+    for comp in "$pkglib"/*.so; do
+        ok=1
+        for lib in $(ldd "$comp" | awk '{print $1}'); do
+            [[ $lib =~ $system_lib_re ]] || [ -e "$dir/lib/$lib" ] || ok=0
+        done
+        [ "$ok" = 1 ] && cp "$comp" "$dir/lib/openmpi3/"
+    done
+    echo "carried Open MPI: $(ls "$dir/lib" | wc -l) libraries, $(ls "$dir/lib/openmpi3" | wc -l) components"
 }
 
 # fashion_subset OUT: the first 3000 training and 1000 test images in the package's own format
@@ -329,8 +347,12 @@ print("\n".join(sorted({d for p in paths for d in glob.glob(os.path.join(p, "nvi
     elif [ ! -f "$dir/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
         row "NCCL" FAIL "no Fashion-MNIST subset in $dir/fashion-mnist"
     else
-        stage NCCL 90 "$logs/nccl.log" env "${fm[@]}" DARKNET="$dir/bin/darknet" DARKNET_MPI="$dir/bin/darknet-mpi" \
-            bash "$dir/tests/gpu/test_gpu_distributed.sh"
+        # without Open MPI installed: one rank as an isolated singleton on the carried components
+        local singleton=()
+        command -v mpirun > /dev/null ||
+            singleton=(MPI_SINGLETON=1 OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_mca_base_component_path="$dir/lib/openmpi3")
+        stage NCCL 90 "$logs/nccl.log" env "${fm[@]}" "${singleton[@]}" DARKNET="$dir/bin/darknet" \
+            DARKNET_MPI="$dir/bin/darknet-mpi" bash "$dir/tests/gpu/test_gpu_distributed.sh"
         local rc=$?
         test_lines nccl "$logs/nccl.log"
         grep -qE '^(PASS|SKIP) ' "$logs/nccl.log" || row NCCL FAIL "exit $rc, no result line (logs/nccl.log): $(tail -n 1 "$logs/nccl.log")"
