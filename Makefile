@@ -204,7 +204,7 @@ GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 $(if $(call on,PORTABLE)
     -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng) -lm -pthread
 # PORTABLE=1 (tat_layer/darknet.mk): only the toolkit's and the wheels' libraries stay shared
 PORTABLE_GPU_LIBS = -lcudart_static -ldl -lrt -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -l:libstdc++.a \
-    -static-libgcc -l:libopenblas.a -l:libgfortran.a -l:libquadmath.a -l:libpng16.a -l:libz.a
+    -l:libopenblas.a -l:libgfortran.a -l:libquadmath.a -l:libpng16.a -l:libz.a
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 ifneq ($(call on,GPU),1)

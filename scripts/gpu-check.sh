@@ -101,6 +101,10 @@ prepare() {
     cp scripts/gpu-check.sh "$dir.new/gpu-check.sh"
     fashion_subset "$dir.new/fashion-mnist" || exit 1
     git -C "$top" log -1 --format='%H %s' > "$dir.new/COMMIT" 2> /dev/null || true
+    # the newest glibc symbol version any carried binary needs: the run's preflight compares
+    for f in $(carried_binaries "$dir.new") "$dir.new"/lib/*.so*; do objdump -T "$f" 2> /dev/null; done |
+        grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -n 1 | sed 's/GLIBC_//' > "$dir.new/GLIBC_NEEDED"
+    echo "gpu-check: the binaries need glibc $(cat "$dir.new/GLIBC_NEEDED") or newer"
     check_libs "$dir.new" || { echo "gpu-check: prepare: a binary needs a library the GPU machine lacks"; exit 1; }
     local kib
     kib=$(du -sk "$dir.new" | awk '{print $1}')
@@ -283,6 +287,14 @@ print("\n".join(sorted({d for p in paths for d in glob.glob(os.path.join(p, "nvi
     fi
     cat "$logs/preflight.log"
     row "preflight: device" PASS "$(grep -m1 '^device 0' "$logs/preflight.log" | cut -c1-90)"
+    local glibc need
+    glibc=$(getconf GNU_LIBC_VERSION 2> /dev/null | awk '{print $2}')
+    need=$(cat "$dir/GLIBC_NEEDED" 2> /dev/null)
+    if [ -n "$need" ] && [ -n "$glibc" ] && [ "$(printf '%s\n%s\n' "$need" "$glibc" | sort -V | head -n 1)" != "$need" ]; then
+        row "preflight: glibc" FAIL "this machine has glibc $glibc, the binaries need $need or newer (prepare on an older distribution)"
+    else
+        row "preflight: glibc" PASS "${glibc:-unknown} (the binaries need ${need:-?})"
+    fi
     row "preflight: driver" INFO "$(head -n 1 "$logs/preflight.log"); nvidia-smi: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2> /dev/null | head -n 1)"
     local lib where
     for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libcudnn.so.9 libnccl.so.2; do

@@ -74,7 +74,7 @@ $(SLIB): LDFLAGS := $(LDFLAGS)
 LDFLAGS := $(patsubst -lcudart,-lcudart_static -ldl -lrt,$(LDFLAGS))
 LDFLAGS := $(patsubst -lopenblas,-l:libopenblas.a -l:libgfortran.a -l:libquadmath.a,$(LDFLAGS))
 LDFLAGS := $(patsubst -lpng%,-l:libpng16.a -l:libz.a,$(LDFLAGS))
-LDFLAGS := $(patsubst -lstdc++,-l:libstdc++.a,$(LDFLAGS)) -static-libgcc
+LDFLAGS := $(patsubst -lstdc++,-l:libstdc++.a,$(LDFLAGS))
 endif
 # The plugin's objects are reached from the executable's entry point (cmd/plugin_main.c), which
 # the link lists after libdarknet's first scan and after the libraries: the library once more,
