@@ -207,8 +207,10 @@ PORTABLE_GPU_LIBS = -lcudart_static -ldl -lrt -lcublas -lcurand $(if $(call on,C
     -l:libopenblas.a -l:libgfortran.a -l:libquadmath.a -l:libpng16.a -l:libz.a
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
+ifneq ($(filter gpu-test-bins,$(MAKECMDGOALS)),)
 ifneq ($(call on,GPU),1)
-	$(error gpu-test-bins needs GPU=1 (CUDNN=0 or 1 chooses the library it links))
+$(error gpu-test-bins needs GPU=1 (CUDNN=0 or 1 chooses the library it links))
+endif
 endif
 
 # The library and the patched tree come from `build` (which fetches first): order-only, so that
