@@ -13,6 +13,7 @@
 #   scripts/gpu-check.sh run DIR         on the GPU machine: preflight, then each stage under
 #                                        its own limit (all under 8 minutes), one summary table
 #   scripts/gpu-check.sh probe OUT       build only the preflight's device probe (DIR/bin/gpu_probe)
+#   scripts/gpu-check.sh size DIR        KiB the folder carries (binaries unpacked from bin/*.xz not counted)
 #
 # run's exit status: 0 every stage passed or skipped, 1 a stage failed, 3 no CUDA device
 # (the preflight's line says why; nothing else ran).
@@ -21,7 +22,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 max_mib=60
 
 usage() {
-    echo "usage: $0 prepare [DIR] | libs DIR | run DIR | probe OUT" >&2
+    echo "usage: $0 prepare [DIR] | libs DIR | run DIR | probe OUT | size DIR" >&2
     exit 2
 }
 
@@ -31,7 +32,34 @@ usage() {
 system_lib_re='^(linux-vdso\.so\.1|/lib64/ld-linux-x86-64\.so\.2|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libmvec\.so\.1|libdl\.so\.2|librt\.so\.1|libpthread\.so\.0|libgcc_s\.so\.1|libstdc\+\+\.so\.6)$'
 gpu_machine_lib_re='^(libcublas\.so\.13|libcublasLt\.so\.13|libcurand\.so\.10|libcudnn\.so\.9|libnccl\.so\.2)$'
 
-carried_binaries() { find "$1/bin" -maxdepth 1 -type f -perm -u+x 2> /dev/null | sort; }
+carried_binaries() { find "$1/bin" -maxdepth 1 -type f -perm -u+x ! -name '*.xz' 2> /dev/null | sort; }
+
+# The large binaries travel xz-compressed (bin/NAME.xz; OpenBLAS's kernels for every CPU make
+# each about 28 MB): unpack DIR writes bin/NAME beside each, with xz or Python's lzma module
+unpack() {
+    local f out
+    for f in "$1"/bin/*.xz; do
+        [ -e "$f" ] || continue
+        out=${f%.xz}
+        [ -x "$out" ] && [ "$out" -nt "$f" ] && continue
+        if command -v xz > /dev/null; then
+            xz -dc "$f" > "$out.tmp"
+        else
+            python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$f" "$out.tmp"
+        fi || { echo "gpu-check: cannot unpack $f"; rm -f "$out.tmp"; return 1; }
+        chmod +x "$out.tmp" && mv "$out.tmp" "$out"
+    done
+}
+
+# carried_kib DIR: what the folder carries, in KiB (not the binaries unpacked from bin/*.xz)
+carried_kib() {
+    local total unpacked=0 f
+    total=$(du -sk "$1" | awk '{print $1}')
+    for f in "$1"/bin/*.xz; do
+        [ -e "${f%.xz}" ] && unpacked=$((unpacked + $(du -sk "${f%.xz}" | awk '{print $1}')))
+    done
+    echo $((total - unpacked))
+}
 
 # libs DIR: prints each binary's libraries; 1 when one is neither the GPU machine's nor carried
 check_libs() {
@@ -101,13 +129,20 @@ prepare() {
     cp scripts/gpu-check.sh "$dir.new/gpu-check.sh"
     fashion_subset "$dir.new/fashion-mnist" || exit 1
     git -C "$top" log -1 --format='%H %s' > "$dir.new/COMMIT" 2> /dev/null || true
-    # the newest glibc symbol version any carried binary needs: the run's preflight compares
-    for f in $(carried_binaries "$dir.new") "$dir.new"/lib/*.so*; do objdump -T "$f" 2> /dev/null; done |
+    # the newest glibc symbol version the binaries need, and Open MPI's carried libraries: the
+    # run's preflight compares them with the machine's
+    for f in $(carried_binaries "$dir.new"); do objdump -T "$f" 2> /dev/null; done |
         grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -n 1 | sed 's/GLIBC_//' > "$dir.new/GLIBC_NEEDED"
-    echo "gpu-check: the binaries need glibc $(cat "$dir.new/GLIBC_NEEDED") or newer"
+    for f in "$dir.new"/lib/*.so*; do objdump -T "$f" 2> /dev/null; done |
+        grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -n 1 | sed 's/GLIBC_//' > "$dir.new/GLIBC_NEEDED_MPI"
+    echo "gpu-check: the binaries need glibc $(cat "$dir.new/GLIBC_NEEDED") or newer, the carried Open MPI $(cat "$dir.new/GLIBC_NEEDED_MPI")"
     check_libs "$dir.new" || { echo "gpu-check: prepare: a binary needs a library the GPU machine lacks"; exit 1; }
+    local f
+    for f in $(carried_binaries "$dir.new"); do
+        [ "$(stat -c %s "$f")" -gt 4000000 ] && { xz -T0 -6 -c "$f" > "$f.xz" && rm "$f" || exit 1; }
+    done
     local kib
-    kib=$(du -sk "$dir.new" | awk '{print $1}')
+    kib=$(carried_kib "$dir.new")
     if [ "$kib" -gt $((max_mib * 1024)) ]; then
         echo "gpu-check: prepare: $dir.new is $((kib / 1024)) MiB, over $max_mib MiB"
         exit 1
@@ -277,6 +312,7 @@ print("\n".join(sorted({d for p in paths for d in glob.glob(os.path.join(p, "nvi
     fi
     export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
+    unpack "$dir" || exit 1
     echo "== preflight"
     if ! "$dir/bin/gpu_probe" > "$logs/preflight.log" 2>&1; then
         cat "$logs/preflight.log"
@@ -364,7 +400,12 @@ print("\n".join(sorted({d for p in paths for d in glob.glob(os.path.join(p, "nvi
     fi
 
     # distributed training over NCCL on one rank, compared with the same run without MPI
-    if ! have darknet-mpi; then
+    local need_mpi
+    need_mpi=$(cat "$dir/GLIBC_NEEDED_MPI" 2> /dev/null)
+    if [ -n "$need_mpi" ] && [ -n "$glibc" ] && ! command -v mpirun > /dev/null &&
+        [ "$(printf '%s\n%s\n' "$need_mpi" "$glibc" | sort -V | head -n 1)" != "$need_mpi" ]; then
+        row "NCCL" SKIP "the carried Open MPI needs glibc $need_mpi, this machine has $glibc, and no mpirun is installed"
+    elif ! have darknet-mpi; then
         row "NCCL" SKIP "no MPI GPU build carried, or Open MPI's libraries unresolved here"
     elif [ ! -f "$dir/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
         row "NCCL" FAIL "no Fashion-MNIST subset in $dir/fashion-mnist"
@@ -406,7 +447,8 @@ print("\n".join(sorted({d for p in paths for d in glob.glob(os.path.join(p, "nvi
 
 case ${1:-} in
     prepare) shift; prepare "$@" ;;
-    libs) [ $# -eq 2 ] || usage; check_libs "$2" ;;
+    libs) [ $# -eq 2 ] || usage; unpack "$2" && check_libs "$2" ;;
+    size) [ $# -eq 2 ] || usage; carried_kib "$2" ;;
     run) [ $# -eq 2 ] || usage; run "$2" ;;
     probe) [ $# -eq 2 ] || usage; probe "$2" ;;
     *) usage ;;

@@ -5,7 +5,8 @@
 # - `libs` accepts a binary needing only glibc, refuses one needing libpng (which the GPU machine
 #   lacks), naming it, and accepts it once the folder carries the library;
 # - a folder made by `gpu-check.sh prepare` (build/gpu-check, when there): every binary the run
-#   needs is there, its ldd lists only the GPU machine's libraries or the folder's, at most 60 MiB.
+#   needs is there (the large ones xz-compressed), its ldd (unpacked) lists only the GPU machine's
+#   libraries or the folder's, and the folder carries at most 60 MiB.
 # Without nvcc / the CUDA runtime's static library: one SKIP line.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -59,8 +60,8 @@ if [ ! -d "$prepared" ]; then
     exit 0
 fi
 missing=
-for f in bin/darknet bin/darknet-cudnn bin/test_gpu bin/test_gpu-cudnn bin/bench_gpu bin/gpu_probe \
-    bin/fashion_mnist_to_darknet gpu-check.sh tests/lib.sh tests/gpu/test_gpu_distill.sh \
+for f in bin/darknet.xz bin/darknet-cudnn.xz bin/test_gpu.xz bin/test_gpu-cudnn.xz bin/bench_gpu.xz bin/gpu_probe \
+    bin/fashion_mnist_to_darknet gpu-check.sh GLIBC_NEEDED tests/lib.sh tests/gpu/test_gpu_distill.sh \
     tests/gpu/test_gpu_distributed.sh fashion-mnist/train-images-idx3-ubyte.gz fashion-mnist/t10k-labels-idx1-ubyte.gz; do
     [ -e "$prepared/$f" ] || missing="$missing $f"
 done
@@ -70,8 +71,8 @@ if "$check" libs "$prepared" > libs4.log 2>&1; then
 else
     echo "FAIL gpu_check_prepared_libs: $(grep -m1 '^gpu-check' libs4.log)"
 fi
-kib=$(du -sk "$prepared" | awk '{print $1}')
-if [ "$kib" -le $((60 * 1024)) ]; then
+kib=$("$check" size "$prepared")
+if [ -n "$kib" ] && [ "$kib" -le $((60 * 1024)) ]; then
     echo "PASS gpu_check_prepared_size"
 else
     echo "FAIL gpu_check_prepared_size: $kib KiB, over 60 MiB"
