@@ -28,7 +28,7 @@
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
-# Darknet), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# Darknet), PORTABLE=1 (static CUDA runtime, OpenBLAS, libpng: for scripts/gpu-check.sh prepare), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
 # -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
 # Each flag combination builds in its own build/<variant>/, so switching flags
 # never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
@@ -42,6 +42,7 @@ DEBUG = 0
 SANITIZE = 0
 MPI = 0
 BLAS = 1
+PORTABLE = 0
 DARKNET_SRC =
 # CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
 ARCH = -gencode arch=compute_75,code=sm_75 \
@@ -67,7 +68,7 @@ endif
 
 # Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
 on = $(filter 1,$($(1)))
-VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)$(if $(call on,PORTABLE),-portable)
 OUT = $(CURDIR)/build/$(VARIANT)
 
 # Build in parallel by default; an explicit -j from the user wins. Recursive
@@ -76,7 +77,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 
 DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
-    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) \
+    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) PORTABLE=$(PORTABLE) \
     OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
 # Errors abort (no recovery) so that no report goes unnoticed in a passing run.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -191,7 +192,7 @@ gpu-build-check:
 # --- GPU tests and benchmark: linked against a GPU library (build/gpu or build/gpu-cudnn, as
 # CUDNN says), never part of `make test` (which links the CPU library). tests/gpu/test_*.c and
 # test_*.sh run through tests/run.sh.
-GPU_VARIANT = gpu$(if $(call on,CUDNN),-cudnn)
+GPU_VARIANT = gpu$(if $(call on,CUDNN),-cudnn)$(if $(call on,PORTABLE),-portable)
 GPU_OUT = $(CURDIR)/build/$(GPU_VARIANT)
 GPU_TEST_DIR = build/$(GPU_VARIANT)-tests
 GPU_BENCH = build/bench/bench_$(subst -,_,$(GPU_VARIANT))
@@ -199,10 +200,24 @@ GPU_TEST_SRCS = $(wildcard tests/gpu/test_*.c)
 GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
 # darknet.h's layer has cuDNN fields under CUDNN: the tests must see the library's layout
 GPU_CFLAGS = $(TEST_CFLAGS) -DGPU $(if $(call on,CUDNN),-DCUDNN) -I$(CUDA_HOME)/include
-GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand \
-    $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng -lm -pthread
+GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 $(if $(call on,PORTABLE),$(PORTABLE_GPU_LIBS),-lcudart \
+    -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng) -lm -pthread
+# PORTABLE=1 (tat_layer/darknet.mk): only the toolkit's and the wheels' libraries stay shared
+PORTABLE_GPU_LIBS = -lcudart_static -ldl -lrt -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -l:libstdc++.a \
+    -l:libopenblas.a -l:libgfortran.a -l:libquadmath.a -l:libpng16.a -l:libz.a
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
+ifneq ($(filter gpu-test-bins,$(MAKECMDGOALS)),)
+ifneq ($(call on,GPU),1)
+$(error gpu-test-bins needs GPU=1 (CUDNN=0 or 1 chooses the library it links))
+endif
+endif
+
+# The library and the patched tree come from `build` (which fetches first): order-only, so that
+# `make -j build gpu-test-bins` builds the library before linking against it (no second build
+# of the same tree in parallel), and an up-to-date library relinks nothing.
+$(GPU_OUT)/libdarknet.a: | build ;
+$(DARKNET_TREE)/include/darknet.h: | fetch ;
 
 $(GPU_TEST_DIR)/%: tests/gpu/%.c $(GPU_OUT)/libdarknet.a $(TAT_HEADERS) $(wildcard tests/*.h) $(DARKNET_TREE)/include/darknet.h
 	@mkdir -p $(@D)

@@ -98,6 +98,8 @@ static void gpu_term(tat_gpu_term *g, const setting *s, int anchors)
         fprintf(stderr, "bench: %s\n", err);
         exit(1);
     }
+    /* the attention form training would take on this device */
+    geom.stream_tile = tat_gpu_term_stream_tile(&geom, 0);
     tat_gpu_term_init(g, &geom);
 }
 
@@ -159,8 +161,9 @@ static void run(const setting *s, int reps)
         ms_terms += b;
     }
     ms = ms_emb + ms_terms;
-    printf("gpu %-10s batch %3d %9.3f ms/image  (%8.2f ms/step, %.2f attention GFLOP/image)\n",
-           s->name, s->batch, ms / reps / s->batch, ms / reps, flops / 1e9);
+    printf("gpu %-10s batch %3d %9.3f ms/image  (%8.2f ms/step, %.2f attention GFLOP/image, attention %s, tile %d)\n",
+           s->name, s->batch, ms / reps / s->batch, ms / reps, flops / 1e9,
+           patch.geom.stream_tile ? "streaming" : "materialized", patch.geom.stream_tile);
     {
         double hw = (double)s->h * s->w, kk = (double)s->c * s->ksize * s->ksize;
         /* forward conv FLOPs per image: query + value (+ key, 1x1); backward twice that, minus

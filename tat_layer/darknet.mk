@@ -64,6 +64,18 @@ endif
 
 # Only the runtime API is used; libcuda (the driver) need not be linked.
 LDFLAGS := $(filter-out -lcuda,$(LDFLAGS))
+# PORTABLE=1: binaries that run where only the CUDA toolkit, the driver and Python's NVIDIA wheels
+# are installed (scripts/gpu-check.sh prepare): the CUDA runtime, OpenBLAS (with its Fortran
+# runtime), libpng, zlib and the C++ runtime linked statically; cuBLAS, cuRAND, cuDNN and NCCL
+# stay shared (their static archives would make each binary hundreds of MiB).
+ifeq ($(PORTABLE), 1)
+# libdarknet.so keeps the shared libraries: the static archives are not position-independent
+$(SLIB): LDFLAGS := $(LDFLAGS)
+LDFLAGS := $(patsubst -lcudart,-lcudart_static -ldl -lrt,$(LDFLAGS))
+LDFLAGS := $(patsubst -lopenblas,-l:libopenblas.a -l:libgfortran.a -l:libquadmath.a,$(LDFLAGS))
+LDFLAGS := $(patsubst -lpng%,-l:libpng16.a -l:libz.a,$(LDFLAGS))
+LDFLAGS := $(patsubst -lstdc++,-l:libstdc++.a,$(LDFLAGS))
+endif
 # The plugin's objects are reached from the executable's entry point (cmd/plugin_main.c), which
 # the link lists after libdarknet's first scan and after the libraries: the library once more,
 # then the libraries its plugin members need, so that those members find them.

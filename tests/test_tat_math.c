@@ -1686,6 +1686,32 @@ static void test_rng(void)
     tat_embedding_free(&e);
 }
 
+/* The device's attention choice from a budget: materialised exactly when the kept N x N
+ * matrices fit, else the largest tile that fits, never below the minimum; on the geometry of
+ * the VOC MobileNetV2 anchor term's size class (129 x 129 maps, batch 8, full form). */
+static void test_stream_tile_for_budget(void)
+{
+    tat_term_geom g;
+    const char *err = tat_term_geom_patch(&g, 8, 32, 129, 129, 1, 1, 1);
+    size_t per = 2 * (size_t)g.n_blocks * sizeof(float), nn = (size_t)g.N * g.N;
+    if (err) {
+        report(0, "stream_tile_geometry", "%s", err);
+        return;
+    }
+    report(tat_term_stream_tile_for_budget(&g, 2, per * nn, 1024, 1) == 0, "stream_tile_materialized_when_it_fits",
+           "N %d: %zu bytes of budget", g.N, per * nn);
+    report(tat_term_stream_tile_for_budget(&g, 2, per * nn, 1024, 0) == 4096, "stream_tile_forced_streaming_largest",
+           "forced streaming with room for N x N: want 4096");
+    report(tat_term_stream_tile_for_budget(&g, 2, per * nn - 1, 1024, 1) == 4096, "stream_tile_one_byte_short_streams",
+           "one byte short of N x N: want tile 4096");
+    report(tat_term_stream_tile_for_budget(&g, 2, per * 4096 * 4096 - 1, 1024, 1) == 2048, "stream_tile_steps_down",
+           "one byte short of 4096^2: want 2048");
+    report(tat_term_stream_tile_for_budget(&g, 2, per * 2048 * 2048 - 1, 1024, 1) == 1024, "stream_tile_minimum",
+           "one byte short of 2048^2: want the minimum 1024");
+    report(tat_term_stream_tile_for_budget(&g, 2, 0, 1024, 1) == 1024, "stream_tile_never_below_minimum",
+           "no budget: want the minimum 1024");
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -1752,6 +1778,7 @@ int main(int argc, char **argv)
     }
 
     /* baselines */
+    test_stream_tile_for_budget();
     run_kd_fixture(dir, "kd_T1");
     run_kd_fixture(dir, "kd_T4");
     run_fitnet_fixture(dir, "fitnet_batchbn");

@@ -111,6 +111,9 @@ static void train_distill(int argc, char **argv, const char *task)
         int devices = 0;
         if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) gpus[0] = local_rank % devices;
     }
+    /* The first CUDA call that creates a context (the teacher's load below, Darknet's loop) must
+       find this process's device current already; main selects none unless -i names one. */
+    cuda_set_device(gpus[0]);
 #endif
     train_need_readable(args[0], "the data file");
     train_need_readable(args[1], "the student cfg");

@@ -875,6 +875,18 @@ int tat_term_prefers_streaming(const tat_term_geom *g)
     return tat_term_materialized_bytes(g, tat_get_num_threads()) > TAT_ATTENTION_BUDGET_BYTES;
 }
 
+int tat_term_stream_tile_for_budget(const tat_term_geom *g, int kept, size_t budget_bytes, int min_tile,
+                                    int allow_materialized)
+{
+    static const int larger[] = {4096, 2048};
+    size_t per_matrix = (size_t)kept * g->n_blocks * sizeof(float);
+    int i;
+    if (allow_materialized && per_matrix * g->N * g->N <= budget_bytes) return 0;
+    for (i = 0; i < 2; ++i)
+        if (larger[i] > min_tile && per_matrix * larger[i] * larger[i] <= budget_bytes) return larger[i];
+    return min_tile;
+}
+
 size_t tat_term_elements_per_image(const tat_term_geom *g)
 {
     return (size_t)(g->n_blocks / g->batch) * g->N * g->d;

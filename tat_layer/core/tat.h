@@ -191,6 +191,8 @@ typedef struct {
 
 /* The tile edge of the streaming attention when a caller just asks for streaming. */
 #define TAT_STREAM_TILE 256
+/* The smallest tile edge a device streams with. */
+#define TAT_GPU_STREAM_TILE 1024
 /* Above this many bytes of attention matrices (the kept ones and the backward's per-thread
  * copies), tat_term_prefers_streaming says stream. */
 #define TAT_ATTENTION_BUDGET_BYTES ((size_t)512 << 20)
@@ -211,6 +213,13 @@ double tat_term_flops_per_image(const tat_term_geom *g);
 size_t tat_term_materialized_bytes(const tat_term_geom *g, int nthreads);
 /* 1 when the materialised attention would exceed TAT_ATTENTION_BUDGET_BYTES. */
 int tat_term_prefers_streaming(const tat_term_geom *g);
+/* A device's attention choice under a memory budget (the GPU path asks with a share of the
+ * device's free memory, tat_gpu_term_stream_tile): 0, materialise, when allow_materialized and
+ * `kept` N x N matrices per block fit in budget_bytes; else the largest tile edge of 4096,
+ * 2048 and min_tile whose `kept` tile x tile matrices per block fit, min_tile when none does
+ * (its allocation then says what is missing). Fewer, larger tiles: fewer launches per step. */
+int tat_term_stream_tile_for_budget(const tat_term_geom *g, int kept, size_t budget_bytes, int min_tile,
+                                    int allow_materialized);
 /* The gather of a term's maps into blocks, as the primitives' geometry: whole batch (planes =
  * batch * c) or, with one_image, one image of it. */
 tat_patch_geom tat_term_patch_geom(const tat_term_geom *g, int one_image);

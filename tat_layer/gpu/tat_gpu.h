@@ -105,6 +105,11 @@ typedef struct {
 /* Allocates everything once, for a geometry that tat_term_geom_* accepted (streaming when
  * geom->stream_tile > 0, as tat.c: memory linear in N). */
 void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom);
+/* The term's stream_tile on the current device (training and the benchmark both ask here): a
+ * quarter of the device's free memory is the budget for its two attention buffers (softmax and
+ * dS per block); materialised when they fit and !streaming, else tiles of
+ * TAT_GPU_STREAM_TILE or more (tat_term_stream_tile_for_budget). */
+int tat_gpu_term_stream_tile(const tat_term_geom *geom, int streaming);
 void tat_gpu_term_free(tat_gpu_term *g);
 /* As tat_term_forward / tat_term_backward, on device maps. The sum of squared errors is
  * tat_gpu_loss_wait(&g->loss) (the only device-to-host copy of a step). */

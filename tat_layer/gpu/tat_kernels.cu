@@ -755,6 +755,14 @@ extern "C" void tat_gpu_embeddings_backward(tat_gpu_embedding **g, int n, float 
 }
 
 /* ---- term ------------------------------------------------------------------------------- */
+extern "C" int tat_gpu_term_stream_tile(const tat_term_geom *geom, int streaming)
+{
+    size_t free_bytes = 0, total_bytes = 0;
+    TAT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    /* the rest: the term's other buffers, the networks' activations, later layers' terms */
+    return tat_term_stream_tile_for_budget(geom, 2, free_bytes / 4, TAT_GPU_STREAM_TILE, !streaming);
+}
+
 extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
 {
     size_t blk = tat_steps_block_floats(geom), nn = tat_steps_attention_floats(geom);

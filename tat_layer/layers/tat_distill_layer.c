@@ -177,22 +177,24 @@ static void set_own_embeddings(const distill_cfg *c, tat_state *s, const distill
     }
 }
 
-/* auto: stream when the materialised attention would pass the memory budget; on a device it
- * keeps two N x N matrices per block (the softmax and dS), on the host one per block and one
- * per thread. */
-static int auto_streams(const tat_state *s)
+/* The term's stream_tile for the mode asked for (0: materialised). auto streams when the
+ * materialised attention would pass the budget: on a device a share of its free memory, tiles
+ * of 1024 or more (tat_gpu_term_stream_tile, which the GPU benchmark asks too); on the host
+ * TAT_ATTENTION_BUDGET_BYTES for one matrix per block and one per thread. */
+static int stream_tile(const tat_state *s, distill_attention_mode mode)
 {
-    if (on_device())
-        return tat_term_materialized_bytes(&s->geom, s->geom.n_blocks) > TAT_ATTENTION_BUDGET_BYTES;
-    return tat_term_prefers_streaming(&s->geom);
+    if (mode == DISTILL_ATTENTION_MATERIALIZED) return 0;
+#ifdef GPU
+    if (on_device()) return tat_gpu_term_stream_tile(&s->geom, mode == DISTILL_ATTENTION_STREAMING);
+#endif
+    return mode == DISTILL_ATTENTION_STREAMING || tat_term_prefers_streaming(&s->geom) ? TAT_STREAM_TILE : 0;
 }
 
 /* The term's buffers, on the host or the device, once the geometry is known, for the
  * attention mode asked for. */
 static void alloc_term(const network *net, tat_state *s, distill_attention_mode mode)
 {
-    if (mode == DISTILL_ATTENTION_STREAMING || (mode == DISTILL_ATTENTION_AUTO && auto_streams(s)))
-        s->geom.stream_tile = TAT_STREAM_TILE;
+    s->geom.stream_tile = stream_tile(s, mode);
     if (!s->active) return;
 #ifdef GPU
     if (on_device()) {

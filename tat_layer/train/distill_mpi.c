@@ -62,6 +62,7 @@ int train_mpi_writes_files(void) { return 1; }
 #else /* DISTILL_MPI */
 
 #include <mpi.h>
+#include <sched.h>
 #include <stdint.h>
 
 #include <signal.h>
@@ -187,10 +188,13 @@ static void nccl_check(ncclResult_t r, const char *what)
     if (r != ncclSuccess) fail("NCCL %s failed: error %d", what, (int)r);
 }
 
+/* Every device step of a reduction is queued on the default stream (where Darknet's kernels
+ * run) without a host wait: the packing copies, the all-reduce and the scaling stay in order
+ * there, and the host waits once per reduction, in nccl_wait. */
 static void device_copy(float *dst, const float *src, size_t n, void *ctx)
 {
     (void)ctx;
-    check_error(cudaMemcpy(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice));
+    check_error(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
 }
 
 static void device_scale(float *buf, size_t n, float s, void *ctx)
@@ -203,14 +207,33 @@ static void nccl_sum(float *buf, size_t n, void *ctx)
 {
     (void)ctx;
     nccl_check(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, dm.nccl, 0), "all-reduce");
-    check_error(cudaStreamSynchronize(0));
 }
 
 static void nccl_bcast(float *buf, size_t n, void *ctx)
 {
     (void)ctx;
     nccl_check(ncclBroadcast(buf, buf, n, ncclFloat, 0, dm.nccl, 0), "broadcast");
-    check_error(cudaStreamSynchronize(0));
+}
+
+/* Waits for the queued reduction while polling NCCL's asynchronous errors: a peer that died or
+ * left makes NCCL report an error here, and the job ends (at_exit aborts the others), instead of
+ * a blocking synchronize waiting until the launcher kills it. */
+static void nccl_wait(const char *what)
+{
+    for (;;) {
+        ncclResult_t async = ncclSuccess;
+        cudaError_t e = cudaStreamQuery(0);
+        if (e == cudaSuccess) return;
+        if (e != cudaErrorNotReady) check_error(e);
+        nccl_check(ncclCommGetAsyncError(dm.nccl, &async), "error query");
+        if (async != ncclSuccess) {
+            ncclCommAbort(dm.nccl);
+            dm.nccl = 0;
+            fail("NCCL %s: %s (error %d): a peer failed or left; stopping", what, ncclGetErrorString(async),
+                 (int)async);
+        }
+        sched_yield();
+    }
 }
 
 static tat_transport device_transport(void (*reduce)(float *, size_t, void *))
@@ -230,6 +253,7 @@ static void reduce_lists(tat_tensor_list *host, tat_tensor_list *device, int bro
     if (device->n) {
         tat_transport d = device_transport(broadcast ? nccl_bcast : nccl_sum);
         tat_fused_reduce(device, &d, scale);
+        nccl_wait(broadcast ? "broadcast" : "all-reduce");
     }
 #else
     (void)device;
@@ -348,6 +372,22 @@ static void at_exit(int status, void *arg)
     (void)arg;
     MPI_Finalized(&done);
     if (done) return;
+#ifdef GPU
+    if (dm.nccl) {
+        /* a failing rank must not wait for its peers: abort, which never blocks */
+        if (status) ncclCommAbort(dm.nccl);
+        else ncclCommDestroy(dm.nccl);
+        dm.nccl = 0;
+    }
+    if (dm.device_bucket) cudaFree(dm.device_bucket);
+    dm.device_bucket = 0;
+#endif
+    tat_tensor_list_free(&dm.reduce_host);
+    tat_tensor_list_free(&dm.reduce_device);
+    tat_tensor_list_free(&dm.state_host);
+    tat_tensor_list_free(&dm.state_device);
+    free(dm.host_bucket);
+    dm.host_bucket = 0;
     if (status && !dm.agreed_exit) {
         fprintf(stderr, "distributed training: rank %d of %d failed (exit status %d, cause above); stopping every rank\n",
                 dm.rank, dm.size, status);
