@@ -23,7 +23,7 @@
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
-#   make bench            CPU benchmark table (bench/run.sh); not part of make test
+#   make bench            CPU benchmark tables (bench/run.sh; QUICK=1: about a third); not part of make test
 #   make bench-mpi        all-reduce time of the ResNet-18 + TaT gradients over 2 local ranks
 #   make clean / distclean
 #
@@ -271,7 +271,8 @@ study:
 	scripts/study-fashion.sh
 
 # --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
-# flags as Darknet's build); bench_fashion links the BLAS and the stock-gemm libraries.
+# flags as Darknet's build); bench_distill (the whole distillation steps, against
+# bench/bench_distill_torch.py) and bench_fashion link the BLAS library, bench_fashion_noblas the stock gemm.
 BENCH_DIR = build/bench
 BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer/core
 NOBLAS_OUT = $(CURDIR)/build/cpu-noblas
@@ -280,7 +281,7 @@ NOBLAS_OUT = $(CURDIR)/build/cpu-noblas
 bench:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=0
-	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
+	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_distill $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
 	bench/run.sh $(BENCH_DIR)
 
 # averaging the ResNet-18 + TaT gradients (or N floats: make bench-mpi MPI_FLOATS=N) over 2 local
@@ -301,6 +302,10 @@ $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 $(BENCH_DIR)/bench_tat: bench/bench_tat.c $(wildcard tat_layer/core/*.c tat_layer/core/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat_fail.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread
+
+$(BENCH_DIR)/bench_distill: bench/bench_distill.c $(CPU_OUT)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(TEST_LIBS)
 
 $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 	@mkdir -p $(@D)

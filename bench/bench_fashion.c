@@ -1,17 +1,16 @@
-/* Fashion-MNIST step timing with Darknet's library (the shipped cfgs, random input batches of
- * the cfg's batch size).
+/* Fashion-MNIST training speed with Darknet's library (the shipped cfgs, random input batches
+ * of the cfg's batch size), with the BLAS gemm or Darknet's stock one (the step costs of the
+ * demo's networks against PyTorch are bench/bench_distill.c's):
  *
- *   bench_fashion step <cfg-dir> <steps>   seconds per step: student alone (forward, backward,
- *                                          update), teacher forward alone, full distill step
  *   bench_fashion train <cfg-dir> <steps>  training images/s of the teacher cfg and of the
  *                                          distill step, and this process's peak RSS
- * Output lines are read by bench/report.sh:
- *   fashion <student_s> <teacher_fwd_s> <distill_s>
+ * Output line, read by bench/run.sh:
  *   train <teacher_img_per_s> <distill_img_per_s> <peak_rss_MiB>
  */
 #include "blas_core.h"
 #include "darknet.h"
 #include "plugin.h"
+#include "teacher_inference.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +51,14 @@ static network *load(const char *dir, const char *name, network *teacher)
     return net;
 }
 
+/* the frozen teacher as the distill commands load it */
+static network *load_teacher(const char *dir)
+{
+    network *teacher = load(dir, "fashion-teacher.cfg", NULL);
+    train_teacher_for_inference(teacher);
+    return teacher;
+}
+
 /* A random batch with one-hot labels. */
 static void fill_batch(network *net)
 {
@@ -59,36 +66,6 @@ static void fill_batch(network *net)
     for (i = 0; i < n; ++i) net->input[i] = rand() / (float)RAND_MAX;
     memset(net->truth, 0, (size_t)net->batch * classes * sizeof(float));
     for (i = 0; i < net->batch; ++i) net->truth[i * classes + rand() % classes] = 1;
-}
-
-/* Seconds per call of one training step (forward, backward, update), best of `steps` after
- * one warm-up step. */
-static double time_train(network *net, int steps)
-{
-    double best = 1e30;
-    int s;
-    for (s = 0; s <= steps; ++s) {
-        fill_batch(net);
-        double t0 = now();
-        train_network_datum(net);
-        double dt = now() - t0;
-        if (s && dt < best) best = dt;
-    }
-    return best;
-}
-
-static double time_predict(network *net, int steps)
-{
-    double best = 1e30;
-    int s;
-    for (s = 0; s <= steps; ++s) {
-        fill_batch(net);
-        double t0 = now();
-        network_predict(net, net->input);
-        double dt = now() - t0;
-        if (s && dt < best) best = dt;
-    }
-    return best;
 }
 
 /* Mean images/s over `steps` training steps (after one warm-up step). */
@@ -109,23 +86,16 @@ int main(int argc, char **argv)
 {
     train_plugin_hooks(&darknet_plugin);
     tat_blas_select(argv); /* the kernels darknet itself would run */
-    if (argc != 4 || (strcmp(argv[1], "step") && strcmp(argv[1], "train"))) {
-        fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>\n", argv[0]);
+    if (argc != 4 || strcmp(argv[1], "train")) {
+        fprintf(stderr, "usage: %s train <cfg-dir> <steps>\n", argv[0]);
         return 2;
     }
     const char *dir = argv[2];
     int steps = atoi(argv[3]);
     srand(1);
-    if (!strcmp(argv[1], "step")) {
-        network *student = load(dir, "fashion-student.cfg", NULL);
+    {
         network *teacher = load(dir, "fashion-teacher.cfg", NULL);
-        network *distill = load(dir, "fashion-student-tat.cfg", load(dir, "fashion-teacher.cfg", NULL));
-        double s = time_train(student, steps), t = time_predict(teacher, steps);
-        double d = time_train(distill, steps);
-        printf("fashion %.5f %.5f %.5f\n", s, t, d);
-    } else {
-        network *teacher = load(dir, "fashion-teacher.cfg", NULL);
-        network *distill = load(dir, "fashion-student-tat.cfg", load(dir, "fashion-teacher.cfg", NULL));
+        network *distill = load(dir, "fashion-student-tat.cfg", load_teacher(dir));
         double rt = train_rate(teacher, steps), rd = train_rate(distill, steps);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

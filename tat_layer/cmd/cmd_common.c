@@ -9,6 +9,7 @@
 #include "distill_common.h"
 #include "parser.h"
 #include "plugin.h"
+#include "teacher_inference.h"
 
 static char *teacher_cfg, *teacher_weights;
 static int teacher_batch = -1; /* >= 0 while the teacher itself is being parsed */
@@ -86,6 +87,8 @@ static void attach_teacher(network *net)
         tat_fail("%s: [net] input %d x %d x %d, but the student %s takes %d x %d x %d: both must see the same images",
                 teacher_cfg, teacher->w, teacher->h, teacher->c, net->cfgfile, net->w, net->h, net->c);
     }
+    /* it only ever predicts: BatchNorm folded, no backward buffers */
+    train_teacher_for_inference(teacher);
     net->teacher = teacher;
     fprintf(stderr, "student %s:\n", net->cfgfile);
 }
