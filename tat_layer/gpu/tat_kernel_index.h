@@ -99,21 +99,62 @@ TAT_HD size_t tat_bn_offset(tat_bn_geom g, int gi, size_t j)
     return (run * g.c + gi) * g.spatial + i;
 }
 
-/* Thread tid of nt: its share (j = tid, tid + nt, ...) of the group's sum. */
-TAT_HD double tat_bn_partial_sum(tat_bn_geom g, const float *x, int gi, int tid, int nt)
+/* A group's statistics are split over `splits` blocks (tat_bn_splits), block s taking the
+ * contiguous chunk [s * chunk, min((s + 1) * chunk, count)) of the group's elements; each block
+ * reduces its chunk in its tree, and the splits' partial sums are combined in split order
+ * (tat_bn_combine), so the result is the same run after run. Enough blocks in all to give
+ * every SM TAT_REDUCE_WAVES of them, at least TAT_BN_MIN_PER_THREAD elements per thread, at
+ * most TAT_BN_MAX_SPLITS per group. */
+#define TAT_REDUCE_WAVES 4
+#define TAT_BN_MIN_PER_THREAD 8
+#define TAT_BN_MAX_SPLITS 64
+TAT_HD int tat_bn_splits(tat_bn_geom g, int sm_count)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t groups = (size_t)tat_bn_groups(g), n = tat_bn_count(g);
+    size_t per_block = (size_t)TAT_REDUCE_THREADS * TAT_BN_MIN_PER_THREAD;
+    size_t want = ((size_t)(sm_count > 0 ? sm_count : 1) * TAT_REDUCE_WAVES + groups - 1) / groups;
+    size_t most = (n + per_block - 1) / per_block;
+    if (want > most) want = most;
+    if (want > TAT_BN_MAX_SPLITS) want = TAT_BN_MAX_SPLITS;
+    return want < 1 ? 1 : (int)want;
+}
+TAT_HD size_t tat_bn_chunk(tat_bn_geom g, int splits)
+{
+    return (tat_bn_count(g) + splits - 1) / splits;
+}
+/* The chunk [*j0, *j1) of split s. */
+TAT_HD void tat_bn_chunk_range(tat_bn_geom g, int splits, int s, size_t *j0, size_t *j1)
+{
+    size_t c = tat_bn_chunk(g, splits), n = tat_bn_count(g);
+    *j0 = (size_t)s * c < n ? (size_t)s * c : n;
+    *j1 = *j0 + c < n ? *j0 + c : n;
+}
+/* The splits' partials of one group, at stride `stride` (1, or 2 for interleaved pairs), in
+ * split order. */
+TAT_HD double tat_bn_combine(const double *partials, int splits, int stride)
+{
     double s = 0;
-    for (j = tid; j < n; j += nt) s += x[tat_bn_offset(g, gi, j)];
+    int k;
+    for (k = 0; k < splits; ++k) s += partials[(size_t)k * stride];
     return s;
 }
 
-TAT_HD double tat_bn_partial_sqdev(tat_bn_geom g, const float *x, int gi, double mean, int tid,
-                                   int nt)
+/* Thread tid of nt: its share (j = j0 + tid, j0 + tid + nt, ... below j1) of the group's sum. */
+TAT_HD double tat_bn_partial_sum(tat_bn_geom g, const float *x, int gi, size_t j0, size_t j1,
+                                 int tid, int nt)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t j;
     double s = 0;
-    for (j = tid; j < n; j += nt) {
+    for (j = j0 + tid; j < j1; j += nt) s += x[tat_bn_offset(g, gi, j)];
+    return s;
+}
+
+TAT_HD double tat_bn_partial_sqdev(tat_bn_geom g, const float *x, int gi, double mean, size_t j0,
+                                   size_t j1, int tid, int nt)
+{
+    size_t j;
+    double s = 0;
+    for (j = j0 + tid; j < j1; j += nt) {
         double v = x[tat_bn_offset(g, gi, j)] - mean;
         s += v * v;
     }
@@ -141,19 +182,35 @@ TAT_HD void tat_bn_normalize(tat_bn_geom g, float *out, float *x_hat, const floa
     out[off] = gamma[ch] * v + beta[ch];
 }
 
-/* Backward sums of group gi: sum dy and sum dy * x_hat, thread tid's share. */
+/* Backward sums of group gi: sum dy and sum dy * x_hat, thread tid's share of [j0, j1). */
 TAT_HD void tat_bn_partial_dsums(tat_bn_geom g, const float *dy, const float *x_hat, int gi,
-                                 int tid, int nt, double *sum_dy, double *sum_dy_xh)
+                                 size_t j0, size_t j1, int tid, int nt, double *sum_dy,
+                                 double *sum_dy_xh)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t j;
     double a = 0, b = 0;
-    for (j = tid; j < n; j += nt) {
+    for (j = j0 + tid; j < j1; j += nt) {
         size_t off = tat_bn_offset(g, gi, j);
         a += dy[off];
         b += (double)dy[off] * x_hat[off];
     }
     *sum_dy = a;
     *sum_dy_xh = b;
+}
+
+/* Channel ch's parameter gradients from the backward partials (groups x splits pairs of
+ * sum dy, sum dy * x_hat): group after group (image order in per-image mode), each group's
+ * splits in order, as tat.c adds them image by image. */
+TAT_HD void tat_bn_param_grads(tat_bn_geom g, const double *partials, int splits, int ch,
+                               float *d_gamma, float *d_beta)
+{
+    int b, runs = g.per_image ? g.batch : 1;
+    for (b = 0; b < runs; ++b) {
+        int gi = g.per_image ? b * g.c + ch : ch;
+        const double *p = partials + (size_t)gi * splits * 2;
+        d_gamma[ch] += (float)tat_bn_combine(p + 1, splits, 2);
+        d_beta[ch] += (float)tat_bn_combine(p, splits, 2);
+    }
 }
 
 /* d_in for element j of group gi: assigned (assign 1: the embedding backward writes a fresh
@@ -313,8 +370,8 @@ TAT_HD void tat_stream_dscore_element(float *ds, const float *p, const float *dr
     ds[idx] = p[idx] * (ds[idx] - two_w * drow[tat_stream_row_of(t, idx)]);
 }
 
-/* Thread tid's share of a sum of n doubles. */
-TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
+/* Thread tid of nt's share of a sum of n doubles (tid, nt: a block's, or a whole grid's). */
+TAT_HD double tat_partial_sum_d(const double *x, size_t n, size_t tid, size_t nt)
 {
     double s = 0;
     size_t i;
@@ -322,9 +379,22 @@ TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
     return s;
 }
 
-/* ---- FitNet: squared error of a whole map -------------------------------------------- */
-/* A long sum runs on TAT_SUM_BLOCKS blocks (one partial each, then one block sums those). */
-#define TAT_SUM_BLOCKS 128
+/* ---- Long sums: the squared error of a whole map, the loss sums ------------------------ */
+/* A long sum runs on tat_reduce_blocks blocks (a grid-stride share per thread, one partial per
+ * block, the unused partials of a TAT_SUM_BLOCKS buffer zeroed), then one block sums the
+ * TAT_SUM_BLOCKS partials in its tree: a fixed order for a given device. The grid gives every
+ * SM TAT_REDUCE_WAVES blocks, never fewer than TAT_SUM_MIN_PER_THREAD items per thread. */
+#define TAT_SUM_BLOCKS 1024
+#define TAT_SUM_MIN_PER_THREAD 4
+TAT_HD int tat_reduce_blocks(size_t n, int sm_count)
+{
+    size_t per_block = (size_t)TAT_REDUCE_THREADS * TAT_SUM_MIN_PER_THREAD;
+    size_t want = (size_t)(sm_count > 0 ? sm_count : 1) * TAT_REDUCE_WAVES;
+    size_t most = (n + per_block - 1) / per_block;
+    if (want > most) want = most;
+    if (want > TAT_SUM_BLOCKS) want = TAT_SUM_BLOCKS;
+    return want < 1 ? 1 : (int)want;
+}
 
 /* Global thread tid of nt: diff = x - target on its share, and its share of the sum of squares. */
 TAT_HD double tat_sse_partial(float *diff, const float *x, const float *target, size_t n, size_t tid,
@@ -388,6 +458,37 @@ TAT_HD double tat_kd_partial_kl(float *p_s, float *p_t, const float *s, const fl
 TAT_HD void tat_kd_grad_element(float *d_s, const float *p_s, const float *p_t, float scale, size_t i)
 {
     d_s[i] += scale * (p_s[i] - p_t[i]);
+}
+
+/* ---- Adam and AdamW: one fused step per array --------------------------------------- */
+/* The rule of Darknet's adam_update_cpu (the Adam patch), element by element: d holds the
+ * negative gradient summed over the batch, its mean feeds the moments; decoupled: AdamW's
+ * weight shrink apart from the gradient, else decay * w joins the gradient; d is cleared. One
+ * kernel does it all (Darknet's adam_update_gpu runs 9-10 over the array). */
+typedef struct {
+    float B1, B2, eps, decay, rate, c1, c2;
+    int batch, decoupled;
+} tat_adam_step;
+
+TAT_HD tat_adam_step tat_adam_step_of(float B1, float B2, float eps, float decay, float rate,
+                                      int batch, int t, int decoupled)
+{
+    tat_adam_step a;
+    a.B1 = B1, a.B2 = B2, a.eps = eps, a.decay = decay, a.rate = rate;
+    a.c1 = 1 - powf(B1, (float)t), a.c2 = 1 - powf(B2, (float)t);
+    a.batch = batch, a.decoupled = decoupled;
+    return a;
+}
+
+TAT_HD void tat_adam_element(float *w, float *d, float *m, float *v, tat_adam_step a, size_t i)
+{
+    float g = d[i] / a.batch - (a.decoupled ? 0 : a.decay * w[i]);
+    float mi = a.B1 * m[i] + (1 - a.B1) * g, vi = a.B2 * v[i] + (1 - a.B2) * g * g, wi = w[i];
+    m[i] = mi;
+    v[i] = vi;
+    if (a.decoupled) wi *= 1 - a.rate * a.decay;
+    w[i] = wi + a.rate * (mi / a.c1) / (sqrtf(vi / a.c2) + a.eps);
+    d[i] = 0;
 }
 
 /* ---- cuBLAS argument mapping ----------------------------------------------------------- */

@@ -457,6 +457,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (default_math) unsetenv("NVIDIA_TF32_OVERRIDE");
+    /* the plugin's own opt-in TF32 (tf32=1, TAT_TF32=1) stays off: the checks are fp32 */
+    unsetenv("TAT_TF32");
+    tat_gpu_set_tf32(0);
     st = cudaGetDeviceCount(&devices);
     if (st != cudaSuccess || devices == 0) {
         report_skip("test_gpu", "no usable CUDA device (cudaGetDeviceCount: %s)",
