@@ -398,45 +398,83 @@ static void emu_dscore(float *ds, const float *a, const float *drow, float two_w
 
 static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
-/* stream_rows_kernel: a warp per tile row */
-static void emu_stream_rows(float *s, float *m, float *l, float *rescale, tat_stream_tile t, int first)
+/* flash_forward_kernel: warp after warp (a query row each), each tile's lanes one phase at a
+ * time as the warp runs them */
+static int flash_tiles_seen[3]; /* one key tile, several, a partial last one */
+
+static void emu_flash_forward(float *o, float *lse, tat_flash_args f)
 {
-    float red[TAT_WARP];
-    size_t r, rows = (size_t)t.n_blocks * t.bq;
+    float s[TAT_WARP], p[TAT_WARP], red[TAT_WARP];
+    size_t row, rows = (size_t)f.n_blocks * f.N;
     int lane;
-    for (r = 0; r < rows; ++r) {
-        float *row = s + r * t.bk, mx, sum;
-        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_softmax_partial_max(row, t.bk, lane, TAT_WARP);
-        mx = tree_max_fn(red, TAT_WARP);
-        if (!first) mx = m[r] > mx ? m[r] : mx;
-        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP);
-        sum = tree_sum_fn(red, TAT_WARP);
-        tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+    flash_tiles_seen[0] += f.N <= TAT_WARP;
+    flash_tiles_seen[1] += f.N > TAT_WARP;
+    flash_tiles_seen[2] += f.N % TAT_WARP != 0;
+    for (row = 0; row < rows; ++row) {
+        size_t blk = row / f.N;
+        int i = (int)(row % f.N), j0;
+        float m = 0, l = 0;
+        for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+            int first = j0 == 0, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+            float mx, m_new, keep;
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                int j = j0 + lane;
+                s[lane] = j < f.N ? tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) : 0.f;
+                red[lane] = j < f.N ? s[lane] : -3.402823466e38f;
+            }
+            mx = tree_max_fn(red, TAT_WARP);
+            m_new = tat_flash_new_max(m, mx, first);
+            keep = tat_flash_rescale(m, m_new, first);
+            for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = p[lane] = tat_flash_prob(s[lane], j0 + lane < f.N, m_new);
+            l = l * keep + tree_sum_fn(red, TAT_WARP);
+            m = m_new;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                tat_flash_mix(o, f.v, p, cnt, keep, first, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        }
+        for (lane = 0; lane < TAT_WARP; ++lane) tat_flash_finish(o, lse, m, l, f.N, f.d, blk, i, lane, TAT_WARP);
     }
 }
 
-static void emu_stream_scale(float *o, const float *rescale, tat_stream_tile t)
+static void emu_flash_query_grad(float *dq, tat_flash_args f)
 {
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_scale_element(o, rescale, t, i);
+    float ds[TAT_WARP];
+    size_t row, rows = (size_t)f.n_blocks * f.N;
+    int lane;
+    for (row = 0; row < rows; ++row) {
+        size_t blk = row / f.N;
+        int i = (int)(row % f.N), j0;
+        for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+            int cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+            float a;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                ds[lane] = j0 + lane < f.N ? tat_flash_dscore(f, blk, i, j0 + lane, &a) : 0.f;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                tat_flash_mix(dq, f.k, ds, cnt, 1.f, 0, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        }
+    }
 }
 
-static void emu_stream_finish(float *o, float *lse, const float *m, const float *l, tat_stream_tile t)
+static void emu_flash_key_value_grad(float *dk, float *dv, tat_flash_args f)
 {
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_finish_element(o, lse, m, l, t, i);
-}
-
-static void emu_stream_probs(float *p, const float *lse, tat_stream_tile t)
-{
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_prob_element(p, lse, t, i);
-}
-
-static void emu_stream_dscore(float *ds, const float *p, const float *drow, float two_w, tat_stream_tile t)
-{
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+    float ds[TAT_WARP], wa[TAT_WARP];
+    size_t col, cols = (size_t)f.n_blocks * f.N;
+    int lane;
+    for (col = 0; col < cols; ++col) {
+        size_t blk = col / f.N;
+        int j = (int)(col % f.N), i0;
+        for (i0 = 0; i0 < f.N; i0 += TAT_WARP) {
+            int cnt = f.N - i0 < TAT_WARP ? f.N - i0 : TAT_WARP;
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                float a = 0;
+                ds[lane] = i0 + lane < f.N ? tat_flash_dscore(f, blk, i0 + lane, j, &a) : 0.f;
+                wa[lane] = f.two_w * a;
+            }
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                tat_flash_mix(dv, f.r, wa, cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+                if (dk) tat_flash_mix(dk, f.q, ds, cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+            }
+        }
+    }
 }
 
 static const tat_gpu_ops emu_ops = {
@@ -461,11 +499,9 @@ static const tat_gpu_ops emu_ops = {
     .sse_grad = emu_sse_grad,
     .kd_rows = emu_kd_rows,
     .kd_grad = emu_kd_grad,
-    .stream_rows = emu_stream_rows,
-    .stream_scale = emu_stream_scale,
-    .stream_finish = emu_stream_finish,
-    .stream_probs = emu_stream_probs,
-    .stream_dscore = emu_stream_dscore,
+    .flash_forward = emu_flash_forward,
+    .flash_query_grad = emu_flash_query_grad,
+    .flash_key_value_grad = emu_flash_key_value_grad,
 };
 
 /* a loss's device and pinned doubles, on the host */
@@ -670,7 +706,6 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
     e->ds = calloc(nn, sizeof(float));
     if (geom->stream_tile) {
         e->lse = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
-        e->rowstat = calloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom), sizeof(float));
     }
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
@@ -681,7 +716,7 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
 static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
-    free(e->lse), free(e->rowstat);
+    free(e->lse);
     free(e->loss.device_sum);
 }
 
@@ -711,7 +746,8 @@ static void test_term(const tat_case *tc, int anchors, int stream_tile)
         return;
     }
     if (stream_tile) {
-        /* both sides stream, tat.c in its per-block tiles, the steps in tiles of every block */
+        /* both sides stream: tat.c in its per-block tiles, the steps in the fused kernels
+           (key tiles of a warp, whatever stream_tile says) */
         size_t len = strlen(what);
         geom.stream_tile = stream_tile;
         snprintf(what + len, sizeof(what) - len, ", streaming tile %d", stream_tile);
@@ -1130,6 +1166,10 @@ int main(void)
         }
     }
 
+    report(flash_tiles_seen[0] && flash_tiles_seen[1] && flash_tiles_seen[2],
+           "emulation fused streaming: one key tile, several, and a partial last tile exercised",
+           "a tiling case never ran (%d %d %d)", flash_tiles_seen[0], flash_tiles_seen[1],
+           flash_tiles_seen[2]);
     report(!out_of_range, "emulation: every map index in range", "an index function left the map");
     report(!gemm_args_invalid, "emulation gemm: every cuBLAS argument set valid (leading dimensions, sizes)",
            "an argument set cuBLAS would reject");

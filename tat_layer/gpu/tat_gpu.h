@@ -107,8 +107,8 @@ typedef struct {
     tat_term_geom geom;
     const float *Q, *K, *V;    /* blocks of the last forward (the maps when geom.direct)     */
     float *blocks;             /* not direct: q, k, v, t, then dq, dk, dv blocks             */
-    float *attn, *ds;          /* n_blocks x N x N; streaming: n_blocks x tile x tile         */
-    float *lse, *rowstat;      /* streaming: n_blocks x N row log-sum-exp; m, l, rescale      */
+    float *attn, *ds;          /* n_blocks x N x N (streaming: unused, one float)             */
+    float *lse;                /* streaming: n_blocks x N row log-sum-exp                     */
     float *resid, *drow;       /* n_blocks x d x N (O - T), n_blocks x N ((O - T)_i . O_i)    */
     double *sse_pos;           /* n_blocks x N                                                */
     tat_gpu_loss loss;         /* the sum of squared errors of the last forward              */

@@ -292,82 +292,85 @@ TAT_HD float tat_residual_partial(float *o, const float *t, size_t row, int N, i
     return D;
 }
 
-/* ---- Streaming attention (tat.c's block_forward_streaming / block_backward_streaming) ---- */
-/* The tiles of every block at once: query tile rows i0 .. i0+bq-1, key tile columns j0 ..
- * j0+bk-1; a tile buffer holds n_blocks x bq x bk (row = blk * bq + r), the row statistics m,
- * l, rescale n_blocks x bq, lse and drow n_blocks x N. */
-typedef struct {
-    int n_blocks, N, d, i0, bq, bk;
-} tat_stream_tile;
+/* ---- Streaming attention, fused (tat.c's block_forward_streaming / _backward_streaming) ---- */
+/* In the flash-attention manner: no N x N matrix, no tile buffers. The forward runs one warp
+ * per query row i of a block (TAT_FLASH_ROWS warps to a thread block): key tiles of TAT_WARP
+ * keys, lane c scoring key j0 + c, a running row max m and sum l (online softmax), O's column
+ * i rescaled and accumulated tile by tile, then divided by l, lse = m + log l kept for the
+ * backward. The backward is two kernels of the same shape, so that every gradient column has
+ * one writer (no atomics, a fixed order): one warp per query row for dQ (walking the key
+ * tiles), one warp per key column for dK and dV (walking the query tiles); both recompute
+ * A_ij = exp(s_ij - lse_i). Q, K, V, R (= O - T) and the gradients are n_blocks x d x N
+ * (channel-major), lse and drow (D_i = R_i . O_i) n_blocks x N. */
+#define TAT_FLASH_ROWS 8
 
-/* Thread tid's share of one S-tile row: exp(s - mx) in place (mx: the row's running max with
- * this tile included); returns its share of the row sum. */
-TAT_HD float tat_stream_exp_partial(float *row, int cols, float mx, int tid, int nt)
+typedef struct {
+    const float *q, *k, *v, *r, *lse, *drow;
+    float two_w;
+    int n_blocks, N, d;
+} tat_flash_args;
+
+/* s_ij = Q_i . K_j of block blk */
+TAT_HD float tat_flash_score(const float *q, const float *k, int N, int d, size_t blk, int i, int j)
 {
+    const float *qb = q + blk * d * N, *kb = k + blk * d * N;
     float s = 0;
-    int j;
-    for (j = tid; j < cols; j += nt) {
-        float e = expf(row[j] - mx);
-        row[j] = e;
-        s += e;
-    }
+    int ch;
+    for (ch = 0; ch < d; ++ch) s += qb[(size_t)ch * N + i] * kb[(size_t)ch * N + j];
     return s;
 }
 
-/* Row statistics after one key tile (first: no tile before, m = -inf, l = 0). */
-TAT_HD void tat_stream_row_update(float *m, float *l, float *rescale, size_t row, float mx,
-                                  float sum, int first)
+/* The running max with a tile's max; on the first tile, the tile's. */
+TAT_HD float tat_flash_new_max(float m, float tile_max, int first)
 {
-    float m_old = first ? -INFINITY : m[row], l_old = first ? 0.f : l[row];
-    float r = expf(m_old - mx); /* 0 on the first tile */
-    rescale[row] = r;
-    l[row] = l_old * r + sum;
-    m[row] = mx;
+    return first || tile_max > m ? tile_max : m;
 }
 
-/* Element idx of the n_blocks x d x bq query-tile columns of O: (blk, ch, r) -> its offset in
- * O (n_blocks x d x N) and its row statistic (blk * bq + r). */
-TAT_HD size_t tat_stream_o_offset(tat_stream_tile t, size_t idx, size_t *stat)
+/* exp(s - m) of a lane, 0 past the last key of an odd tile */
+TAT_HD float tat_flash_prob(float s, int valid, float m) { return valid ? expf(s - m) : 0.f; }
+
+/* The factor O and l keep when the max grows from m_old to m_new (0 on the first tile). */
+TAT_HD float tat_flash_rescale(float m_old, float m_new, int first)
 {
-    size_t per = (size_t)t.d * t.bq, blk = idx / per, ch = idx / t.bq % t.d, r = idx % t.bq;
-    *stat = blk * t.bq + r;
-    return (blk * t.d + ch) * t.N + t.i0 + r;
+    return first ? 0.f : expf(m_old - m_new);
 }
 
-/* O's query-tile columns rescaled when the running max grew. */
-TAT_HD void tat_stream_scale_element(float *o, const float *rescale, tat_stream_tile t, size_t idx)
+/* Lane `lane` of nl: for its channels ch, out[ch, col] = keep * out[ch, col] (nothing when
+ * first) + sum_c w[c] src[ch, c0 + c] over the cnt columns of a tile, block blk. */
+TAT_HD void tat_flash_mix(float *out, const float *src, const float *w, int cnt, float keep,
+                          int first, int N, int d, size_t blk, int col, int c0, int lane, int nl)
 {
-    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
-    o[off] *= rescale[stat];
+    size_t b = blk * d * N;
+    int ch, c;
+    for (ch = lane; ch < d; ch += nl) {
+        const float *row = src + b + (size_t)ch * N + c0;
+        float acc = first ? 0.f : out[b + (size_t)ch * N + col] * keep;
+        for (c = 0; c < cnt; ++c) acc += w[c] * row[c];
+        out[b + (size_t)ch * N + col] = acc;
+    }
 }
 
-/* After the last key tile: O's columns divided by l; lse = m + log l (written once per row). */
-TAT_HD void tat_stream_finish_element(float *o, float *lse, const float *m, const float *l,
-                                      tat_stream_tile t, size_t idx)
+/* After the last key tile: O's column i divided by l; lane 0 writes lse. */
+TAT_HD void tat_flash_finish(float *o, float *lse, float m, float l, int N, int d, size_t blk,
+                             int i, int lane, int nl)
 {
-    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
-    o[off] *= 1.f / l[stat];
-    if (idx / t.bq % t.d == 0) lse[stat / t.bq * t.N + t.i0 + stat % t.bq] = m[stat] + logf(l[stat]);
+    size_t b = blk * d * N;
+    float inv = 1.f / l;
+    int ch;
+    for (ch = lane; ch < d; ch += nl) o[b + (size_t)ch * N + i] *= inv;
+    if (lane == 0) lse[blk * N + i] = m + logf(l);
 }
 
-/* Row (blk, i0 + r) of a tile element idx of n_blocks x bq x bk, in an n_blocks x N array. */
-TAT_HD size_t tat_stream_row_of(tat_stream_tile t, size_t idx)
+/* Backward, pair (i, j) of block blk: a = A_ij (recomputed), returns dS_ij = 2w A_ij (R_i . V_j
+ * - D_i), the attention gradient through the softmax (dO = 2w R). */
+TAT_HD float tat_flash_dscore(tat_flash_args f, size_t blk, int i, int j, float *a)
 {
-    size_t blk = idx / ((size_t)t.bq * t.bk), r = idx / t.bk % t.bq;
-    return blk * t.N + t.i0 + r;
-}
-
-/* Backward: the tile of A recomputed from the row log-sum-exp. */
-TAT_HD void tat_stream_prob_element(float *p, const float *lse, tat_stream_tile t, size_t idx)
-{
-    p[idx] = expf(p[idx] - lse[tat_stream_row_of(t, idx)]);
-}
-
-/* Backward: dS = A (dP - 2w D_i) on a tile; ds holds dP on entry. */
-TAT_HD void tat_stream_dscore_element(float *ds, const float *p, const float *drow, float two_w,
-                                      tat_stream_tile t, size_t idx)
-{
-    ds[idx] = p[idx] * (ds[idx] - two_w * drow[tat_stream_row_of(t, idx)]);
+    const float *rb = f.r + blk * f.d * f.N, *vb = f.v + blk * f.d * f.N;
+    float dp = 0, p = expf(tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) - f.lse[blk * f.N + i]);
+    int ch;
+    for (ch = 0; ch < f.d; ++ch) dp += rb[(size_t)ch * f.N + i] * vb[(size_t)ch * f.N + j];
+    *a = p;
+    return f.two_w * p * (dp - f.drow[blk * f.N + i]);
 }
 
 /* Thread tid of nt's share of a sum of n doubles (tid, nt: a block's, or a whole grid's). */

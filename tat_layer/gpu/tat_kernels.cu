@@ -332,41 +332,67 @@ __global__ static void dscore_kernel(float *ds, const float *a, const float *dro
     TAT_GRID_STRIDE_I(I, i, n) dscore_element(ds, a, drow, two_w, N, i);
 }
 
-/* Streaming: one warp per tile row, then the row's statistics. */
-__global__ static void stream_rows_kernel(float *s, float *m, float *l, float *rescale,
-                                          tat_stream_tile t, int first)
+/* Streaming attention, fused: a warp per query row (forward, dQ) or key column (dK, dV),
+ * TAT_FLASH_ROWS warps to a block; the lanes' weights of a tile go through shared memory to
+ * the lanes that own the channels (tat_kernel_index.h, "fused"). */
+__global__ static void flash_forward_kernel(float *o, float *lse, tat_flash_args f)
 {
-    int lane = threadIdx.x % TAT_WARP;
-    size_t r = (size_t)blockIdx.x * (blockDim.x / TAT_WARP) + threadIdx.x / TAT_WARP;
-    float *row, mx, sum;
-    if (r >= (size_t)t.n_blocks * t.bq) return; /* the whole warp leaves together */
-    row = s + r * t.bk;
-    mx = warp_max_f(tat_softmax_partial_max(row, t.bk, lane, TAT_WARP));
-    if (!first) mx = m[r] > mx ? m[r] : mx;
-    sum = warp_sum_f(tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP));
-    if (lane == 0) tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+    __shared__ float p_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, j0;
+    size_t row = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    float m = 0, l = 0;
+    int i;
+    if (row >= (size_t)f.n_blocks * f.N) return; /* the whole warp leaves together */
+    blk = row / f.N, i = (int)(row % f.N);
+    for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+        int first = j0 == 0, j = j0 + lane, valid = j < f.N, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+        float s = valid ? tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) : 0.f;
+        float mx = warp_max_f(valid ? s : -3.402823466e38f), m_new = tat_flash_new_max(m, mx, first);
+        float p = tat_flash_prob(s, valid, m_new), keep = tat_flash_rescale(m, m_new, first);
+        l = l * keep + warp_sum_f(p);
+        m = m_new;
+        p_sh[w][lane] = p;
+        __syncwarp();
+        tat_flash_mix(o, f.v, p_sh[w], cnt, keep, first, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        __syncwarp(); /* p_sh is rewritten by the next tile */
+    }
+    tat_flash_finish(o, lse, m, l, f.N, f.d, blk, i, lane, TAT_WARP);
 }
 
-__global__ static void stream_scale_kernel(float *o, const float *rescale, tat_stream_tile t, size_t n)
+__global__ static void flash_query_grad_kernel(float *dq, tat_flash_args f)
 {
-    TAT_GRID_STRIDE(i, n) tat_stream_scale_element(o, rescale, t, i);
+    __shared__ float ds_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, j0, i;
+    size_t row = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    if (row >= (size_t)f.n_blocks * f.N) return;
+    blk = row / f.N, i = (int)(row % f.N);
+    for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+        int j = j0 + lane, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+        float a;
+        ds_sh[w][lane] = j < f.N ? tat_flash_dscore(f, blk, i, j, &a) : 0.f;
+        __syncwarp();
+        tat_flash_mix(dq, f.k, ds_sh[w], cnt, 1.f, 0, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        __syncwarp();
+    }
 }
 
-__global__ static void stream_finish_kernel(float *o, float *lse, const float *m, const float *l,
-                                            tat_stream_tile t, size_t n)
+__global__ static void flash_key_value_grad_kernel(float *dk, float *dv, tat_flash_args f)
 {
-    TAT_GRID_STRIDE(i, n) tat_stream_finish_element(o, lse, m, l, t, i);
-}
-
-__global__ static void stream_probs_kernel(float *p, const float *lse, tat_stream_tile t, size_t n)
-{
-    TAT_GRID_STRIDE(i, n) tat_stream_prob_element(p, lse, t, i);
-}
-
-__global__ static void stream_dscore_kernel(float *ds, const float *p, const float *drow,
-                                            float two_w, tat_stream_tile t, size_t n)
-{
-    TAT_GRID_STRIDE(i, n) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+    __shared__ float ds_sh[TAT_FLASH_ROWS][TAT_WARP], a_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, i0, j;
+    size_t col = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    if (col >= (size_t)f.n_blocks * f.N) return;
+    blk = col / f.N, j = (int)(col % f.N);
+    for (i0 = 0; i0 < f.N; i0 += TAT_WARP) {
+        int i = i0 + lane, cnt = f.N - i0 < TAT_WARP ? f.N - i0 : TAT_WARP;
+        float a = 0, ds = i < f.N ? tat_flash_dscore(f, blk, i, j, &a) : 0.f;
+        ds_sh[w][lane] = ds;
+        a_sh[w][lane] = f.two_w * a; /* dV_j += sum_i A_ij dO_i, dO = 2w R */
+        __syncwarp();
+        tat_flash_mix(dv, f.r, a_sh[w], cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+        if (dk) tat_flash_mix(dk, f.q, ds_sh[w], cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+        __syncwarp();
+    }
 }
 
 /* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
@@ -818,42 +844,27 @@ static void zero_launch(float *x, size_t n)
     TAT_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), tat_stream()));
 }
 
-static void stream_rows_launch(float *s, float *m, float *l, float *rescale, tat_stream_tile t,
-                               int first)
+static unsigned int flash_blocks(tat_flash_args f)
 {
-    size_t rows = (size_t)t.n_blocks * t.bq, per_block = TAT_REDUCE_THREADS / TAT_WARP;
-    stream_rows_kernel<<<(unsigned int)((rows + per_block - 1) / per_block), TAT_REDUCE_THREADS, 0, tat_stream()>>>(
-        s, m, l, rescale, t, first);
+    return (unsigned int)(((size_t)f.n_blocks * f.N + TAT_FLASH_ROWS - 1) / TAT_FLASH_ROWS);
+}
+
+static void flash_forward_launch(float *o, float *lse, tat_flash_args f)
+{
+    flash_forward_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(o, lse, f);
     TAT_LAUNCH_CHECK();
 }
 
-static void stream_scale_launch(float *o, const float *rescale, tat_stream_tile t)
+static void flash_query_grad_launch(float *dq, tat_flash_args f)
 {
-    size_t n = (size_t)t.n_blocks * t.d * t.bq;
-    stream_scale_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(o, rescale, t, n);
+    flash_query_grad_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(dq, f);
     TAT_LAUNCH_CHECK();
 }
 
-static void stream_finish_launch(float *o, float *lse, const float *m, const float *l,
-                                 tat_stream_tile t)
+static void flash_key_value_grad_launch(float *dk, float *dv, tat_flash_args f)
 {
-    size_t n = (size_t)t.n_blocks * t.d * t.bq;
-    stream_finish_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(o, lse, m, l, t, n);
-    TAT_LAUNCH_CHECK();
-}
-
-static void stream_probs_launch(float *p, const float *lse, tat_stream_tile t)
-{
-    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
-    stream_probs_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(p, lse, t, n);
-    TAT_LAUNCH_CHECK();
-}
-
-static void stream_dscore_launch(float *ds, const float *p, const float *drow, float two_w,
-                                 tat_stream_tile t)
-{
-    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
-    stream_dscore_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(ds, p, drow, two_w, t, n);
+    flash_key_value_grad_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(
+        dk, dv, f);
     TAT_LAUNCH_CHECK();
 }
 
@@ -879,11 +890,9 @@ static const tat_gpu_ops gpu_ops = {
     .sse_grad = sse_grad_launch,
     .kd_rows = kd_rows_launch,
     .kd_grad = kd_grad_launch,
-    .stream_rows = stream_rows_launch,
-    .stream_scale = stream_scale_launch,
-    .stream_finish = stream_finish_launch,
-    .stream_probs = stream_probs_launch,
-    .stream_dscore = stream_dscore_launch,
+    .flash_forward = flash_forward_launch,
+    .flash_query_grad = flash_query_grad_launch,
+    .flash_key_value_grad = flash_key_value_grad_launch,
 };
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
@@ -924,7 +933,6 @@ extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
     g->ds = tat_gpu_alloc(nn);
     if (geom->stream_tile) {
         g->lse = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
-        g->rowstat = tat_gpu_alloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom));
     }
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
@@ -938,7 +946,6 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     tat_gpu_free(g->attn);
     tat_gpu_free(g->ds);
     tat_gpu_free(g->lse);
-    tat_gpu_free(g->rowstat);
     tat_gpu_free(g->resid);
     tat_gpu_free(g->drow);
     tat_gpu_free(g->sse_pos);
