@@ -350,11 +350,12 @@ static void update_both(network *cpu, network *gpu)
 }
 
 /* student_filters: channels of the student's conv (6 gives it the teacher's logits count) */
-static void test_layers(const char *what, int student_filters, const char *distill_sections)
+#define TEACHER_NET "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\n\n" \
+    "[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
+
+static void test_layers_with(const char *teacher_text, const char *what, int student_filters,
+                             const char *distill_sections)
 {
-    static const char *teacher_text =
-        "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\n\n"
-        "[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n";
     char student_text[2048], name[300];
     network *cpu, *gpu;
     size_t n_in, i, nd, nw_c, nw_g, nw_0;
@@ -424,6 +425,22 @@ static void test_layers(const char *what, int student_filters, const char *disti
     free(w_0), free(w_c), free(w_g);
     free_network(cpu);
     free_network(gpu);
+}
+
+static void test_layers(const char *what, int student_filters, const char *distill_sections)
+{
+    test_layers_with(TEACHER_NET, what, student_filters, distill_sections);
+}
+
+/* Darknet's strided 1x1 convolution on the device (the strided-1x1 patch: im2col/col2im, not
+ * the input as columns), in both networks: the teacher's forward, the student's forward,
+ * backward (the delta reaching layer 0 passes through it) and weight update, against the CPU. */
+static void test_strided_1x1(void)
+{
+    test_layers_with(TEACHER_NET "[convolutional]\nfilters=6\nsize=1\nstride=2\npad=0\nactivation=linear\n\n",
+                     "strided 1x1 [convolutional] (13x11 -> 7x6) + [fitnet_distill]", 5,
+                     "[convolutional]\nfilters=4\nsize=1\nstride=2\npad=0\nactivation=linear\n\n"
+                     "[fitnet_distill]\nfrom=-1\nteacher_layer=1\nteacher_channels=6\nbn=batch\n\n");
 }
 
 /* Out of device memory: one line naming the layer, the size and the free memory, exit 1. The
@@ -718,6 +735,7 @@ int main(int argc, char **argv)
                 "[kd_distill]\nfrom=-2\nteacher_layer=0\ntemperature=4\nloss_weight=0.5\n\n");
     test_layers("[fitnet_distill] bn image, 5 -> 6 channels", 5,
                 "[fitnet_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nbn=image\n\n");
+    test_strided_1x1();
     {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
