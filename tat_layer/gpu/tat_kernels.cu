@@ -434,7 +434,7 @@ __global__ static void kd_grad_kernel(float *d_s, const float *p_s, const float 
 }
 
 /* ---- reduction kernels ------------------------------------------------------------------ */
-/* BatchNorm: a grid of splits (x) by statistics groups (y); block (s, gi) takes chunk s of
+/* BatchNorm: a grid of statistics groups (x) by splits (y); block (gi, s) takes chunk s of
  * group gi (tat_bn_chunk_range). Forward: the chunks' sums, then every block combines its
  * group's sums in split order (the mean) and writes its chunk's squared deviations, then the
  * same for those and the normalisation. partials: groups x splits sums, then as many squared
@@ -442,7 +442,7 @@ __global__ static void kd_grad_kernel(float *d_s, const float *p_s, const float 
 __global__ static void bn_sum_kernel(double *partials, const float *in, tat_bn_geom g)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    int s = blockIdx.x, splits = gridDim.x, gi = blockIdx.y;
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
     size_t j0, j1;
     tat_bn_chunk_range(g, splits, s, &j0, &j1);
     double v = block_sum(tat_bn_partial_sum(g, in, gi, j0, j1, threadIdx.x, blockDim.x), red);
@@ -452,7 +452,7 @@ __global__ static void bn_sum_kernel(double *partials, const float *in, tat_bn_g
 __global__ static void bn_sqdev_kernel(double *partials, const float *in, tat_bn_geom g)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    int s = blockIdx.x, splits = gridDim.x, gi = blockIdx.y, groups = gridDim.y;
+    int gi = blockIdx.x, groups = gridDim.x, s = blockIdx.y, splits = gridDim.y;
     size_t j0, j1;
     double mean = tat_bn_combine(partials + (size_t)gi * splits, splits, 1) / (double)tat_bn_count(g);
     tat_bn_chunk_range(g, splits, s, &j0, &j1);
@@ -465,7 +465,7 @@ __global__ static void bn_normalize_kernel(float *out, float *x_hat, float *mean
                                            const float *beta, const double *partials,
                                            tat_bn_geom g)
 {
-    int s = blockIdx.x, splits = gridDim.x, gi = blockIdx.y, groups = gridDim.y;
+    int gi = blockIdx.x, groups = gridDim.x, s = blockIdx.y, splits = gridDim.y;
     size_t j, j0, j1;
     double sum = tat_bn_combine(partials + (size_t)gi * splits, splits, 1);
     double sqdev = tat_bn_combine(partials + ((size_t)groups + gi) * splits, splits, 1);
@@ -487,7 +487,7 @@ __global__ static void bn_dsums_kernel(double *partials, const float *d_out, con
                                        tat_bn_geom g)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    int s = blockIdx.x, splits = gridDim.x, gi = blockIdx.y;
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
     size_t j0, j1;
     double a, b;
     tat_bn_chunk_range(g, splits, s, &j0, &j1);
@@ -504,7 +504,7 @@ __global__ static void bn_dinput_kernel(float *d_in, const float *d_out, const f
                                         const float *inv_std, const float *gamma,
                                         const double *partials, tat_bn_geom g, int assign)
 {
-    int s = blockIdx.x, splits = gridDim.x, gi = blockIdx.y;
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
     const double *p = partials + (size_t)gi * splits * 2;
     double s_dy = tat_bn_combine(p, splits, 2), s_dy_xh = tat_bn_combine(p + 1, splits, 2);
     size_t j, j0, j1;
@@ -646,7 +646,7 @@ extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean,
 {
     int splits = tat_bn_splits(g, tat_sm_count()), groups = tat_bn_groups(g);
     double *partials = tat_gpu_scratch(2 * (size_t)groups * splits);
-    dim3 grid(splits, groups);
+    dim3 grid(groups, splits); /* groups on x: up to 2^31 - 1 of them */
     bn_sum_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, in, g);
     TAT_LAUNCH_CHECK();
     bn_sqdev_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, in, g);
@@ -663,7 +663,7 @@ extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d
 {
     int splits = tat_bn_splits(g, tat_sm_count()), groups = tat_bn_groups(g);
     double *partials = tat_gpu_scratch(2 * (size_t)groups * splits);
-    dim3 grid(splits, groups);
+    dim3 grid(groups, splits); /* groups on x: up to 2^31 - 1 of them */
     bn_dsums_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, d_out, x_hat, g);
     TAT_LAUNCH_CHECK();
     if (d_in) {
