@@ -136,6 +136,12 @@ teacher_layer=one
 teacher_channels=6'
 expect_error nonzero field_not_an_integer "notint.cfg [tat_distill] teacher_layer integer" -- train notint.cfg
 
+# tf32 (TF32 GEMMs on a GPU build) is 0 or 1, in every distillation section
+student tf32.cfg '[kd_distill]
+teacher_layer=1
+tf32=2'
+expect_error nonzero tf32_not_0_or_1 "tf32.cfg [kd_distill] tf32 2 0 or 1" -- train tf32.cfg
+
 student share.cfg '[anchor_distill]
 embeddings=-1
 anchors=2,2'

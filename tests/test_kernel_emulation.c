@@ -143,48 +143,89 @@ static float tree_max_fn(float *red, int nt)
     return red[0];
 }
 
-/* bn_forward_kernel, block gi after block gi */
+/* The SM count the launchers would read from the device: an H200's 132 by default; the
+ * split and grid tests set others. emu_bn_splits, when not 0, overrides tat_bn_splits (the
+ * small shapes of the cases would all take one split). */
+static int emu_sm_count = 132, emu_bn_splits;
+
+static int emu_splits(tat_bn_geom g)
+{
+    return emu_bn_splits ? emu_bn_splits : tat_bn_splits(g, emu_sm_count);
+}
+
+/* one block (s, gi) of a BatchNorm reduction grid: its chunk's tree sum */
+static double emu_bn_block_sum(tat_bn_geom g, const float *in, int gi, int splits, int s,
+                               int sqdev, double mean)
+{
+    double red[TAT_REDUCE_THREADS];
+    size_t j0, j1;
+    int t, nt = TAT_REDUCE_THREADS;
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    for (t = 0; t < nt; ++t)
+        red[t] = sqdev ? tat_bn_partial_sqdev(g, in, gi, mean, j0, j1, t, nt)
+                       : tat_bn_partial_sum(g, in, gi, j0, j1, t, nt);
+    return tree_sum_d(red);
+}
+
+/* bn_sum_kernel, bn_sqdev_kernel, bn_normalize_kernel, each grid block after block */
 static void emu_bn_forward(float *out, float *x_hat, float *mean, float *inv_std, const float *in,
                            const float *gamma, const float *beta, tat_bn_geom g)
 {
-    double red[TAT_REDUCE_THREADS];
-    int gi, t, nt = TAT_REDUCE_THREADS;
-    size_t j, n = tat_bn_count(g);
-    for (gi = 0; gi < tat_bn_groups(g); ++gi) {
-        float m, is;
-        for (t = 0; t < nt; ++t) red[t] = tat_bn_partial_sum(g, in, gi, t, nt);
-        double sum = tree_sum_d(red);
-        for (t = 0; t < nt; ++t) red[t] = tat_bn_partial_sqdev(g, in, gi, sum / (double)n, t, nt);
-        double sqdev = tree_sum_d(red);
-        tat_bn_stats(g, sum, sqdev, TAT_BN_EPS, &m, &is);
-        mean[gi] = m;
-        inv_std[gi] = is;
-        for (t = 0; t < nt; ++t)
-            for (j = t; j < n; j += nt) tat_bn_normalize(g, out, x_hat, in, gamma, beta, gi, m, is, j);
-    }
+    int groups = tat_bn_groups(g), splits = emu_splits(g), gi, s, t, nt = TAT_REDUCE_THREADS;
+    double *partials = calloc(2 * (size_t)groups * splits, sizeof(double));
+    size_t j, j0, j1, n = tat_bn_count(g);
+    for (gi = 0; gi < groups; ++gi)
+        for (s = 0; s < splits; ++s)
+            partials[(size_t)gi * splits + s] = emu_bn_block_sum(g, in, gi, splits, s, 0, 0);
+    for (gi = 0; gi < groups; ++gi)
+        for (s = 0; s < splits; ++s) {
+            double m = tat_bn_combine(partials + (size_t)gi * splits, splits, 1) / (double)n;
+            partials[((size_t)groups + gi) * splits + s] = emu_bn_block_sum(g, in, gi, splits, s, 1, m);
+        }
+    for (gi = 0; gi < groups; ++gi)
+        for (s = 0; s < splits; ++s) {
+            double sum = tat_bn_combine(partials + (size_t)gi * splits, splits, 1);
+            double sq = tat_bn_combine(partials + ((size_t)groups + gi) * splits, splits, 1);
+            float m, is;
+            tat_bn_stats(g, sum, sq, TAT_BN_EPS, &m, &is);
+            if (s == 0) mean[gi] = m, inv_std[gi] = is;
+            tat_bn_chunk_range(g, splits, s, &j0, &j1);
+            for (t = 0; t < nt; ++t)
+                for (j = j0 + t; j < j1; j += nt) tat_bn_normalize(g, out, x_hat, in, gamma, beta, gi, m, is, j);
+        }
+    free(partials);
 }
 
-/* bn_backward_kernel: one block per channel, walking its images */
+/* bn_dsums_kernel, bn_dinput_kernel, bn_param_grads_kernel */
 static void emu_bn_backward(float *d_in, float *d_gamma, float *d_beta, const float *d_out,
                             const float *x_hat, const float *inv_std, const float *gamma,
                             tat_bn_geom g, int assign)
 {
     double r1[TAT_REDUCE_THREADS], r2[TAT_REDUCE_THREADS];
-    int ch, b, t, nt = TAT_REDUCE_THREADS;
-    size_t j, n = tat_bn_count(g);
-    for (ch = 0; ch < g.c; ++ch)
-        for (b = 0; b < (g.per_image ? g.batch : 1); ++b) {
-            int gi = g.per_image ? b * g.c + ch : ch;
-            for (t = 0; t < nt; ++t) tat_bn_partial_dsums(g, d_out, x_hat, gi, t, nt, &r1[t], &r2[t]);
-            double s_dy = tree_sum_d(r1), s_dy_xh = tree_sum_d(r2);
-            d_gamma[ch] += (float)s_dy_xh;
-            d_beta[ch] += (float)s_dy;
-            if (!d_in) continue;
+    int groups = tat_bn_groups(g), splits = emu_splits(g), gi, s, t, ch, nt = TAT_REDUCE_THREADS;
+    double *partials = calloc(2 * (size_t)groups * splits, sizeof(double));
+    size_t j, j0, j1;
+    for (gi = 0; gi < groups; ++gi)
+        for (s = 0; s < splits; ++s) {
+            tat_bn_chunk_range(g, splits, s, &j0, &j1);
             for (t = 0; t < nt; ++t)
-                for (j = t; j < n; j += nt)
-                    tat_bn_backward_element(g, d_in, d_out, x_hat, gamma, inv_std, gi, s_dy,
-                                            s_dy_xh, assign, j);
+                tat_bn_partial_dsums(g, d_out, x_hat, gi, j0, j1, t, nt, &r1[t], &r2[t]);
+            partials[((size_t)gi * splits + s) * 2] = tree_sum_d(r1);
+            partials[((size_t)gi * splits + s) * 2 + 1] = tree_sum_d(r2);
         }
+    if (d_in)
+        for (gi = 0; gi < groups; ++gi)
+            for (s = 0; s < splits; ++s) {
+                const double *p = partials + (size_t)gi * splits * 2;
+                double s_dy = tat_bn_combine(p, splits, 2), s_dy_xh = tat_bn_combine(p + 1, splits, 2);
+                tat_bn_chunk_range(g, splits, s, &j0, &j1);
+                for (t = 0; t < nt; ++t)
+                    for (j = j0 + t; j < j1; j += nt)
+                        tat_bn_backward_element(g, d_in, d_out, x_hat, gamma, inv_std, gi, s_dy,
+                                                s_dy_xh, assign, j);
+            }
+    for (ch = 0; ch < g.c; ++ch) tat_bn_param_grads(g, partials, splits, ch, d_gamma, d_beta);
+    free(partials);
 }
 
 /* a warp or a block per row, as tat_softmax_row_threads says */
@@ -267,29 +308,50 @@ static void emu_residual(float *o, const float *t, float *drow, double *sse_pos,
     }
 }
 
-/* sum_kernel (one block) into device_sum, the asynchronous copy, the wait */
-static void emu_loss_start(tat_gpu_loss *l, const double *x, size_t n)
+/* sum_kernel: one block of a grid-stride grid of `blocks` (tat_reduce_blocks), its partial
+ * into out[b]; block 0 zeroes out[blocks ..] */
+static void emu_sum_grid(double *out, const double *x, size_t n, int blocks)
 {
     double red[TAT_REDUCE_THREADS];
-    int t;
-    for (t = 0; t < TAT_REDUCE_THREADS; ++t) red[t] = tat_partial_sum_d(x, n, t, TAT_REDUCE_THREADS);
-    *l->device_sum = tree_sum_d(red);
+    size_t nt = (size_t)blocks * TAT_REDUCE_THREADS, i;
+    int b, t;
+    for (b = 0; b < blocks; ++b) {
+        for (t = 0; t < TAT_REDUCE_THREADS; ++t)
+            red[t] = tat_partial_sum_d(x, n, (size_t)b * TAT_REDUCE_THREADS + t, nt);
+        out[b] = tree_sum_d(red);
+    }
+    if (blocks > 1)
+        for (i = blocks; i < TAT_SUM_BLOCKS; ++i) out[i] = 0;
+}
+
+/* loss_start: the grid's partials, then one block into device_sum, the copy, the wait */
+static void emu_loss_start(tat_gpu_loss *l, const double *x, size_t n)
+{
+    int blocks = tat_reduce_blocks(n, emu_sm_count);
+    if (blocks > 1) {
+        emu_sum_grid(l->partials, x, n, blocks);
+        x = l->partials;
+        n = TAT_SUM_BLOCKS;
+    }
+    emu_sum_grid(l->device_sum, x, n, 1);
     *l->host_sum = *l->device_sum;
 }
 
 static double emu_loss_wait(tat_gpu_loss *l) { return *l->host_sum; }
 
-/* sse_kernel: TAT_SUM_BLOCKS blocks, a global grid-stride share per thread, one partial per block */
+/* sse_kernel: tat_reduce_blocks blocks, a global grid-stride share per thread, one partial per
+ * block, the rest zeroed */
 static void emu_sse(float *diff, const float *x, const float *target, size_t n, double *partials)
 {
     double red[TAT_REDUCE_THREADS];
-    size_t nt = (size_t)TAT_SUM_BLOCKS * TAT_REDUCE_THREADS;
-    int b, t;
-    for (b = 0; b < TAT_SUM_BLOCKS; ++b) {
+    int blocks = tat_reduce_blocks(n, emu_sm_count), b, t;
+    size_t nt = (size_t)blocks * TAT_REDUCE_THREADS, i;
+    for (b = 0; b < blocks; ++b) {
         for (t = 0; t < TAT_REDUCE_THREADS; ++t)
             red[t] = tat_sse_partial(diff, x, target, n, (size_t)b * TAT_REDUCE_THREADS + t, nt);
         partials[b] = tree_sum_d(red);
     }
+    for (i = blocks; i < TAT_SUM_BLOCKS; ++i) partials[i] = 0;
 }
 
 static void emu_sse_grad(float *d_x, const float *diff, float two_w, size_t n)
@@ -336,45 +398,83 @@ static void emu_dscore(float *ds, const float *a, const float *drow, float two_w
 
 static void emu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
-/* stream_rows_kernel: a warp per tile row */
-static void emu_stream_rows(float *s, float *m, float *l, float *rescale, tat_stream_tile t, int first)
+/* flash_forward_kernel: warp after warp (a query row each), each tile's lanes one phase at a
+ * time as the warp runs them */
+static int flash_tiles_seen[3]; /* one key tile, several, a partial last one */
+
+static void emu_flash_forward(float *o, float *lse, tat_flash_args f)
 {
-    float red[TAT_WARP];
-    size_t r, rows = (size_t)t.n_blocks * t.bq;
+    float s[TAT_WARP], p[TAT_WARP], red[TAT_WARP];
+    size_t row, rows = (size_t)f.n_blocks * f.N;
     int lane;
-    for (r = 0; r < rows; ++r) {
-        float *row = s + r * t.bk, mx, sum;
-        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_softmax_partial_max(row, t.bk, lane, TAT_WARP);
-        mx = tree_max_fn(red, TAT_WARP);
-        if (!first) mx = m[r] > mx ? m[r] : mx;
-        for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP);
-        sum = tree_sum_fn(red, TAT_WARP);
-        tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+    flash_tiles_seen[0] += f.N <= TAT_WARP;
+    flash_tiles_seen[1] += f.N > TAT_WARP;
+    flash_tiles_seen[2] += f.N % TAT_WARP != 0;
+    for (row = 0; row < rows; ++row) {
+        size_t blk = row / f.N;
+        int i = (int)(row % f.N), j0;
+        float m = 0, l = 0;
+        for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+            int first = j0 == 0, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+            float mx, m_new, keep;
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                int j = j0 + lane;
+                s[lane] = j < f.N ? tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) : 0.f;
+                red[lane] = j < f.N ? s[lane] : -3.402823466e38f;
+            }
+            mx = tree_max_fn(red, TAT_WARP);
+            m_new = tat_flash_new_max(m, mx, first);
+            keep = tat_flash_rescale(m, m_new, first);
+            for (lane = 0; lane < TAT_WARP; ++lane) red[lane] = p[lane] = tat_flash_prob(s[lane], j0 + lane < f.N, m_new);
+            l = l * keep + tree_sum_fn(red, TAT_WARP);
+            m = m_new;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                tat_flash_mix(o, f.v, p, cnt, keep, first, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        }
+        for (lane = 0; lane < TAT_WARP; ++lane) tat_flash_finish(o, lse, m, l, f.N, f.d, blk, i, lane, TAT_WARP);
     }
 }
 
-static void emu_stream_scale(float *o, const float *rescale, tat_stream_tile t)
+static void emu_flash_query_grad(float *dq, tat_flash_args f)
 {
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_scale_element(o, rescale, t, i);
+    float ds[TAT_WARP];
+    size_t row, rows = (size_t)f.n_blocks * f.N;
+    int lane;
+    for (row = 0; row < rows; ++row) {
+        size_t blk = row / f.N;
+        int i = (int)(row % f.N), j0;
+        for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+            int cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+            float a;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                ds[lane] = j0 + lane < f.N ? tat_flash_dscore(f, blk, i, j0 + lane, &a) : 0.f;
+            for (lane = 0; lane < TAT_WARP; ++lane)
+                tat_flash_mix(dq, f.k, ds, cnt, 1.f, 0, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        }
+    }
 }
 
-static void emu_stream_finish(float *o, float *lse, const float *m, const float *l, tat_stream_tile t)
+static void emu_flash_key_value_grad(float *dk, float *dv, tat_flash_args f)
 {
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.d * t.bq; ++i) tat_stream_finish_element(o, lse, m, l, t, i);
-}
-
-static void emu_stream_probs(float *p, const float *lse, tat_stream_tile t)
-{
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_prob_element(p, lse, t, i);
-}
-
-static void emu_stream_dscore(float *ds, const float *p, const float *drow, float two_w, tat_stream_tile t)
-{
-    size_t i;
-    for (i = 0; i < (size_t)t.n_blocks * t.bq * t.bk; ++i) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+    float ds[TAT_WARP], wa[TAT_WARP];
+    size_t col, cols = (size_t)f.n_blocks * f.N;
+    int lane;
+    for (col = 0; col < cols; ++col) {
+        size_t blk = col / f.N;
+        int j = (int)(col % f.N), i0;
+        for (i0 = 0; i0 < f.N; i0 += TAT_WARP) {
+            int cnt = f.N - i0 < TAT_WARP ? f.N - i0 : TAT_WARP;
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                float a = 0;
+                ds[lane] = i0 + lane < f.N ? tat_flash_dscore(f, blk, i0 + lane, j, &a) : 0.f;
+                wa[lane] = f.two_w * a;
+            }
+            for (lane = 0; lane < TAT_WARP; ++lane) {
+                tat_flash_mix(dv, f.r, wa, cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+                if (dk) tat_flash_mix(dk, f.q, ds, cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+            }
+        }
+    }
 }
 
 static const tat_gpu_ops emu_ops = {
@@ -399,18 +499,17 @@ static const tat_gpu_ops emu_ops = {
     .sse_grad = emu_sse_grad,
     .kd_rows = emu_kd_rows,
     .kd_grad = emu_kd_grad,
-    .stream_rows = emu_stream_rows,
-    .stream_scale = emu_stream_scale,
-    .stream_finish = emu_stream_finish,
-    .stream_probs = emu_stream_probs,
-    .stream_dscore = emu_stream_dscore,
+    .flash_forward = emu_flash_forward,
+    .flash_query_grad = emu_flash_query_grad,
+    .flash_key_value_grad = emu_flash_key_value_grad,
 };
 
 /* a loss's device and pinned doubles, on the host */
 static void emu_loss_init(tat_gpu_loss *l)
 {
-    l->device_sum = calloc(2, sizeof(double));
+    l->device_sum = calloc(2 + TAT_SUM_BLOCKS, sizeof(double));
     l->host_sum = l->device_sum + 1;
+    l->partials = l->device_sum + 2;
     l->ready = NULL;
 }
 
@@ -607,7 +706,6 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
     e->ds = calloc(nn, sizeof(float));
     if (geom->stream_tile) {
         e->lse = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
-        e->rowstat = calloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom), sizeof(float));
     }
     e->resid = calloc(blk, sizeof(float));
     e->drow = calloc((size_t)geom->n_blocks * geom->N, sizeof(float));
@@ -618,7 +716,7 @@ static void emu_term_init(tat_gpu_term *e, const tat_term_geom *geom)
 static void emu_term_free(tat_gpu_term *e)
 {
     free(e->blocks), free(e->attn), free(e->ds), free(e->resid), free(e->drow), free(e->sse_pos);
-    free(e->lse), free(e->rowstat);
+    free(e->lse);
     free(e->loss.device_sum);
 }
 
@@ -648,7 +746,8 @@ static void test_term(const tat_case *tc, int anchors, int stream_tile)
         return;
     }
     if (stream_tile) {
-        /* both sides stream, tat.c in its per-block tiles, the steps in tiles of every block */
+        /* both sides stream: tat.c in its per-block tiles, the steps in the fused kernels
+           (key tiles of a warp, whatever stream_tile says) */
         size_t len = strlen(what);
         geom.stream_tile = stream_tile;
         snprintf(what + len, sizeof(what) - len, ", streaming tile %d", stream_tile);
@@ -833,6 +932,185 @@ static void test_kd(int batch, int n, float temperature)
     free(kl_rows);
 }
 
+/* ---- BatchNorm split over several blocks per statistics group ----------------------------- */
+/* splits that divide the count, that do not, and more splits than a short group fills (empty
+ * trailing chunks); both BN modes, the backward assigning and accumulating, against tat.c */
+static void test_bn_splits(int batch, int c, int spatial, int per_image, int splits)
+{
+    tat_bn_geom g = {batch, c, spatial, per_image};
+    size_t n = (size_t)batch * c * spatial, groups = tat_bn_groups(g);
+    float *in = rand_array(n, 3), *gamma = rand_array(c, 1), *beta = rand_array(c, 1);
+    float *out_ref = calloc(n, sizeof(float)), *xh_ref = calloc(n, sizeof(float));
+    float *out_emu = calloc(n, sizeof(float)), *xh_emu = calloc(n, sizeof(float));
+    float *m_ref = calloc(groups, sizeof(float)), *is_ref = calloc(groups, sizeof(float));
+    float *m_emu = calloc(groups, sizeof(float)), *is_emu = calloc(groups, sizeof(float));
+    float *dy = rand_array(n, 1), *din_ref = rand_array(n, 1), *din_emu = copy_array(din_ref, n);
+    float *dg_ref = rand_array(c, 1), *db_ref = rand_array(c, 1);
+    float *dg_emu = copy_array(dg_ref, c), *db_emu = copy_array(db_ref, c);
+    char name[200];
+    int assign;
+    emu_bn_splits = splits;
+    tat_batchnorm_forward(out_ref, xh_ref, m_ref, is_ref, in, gamma, beta, g);
+    emu_bn_forward(out_emu, xh_emu, m_emu, is_emu, in, gamma, beta, g);
+    snprintf(name, sizeof(name), "emulation batchnorm on %d splits (b%d c%d spatial %d, %s): forward",
+             splits, batch, c, spatial, per_image ? "per image" : "batch");
+    check_close(name, out_emu, out_ref, n, TOL_SUM);
+    snprintf(name, sizeof(name), "emulation batchnorm on %d splits (b%d c%d spatial %d, %s): mean, inv_std",
+             splits, batch, c, spatial, per_image ? "per image" : "batch");
+    report(rel_err(m_emu, m_ref, groups) + rel_err(is_emu, is_ref, groups) <= TOL_SUM, name,
+           "statistics differ");
+    for (assign = 0; assign < 2; ++assign) {
+        float *din_e = assign ? rand_array(n, 1) : din_emu;
+        float *din_r = assign ? calloc(n, sizeof(float)) : din_ref;
+        tat_batchnorm_backward(din_r, dg_ref, db_ref, dy, xh_ref, is_ref, gamma, g);
+        emu_bn_backward(din_e, dg_emu, db_emu, dy, xh_emu, is_emu, gamma, g, assign);
+        snprintf(name, sizeof(name), "emulation batchnorm on %d splits (b%d c%d spatial %d, %s): backward d_in %s",
+                 splits, batch, c, spatial, per_image ? "per image" : "batch",
+                 assign ? "assigned" : "accumulated");
+        check_close(name, din_e, din_r, n, TOL_SUM);
+        if (assign) free(din_e), free(din_r);
+    }
+    snprintf(name, sizeof(name), "emulation batchnorm on %d splits (b%d c%d spatial %d, %s): d_gamma, d_beta",
+             splits, batch, c, spatial, per_image ? "per image" : "batch");
+    report(rel_err(dg_emu, dg_ref, c) + rel_err(db_emu, db_ref, c) <= TOL_SUM, name,
+           "parameter gradients differ: %.3g", rel_err(dg_emu, dg_ref, c) + rel_err(db_emu, db_ref, c));
+    emu_bn_splits = 0;
+    free(in), free(gamma), free(beta), free(out_ref), free(xh_ref), free(out_emu), free(xh_emu);
+    free(m_ref), free(is_ref), free(m_emu), free(is_emu), free(dy), free(din_ref), free(din_emu);
+    free(dg_ref), free(db_ref), free(dg_emu), free(db_emu);
+}
+
+/* The grid sizes the launchers derive from the SM count: bounded, filled, monotone in the
+ * device's size. */
+static void test_reduction_grids(void)
+{
+    tat_bn_geom small = {2, 64, 49, 0}, big = {64, 32, 56 * 56, 0}, one = {1, 1, 5, 1};
+    int ok = 1;
+    ok &= tat_reduce_blocks(10, 132) == 1;
+    ok &= tat_reduce_blocks((size_t)1 << 30, 132) == 132 * TAT_REDUCE_WAVES;
+    ok &= tat_reduce_blocks((size_t)1 << 30, 100000) == TAT_SUM_BLOCKS;
+    ok &= tat_reduce_blocks(5 * TAT_REDUCE_THREADS * TAT_SUM_MIN_PER_THREAD, 132) == 5;
+    ok &= tat_bn_splits(small, 132) == 1;          /* 98 elements: one block */
+    ok &= tat_bn_splits(big, 132) == 17;          /* ceil(528 / 32) blocks per channel */
+    ok &= tat_bn_splits(big, 1) == 1;
+    ok &= tat_bn_splits(one, 132) == 1;
+    report(ok, "emulation reduction grids: sized by the SM count, bounded by the work and the buffers",
+           "a grid size off (see tat_reduce_blocks / tat_bn_splits)");
+}
+
+/* Long sums (loss_start) on grids of several SM counts: the two passes against a plain sum. */
+static void test_long_sums(void)
+{
+    size_t n = 1234567, i;
+    double *x = malloc(n * sizeof(double)), want = 0;
+    tat_gpu_loss l;
+    int sms[3] = {1, 7, 132}, k;
+    for (i = 0; i < n; ++i) x[i] = rng_signed(), want += x[i];
+    emu_loss_init(&l);
+    for (k = 0; k < 3; ++k) {
+        char name[120];
+        double got;
+        emu_sm_count = sms[k];
+        for (i = 0; i < TAT_SUM_BLOCKS; ++i) l.partials[i] = 1e30; /* a stale buffer */
+        emu_loss_start(&l, x, n);
+        got = emu_loss_wait(&l);
+        snprintf(name, sizeof(name), "emulation long sum of %zu doubles on %d blocks (%d SMs)", n,
+                 tat_reduce_blocks(n, sms[k]), sms[k]);
+        report(fabs(got - want) <= 1e-9 * (fabs(want) + sqrt((double)n)), name, "%.12g vs %.12g", got, want);
+    }
+    emu_sm_count = 132;
+    free(l.device_sum);
+    free(x);
+}
+
+/* ---- the fused Adam / AdamW kernel against Darknet's adam_update_cpu ---------------------- */
+void adam_update_cpu(float *w, float *d, float *m, float *v, float B1, float B2, float eps,
+                     float decay, float rate, int n, int batch, int t, int decoupled);
+
+static void test_adam(int n, int decoupled)
+{
+    float *w_ref = rand_array(n, 1), *w_emu = copy_array(w_ref, n);
+    float *m_ref = calloc(n, sizeof(float)), *v_ref = calloc(n, sizeof(float));
+    float *m_emu = calloc(n, sizeof(float)), *v_emu = calloc(n, sizeof(float));
+    float *d_ref = calloc(n, sizeof(float)), *d_emu = calloc(n, sizeof(float));
+    int t, batch = 6, cleared = 1;
+    size_t i;
+    char name[160];
+    for (t = 1; t <= 6; ++t) {
+        tat_adam_step a = tat_adam_step_of(.9f, .999f, 1e-7f, .05f, .01f, batch, t, decoupled);
+        for (i = 0; i < (size_t)n; ++i) d_ref[i] = d_emu[i] = (float)(batch * rng_signed());
+        adam_update_cpu(w_ref, d_ref, m_ref, v_ref, .9f, .999f, 1e-7f, .05f, .01f, n, batch, t, decoupled);
+        for (i = 0; i < (size_t)n; ++i) tat_adam_element(w_emu, d_emu, m_emu, v_emu, a, i);
+        for (i = 0; i < (size_t)n; ++i) cleared &= d_emu[i] == 0;
+    }
+    snprintf(name, sizeof(name), "emulation %s fused kernel: 6 steps of %d parameters, weights",
+             decoupled ? "AdamW" : "Adam", n);
+    check_close(name, w_emu, w_ref, n, 1e-5);
+    snprintf(name, sizeof(name), "emulation %s fused kernel: moments", decoupled ? "AdamW" : "Adam");
+    report(rel_err(m_emu, m_ref, n) <= 1e-5 && rel_err(v_emu, v_ref, n) <= 1e-5, name,
+           "moments differ: %.3g, %.3g", rel_err(m_emu, m_ref, n), rel_err(v_emu, v_ref, n));
+    snprintf(name, sizeof(name), "emulation %s fused kernel: gradient cleared", decoupled ? "AdamW" : "Adam");
+    report(cleared, name, "the gradient is not zero after the step");
+    free(w_ref), free(w_emu), free(m_ref), free(v_ref), free(m_emu), free(v_emu), free(d_ref), free(d_emu);
+}
+
+/* ---- the 64-bit index functions past 2^31 and 2^32, sizes too large to allocate ------------ */
+/* Coordinates drawn at random (and at the ends) in geometries of 2^32 to 2^35 elements; each
+ * function's index is compared with the one composed from the coordinates. */
+static size_t rand_below(size_t n)
+{
+    size_t r = ((size_t)rand() << 31) ^ ((size_t)rand() << 15) ^ (size_t)rand();
+    return r % n;
+}
+
+static void test_index_64(void)
+{
+    tat_patch_geom pg = {2048, 256, 96, 80, 6, 5, 3}; /* 4.0e9 map elements */
+    tat_stack_geom sg = {2, 1024, 512, 4099};        /* 4.3e9 */
+    tat_pool_geom qg = {131072, 257, 251, 4, 3};      /* 8.5e9 */
+    tat_bn_geom bg = {4096, 512, 3001, 0};            /* 6.3e9 */
+    size_t bad = 0, k, big = 0;
+    for (k = 0; k < 20000; ++k) {
+        int last = k == 0; /* the last element of each space */
+        {
+            int ph = pg.h / pg.grid_h, pw = pg.w / pg.grid_w, per = pg.grid_h * pg.grid_w / pg.groups;
+            size_t N = (size_t)ph * pw, d = (size_t)per * pg.c;
+            size_t b = last ? pg.batch - 1 : rand_below(pg.batch), a = last ? pg.groups - 1 : rand_below(pg.groups);
+            size_t e = last ? d - 1 : rand_below(d), r = last ? N - 1 : rand_below(N);
+            size_t bi = ((b * pg.groups + a) * d + e) * N + r;
+            size_t pp = a * per + e / pg.c, ch = e % pg.c;
+            size_t y = pp / pg.grid_w * ph + r / pw, x = pp % pg.grid_w * pw + r % pw;
+            bad += tat_patch_map_index(pg, bi) != ((b * pg.c + ch) * pg.h + y) * pg.w + x;
+            big += bi >= ((size_t)1 << 32);
+        }
+        {
+            size_t e = last ? sg.n - 1 : rand_below(sg.n), b = last ? sg.batch - 1 : rand_below(sg.batch);
+            size_t o = last ? sg.c - 1 : rand_below(sg.c), p = last ? sg.hw - 1 : rand_below(sg.hw);
+            size_t i = ((e * sg.batch + b) * sg.c + o) * sg.hw + p;
+            bad += tat_stack_cm_index(sg, i) != ((e * sg.c + o) * sg.batch + b) * sg.hw + p;
+            big += i >= ((size_t)1 << 32);
+        }
+        {
+            size_t plane = last ? qg.planes - 1 : rand_below(qg.planes);
+            int y = last ? qg.h - 1 : (int)rand_below(qg.h), x = last ? qg.w - 1 : (int)rand_below(qg.w);
+            int oh = qg.h / qg.kh, ow = qg.w / qg.kw, oy = y / qg.kh, ox = x / qg.kw;
+            size_t i = (plane * qg.h + y) * qg.w + x;
+            long long want = oy >= oh || ox >= ow ? -1 : (long long)((plane * oh + oy) * ow + ox);
+            bad += tat_pool_window_of(qg, i) != want;
+            big += i >= ((size_t)1 << 32);
+        }
+        {
+            int gi = last ? bg.c - 1 : (int)rand_below(bg.c);
+            size_t run = last ? bg.batch - 1 : rand_below(bg.batch);
+            size_t i = last ? bg.spatial - 1 : rand_below(bg.spatial);
+            bad += tat_bn_offset(bg, gi, run * bg.spatial + i) != (run * bg.c + gi) * bg.spatial + i;
+        }
+    }
+    report(!bad && big > 1000 && !tat_index_fits_32(tat_patch_block_elements(pg)),
+           "emulation 64-bit index paths: indices past 2^32 (patch map, stack permutation, pooling window, BatchNorm offset)",
+           "%zu indices wrong (%zu drawn past 2^32)", bad, big);
+}
+
 int main(void)
 {
     int i;
@@ -853,6 +1131,15 @@ int main(void)
     test_pool(3, 5, 5, 5, 5);
 
     test_index_widths();
+    test_index_64();
+    test_reduction_grids();
+    test_long_sums();
+    test_bn_splits(3, 5, 211, 0, 1);
+    test_bn_splits(3, 5, 211, 0, 7);
+    test_bn_splits(4, 3, 97, 1, 4);
+    test_bn_splits(2, 3, 13, 1, 64); /* more splits than elements: empty chunks */
+    test_adam(1037, 0);
+    test_adam(1037, 1);
     test_softmax(5, 17);
     test_softmax(3, TAT_SOFTMAX_WARP_COLS);
     test_softmax(3, TAT_SOFTMAX_WARP_COLS + 301);
@@ -879,6 +1166,10 @@ int main(void)
         }
     }
 
+    report(flash_tiles_seen[0] && flash_tiles_seen[1] && flash_tiles_seen[2],
+           "emulation fused streaming: one key tile, several, and a partial last tile exercised",
+           "a tiling case never ran (%d %d %d)", flash_tiles_seen[0], flash_tiles_seen[1],
+           flash_tiles_seen[2]);
     report(!out_of_range, "emulation: every map index in range", "an index function left the map");
     report(!gemm_args_invalid, "emulation gemm: every cuBLAS argument set valid (leading dimensions, sizes)",
            "an argument set cuBLAS would reject");

@@ -3,8 +3,9 @@
 /*
  * The TaT math of tat.h on the GPU (tat_kernels.cu, built with GPU=1 only). Same layouts, same
  * conventions (backward functions accumulate, gradients linear in w), every pointer below a
- * device pointer unless it is a tat.h host struct. Work goes to the current device's default
- * stream and cuBLAS handle (Darknet's blas_handle()). Nothing waits in a forward: a loss is
+ * device pointer unless it is a tat.h host struct. Work goes to the current device's cuBLAS
+ * handle (Darknet's blas_handle()) and to that handle's stream: kernels, copies and events
+ * alike. Nothing waits in a forward: a loss is
  * summed on the device and copied to pinned host memory asynchronously (tat_gpu_loss); the
  * layers read it once their backward has been queued (tat_gpu_loss_wait).
  *
@@ -30,9 +31,10 @@ double *tat_gpu_alloc_doubles(size_t n);
 void tat_gpu_free(void *p);
 
 /* A loss on its way to the host: device_sum (device), host_sum (pinned host), ready (a CUDA
- * event recorded after the copy). */
+ * event recorded after the copy), partials (device, TAT_SUM_BLOCKS: the blocks' partial sums
+ * of a long sum). */
 typedef struct {
-    double *device_sum, *host_sum;
+    double *device_sum, *host_sum, *partials;
     void *ready;
 } tat_gpu_loss;
 void tat_gpu_loss_init(tat_gpu_loss *l);
@@ -40,8 +42,14 @@ void tat_gpu_loss_free(tat_gpu_loss *l);
 /* Waits for the copy the last forward started; returns the summed loss. */
 double tat_gpu_loss_wait(tat_gpu_loss *l);
 
+/* TF32 for the plugin's GEMMs: off unless tat_gpu_set_tf32(1) (tf32=1 in a distillation
+ * section) or TAT_TF32=1 in the environment. Process-wide; Darknet's own layers unaffected. */
+void tat_gpu_set_tf32(int on);
+int tat_gpu_tf32(void);
+
 /* ---- building blocks (also used one by one by the GPU test) ---------------------------- */
-/* cublasSgemmStridedBatched with the arguments tat_gemm_map(g) gives. */
+/* cublasSgemmStridedBatched with the arguments tat_gemm_map(g) gives; with TF32 on
+ * (tat_gpu_tf32) the same product as cublasGemmStridedBatchedEx in CUBLAS_COMPUTE_32F_FAST_TF32. */
 void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B, float *C);
 void tat_gpu_patch_gather(float *blocks, const float *x, tat_patch_geom g);
 void tat_gpu_patch_scatter_add(float *d_x, const float *d_blocks, tat_patch_geom g);
@@ -59,6 +67,10 @@ void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d_beta, cons
                                 tat_bn_geom g, int assign);
 /* In place, rows x cols, max subtracted, fp32. */
 void tat_gpu_softmax_rows(float *s, int rows, int cols);
+/* Darknet's adam_update_cpu rule (Adam, or AdamW when decoupled) on n device parameters, as
+ * one kernel (tat_adam_element); the signature of distill_blas's adam. */
+void tat_gpu_adam_update(float *w, float *d, float *m, float *v, float B1, float B2, float eps,
+                         float decay, float rate, int n, int batch, int t, int decoupled);
 
 /* ---- an embedding: conv (no bias) + training-mode BatchNorm ----------------------------- */
 /* The host struct, its arrays on the device. */
@@ -95,8 +107,8 @@ typedef struct {
     tat_term_geom geom;
     const float *Q, *K, *V;    /* blocks of the last forward (the maps when geom.direct)     */
     float *blocks;             /* not direct: q, k, v, t, then dq, dk, dv blocks             */
-    float *attn, *ds;          /* n_blocks x N x N; streaming: n_blocks x tile x tile         */
-    float *lse, *rowstat;      /* streaming: n_blocks x N row log-sum-exp; m, l, rescale      */
+    float *attn, *ds;          /* n_blocks x N x N (streaming: unused, one float)             */
+    float *lse;                /* streaming: n_blocks x N row log-sum-exp                     */
     float *resid, *drow;       /* n_blocks x d x N (O - T), n_blocks x N ((O - T)_i . O_i)    */
     double *sse_pos;           /* n_blocks x N                                                */
     tat_gpu_loss loss;         /* the sum of squared errors of the last forward              */

@@ -45,12 +45,11 @@ typedef struct {
     void (*kd_rows)(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
                     float temperature, double *kl_rows);
     void (*kd_grad)(float *d_s, const float *p_s, const float *p_t, float scale, size_t n);
-    /* streaming attention, on the tiles of every block (see tat_stream_tile) */
-    void (*stream_rows)(float *s, float *m, float *l, float *rescale, tat_stream_tile t, int first);
-    void (*stream_scale)(float *o, const float *rescale, tat_stream_tile t);
-    void (*stream_finish)(float *o, float *lse, const float *m, const float *l, tat_stream_tile t);
-    void (*stream_probs)(float *p, const float *lse, tat_stream_tile t);
-    void (*stream_dscore)(float *ds, const float *p, const float *drow, float two_w, tat_stream_tile t);
+    /* streaming attention, fused (tat_flash_args; f.r, f.drow, f.two_w unused forward):
+     * O and lse; dQ accumulated; dK (may be NULL) and dV accumulated */
+    void (*flash_forward)(float *o, float *lse, tat_flash_args f);
+    void (*flash_query_grad)(float *dq, tat_flash_args f);
+    void (*flash_key_value_grad)(float *dk, float *dv, tat_flash_args f);
 } tat_gpu_ops;
 
 /* ---- embeddings: conv (no bias) + BatchNorm, n of one input stacked --------------------- */
@@ -147,82 +146,36 @@ static inline void tat_steps_scatter_add(const tat_gpu_ops *op, const tat_term_g
     else op->patch_scatter_add(d_x, d_blocks, tat_term_patch_geom(t, 0));
 }
 
-/* The tile edge of a streaming term (at most N). */
-static inline int tat_steps_tile(const tat_term_geom *t)
-{
-    return t->stream_tile > t->N ? t->N : t->stream_tile;
-}
-
-/* Floats of each of attn and ds: every block's N x N matrix, or streaming, one tile each. */
+/* Floats of each of attn and ds: every block's N x N matrix; streaming (fused kernels) none. */
 static inline size_t tat_steps_attention_floats(const tat_term_geom *t)
 {
-    size_t e = t->stream_tile ? (size_t)tat_steps_tile(t) : (size_t)t->N;
-    return (size_t)t->n_blocks * e * e;
+    return t->stream_tile ? 1 : (size_t)t->n_blocks * t->N * t->N;
 }
 
-/* O = V softmax(Q^T K)^T of every block, tile by tile (tat.c's block_forward_streaming): for
- * each query tile a running row max m and sum l over the key tiles, O's columns rescaled when
- * m grows, divided by l at the end; lse = m + log l is kept for the backward. */
+/* The streaming form (tat.c's block_forward_streaming / block_backward_streaming) as fused
+ * kernels, one launch forward and two backward whatever N (tat_kernel_index.h, "fused"):
+ * memory linear in N. */
+static inline tat_flash_args tat_steps_flash_args(const tat_gpu_term *g, float two_w)
+{
+    tat_flash_args f;
+    f.q = g->Q, f.k = g->K, f.v = g->V, f.r = g->resid, f.lse = g->lse, f.drow = g->drow;
+    f.two_w = two_w;
+    f.n_blocks = g->geom.n_blocks, f.N = g->geom.N, f.d = g->geom.d;
+    return f;
+}
+
 static inline void tat_steps_stream_forward(const tat_gpu_ops *op, tat_gpu_term *g)
 {
-    const tat_term_geom *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d, T = tat_steps_tile(t), i0, j0;
-    long long blk = (long long)d * N;
-    float *m = g->rowstat, *l = m + (size_t)n * T, *rescale = l + (size_t)n * T;
-    for (i0 = 0; i0 < N; i0 += T) {
-        int bq = N - i0 < T ? N - i0 : T;
-        for (j0 = 0; j0 < N; j0 += T) {
-            int bk = N - j0 < T ? N - j0 : T;
-            tat_stream_tile tile = {n, N, d, i0, bq, bk};
-            /* S tile = Q_i^T K_j */
-            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, (long long)bq * bk, n, 1, 0),
-                     g->Q + i0, g->K + j0, g->attn);
-            op->stream_rows(g->attn, m, l, rescale, tile, j0 == 0);
-            if (j0) op->stream_scale(g->resid, rescale, tile);
-            /* O_i += V_j P^T */
-            op->gemm(tat_rm_gemm(0, 1, d, bq, bk, N, bk, N, blk, (long long)bq * bk, blk, n, 1,
-                                 j0 ? 1.f : 0.f),
-                     g->V + j0, g->attn, g->resid + i0);
-        }
-        {
-            tat_stream_tile tile = {n, N, d, i0, bq, N};
-            op->stream_finish(g->resid, g->lse, m, l, tile);
-        }
-    }
+    op->flash_forward(g->resid, g->lse, tat_steps_flash_args(g, 0));
 }
 
-/* The backward of tat_steps_stream_forward (tat.c's block_backward_streaming), every tile of A
- * recomputed from lse; dq, dk (may be NULL), dv accumulate. dO = 2w R is folded into alphas. */
+/* dq, dk (may be NULL), dv accumulate; dO = 2w R. */
 static inline void tat_steps_stream_backward(const tat_gpu_ops *op, tat_gpu_term *g, float *dq,
                                              float *dk, float *dv, float two_w)
 {
-    const tat_term_geom *t = &g->geom;
-    int n = t->n_blocks, N = t->N, d = t->d, T = tat_steps_tile(t), i0, j0;
-    long long blk = (long long)d * N;
-    for (i0 = 0; i0 < N; i0 += T) {
-        int bq = N - i0 < T ? N - i0 : T;
-        for (j0 = 0; j0 < N; j0 += T) {
-            int bk = N - j0 < T ? N - j0 : T;
-            long long tt = (long long)bq * bk;
-            tat_stream_tile tile = {n, N, d, i0, bq, bk};
-            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, tt, n, 1, 0), g->Q + i0,
-                     g->K + j0, g->attn);
-            op->stream_probs(g->attn, g->lse, tile);
-            /* dV_j += dO_i A */
-            op->gemm(tat_rm_gemm(0, 0, d, bk, bq, N, bk, N, blk, tt, blk, n, two_w, 1),
-                     g->resid + i0, g->attn, dv + j0);
-            /* dP = dO_i^T V_j */
-            op->gemm(tat_rm_gemm(1, 0, bq, bk, d, N, N, bk, blk, blk, tt, n, two_w, 0),
-                     g->resid + i0, g->V + j0, g->ds);
-            op->stream_dscore(g->ds, g->attn, g->drow, two_w, tile);
-            /* dQ_i += K_j dS^T, dK_j += Q_i dS */
-            op->gemm(tat_rm_gemm(0, 1, d, bq, bk, N, bk, N, blk, tt, blk, n, 1, 1), g->K + j0,
-                     g->ds, dq + i0);
-            if (dk)
-                op->gemm(tat_rm_gemm(0, 0, d, bk, bq, N, bk, N, blk, tt, blk, n, 1, 1), g->Q + i0,
-                         g->ds, dk + j0);
-        }
-    }
+    tat_flash_args f = tat_steps_flash_args(g, two_w);
+    op->flash_query_grad(dq, f);
+    op->flash_key_value_grad(dk, dv, f);
 }
 
 /* Starts the loss copy (g->loss): tat_gpu_loss_wait gives the sum of squared errors. */

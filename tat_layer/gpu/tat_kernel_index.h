@@ -99,21 +99,62 @@ TAT_HD size_t tat_bn_offset(tat_bn_geom g, int gi, size_t j)
     return (run * g.c + gi) * g.spatial + i;
 }
 
-/* Thread tid of nt: its share (j = tid, tid + nt, ...) of the group's sum. */
-TAT_HD double tat_bn_partial_sum(tat_bn_geom g, const float *x, int gi, int tid, int nt)
+/* A group's statistics are split over `splits` blocks (tat_bn_splits), block s taking the
+ * contiguous chunk [s * chunk, min((s + 1) * chunk, count)) of the group's elements; each block
+ * reduces its chunk in its tree, and the splits' partial sums are combined in split order
+ * (tat_bn_combine), so the result is the same run after run. Enough blocks in all to give
+ * every SM TAT_REDUCE_WAVES of them, at least TAT_BN_MIN_PER_THREAD elements per thread, at
+ * most TAT_BN_MAX_SPLITS per group. */
+#define TAT_REDUCE_WAVES 4
+#define TAT_BN_MIN_PER_THREAD 8
+#define TAT_BN_MAX_SPLITS 64
+TAT_HD int tat_bn_splits(tat_bn_geom g, int sm_count)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t groups = (size_t)tat_bn_groups(g), n = tat_bn_count(g);
+    size_t per_block = (size_t)TAT_REDUCE_THREADS * TAT_BN_MIN_PER_THREAD;
+    size_t want = ((size_t)(sm_count > 0 ? sm_count : 1) * TAT_REDUCE_WAVES + groups - 1) / groups;
+    size_t most = (n + per_block - 1) / per_block;
+    if (want > most) want = most;
+    if (want > TAT_BN_MAX_SPLITS) want = TAT_BN_MAX_SPLITS;
+    return want < 1 ? 1 : (int)want;
+}
+TAT_HD size_t tat_bn_chunk(tat_bn_geom g, int splits)
+{
+    return (tat_bn_count(g) + splits - 1) / splits;
+}
+/* The chunk [*j0, *j1) of split s. */
+TAT_HD void tat_bn_chunk_range(tat_bn_geom g, int splits, int s, size_t *j0, size_t *j1)
+{
+    size_t c = tat_bn_chunk(g, splits), n = tat_bn_count(g);
+    *j0 = (size_t)s * c < n ? (size_t)s * c : n;
+    *j1 = *j0 + c < n ? *j0 + c : n;
+}
+/* The splits' partials of one group, at stride `stride` (1, or 2 for interleaved pairs), in
+ * split order. */
+TAT_HD double tat_bn_combine(const double *partials, int splits, int stride)
+{
     double s = 0;
-    for (j = tid; j < n; j += nt) s += x[tat_bn_offset(g, gi, j)];
+    int k;
+    for (k = 0; k < splits; ++k) s += partials[(size_t)k * stride];
     return s;
 }
 
-TAT_HD double tat_bn_partial_sqdev(tat_bn_geom g, const float *x, int gi, double mean, int tid,
-                                   int nt)
+/* Thread tid of nt: its share (j = j0 + tid, j0 + tid + nt, ... below j1) of the group's sum. */
+TAT_HD double tat_bn_partial_sum(tat_bn_geom g, const float *x, int gi, size_t j0, size_t j1,
+                                 int tid, int nt)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t j;
     double s = 0;
-    for (j = tid; j < n; j += nt) {
+    for (j = j0 + tid; j < j1; j += nt) s += x[tat_bn_offset(g, gi, j)];
+    return s;
+}
+
+TAT_HD double tat_bn_partial_sqdev(tat_bn_geom g, const float *x, int gi, double mean, size_t j0,
+                                   size_t j1, int tid, int nt)
+{
+    size_t j;
+    double s = 0;
+    for (j = j0 + tid; j < j1; j += nt) {
         double v = x[tat_bn_offset(g, gi, j)] - mean;
         s += v * v;
     }
@@ -141,19 +182,35 @@ TAT_HD void tat_bn_normalize(tat_bn_geom g, float *out, float *x_hat, const floa
     out[off] = gamma[ch] * v + beta[ch];
 }
 
-/* Backward sums of group gi: sum dy and sum dy * x_hat, thread tid's share. */
+/* Backward sums of group gi: sum dy and sum dy * x_hat, thread tid's share of [j0, j1). */
 TAT_HD void tat_bn_partial_dsums(tat_bn_geom g, const float *dy, const float *x_hat, int gi,
-                                 int tid, int nt, double *sum_dy, double *sum_dy_xh)
+                                 size_t j0, size_t j1, int tid, int nt, double *sum_dy,
+                                 double *sum_dy_xh)
 {
-    size_t j, n = tat_bn_count(g);
+    size_t j;
     double a = 0, b = 0;
-    for (j = tid; j < n; j += nt) {
+    for (j = j0 + tid; j < j1; j += nt) {
         size_t off = tat_bn_offset(g, gi, j);
         a += dy[off];
         b += (double)dy[off] * x_hat[off];
     }
     *sum_dy = a;
     *sum_dy_xh = b;
+}
+
+/* Channel ch's parameter gradients from the backward partials (groups x splits pairs of
+ * sum dy, sum dy * x_hat): group after group (image order in per-image mode), each group's
+ * splits in order, as tat.c adds them image by image. */
+TAT_HD void tat_bn_param_grads(tat_bn_geom g, const double *partials, int splits, int ch,
+                               float *d_gamma, float *d_beta)
+{
+    int b, runs = g.per_image ? g.batch : 1;
+    for (b = 0; b < runs; ++b) {
+        int gi = g.per_image ? b * g.c + ch : ch;
+        const double *p = partials + (size_t)gi * splits * 2;
+        d_gamma[ch] += (float)tat_bn_combine(p + 1, splits, 2);
+        d_beta[ch] += (float)tat_bn_combine(p, splits, 2);
+    }
 }
 
 /* d_in for element j of group gi: assigned (assign 1: the embedding backward writes a fresh
@@ -235,86 +292,89 @@ TAT_HD float tat_residual_partial(float *o, const float *t, size_t row, int N, i
     return D;
 }
 
-/* ---- Streaming attention (tat.c's block_forward_streaming / block_backward_streaming) ---- */
-/* The tiles of every block at once: query tile rows i0 .. i0+bq-1, key tile columns j0 ..
- * j0+bk-1; a tile buffer holds n_blocks x bq x bk (row = blk * bq + r), the row statistics m,
- * l, rescale n_blocks x bq, lse and drow n_blocks x N. */
-typedef struct {
-    int n_blocks, N, d, i0, bq, bk;
-} tat_stream_tile;
+/* ---- Streaming attention, fused (tat.c's block_forward_streaming / _backward_streaming) ---- */
+/* In the flash-attention manner: no N x N matrix, no tile buffers. The forward runs one warp
+ * per query row i of a block (TAT_FLASH_ROWS warps to a thread block): key tiles of TAT_WARP
+ * keys, lane c scoring key j0 + c, a running row max m and sum l (online softmax), O's column
+ * i rescaled and accumulated tile by tile, then divided by l, lse = m + log l kept for the
+ * backward. The backward is two kernels of the same shape, so that every gradient column has
+ * one writer (no atomics, a fixed order): one warp per query row for dQ (walking the key
+ * tiles), one warp per key column for dK and dV (walking the query tiles); both recompute
+ * A_ij = exp(s_ij - lse_i). Q, K, V, R (= O - T) and the gradients are n_blocks x d x N
+ * (channel-major), lse and drow (D_i = R_i . O_i) n_blocks x N. */
+#define TAT_FLASH_ROWS 8
 
-/* Thread tid's share of one S-tile row: exp(s - mx) in place (mx: the row's running max with
- * this tile included); returns its share of the row sum. */
-TAT_HD float tat_stream_exp_partial(float *row, int cols, float mx, int tid, int nt)
+typedef struct {
+    const float *q, *k, *v, *r, *lse, *drow;
+    float two_w;
+    int n_blocks, N, d;
+} tat_flash_args;
+
+/* s_ij = Q_i . K_j of block blk */
+TAT_HD float tat_flash_score(const float *q, const float *k, int N, int d, size_t blk, int i, int j)
 {
+    const float *qb = q + blk * d * N, *kb = k + blk * d * N;
     float s = 0;
-    int j;
-    for (j = tid; j < cols; j += nt) {
-        float e = expf(row[j] - mx);
-        row[j] = e;
-        s += e;
-    }
+    int ch;
+    for (ch = 0; ch < d; ++ch) s += qb[(size_t)ch * N + i] * kb[(size_t)ch * N + j];
     return s;
 }
 
-/* Row statistics after one key tile (first: no tile before, m = -inf, l = 0). */
-TAT_HD void tat_stream_row_update(float *m, float *l, float *rescale, size_t row, float mx,
-                                  float sum, int first)
+/* The running max with a tile's max; on the first tile, the tile's. */
+TAT_HD float tat_flash_new_max(float m, float tile_max, int first)
 {
-    float m_old = first ? -INFINITY : m[row], l_old = first ? 0.f : l[row];
-    float r = expf(m_old - mx); /* 0 on the first tile */
-    rescale[row] = r;
-    l[row] = l_old * r + sum;
-    m[row] = mx;
+    return first || tile_max > m ? tile_max : m;
 }
 
-/* Element idx of the n_blocks x d x bq query-tile columns of O: (blk, ch, r) -> its offset in
- * O (n_blocks x d x N) and its row statistic (blk * bq + r). */
-TAT_HD size_t tat_stream_o_offset(tat_stream_tile t, size_t idx, size_t *stat)
+/* exp(s - m) of a lane, 0 past the last key of an odd tile */
+TAT_HD float tat_flash_prob(float s, int valid, float m) { return valid ? expf(s - m) : 0.f; }
+
+/* The factor O and l keep when the max grows from m_old to m_new (0 on the first tile). */
+TAT_HD float tat_flash_rescale(float m_old, float m_new, int first)
 {
-    size_t per = (size_t)t.d * t.bq, blk = idx / per, ch = idx / t.bq % t.d, r = idx % t.bq;
-    *stat = blk * t.bq + r;
-    return (blk * t.d + ch) * t.N + t.i0 + r;
+    return first ? 0.f : expf(m_old - m_new);
 }
 
-/* O's query-tile columns rescaled when the running max grew. */
-TAT_HD void tat_stream_scale_element(float *o, const float *rescale, tat_stream_tile t, size_t idx)
+/* Lane `lane` of nl: for its channels ch, out[ch, col] = keep * out[ch, col] (nothing when
+ * first) + sum_c w[c] src[ch, c0 + c] over the cnt columns of a tile, block blk. */
+TAT_HD void tat_flash_mix(float *out, const float *src, const float *w, int cnt, float keep,
+                          int first, int N, int d, size_t blk, int col, int c0, int lane, int nl)
 {
-    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
-    o[off] *= rescale[stat];
+    size_t b = blk * d * N;
+    int ch, c;
+    for (ch = lane; ch < d; ch += nl) {
+        const float *row = src + b + (size_t)ch * N + c0;
+        float acc = first ? 0.f : out[b + (size_t)ch * N + col] * keep;
+        for (c = 0; c < cnt; ++c) acc += w[c] * row[c];
+        out[b + (size_t)ch * N + col] = acc;
+    }
 }
 
-/* After the last key tile: O's columns divided by l; lse = m + log l (written once per row). */
-TAT_HD void tat_stream_finish_element(float *o, float *lse, const float *m, const float *l,
-                                      tat_stream_tile t, size_t idx)
+/* After the last key tile: O's column i divided by l; lane 0 writes lse. */
+TAT_HD void tat_flash_finish(float *o, float *lse, float m, float l, int N, int d, size_t blk,
+                             int i, int lane, int nl)
 {
-    size_t stat, off = tat_stream_o_offset(t, idx, &stat);
-    o[off] *= 1.f / l[stat];
-    if (idx / t.bq % t.d == 0) lse[stat / t.bq * t.N + t.i0 + stat % t.bq] = m[stat] + logf(l[stat]);
+    size_t b = blk * d * N;
+    float inv = 1.f / l;
+    int ch;
+    for (ch = lane; ch < d; ch += nl) o[b + (size_t)ch * N + i] *= inv;
+    if (lane == 0) lse[blk * N + i] = m + logf(l);
 }
 
-/* Row (blk, i0 + r) of a tile element idx of n_blocks x bq x bk, in an n_blocks x N array. */
-TAT_HD size_t tat_stream_row_of(tat_stream_tile t, size_t idx)
+/* Backward, pair (i, j) of block blk: a = A_ij (recomputed), returns dS_ij = 2w A_ij (R_i . V_j
+ * - D_i), the attention gradient through the softmax (dO = 2w R). */
+TAT_HD float tat_flash_dscore(tat_flash_args f, size_t blk, int i, int j, float *a)
 {
-    size_t blk = idx / ((size_t)t.bq * t.bk), r = idx / t.bk % t.bq;
-    return blk * t.N + t.i0 + r;
+    const float *rb = f.r + blk * f.d * f.N, *vb = f.v + blk * f.d * f.N;
+    float dp = 0, p = expf(tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) - f.lse[blk * f.N + i]);
+    int ch;
+    for (ch = 0; ch < f.d; ++ch) dp += rb[(size_t)ch * f.N + i] * vb[(size_t)ch * f.N + j];
+    *a = p;
+    return f.two_w * p * (dp - f.drow[blk * f.N + i]);
 }
 
-/* Backward: the tile of A recomputed from the row log-sum-exp. */
-TAT_HD void tat_stream_prob_element(float *p, const float *lse, tat_stream_tile t, size_t idx)
-{
-    p[idx] = expf(p[idx] - lse[tat_stream_row_of(t, idx)]);
-}
-
-/* Backward: dS = A (dP - 2w D_i) on a tile; ds holds dP on entry. */
-TAT_HD void tat_stream_dscore_element(float *ds, const float *p, const float *drow, float two_w,
-                                      tat_stream_tile t, size_t idx)
-{
-    ds[idx] = p[idx] * (ds[idx] - two_w * drow[tat_stream_row_of(t, idx)]);
-}
-
-/* Thread tid's share of a sum of n doubles. */
-TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
+/* Thread tid of nt's share of a sum of n doubles (tid, nt: a block's, or a whole grid's). */
+TAT_HD double tat_partial_sum_d(const double *x, size_t n, size_t tid, size_t nt)
 {
     double s = 0;
     size_t i;
@@ -322,9 +382,22 @@ TAT_HD double tat_partial_sum_d(const double *x, size_t n, int tid, int nt)
     return s;
 }
 
-/* ---- FitNet: squared error of a whole map -------------------------------------------- */
-/* A long sum runs on TAT_SUM_BLOCKS blocks (one partial each, then one block sums those). */
-#define TAT_SUM_BLOCKS 128
+/* ---- Long sums: the squared error of a whole map, the loss sums ------------------------ */
+/* A long sum runs on tat_reduce_blocks blocks (a grid-stride share per thread, one partial per
+ * block, the unused partials of a TAT_SUM_BLOCKS buffer zeroed), then one block sums the
+ * TAT_SUM_BLOCKS partials in its tree: a fixed order for a given device. The grid gives every
+ * SM TAT_REDUCE_WAVES blocks, never fewer than TAT_SUM_MIN_PER_THREAD items per thread. */
+#define TAT_SUM_BLOCKS 1024
+#define TAT_SUM_MIN_PER_THREAD 4
+TAT_HD int tat_reduce_blocks(size_t n, int sm_count)
+{
+    size_t per_block = (size_t)TAT_REDUCE_THREADS * TAT_SUM_MIN_PER_THREAD;
+    size_t want = (size_t)(sm_count > 0 ? sm_count : 1) * TAT_REDUCE_WAVES;
+    size_t most = (n + per_block - 1) / per_block;
+    if (want > most) want = most;
+    if (want > TAT_SUM_BLOCKS) want = TAT_SUM_BLOCKS;
+    return want < 1 ? 1 : (int)want;
+}
 
 /* Global thread tid of nt: diff = x - target on its share, and its share of the sum of squares. */
 TAT_HD double tat_sse_partial(float *diff, const float *x, const float *target, size_t n, size_t tid,
@@ -388,6 +461,37 @@ TAT_HD double tat_kd_partial_kl(float *p_s, float *p_t, const float *s, const fl
 TAT_HD void tat_kd_grad_element(float *d_s, const float *p_s, const float *p_t, float scale, size_t i)
 {
     d_s[i] += scale * (p_s[i] - p_t[i]);
+}
+
+/* ---- Adam and AdamW: one fused step per array --------------------------------------- */
+/* The rule of Darknet's adam_update_cpu (the Adam patch), element by element: d holds the
+ * negative gradient summed over the batch, its mean feeds the moments; decoupled: AdamW's
+ * weight shrink apart from the gradient, else decay * w joins the gradient; d is cleared. One
+ * kernel does it all (Darknet's adam_update_gpu runs 9-10 over the array). */
+typedef struct {
+    float B1, B2, eps, decay, rate, c1, c2;
+    int batch, decoupled;
+} tat_adam_step;
+
+TAT_HD tat_adam_step tat_adam_step_of(float B1, float B2, float eps, float decay, float rate,
+                                      int batch, int t, int decoupled)
+{
+    tat_adam_step a;
+    a.B1 = B1, a.B2 = B2, a.eps = eps, a.decay = decay, a.rate = rate;
+    a.c1 = 1 - powf(B1, (float)t), a.c2 = 1 - powf(B2, (float)t);
+    a.batch = batch, a.decoupled = decoupled;
+    return a;
+}
+
+TAT_HD void tat_adam_element(float *w, float *d, float *m, float *v, tat_adam_step a, size_t i)
+{
+    float g = d[i] / a.batch - (a.decoupled ? 0 : a.decay * w[i]);
+    float mi = a.B1 * m[i] + (1 - a.B1) * g, vi = a.B2 * v[i] + (1 - a.B2) * g * g, wi = w[i];
+    m[i] = mi;
+    v[i] = vi;
+    if (a.decoupled) wi *= 1 - a.rate * a.decay;
+    w[i] = wi + a.rate * (mi / a.c1) / (sqrtf(vi / a.c2) + a.eps);
+    d[i] = 0;
 }
 
 /* ---- cuBLAS argument mapping ----------------------------------------------------------- */

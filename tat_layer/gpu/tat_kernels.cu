@@ -48,6 +48,49 @@ static unsigned int tat_blocks(size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
+/* Every kernel, copy and event of the plugin goes to the stream of Darknet's cuBLAS handle,
+ * the stream its GEMMs run on, so they stay ordered with them whatever stream that is. */
+static cudaStream_t tat_stream(void)
+{
+    cudaStream_t s;
+    TAT_BLAS_CHECK(cublasGetStream(blas_handle(), &s));
+    return s;
+}
+
+/* The current device's SM count (reduction grids are sized by it), asked once per device. */
+#define TAT_MAX_DEVICES 64
+static int tat_sm_counts[TAT_MAX_DEVICES];
+
+static int tat_sm_count(void)
+{
+    int dev = 0, sms = 0;
+    TAT_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev >= 0 && dev < TAT_MAX_DEVICES && tat_sm_counts[dev]) return tat_sm_counts[dev];
+    TAT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    if (dev >= 0 && dev < TAT_MAX_DEVICES) tat_sm_counts[dev] = sms;
+    return sms;
+}
+
+/* Per-device scratch for the partial sums of split reductions (BatchNorm statistics), grown
+ * on demand: steady-state steps allocate nothing. cudaFree waits for the device, so no kernel
+ * still reads the old buffer. */
+static double *tat_scratch[TAT_MAX_DEVICES];
+static size_t tat_scratch_n[TAT_MAX_DEVICES];
+static void *tat_gpu_alloc_bytes(size_t bytes);
+
+static double *tat_gpu_scratch(size_t n)
+{
+    int dev = 0;
+    TAT_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= TAT_MAX_DEVICES) tat_fail("tat: CUDA device %d out of range", dev);
+    if (tat_scratch_n[dev] < n) {
+        if (tat_scratch[dev]) TAT_CUDA_CHECK(cudaFree(tat_scratch[dev]));
+        tat_scratch[dev] = (double *)tat_gpu_alloc_bytes(n * sizeof(double));
+        tat_scratch_n[dev] = n;
+    }
+    return tat_scratch[dev];
+}
+
 static char tat_alloc_context[512] = "tat";
 
 void tat_gpu_set_alloc_context(const char *context)
@@ -94,6 +137,7 @@ extern "C" void tat_gpu_loss_init(tat_gpu_loss *l)
     cudaError_t status;
     cudaEvent_t ev;
     l->device_sum = tat_gpu_alloc_doubles(1);
+    l->partials = tat_gpu_alloc_doubles(TAT_SUM_BLOCKS);
     status = cudaMallocHost((void **)&l->host_sum, sizeof(double));
     if (status != cudaSuccess) tat_out_of_memory(sizeof(double), "pinned host memory", status);
     *l->host_sum = 0;
@@ -104,6 +148,7 @@ extern "C" void tat_gpu_loss_init(tat_gpu_loss *l)
 extern "C" void tat_gpu_loss_free(tat_gpu_loss *l)
 {
     tat_gpu_free(l->device_sum);
+    tat_gpu_free(l->partials);
     if (l->host_sum) TAT_CUDA_CHECK(cudaFreeHost(l->host_sum));
     if (l->ready) TAT_CUDA_CHECK(cudaEventDestroy((cudaEvent_t)l->ready));
     memset(l, 0, sizeof(*l));
@@ -161,12 +206,34 @@ __device__ static float warp_sum_f(float v)
 }
 
 /* ---- GEMM ------------------------------------------------------------------------------- */
+/* fp32 unless TF32 was asked for: tf32=1 in a distillation section (tat_gpu_set_tf32) or
+ * TAT_TF32=1 in the environment; then cuBLAS may round the operands to TF32 (10-bit mantissa)
+ * on tensor cores. Only the plugin's products: Darknet's handle keeps its math mode. */
+static int tat_tf32_cfg;
+
+extern "C" void tat_gpu_set_tf32(int on) { tat_tf32_cfg = on; }
+
+extern "C" int tat_gpu_tf32(void)
+{
+    const char *env = getenv("TAT_TF32");
+    return tat_tf32_cfg || (env && !strcmp(env, "1"));
+}
+
 extern "C" void tat_gpu_gemm(tat_rowmajor_gemm g, const float *A, const float *B, float *C)
 {
     tat_cublas_gemm c = tat_gemm_map(g);
+    cublasOperation_t op_first = c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_second = c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (tat_gpu_tf32()) {
+        TAT_BLAS_CHECK(cublasGemmStridedBatchedEx(
+            blas_handle(), op_first, op_second, c.m, c.n, c.k, &c.alpha, tat_gemm_first(A, B),
+            CUDA_R_32F, c.ld_first, c.stride_first, tat_gemm_second(A, B), CUDA_R_32F,
+            c.ld_second, c.stride_second, &c.beta, C, CUDA_R_32F, c.ldc, c.stride_c, c.batch,
+            CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     TAT_BLAS_CHECK(cublasSgemmStridedBatched(
-        blas_handle(), c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
-        c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, c.m, c.n, c.k, &c.alpha, tat_gemm_first(A, B),
+        blas_handle(), op_first, op_second, c.m, c.n, c.k, &c.alpha, tat_gemm_first(A, B),
         c.ld_first, c.stride_first, tat_gemm_second(A, B), c.ld_second, c.stride_second, &c.beta, C,
         c.ldc, c.stride_c, c.batch));
 }
@@ -198,9 +265,9 @@ __device__ static inline void dscore_element(float *ds, const float *a, const fl
 #define TAT_LAUNCH_INDEXED(kernel, fits32, n, ...)                                               \
     do {                                                                                         \
         if (fits32)                                                                              \
-            kernel<unsigned int><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (unsigned int)(n)); \
+            kernel<unsigned int><<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(__VA_ARGS__, (unsigned int)(n)); \
         else                                                                                     \
-            kernel<size_t><<<tat_blocks(n), TAT_THREADS>>>(__VA_ARGS__, (size_t)(n));            \
+            kernel<size_t><<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(__VA_ARGS__, (size_t)(n));            \
         TAT_LAUNCH_CHECK();                                                                      \
     } while (0)
 
@@ -265,41 +332,67 @@ __global__ static void dscore_kernel(float *ds, const float *a, const float *dro
     TAT_GRID_STRIDE_I(I, i, n) dscore_element(ds, a, drow, two_w, N, i);
 }
 
-/* Streaming: one warp per tile row, then the row's statistics. */
-__global__ static void stream_rows_kernel(float *s, float *m, float *l, float *rescale,
-                                          tat_stream_tile t, int first)
+/* Streaming attention, fused: a warp per query row (forward, dQ) or key column (dK, dV),
+ * TAT_FLASH_ROWS warps to a block; the lanes' weights of a tile go through shared memory to
+ * the lanes that own the channels (tat_kernel_index.h, "fused"). */
+__global__ static void flash_forward_kernel(float *o, float *lse, tat_flash_args f)
 {
-    int lane = threadIdx.x % TAT_WARP;
-    size_t r = (size_t)blockIdx.x * (blockDim.x / TAT_WARP) + threadIdx.x / TAT_WARP;
-    float *row, mx, sum;
-    if (r >= (size_t)t.n_blocks * t.bq) return; /* the whole warp leaves together */
-    row = s + r * t.bk;
-    mx = warp_max_f(tat_softmax_partial_max(row, t.bk, lane, TAT_WARP));
-    if (!first) mx = m[r] > mx ? m[r] : mx;
-    sum = warp_sum_f(tat_stream_exp_partial(row, t.bk, mx, lane, TAT_WARP));
-    if (lane == 0) tat_stream_row_update(m, l, rescale, r, mx, sum, first);
+    __shared__ float p_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, j0;
+    size_t row = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    float m = 0, l = 0;
+    int i;
+    if (row >= (size_t)f.n_blocks * f.N) return; /* the whole warp leaves together */
+    blk = row / f.N, i = (int)(row % f.N);
+    for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+        int first = j0 == 0, j = j0 + lane, valid = j < f.N, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+        float s = valid ? tat_flash_score(f.q, f.k, f.N, f.d, blk, i, j) : 0.f;
+        float mx = warp_max_f(valid ? s : -3.402823466e38f), m_new = tat_flash_new_max(m, mx, first);
+        float p = tat_flash_prob(s, valid, m_new), keep = tat_flash_rescale(m, m_new, first);
+        l = l * keep + warp_sum_f(p);
+        m = m_new;
+        p_sh[w][lane] = p;
+        __syncwarp();
+        tat_flash_mix(o, f.v, p_sh[w], cnt, keep, first, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        __syncwarp(); /* p_sh is rewritten by the next tile */
+    }
+    tat_flash_finish(o, lse, m, l, f.N, f.d, blk, i, lane, TAT_WARP);
 }
 
-__global__ static void stream_scale_kernel(float *o, const float *rescale, tat_stream_tile t, size_t n)
+__global__ static void flash_query_grad_kernel(float *dq, tat_flash_args f)
 {
-    TAT_GRID_STRIDE(i, n) tat_stream_scale_element(o, rescale, t, i);
+    __shared__ float ds_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, j0, i;
+    size_t row = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    if (row >= (size_t)f.n_blocks * f.N) return;
+    blk = row / f.N, i = (int)(row % f.N);
+    for (j0 = 0; j0 < f.N; j0 += TAT_WARP) {
+        int j = j0 + lane, cnt = f.N - j0 < TAT_WARP ? f.N - j0 : TAT_WARP;
+        float a;
+        ds_sh[w][lane] = j < f.N ? tat_flash_dscore(f, blk, i, j, &a) : 0.f;
+        __syncwarp();
+        tat_flash_mix(dq, f.k, ds_sh[w], cnt, 1.f, 0, f.N, f.d, blk, i, j0, lane, TAT_WARP);
+        __syncwarp();
+    }
 }
 
-__global__ static void stream_finish_kernel(float *o, float *lse, const float *m, const float *l,
-                                            tat_stream_tile t, size_t n)
+__global__ static void flash_key_value_grad_kernel(float *dk, float *dv, tat_flash_args f)
 {
-    TAT_GRID_STRIDE(i, n) tat_stream_finish_element(o, lse, m, l, t, i);
-}
-
-__global__ static void stream_probs_kernel(float *p, const float *lse, tat_stream_tile t, size_t n)
-{
-    TAT_GRID_STRIDE(i, n) tat_stream_prob_element(p, lse, t, i);
-}
-
-__global__ static void stream_dscore_kernel(float *ds, const float *p, const float *drow,
-                                            float two_w, tat_stream_tile t, size_t n)
-{
-    TAT_GRID_STRIDE(i, n) tat_stream_dscore_element(ds, p, drow, two_w, t, i);
+    __shared__ float ds_sh[TAT_FLASH_ROWS][TAT_WARP], a_sh[TAT_FLASH_ROWS][TAT_WARP];
+    int lane = threadIdx.x % TAT_WARP, w = threadIdx.x / TAT_WARP, i0, j;
+    size_t col = (size_t)blockIdx.x * TAT_FLASH_ROWS + w, blk;
+    if (col >= (size_t)f.n_blocks * f.N) return;
+    blk = col / f.N, j = (int)(col % f.N);
+    for (i0 = 0; i0 < f.N; i0 += TAT_WARP) {
+        int i = i0 + lane, cnt = f.N - i0 < TAT_WARP ? f.N - i0 : TAT_WARP;
+        float a = 0, ds = i < f.N ? tat_flash_dscore(f, blk, i, j, &a) : 0.f;
+        ds_sh[w][lane] = ds;
+        a_sh[w][lane] = f.two_w * a; /* dV_j += sum_i A_ij dO_i, dO = 2w R */
+        __syncwarp();
+        tat_flash_mix(dv, f.r, a_sh[w], cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+        if (dk) tat_flash_mix(dk, f.q, ds_sh[w], cnt, 1.f, 0, f.N, f.d, blk, j, i0, lane, TAT_WARP);
+        __syncwarp();
+    }
 }
 
 /* TAT_RESID_ROWS rows (x) by TAT_RESID_SPLIT channel shares (y), combined in shared memory. */
@@ -340,50 +433,91 @@ __global__ static void kd_grad_kernel(float *d_s, const float *p_s, const float 
     TAT_GRID_STRIDE(i, n) tat_kd_grad_element(d_s, p_s, p_t, scale, i);
 }
 
-/* ---- reduction kernels: one thread block per statistics group / row ---------------------- */
-__global__ static void bn_forward_kernel(float *out, float *x_hat, float *mean, float *inv_std,
-                                         const float *in, const float *gamma, const float *beta,
-                                         tat_bn_geom g)
+/* ---- reduction kernels ------------------------------------------------------------------ */
+/* BatchNorm: a grid of statistics groups (x) by splits (y); block (gi, s) takes chunk s of
+ * group gi (tat_bn_chunk_range). Forward: the chunks' sums, then every block combines its
+ * group's sums in split order (the mean) and writes its chunk's squared deviations, then the
+ * same for those and the normalisation. partials: groups x splits sums, then as many squared
+ * deviations. */
+__global__ static void bn_sum_kernel(double *partials, const float *in, tat_bn_geom g)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    int gi = blockIdx.x, tid = threadIdx.x, nt = blockDim.x;
-    size_t j, n = tat_bn_count(g);
-    double sum = block_sum(tat_bn_partial_sum(g, in, gi, tid, nt), red);
-    double sqdev = block_sum(tat_bn_partial_sqdev(g, in, gi, sum / (double)n, tid, nt), red);
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
+    size_t j0, j1;
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    double v = block_sum(tat_bn_partial_sum(g, in, gi, j0, j1, threadIdx.x, blockDim.x), red);
+    if (threadIdx.x == 0) partials[(size_t)gi * splits + s] = v;
+}
+
+__global__ static void bn_sqdev_kernel(double *partials, const float *in, tat_bn_geom g)
+{
+    __shared__ double red[TAT_REDUCE_THREADS];
+    int gi = blockIdx.x, groups = gridDim.x, s = blockIdx.y, splits = gridDim.y;
+    size_t j0, j1;
+    double mean = tat_bn_combine(partials + (size_t)gi * splits, splits, 1) / (double)tat_bn_count(g);
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    double v = block_sum(tat_bn_partial_sqdev(g, in, gi, mean, j0, j1, threadIdx.x, blockDim.x), red);
+    if (threadIdx.x == 0) partials[((size_t)groups + gi) * splits + s] = v;
+}
+
+__global__ static void bn_normalize_kernel(float *out, float *x_hat, float *mean, float *inv_std,
+                                           const float *in, const float *gamma,
+                                           const float *beta, const double *partials,
+                                           tat_bn_geom g)
+{
+    int gi = blockIdx.x, groups = gridDim.x, s = blockIdx.y, splits = gridDim.y;
+    size_t j, j0, j1;
+    double sum = tat_bn_combine(partials + (size_t)gi * splits, splits, 1);
+    double sqdev = tat_bn_combine(partials + ((size_t)groups + gi) * splits, splits, 1);
     float m, is;
     tat_bn_stats(g, sum, sqdev, TAT_BN_EPS, &m, &is);
-    if (tid == 0) {
+    if (s == 0 && threadIdx.x == 0) {
         mean[gi] = m;
         inv_std[gi] = is;
     }
-    for (j = tid; j < n; j += nt) tat_bn_normalize(g, out, x_hat, in, gamma, beta, gi, m, is, j);
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    for (j = j0 + threadIdx.x; j < j1; j += blockDim.x)
+        tat_bn_normalize(g, out, x_hat, in, gamma, beta, gi, m, is, j);
 }
 
-/* One block per channel; in per-image mode it walks the channel's images in order, as tat.c
- * does, so d_gamma[ch] and d_beta[ch] have one writer. */
-__global__ static void bn_backward_kernel(float *d_in, float *d_gamma, float *d_beta,
-                                          const float *d_out, const float *x_hat,
-                                          const float *inv_std, const float *gamma, tat_bn_geom g,
-                                          int assign)
+/* Backward: the chunks' (sum dy, sum dy x_hat) pairs, then d_in chunk by chunk from the
+ * group's combined pairs, then one thread per channel adds its groups' pairs into d_gamma,
+ * d_beta (tat_bn_param_grads: one writer per channel, a fixed order). */
+__global__ static void bn_dsums_kernel(double *partials, const float *d_out, const float *x_hat,
+                                       tat_bn_geom g)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    int ch = blockIdx.x, tid = threadIdx.x, nt = blockDim.x, b;
-    size_t j, n = tat_bn_count(g);
-    for (b = 0; b < (g.per_image ? g.batch : 1); ++b) {
-        int gi = g.per_image ? b * g.c + ch : ch;
-        double s_dy, s_dy_xh;
-        tat_bn_partial_dsums(g, d_out, x_hat, gi, tid, nt, &s_dy, &s_dy_xh);
-        s_dy = block_sum(s_dy, red);
-        s_dy_xh = block_sum(s_dy_xh, red);
-        if (tid == 0) {
-            d_gamma[ch] += (float)s_dy_xh;
-            d_beta[ch] += (float)s_dy;
-        }
-        if (!d_in) continue;
-        for (j = tid; j < n; j += nt)
-            tat_bn_backward_element(g, d_in, d_out, x_hat, gamma, inv_std, gi, s_dy, s_dy_xh,
-                                    assign, j);
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
+    size_t j0, j1;
+    double a, b;
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    tat_bn_partial_dsums(g, d_out, x_hat, gi, j0, j1, threadIdx.x, blockDim.x, &a, &b);
+    a = block_sum(a, red);
+    b = block_sum(b, red);
+    if (threadIdx.x == 0) {
+        partials[((size_t)gi * splits + s) * 2] = a;
+        partials[((size_t)gi * splits + s) * 2 + 1] = b;
     }
+}
+
+__global__ static void bn_dinput_kernel(float *d_in, const float *d_out, const float *x_hat,
+                                        const float *inv_std, const float *gamma,
+                                        const double *partials, tat_bn_geom g, int assign)
+{
+    int gi = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
+    const double *p = partials + (size_t)gi * splits * 2;
+    double s_dy = tat_bn_combine(p, splits, 2), s_dy_xh = tat_bn_combine(p + 1, splits, 2);
+    size_t j, j0, j1;
+    tat_bn_chunk_range(g, splits, s, &j0, &j1);
+    for (j = j0 + threadIdx.x; j < j1; j += blockDim.x)
+        tat_bn_backward_element(g, d_in, d_out, x_hat, gamma, inv_std, gi, s_dy, s_dy_xh, assign, j);
+}
+
+__global__ static void bn_param_grads_kernel(float *d_gamma, float *d_beta, const double *partials,
+                                             int splits, tat_bn_geom g)
+{
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch < g.c) tat_bn_param_grads(g, partials, splits, ch, d_gamma, d_beta);
 }
 
 /* Short rows: one warp per row, TAT_REDUCE_THREADS / TAT_WARP rows per block. */
@@ -410,14 +544,20 @@ __global__ static void softmax_rows_kernel(float *s, int cols)
     tat_softmax_write(row, cols, mx, sum, tid, nt);
 }
 
+/* A grid-stride share of n doubles per thread, one partial per block; block 0 zeroes the
+ * partials past the grid (tat_reduce_blocks). One block (the grid of 1) sums into *out. */
 __global__ static void sum_kernel(double *out, const double *x, size_t n)
 {
     __shared__ double red[TAT_REDUCE_THREADS];
-    double s = block_sum(tat_partial_sum_d(x, n, threadIdx.x, blockDim.x), red);
-    if (threadIdx.x == 0) *out = s;
+    size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
+    double s = block_sum(tat_partial_sum_d(x, n, tid, nt), red);
+    if (threadIdx.x == 0) out[blockIdx.x] = s;
+    if (blockIdx.x == 0 && gridDim.x > 1)
+        for (size_t i = gridDim.x + threadIdx.x; i < TAT_SUM_BLOCKS; i += blockDim.x) out[i] = 0;
 }
 
-/* TAT_SUM_BLOCKS blocks, one partial sum of squares each. */
+/* tat_reduce_blocks blocks, one partial sum of squares each, the rest of the TAT_SUM_BLOCKS
+ * partials zeroed. */
 __global__ static void sse_kernel(float *diff, const float *x, const float *target, size_t n,
                                   double *partials)
 {
@@ -425,6 +565,14 @@ __global__ static void sse_kernel(float *diff, const float *x, const float *targ
     size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nt = (size_t)gridDim.x * blockDim.x;
     double s = block_sum(tat_sse_partial(diff, x, target, n, tid, nt), red);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
+    if (blockIdx.x == 0)
+        for (size_t i = gridDim.x + threadIdx.x; i < TAT_SUM_BLOCKS; i += blockDim.x) partials[i] = 0;
+}
+
+/* Adam / AdamW, the whole step of one array in one kernel. */
+__global__ static void adam_kernel(float *w, float *d, float *m, float *v, tat_adam_step a, size_t n)
+{
+    TAT_GRID_STRIDE(i, n) tat_adam_element(w, d, m, v, a, i);
 }
 
 /* One block per row of logits: both log-normalisers, the softmaxes and the row's KL. */
@@ -496,8 +644,15 @@ extern "C" void tat_gpu_batchnorm_forward(float *out, float *x_hat, float *mean,
                                           const float *in, const float *gamma, const float *beta,
                                           tat_bn_geom g)
 {
-    bn_forward_kernel<<<tat_bn_groups(g), TAT_REDUCE_THREADS>>>(out, x_hat, mean, inv_std, in,
-                                                                gamma, beta, g);
+    int splits = tat_bn_splits(g, tat_sm_count()), groups = tat_bn_groups(g);
+    double *partials = tat_gpu_scratch(2 * (size_t)groups * splits);
+    dim3 grid(groups, splits); /* groups on x: up to 2^31 - 1 of them */
+    bn_sum_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, in, g);
+    TAT_LAUNCH_CHECK();
+    bn_sqdev_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, in, g);
+    TAT_LAUNCH_CHECK();
+    bn_normalize_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(out, x_hat, mean, inv_std,
+                                                                       in, gamma, beta, partials, g);
     TAT_LAUNCH_CHECK();
 }
 
@@ -506,8 +661,27 @@ extern "C" void tat_gpu_batchnorm_backward(float *d_in, float *d_gamma, float *d
                                            const float *inv_std, const float *gamma,
                                            tat_bn_geom g, int assign)
 {
-    bn_backward_kernel<<<g.c, TAT_REDUCE_THREADS>>>(d_in, d_gamma, d_beta, d_out, x_hat, inv_std,
-                                                     gamma, g, assign);
+    int splits = tat_bn_splits(g, tat_sm_count()), groups = tat_bn_groups(g);
+    double *partials = tat_gpu_scratch(2 * (size_t)groups * splits);
+    dim3 grid(groups, splits); /* groups on x: up to 2^31 - 1 of them */
+    bn_dsums_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(partials, d_out, x_hat, g);
+    TAT_LAUNCH_CHECK();
+    if (d_in) {
+        bn_dinput_kernel<<<grid, TAT_REDUCE_THREADS, 0, tat_stream()>>>(d_in, d_out, x_hat, inv_std,
+                                                                        gamma, partials, g, assign);
+        TAT_LAUNCH_CHECK();
+    }
+    bn_param_grads_kernel<<<(g.c + TAT_THREADS - 1) / TAT_THREADS, TAT_THREADS, 0, tat_stream()>>>(
+        d_gamma, d_beta, partials, splits, g);
+    TAT_LAUNCH_CHECK();
+}
+
+extern "C" void tat_gpu_adam_update(float *w, float *d, float *m, float *v, float B1, float B2,
+                                    float eps, float decay, float rate, int n, int batch, int t,
+                                    int decoupled)
+{
+    tat_adam_step a = tat_adam_step_of(B1, B2, eps, decay, rate, batch, t, decoupled);
+    adam_kernel<<<tat_blocks((size_t)n), TAT_THREADS, 0, tat_stream()>>>(w, d, m, v, a, (size_t)n);
     TAT_LAUNCH_CHECK();
 }
 
@@ -515,9 +689,9 @@ extern "C" void tat_gpu_softmax_rows(float *s, int rows, int cols)
 {
     if (tat_softmax_row_threads(cols) == TAT_WARP) {
         int per_block = TAT_REDUCE_THREADS / TAT_WARP;
-        softmax_rows_warp_kernel<<<(rows + per_block - 1) / per_block, TAT_REDUCE_THREADS>>>(s, rows, cols);
+        softmax_rows_warp_kernel<<<(rows + per_block - 1) / per_block, TAT_REDUCE_THREADS, 0, tat_stream()>>>(s, rows, cols);
     } else {
-        softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(s, cols);
+        softmax_rows_kernel<<<rows, TAT_REDUCE_THREADS, 0, tat_stream()>>>(s, cols);
     }
     TAT_LAUNCH_CHECK();
 }
@@ -610,42 +784,53 @@ static void residual_launch(float *o, const float *t, float *drow, double *sse_p
                             size_t rows)
 {
     dim3 threads(TAT_RESID_ROWS, TAT_RESID_SPLIT);
-    residual_kernel<<<(unsigned int)((rows + TAT_RESID_ROWS - 1) / TAT_RESID_ROWS), threads>>>(
+    residual_kernel<<<(unsigned int)((rows + TAT_RESID_ROWS - 1) / TAT_RESID_ROWS), threads, 0, tat_stream()>>>(
         o, t, drow, sse_pos, N, d, rows);
     TAT_LAUNCH_CHECK();
 }
 
+/* The sum on tat_reduce_blocks blocks, then (several blocks) their partials on one; the copy
+ * and its event on the handle's stream. */
 static void loss_start(tat_gpu_loss *l, const double *x, size_t n)
 {
-    sum_kernel<<<1, TAT_REDUCE_THREADS>>>(l->device_sum, x, n);
+    cudaStream_t st = tat_stream();
+    int blocks = tat_reduce_blocks(n, tat_sm_count());
+    if (blocks > 1) {
+        sum_kernel<<<blocks, TAT_REDUCE_THREADS, 0, st>>>(l->partials, x, n);
+        TAT_LAUNCH_CHECK();
+        x = l->partials;
+        n = TAT_SUM_BLOCKS;
+    }
+    sum_kernel<<<1, TAT_REDUCE_THREADS, 0, st>>>(l->device_sum, x, n);
     TAT_LAUNCH_CHECK();
     TAT_CUDA_CHECK(cudaMemcpyAsync(l->host_sum, l->device_sum, sizeof(double),
-                                   cudaMemcpyDeviceToHost, 0));
-    TAT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)l->ready, 0));
+                                   cudaMemcpyDeviceToHost, st));
+    TAT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)l->ready, st));
 }
 
 static void sse_launch(float *diff, const float *x, const float *target, size_t n, double *partials)
 {
-    sse_kernel<<<TAT_SUM_BLOCKS, TAT_REDUCE_THREADS>>>(diff, x, target, n, partials);
+    sse_kernel<<<tat_reduce_blocks(n, tat_sm_count()), TAT_REDUCE_THREADS, 0, tat_stream()>>>(
+        diff, x, target, n, partials);
     TAT_LAUNCH_CHECK();
 }
 
 static void sse_grad_launch(float *d_x, const float *diff, float two_w, size_t n)
 {
-    sse_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_x, diff, two_w, n);
+    sse_grad_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(d_x, diff, two_w, n);
     TAT_LAUNCH_CHECK();
 }
 
 static void kd_rows_launch(float *p_s, float *p_t, const float *s, const float *t, int rows, int n,
                            float temperature, double *kl_rows)
 {
-    kd_rows_kernel<<<rows, TAT_REDUCE_THREADS>>>(p_s, p_t, s, t, n, temperature, kl_rows);
+    kd_rows_kernel<<<rows, TAT_REDUCE_THREADS, 0, tat_stream()>>>(p_s, p_t, s, t, n, temperature, kl_rows);
     TAT_LAUNCH_CHECK();
 }
 
 static void kd_grad_launch(float *d_s, const float *p_s, const float *p_t, float scale, size_t n)
 {
-    kd_grad_kernel<<<tat_blocks(n), TAT_THREADS>>>(d_s, p_s, p_t, scale, n);
+    kd_grad_kernel<<<tat_blocks(n), TAT_THREADS, 0, tat_stream()>>>(d_s, p_s, p_t, scale, n);
     TAT_LAUNCH_CHECK();
 }
 
@@ -656,45 +841,30 @@ static void dscore_launch(float *ds, const float *a, const float *drow, float tw
 
 static void zero_launch(float *x, size_t n)
 {
-    TAT_CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float)));
+    TAT_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), tat_stream()));
 }
 
-static void stream_rows_launch(float *s, float *m, float *l, float *rescale, tat_stream_tile t,
-                               int first)
+static unsigned int flash_blocks(tat_flash_args f)
 {
-    size_t rows = (size_t)t.n_blocks * t.bq, per_block = TAT_REDUCE_THREADS / TAT_WARP;
-    stream_rows_kernel<<<(unsigned int)((rows + per_block - 1) / per_block), TAT_REDUCE_THREADS>>>(
-        s, m, l, rescale, t, first);
+    return (unsigned int)(((size_t)f.n_blocks * f.N + TAT_FLASH_ROWS - 1) / TAT_FLASH_ROWS);
+}
+
+static void flash_forward_launch(float *o, float *lse, tat_flash_args f)
+{
+    flash_forward_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(o, lse, f);
     TAT_LAUNCH_CHECK();
 }
 
-static void stream_scale_launch(float *o, const float *rescale, tat_stream_tile t)
+static void flash_query_grad_launch(float *dq, tat_flash_args f)
 {
-    size_t n = (size_t)t.n_blocks * t.d * t.bq;
-    stream_scale_kernel<<<tat_blocks(n), TAT_THREADS>>>(o, rescale, t, n);
+    flash_query_grad_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(dq, f);
     TAT_LAUNCH_CHECK();
 }
 
-static void stream_finish_launch(float *o, float *lse, const float *m, const float *l,
-                                 tat_stream_tile t)
+static void flash_key_value_grad_launch(float *dk, float *dv, tat_flash_args f)
 {
-    size_t n = (size_t)t.n_blocks * t.d * t.bq;
-    stream_finish_kernel<<<tat_blocks(n), TAT_THREADS>>>(o, lse, m, l, t, n);
-    TAT_LAUNCH_CHECK();
-}
-
-static void stream_probs_launch(float *p, const float *lse, tat_stream_tile t)
-{
-    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
-    stream_probs_kernel<<<tat_blocks(n), TAT_THREADS>>>(p, lse, t, n);
-    TAT_LAUNCH_CHECK();
-}
-
-static void stream_dscore_launch(float *ds, const float *p, const float *drow, float two_w,
-                                 tat_stream_tile t)
-{
-    size_t n = (size_t)t.n_blocks * t.bq * t.bk;
-    stream_dscore_kernel<<<tat_blocks(n), TAT_THREADS>>>(ds, p, drow, two_w, t, n);
+    flash_key_value_grad_kernel<<<flash_blocks(f), TAT_FLASH_ROWS * TAT_WARP, 0, tat_stream()>>>(
+        dk, dv, f);
     TAT_LAUNCH_CHECK();
 }
 
@@ -720,11 +890,9 @@ static const tat_gpu_ops gpu_ops = {
     .sse_grad = sse_grad_launch,
     .kd_rows = kd_rows_launch,
     .kd_grad = kd_grad_launch,
-    .stream_rows = stream_rows_launch,
-    .stream_scale = stream_scale_launch,
-    .stream_finish = stream_finish_launch,
-    .stream_probs = stream_probs_launch,
-    .stream_dscore = stream_dscore_launch,
+    .flash_forward = flash_forward_launch,
+    .flash_query_grad = flash_query_grad_launch,
+    .flash_key_value_grad = flash_key_value_grad_launch,
 };
 
 extern "C" void tat_gpu_embedding_forward(tat_gpu_embedding *g, const float *in, float *workspace,
@@ -773,7 +941,6 @@ extern "C" void tat_gpu_term_init(tat_gpu_term *g, const tat_term_geom *geom)
     g->ds = tat_gpu_alloc(nn);
     if (geom->stream_tile) {
         g->lse = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
-        g->rowstat = tat_gpu_alloc(3 * (size_t)geom->n_blocks * tat_steps_tile(geom));
     }
     g->resid = tat_gpu_alloc(blk);
     g->drow = tat_gpu_alloc((size_t)geom->n_blocks * geom->N);
@@ -787,7 +954,6 @@ extern "C" void tat_gpu_term_free(tat_gpu_term *g)
     tat_gpu_free(g->attn);
     tat_gpu_free(g->ds);
     tat_gpu_free(g->lse);
-    tat_gpu_free(g->rowstat);
     tat_gpu_free(g->resid);
     tat_gpu_free(g->drow);
     tat_gpu_free(g->sse_pos);

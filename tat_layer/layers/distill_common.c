@@ -93,8 +93,19 @@ void distill_cfg_check_fields(const distill_cfg *c, const char **known)
         int ok = 0;
         for (k = known; *k && !ok; ++k) ok = !strcmp(*k, p->key);
         for (k = generic_fields; *k && !ok; ++k) ok = !strcmp(*k, p->key);
+        ok |= !strcmp(p->key, "tf32");
         if (!ok) distill_cfg_fail(c, p->key, "unknown field");
     }
+    distill_cfg_read_tf32(c);
+}
+
+void distill_cfg_read_tf32(const distill_cfg *c)
+{
+    int on = distill_cfg_int(c, "tf32", 0, 0);
+    if (on != 0 && on != 1) distill_cfg_fail(c, "tf32", "%d: must be 0 or 1", on);
+#ifdef GPU
+    if (on) tat_gpu_set_tf32(1);
+#endif
 }
 
 int distill_cfg_has(const distill_cfg *c, const char *field)
@@ -312,7 +323,8 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
 
 const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam = adam_update_cpu};
 #ifdef GPU
-const distill_blas distill_blas_gpu = {.axpy = axpy_gpu, .scal = scal_gpu, .adam = adam_update_gpu};
+/* the Adam step as one fused kernel per array (Darknet's adam_update_gpu launches 9-10) */
+const distill_blas distill_blas_gpu = {.axpy = axpy_gpu, .scal = scal_gpu, .adam = tat_gpu_adam_update};
 #endif
 
 tat_rng distill_init_rng(void) { return tat_rng_from_rand(); }

@@ -43,8 +43,12 @@ void distill_cfg_fail(const distill_cfg *c, const char *field, const char *fmt, 
 /* Fails on a field given twice in one section (Darknet's reader would take the first and
  * ignore the second): "<cfgfile>: <section> <field>: given twice (...)". section: e.g. "[net]". */
 void distill_refuse_repeated_fields(const list *options, const char *cfgfile, const char *section);
-/* Fails on a field given twice, or neither in `known` (NULL-terminated) nor one of Darknet's own. */
+/* Fails on a field given twice, or neither in `known` (NULL-terminated), nor one of Darknet's
+ * own, nor one every distillation section has (tf32); then reads those (distill_cfg_read_tf32). */
 void distill_cfg_check_fields(const distill_cfg *c, const char **known);
+/* tf32=1 in any distillation section lets every GEMM of the plugin in this process use TF32
+ * tensor cores (tat_gpu_set_tf32); 0 (the default) leaves them fp32; ignored by a CPU build. */
+void distill_cfg_read_tf32(const distill_cfg *c);
 int distill_cfg_has(const distill_cfg *c, const char *field);
 int distill_cfg_int(const distill_cfg *c, const char *field, int def, int required);
 float distill_cfg_float(const distill_cfg *c, const char *field, float def);
@@ -117,8 +121,8 @@ int distill_training(int active, const network *net);
  * backups on disk stay the last good ones: one line naming the cfg, the layer (section name)
  * and the iteration, exit 1. Used for the distillation terms and the task loss alike. */
 void distill_stop_if_not_finite(const network *net, const char *section, int index, float loss);
-/* Darknet's axpy, scal and Adam step (patch 0053) of the host (axpy_cpu, ...) or of the device
- * (axpy_gpu, ...). */
+/* Darknet's axpy, scal and Adam step (the Adam patch) of the host (axpy_cpu, ...), or of the
+ * device (axpy_gpu, ..., and the same Adam rule as one fused kernel, tat_gpu_adam_update). */
 typedef struct {
     void (*axpy)(int n, float alpha, float *x, int incx, float *y, int incy);
     void (*scal)(int n, float alpha, float *x, int incx);

@@ -118,9 +118,19 @@ static void test_patch_and_pool(void)
     cuda_free(xg), cuda_free(blkg), cuda_free(dxg), cuda_free(dblkg), cuda_free(poolg), cuda_free(dpoolg);
 }
 
-static void test_batchnorm(int per_image)
+/* the device's SM count, as the launchers size their grids */
+static int sm_count(void)
 {
-    int batch = 3, c = 5, spatial = 301; /* a group longer than a block of threads */
+    int dev = 0, sms = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    return sms;
+}
+
+/* 3 x 5 x 301: a group longer than a block of threads; 16 x 6 x 3001: groups split over
+ * several blocks (tat_bn_splits) */
+static void test_batchnorm(int per_image, int batch, int c, int spatial)
+{
     size_t n = (size_t)batch * c * spatial, ng = (size_t)batch * c;
     tat_bn_geom g = {batch, c, spatial, per_image};
     float *in = rand_array(n, 3), *gamma = rand_array(c, 1), *beta = rand_array(c, 1);
@@ -129,15 +139,18 @@ static void test_batchnorm(int per_image)
     float *outg = up(out, n), *xhg = up(xh, n), *meang = up(mean, ng), *isg = up(is, ng);
     float *dy = rand_array(n, 1), *dyg = up(dy, n), *dx = rand_array(n, 1), *dxg = up(dx, n);
     float *dgam = rand_array(c, 1), *dgamg = up(dgam, c), *dbet = rand_array(c, 1), *dbetg = up(dbet, c);
-    char name[96];
+    char name[160];
     size_t groups = per_image ? ng : (size_t)c;
     tat_batchnorm_forward(out, xh, mean, is, in, gamma, beta, g);
     tat_gpu_batchnorm_forward(outg, xhg, meang, isg, ing, gammag, betag, g);
-    snprintf(name, sizeof(name), "gpu batchnorm forward (%s)", per_image ? "per image" : "batch");
+    int splits = tat_bn_splits(g, sm_count());
+    snprintf(name, sizeof(name), "gpu batchnorm forward (%s, b%d c%d spatial %d, %d splits)",
+             per_image ? "per image" : "batch", batch, c, spatial, splits);
     check_err(name, gpu_vs_host(outg, out, n) + gpu_vs_host(meang, mean, groups) + gpu_vs_host(isg, is, groups), TOL_GEMM);
     tat_batchnorm_backward(dx, dgam, dbet, dy, xh, is, gamma, g);
     tat_gpu_batchnorm_backward(dxg, dgamg, dbetg, dyg, xhg, isg, gammag, g, 0);
-    snprintf(name, sizeof(name), "gpu batchnorm backward (%s)", per_image ? "per image" : "batch");
+    snprintf(name, sizeof(name), "gpu batchnorm backward (%s, b%d c%d spatial %d, %d splits)",
+             per_image ? "per image" : "batch", batch, c, spatial, splits);
     check_err(name, gpu_vs_host(dxg, dx, n) + gpu_vs_host(dgamg, dgam, c) + gpu_vs_host(dbetg, dbet, c), TOL_GEMM);
     free(in), free(gamma), free(beta), free(out), free(xh), free(mean), free(is);
     free(dy), free(dx), free(dgam), free(dbet);
@@ -337,11 +350,12 @@ static void update_both(network *cpu, network *gpu)
 }
 
 /* student_filters: channels of the student's conv (6 gives it the teacher's logits count) */
-static void test_layers(const char *what, int student_filters, const char *distill_sections)
+#define TEACHER_NET "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\n\n" \
+    "[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
+
+static void test_layers_with(const char *teacher_text, const char *what, int student_filters,
+                             const char *distill_sections)
 {
-    static const char *teacher_text =
-        "[net]\nbatch=4\nsubdivisions=1\nwidth=11\nheight=13\nchannels=3\n\n"
-        "[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n";
     char student_text[2048], name[300];
     network *cpu, *gpu;
     size_t n_in, i, nd, nw_c, nw_g, nw_0;
@@ -413,6 +427,22 @@ static void test_layers(const char *what, int student_filters, const char *disti
     free_network(gpu);
 }
 
+static void test_layers(const char *what, int student_filters, const char *distill_sections)
+{
+    test_layers_with(TEACHER_NET, what, student_filters, distill_sections);
+}
+
+/* Darknet's strided 1x1 convolution on the device (the strided-1x1 patch: im2col/col2im, not
+ * the input as columns), in both networks: the teacher's forward, the student's forward,
+ * backward (the delta reaching layer 0 passes through it) and weight update, against the CPU. */
+static void test_strided_1x1(void)
+{
+    test_layers_with(TEACHER_NET "[convolutional]\nfilters=6\nsize=1\nstride=2\npad=0\nactivation=linear\n\n",
+                     "strided 1x1 [convolutional] (13x11 -> 7x6) + [fitnet_distill]", 5,
+                     "[convolutional]\nfilters=4\nsize=1\nstride=2\npad=0\nactivation=linear\n\n"
+                     "[fitnet_distill]\nfrom=-1\nteacher_layer=1\nteacher_channels=6\nbn=batch\n\n");
+}
+
 /* Out of device memory: one line naming the layer, the size and the free memory, exit 1. The
  * allocation runs in a child (this program with --oom-child), its stderr to a file. */
 static void test_out_of_memory(const char *self)
@@ -436,6 +466,188 @@ static void test_out_of_memory(const char *self)
            "exit status %d, message '%s'", WIFEXITED(status) ? WEXITSTATUS(status) : -1, line);
 }
 
+/* The fused Adam / AdamW kernel against Darknet's CPU step (adam_update_cpu), a few steps. */
+void adam_update_cpu(float *w, float *d, float *m, float *v, float B1, float B2, float eps,
+                     float decay, float rate, int n, int batch, int t, int decoupled);
+
+static void test_adam(int decoupled)
+{
+    int n = 100003, batch = 8, t, i;
+    float *w = rand_array(n, 1), *m = calloc(n, 4), *v = calloc(n, 4), *d = calloc(n, 4);
+    float *wg = up(w, n), *mg = up(m, n), *vg = up(v, n), *dg = up(d, n);
+    char name[120];
+    for (t = 1; t <= 5; ++t) {
+        for (i = 0; i < n; ++i) d[i] = (float)(batch * rng_signed());
+        cuda_push_array(dg, d, n);
+        adam_update_cpu(w, d, m, v, .9f, .999f, 1e-7f, .01f, .003f, n, batch, t, decoupled);
+        tat_gpu_adam_update(wg, dg, mg, vg, .9f, .999f, 1e-7f, .01f, .003f, n, batch, t, decoupled);
+    }
+    snprintf(name, sizeof(name), "gpu %s fused kernel (5 steps of %d parameters): weights, moments, cleared gradient",
+             decoupled ? "AdamW" : "Adam", n);
+    check_err(name, gpu_vs_host(wg, w, n) + gpu_vs_host(mg, m, n) + gpu_vs_host(vg, v, n) +
+                        gpu_vs_host(dg, d, n), TOL_GEMM);
+    free(w), free(m), free(v), free(d);
+    cuda_free(wg), cuda_free(mg), cuda_free(vg), cuda_free(dg);
+}
+
+/* ---- --perf: per-kernel time, achieved bandwidth and arithmetic rate ------------------- */
+/* Against an H200's peaks (HBM3e 4.8 TB/s, 67 TFLOP/s fp32 without tensor cores). Bytes are
+ * the compulsory traffic (each array read or written once), flops the useful ones: a kernel
+ * that rereads through the caches may show more than its bytes. Each timing: 3 warm-up runs,
+ * then the mean of 20 between two events. */
+#define PEAK_BYTES_PER_S 4.8e12
+#define PEAK_FLOP_PER_S 67e12
+
+typedef void (*perf_fn)(void *ctx);
+
+static void perf_line(const char *name, perf_fn fn, void *ctx, double bytes, double flops)
+{
+    cudaEvent_t a, b;
+    float ms = 0;
+    int i;
+    for (i = 0; i < 3; ++i) fn(ctx);
+    cudaEventCreate(&a), cudaEventCreate(&b);
+    cudaEventRecord(a, 0);
+    for (i = 0; i < 20; ++i) fn(ctx);
+    cudaEventRecord(b, 0);
+    cudaEventSynchronize(b);
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a), cudaEventDestroy(b);
+    {
+        double s = ms / 20 / 1e3, gbs = bytes / s / 1e9, tfs = flops / s / 1e12;
+        printf("PERF %-58s %9.3f ms %8.1f GB/s (%5.1f%% of 4.8 TB/s) %7.2f TFLOP/s (%5.1f%% of 67)\n",
+               name, s * 1e3, gbs, 100 * bytes / s / PEAK_BYTES_PER_S, tfs,
+               100 * flops / s / PEAK_FLOP_PER_S);
+    }
+}
+
+typedef struct {
+    float *a, *b, *c, *d, *e, *f, *g;
+    tat_bn_geom bn;
+    tat_rowmajor_gemm mm;
+    tat_gpu_term *term;
+    int n, rows, cols;
+} perf_ctx;
+
+static void run_bn_forward(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_batchnorm_forward(c->b, c->c, c->d, c->e, c->a, c->f, c->g, c->bn);
+}
+static void run_bn_backward(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_batchnorm_backward(c->b, c->f, c->g, c->a, c->c, c->e, c->f, c->bn, 1);
+}
+static void run_softmax(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_softmax_rows(c->a, c->rows, c->cols);
+}
+static void run_gemm(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_gemm(c->mm, c->a, c->b, c->c);
+}
+static void run_adam(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_adam_update(c->a, c->b, c->c, c->d, .9f, .999f, 1e-7f, 5e-4f, 1e-3f, c->n, 64, 10, 1);
+}
+static void run_term_forward(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_term_forward(c->term, c->a, c->b, c->c, c->d);
+    tat_gpu_loss_wait(&c->term->loss);
+}
+static void run_term_backward(void *p)
+{
+    perf_ctx *c = p;
+    tat_gpu_term_backward(c->term, c->e, c->f, c->g, .5f);
+}
+
+static void perf_term(const char *what, int batch, int c, int h, int w, int stream)
+{
+    tat_term_geom geom;
+    tat_gpu_term term;
+    perf_ctx x;
+    size_t nx = (size_t)batch * c * h * w;
+    const char *err = tat_term_geom_patch(&geom, batch, c, h, w, 1, 1, 1); /* the full form */
+    char name[160];
+    double N, nn, d;
+    if (err) {
+        printf("PERF %s: geometry rejected: %s\n", what, err);
+        return;
+    }
+    geom.stream_tile = stream ? TAT_STREAM_TILE : 0;
+    tat_gpu_term_init(&term, &geom);
+    memset(&x, 0, sizeof(x));
+    x.term = &term;
+    x.a = tat_gpu_alloc_floats(nx), x.b = tat_gpu_alloc_floats(nx), x.c = tat_gpu_alloc_floats(nx);
+    x.d = tat_gpu_alloc_floats(nx), x.e = tat_gpu_alloc_floats(nx), x.f = tat_gpu_alloc_floats(nx);
+    x.g = tat_gpu_alloc_floats(nx);
+    N = geom.N, nn = (double)geom.n_blocks * N * N, d = geom.d;
+    /* forward: S (2 d flops a pair) and O (2 d); streaming reads q, k, v once, materialised
+       also writes and reads the N x N matrices */
+    snprintf(name, sizeof(name), "term forward %s (%s)", what, stream ? "fused streaming" : "materialised");
+    perf_line(name, run_term_forward, &x, 4.0 * 5 * nx + (stream ? 0 : 4.0 * 3 * nn), 4 * d * nn);
+    snprintf(name, sizeof(name), "term backward %s (%s)", what, stream ? "fused streaming" : "materialised");
+    perf_line(name, run_term_backward, &x, 4.0 * 7 * nx + (stream ? 0 : 4.0 * 4 * nn), 8 * d * nn);
+    tat_gpu_term_free(&term);
+    tat_gpu_free(x.a), tat_gpu_free(x.b), tat_gpu_free(x.c), tat_gpu_free(x.d);
+    tat_gpu_free(x.e), tat_gpu_free(x.f), tat_gpu_free(x.g);
+}
+
+static int perf_mode(void)
+{
+    perf_ctx x;
+    size_t n;
+    printf("PERF device: %d SMs; peaks assumed: 4.8 TB/s, 67 TFLOP/s fp32 (an H200)\n", sm_count());
+    memset(&x, 0, sizeof(x));
+    /* BatchNorm of a 64 x 128 x 56 x 56 map: read in twice (sum, squared deviations), read
+       once more and write out and x_hat; the backward reads d_out and x_hat twice, writes d_in */
+    x.bn = (tat_bn_geom){64, 128, 56 * 56, 0};
+    n = (size_t)64 * 128 * 56 * 56;
+    x.a = tat_gpu_alloc_floats(n), x.b = tat_gpu_alloc_floats(n), x.c = tat_gpu_alloc_floats(n);
+    x.d = tat_gpu_alloc_floats(64 * 128), x.e = tat_gpu_alloc_floats(64 * 128);
+    x.f = tat_gpu_alloc_floats(128), x.g = tat_gpu_alloc_floats(128);
+    perf_line("batchnorm forward 64x128x56x56 (batch statistics)", run_bn_forward, &x, 4.0 * 5 * n, 6.0 * n);
+    perf_line("batchnorm backward 64x128x56x56", run_bn_backward, &x, 4.0 * 5 * n, 8.0 * n);
+    x.bn.per_image = 1;
+    perf_line("batchnorm forward 64x128x56x56 (per image)", run_bn_forward, &x, 4.0 * 5 * n, 6.0 * n);
+    tat_gpu_free(x.b), tat_gpu_free(x.c), tat_gpu_free(x.d), tat_gpu_free(x.e), tat_gpu_free(x.f), tat_gpu_free(x.g);
+    /* softmax rows (in the BatchNorm input, 25.7M floats): 16384 rows of 1024 (a warp each)
+       and 1024 of 16384 (a block each) */
+    x.rows = 16384, x.cols = 1024;
+    perf_line("softmax rows 16384 x 1024 (a warp per row)", run_softmax, &x, 4.0 * 3 * x.rows * x.cols, 4.0 * x.rows * x.cols);
+    x.rows = 1024, x.cols = 16384;
+    perf_line("softmax rows 1024 x 16384 (a block per row)", run_softmax, &x, 4.0 * 3 * x.rows * x.cols, 4.0 * x.rows * x.cols);
+    tat_gpu_free(x.a);
+    /* a GEMM of the attention's shape: 64 blocks of S = Q^T K, d 256, N 1024 */
+    x.mm = tat_gemm_scores(64, 1024, 256);
+    x.a = tat_gpu_alloc_floats((size_t)64 * 256 * 1024), x.b = tat_gpu_alloc_floats((size_t)64 * 256 * 1024);
+    x.c = tat_gpu_alloc_floats((size_t)64 * 1024 * 1024);
+    tat_gpu_set_tf32(0);
+    perf_line("gemm S = Q^T K, 64 x (1024 x 1024, d 256), fp32", run_gemm, &x,
+              4.0 * (2 * 64.0 * 256 * 1024 + 64.0 * 1024 * 1024), 2.0 * 64 * 1024 * 1024 * 256);
+    tat_gpu_set_tf32(1);
+    perf_line("gemm S = Q^T K, 64 x (1024 x 1024, d 256), TF32 (tf32=1)", run_gemm, &x,
+              4.0 * (2 * 64.0 * 256 * 1024 + 64.0 * 1024 * 1024), 2.0 * 64 * 1024 * 1024 * 256);
+    tat_gpu_set_tf32(0);
+    tat_gpu_free(x.a), tat_gpu_free(x.b), tat_gpu_free(x.c);
+    /* Adam on 25M parameters: reads w, d, m, v, writes all four */
+    x.n = 25 * 1000 * 1000;
+    x.a = tat_gpu_alloc_floats(x.n), x.b = tat_gpu_alloc_floats(x.n), x.c = tat_gpu_alloc_floats(x.n);
+    x.d = tat_gpu_alloc_floats(x.n);
+    perf_line("adamw fused kernel, 25M parameters", run_adam, &x, 4.0 * 8 * x.n, 14.0 * x.n);
+    tat_gpu_free(x.a), tat_gpu_free(x.b), tat_gpu_free(x.c), tat_gpu_free(x.d);
+    /* terms: one block of a 32 x 32 map (N 1024), 256 channels, batch 16; and N 4096 */
+    perf_term("b16 c256 32x32 (N 1024)", 16, 256, 32, 32, 0);
+    perf_term("b16 c256 32x32 (N 1024)", 16, 256, 32, 32, 1);
+    perf_term("b4 c128 64x64 (N 4096)", 4, 128, 64, 64, 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     train_plugin_hooks(&darknet_plugin);
@@ -444,10 +656,11 @@ int main(int argc, char **argv)
         tat_gpu_alloc_floats((size_t)1 << 40); /* 4 TiB */
         return 0;                             /* not reached when the message exits */
     }
-    int devices = 0, i;
+    int devices = 0, i, perf;
     cudaError_t st;
     setvbuf(stdout, NULL, _IOLBF, 0);
     default_math = argc > 1 && !strcmp(argv[1], "--default-math");
+    perf = argc > 1 && !strcmp(argv[1], "--perf");
     /* fp32 for the comparison: TF32 off in cuBLAS and cuDNN, which read this variable when
        CUDA starts, so it is set (and the program restarted) before any CUDA call */
     if (!default_math && !getenv("NVIDIA_TF32_OVERRIDE")) {
@@ -457,6 +670,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (default_math) unsetenv("NVIDIA_TF32_OVERRIDE");
+    /* the plugin's own opt-in TF32 (tf32=1, TAT_TF32=1) stays off: the checks are fp32 */
+    unsetenv("TAT_TF32");
+    tat_gpu_set_tf32(0);
     st = cudaGetDeviceCount(&devices);
     if (st != cudaSuccess || devices == 0) {
         report_skip("test_gpu", "no usable CUDA device (cudaGetDeviceCount: %s)",
@@ -464,6 +680,7 @@ int main(int argc, char **argv)
         return 0;
     }
     cuda_set_device(0);
+    if (perf) return perf_mode();
     srand(2024); /* Darknet's and tat_embedding_init's weights */
     rng_seed(2024);
     tat_set_num_threads(2);
@@ -483,8 +700,12 @@ int main(int argc, char **argv)
     }
     test_gemm();
     test_patch_and_pool();
-    test_batchnorm(0);
-    test_batchnorm(1);
+    test_batchnorm(0, 3, 5, 301);
+    test_batchnorm(1, 3, 5, 301);
+    test_batchnorm(0, 16, 6, 3001);
+    test_batchnorm(1, 16, 6, 3001);
+    test_adam(0);
+    test_adam(1);
     test_softmax(7, 1000);
     test_softmax(301, 16);
     test_softmax(5, TAT_SOFTMAX_WARP_COLS + 301);
@@ -515,6 +736,7 @@ int main(int argc, char **argv)
                 "[kd_distill]\nfrom=-2\nteacher_layer=0\ntemperature=4\nloss_weight=0.5\n\n");
     test_layers("[fitnet_distill] bn image, 5 -> 6 channels", 5,
                 "[fitnet_distill]\nfrom=-1\nteacher_layer=0\nteacher_channels=6\nbn=image\n\n");
+    test_strided_1x1();
     {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
