@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cuda.h"
+#include "network.h"
 #include "yolo_kd.h"
 
 typedef struct {
