@@ -160,3 +160,9 @@ expect_error exit1 det_refuses_teacher_map_of_other_size "map-size.cfg tat_disti
 sed 's/^random=0/random=1/' student-distill.cfg > random.cfg
 expect_error exit1 det_refuses_random_resize "random.cfg random=1" -- \
     "$DARKNET" distill detector train det.data random.cfg teacher.cfg backup/teacher_final.weights
+awk '/^\[yolo_distill\]/ {n++} {print} /^\[yolo_distill\]/ && n == 2 {print "from=-7"}' student-distill.cfg > from-yolo.cfg
+expect_error exit1 det_refuses_from_a_yolo_layer "from-yolo.cfg yolo_distill from [yolo]" -- \
+    "$DARKNET" distill detector train det.data from-yolo.cfg teacher.cfg backup/teacher_final.weights
+sed 's/^teacher_layer=19$/teacher_layer=19\ntemperature=2/' student-distill.cfg > unknown.cfg
+expect_error exit1 det_refuses_unknown_field "unknown.cfg yolo_distill temperature" -- \
+    "$DARKNET" distill detector train det.data unknown.cfg teacher.cfg backup/teacher_final.weights
