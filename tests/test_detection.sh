@@ -166,3 +166,8 @@ expect_error exit1 det_refuses_from_a_yolo_layer "from-yolo.cfg yolo_distill fro
 sed 's/^teacher_layer=19$/teacher_layer=19\ntemperature=2/' student-distill.cfg > unknown.cfg
 expect_error exit1 det_refuses_unknown_field "unknown.cfg yolo_distill temperature" -- \
     "$DARKNET" distill detector train det.data unknown.cfg teacher.cfg backup/teacher_final.weights
+# an input that the run would save onto (the detector loop's <cfg name>_final.weights) is refused
+cp backup/teacher_final.weights backup/student-distill_final.weights
+expect_error exit1 det_refuses_input_it_would_overwrite "student-distill_final.weights overwritten" \
+    backup/student-distill_final.weights -- \
+    "$DARKNET" distill detector train det.data student-distill.cfg teacher.cfg backup/student-distill_final.weights
