@@ -171,3 +171,6 @@ cp backup/teacher_final.weights backup/student-distill_final.weights
 expect_error exit1 det_refuses_input_it_would_overwrite "student-distill_final.weights overwritten" \
     backup/student-distill_final.weights -- \
     "$DARKNET" distill detector train det.data student-distill.cfg teacher.cfg backup/student-distill_final.weights
+awk '{print} /^\[yolo\]/ {print "max=8"}' student-distill.cfg > max.cfg
+expect_error exit1 det_refuses_max_boxes_misread "max.cfg max=8 90" -- \
+    "$DARKNET" distill detector train det.data max.cfg teacher.cfg backup/teacher_final.weights
