@@ -22,6 +22,7 @@
 #   make patches DARKNET_GIT=DIR       patches/ and patches/series from that checkout
 #   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
+#   make demo-detect      the same for detection (YOLOv3 on Fashion-MNIST canvases, mAP@0.5)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
 #   make bench            CPU benchmark tables (bench/run.sh; QUICK=1: about a third); not part of make test
 #   make bench-mpi        all-reduce time of the ResNet-18 + TaT gradients over 2 local ranks
@@ -88,7 +89,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test check test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg study clean distclean \
+.PHONY: all build fetch tools test check test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg demo-detect study clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -265,6 +266,9 @@ demo:
 
 demo-seg:
 	scripts/demo-segmentation.sh
+
+demo-detect:
+	scripts/demo-detect.sh
 
 # not part of test: trains 6 methods x 3 seeds (scripts/study-fashion.sh says how to narrow it)
 study:

@@ -2,7 +2,10 @@
    before a run (a bad image is otherwise found only when the loader draws it, possibly hours
    in): the image decodes; for classification exactly one label is found in its path (Darknet's
    substring rule); for segmentation (masks=) its mask exists, decodes, has the image's size and
-   valid classes. With a cfg, classes is checked against the network's outputs too. */
+   valid classes; for detection (no labels=, and names= given or a cfg whose last layer is
+   [yolo]) its label file exists (Darknet's path rule) and every line holds five numbers, a class
+   within classes and a box inside the image with a positive size. With a cfg, classes is
+   checked against the network's outputs too. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "distill_commands.h"
 #include "list.h"
 #include "option_list.h"
+#include "det_data.h"
 #include "plugin.h"
 #include "seg_data.h"
 
@@ -36,7 +40,53 @@ typedef struct {
     char **labels; /* classification: `classes` labels */
     char *masks;   /* segmentation: the mask path rule, else NULL */
     char *mask_ext;
+    int detection; /* YOLO label files beside the images */
 } data_rules;
+
+/* Every line of an image's label file: five numbers, a class within classes, a box inside the
+   image (relative coordinates, a rounding margin allowed) with a positive size. */
+static void check_detection_labels(const char *image, const char *list_file, int classes)
+{
+    char path[4096], line[1024];
+    FILE *fp;
+    int row = 0;
+    if (!train_detection_label_path(image, path, sizeof(path))) {
+        problem("%s: the path is too long for Darknet's label path rule (listed in %s)", image, list_file);
+        return;
+    }
+    fp = fopen(path, "r");
+    if (!fp) {
+        problem("%s: no label file for %s (listed in %s; Darknet's rule: images -> labels, extension -> .txt)",
+                path, image, list_file);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp)) {
+        const float margin = 1e-4f;
+        float x, y, w, h;
+        char id[64], extra;
+        char *end;
+        long cls;
+        ++row;
+        if (strspn(line, " \t\r\n") == strlen(line)) continue;
+        if (sscanf(line, "%63s %f %f %f %f %c", id, &x, &y, &w, &h, &extra) != 5) {
+            problem("%s: line %d: not five numbers `class x_center y_center width height`", path, row);
+            continue;
+        }
+        cls = strtol(id, &end, 10);
+        if (*end || cls < 0 || cls >= classes) {
+            problem("%s: line %d: class %s: must be an integer 0..%d (classes=%d)", path, row, id, classes - 1, classes);
+            continue;
+        }
+        if (!(w > 0) || !(h > 0)) {
+            problem("%s: line %d: box size %g x %g: width and height must be > 0", path, row, w, h);
+            continue;
+        }
+        if (!(x - w / 2 >= -margin && x + w / 2 <= 1 + margin && y - h / 2 >= -margin && y + h / 2 <= 1 + margin))
+            problem("%s: line %d: box %g %g %g %g reaches outside the image (relative coordinates 0..1)",
+                    path, row, x, y, w, h);
+    }
+    fclose(fp);
+}
 
 static void check_entry(const char *path, const char *list_file, int line, const data_rules *r)
 {
@@ -52,6 +102,10 @@ static void check_entry(const char *path, const char *list_file, int line, const
         return;
     }
     stbi_image_free(pixels);
+    if (r->detection) {
+        check_detection_labels(path, list_file, r->classes);
+        return;
+    }
     if (r->masks) {
         char err[5000];
         uint8_t *mask = train_seg_load_mask(path, r->masks, r->mask_ext, w, h, r->classes, err, sizeof(err));
@@ -99,6 +153,14 @@ static void check_against_network(const char *cfgfile, const char *datacfg, cons
     train_parse_network_hook = batch_of_one;
     net = parse_network_cfg((char *)cfgfile);
     train_parse_network_hook = 0;
+    if (r->detection) {
+        const layer *last = &net->layers[net->n - 1];
+        if (last->type != YOLO || last->classes != r->classes)
+            problem("%s: classes=%d, but %s %s", datacfg, r->classes, cfgfile,
+                    last->type == YOLO ? "has [yolo] layers of other classes" : "does not end in a [yolo] layer");
+        free_network(net);
+        return;
+    }
     if (r->masks) {
         image out = get_network_image(net); /* the last layer with a spatial size */
         per_image = out.w * out.h * r->classes;
@@ -109,6 +171,19 @@ static void check_against_network(const char *cfgfile, const char *datacfg, cons
         problem("%s: classes=%d, but %s outputs %d values per image (%s expects %d)", datacfg,
                 r->classes, cfgfile, net->outputs, r->masks ? "a mask" : "a label", per_image);
     free_network(net);
+}
+
+static int cfg_ends_in_yolo(const char *cfgfile)
+{
+    network *net;
+    int yolo;
+    train_need_readable(cfgfile, "the cfg");
+    train_parse_network_hook = batch_of_one;
+    net = parse_network_cfg((char *)cfgfile);
+    train_parse_network_hook = 0;
+    yolo = net->layers[net->n - 1].type == YOLO;
+    free_network(net);
+    return yolo;
 }
 
 void cmd_check(int argc, char **argv)
@@ -127,7 +202,9 @@ void cmd_check(int argc, char **argv)
     if (r.classes < 1 || (r.masks && r.classes > 255)) {
         tat_fail("%s: classes=%d: must be 1..%d", argv[3], r.classes, r.masks ? 255 : 1 << 30);
     }
-    if (!r.masks) {
+    r.detection = !r.masks && !option_find(options, "labels") &&
+                  (option_find(options, "names") || (argc == 5 && cfg_ends_in_yolo(argv[4])));
+    if (!r.masks && !r.detection) {
         int n_labels;
         labels_file = train_need_field_file(options, argv[3], "labels", "data/labels.list");
         n_labels = train_count_lines(labels_file);
@@ -147,7 +224,7 @@ void cmd_check(int argc, char **argv)
         fprintf(stderr, "... and %d more (only the first %d problems are shown; every entry was checked)\n",
                 problems - PROBLEMS_SHOWN, PROBLEMS_SHOWN);
     printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train,
-           n_valid, r.masks ? "images and masks" : "images and labels", problems);
+           n_valid, r.masks ? "images and masks" : r.detection ? "images and box labels" : "images and labels", problems);
     if (r.labels) free_ptrs((void **)r.labels, r.classes);
     train_free_data_options(options);
     exit(problems ? 1 : 0);

@@ -62,7 +62,7 @@ static int is_distill_section(const char *line)
     return distill_layer_type_of_section(line) != BLANK;
 }
 
-/* task: "classifier" or "segmenter", whose Darknet training loop runs */
+/* task: "classifier", "segmenter" or "detector", whose Darknet training loop runs */
 static void train_distill(int argc, char **argv, const char *task)
 {
     char command[64];
@@ -135,13 +135,15 @@ static void train_distill(int argc, char **argv, const char *task)
     int distill_sections = 0;
     for (i = 0; i < student.n_lines; ++i) distill_sections += is_distill_section(student.lines[i]);
     if (!distill_sections) {
-        tat_fail("%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill]): nothing to distill", args[1]);
+        tat_fail("%s: no distillation section ([tat_distill], [anchor_distill], [kd_distill], [fitnet_distill], [yolo_distill]): nothing to distill", args[1]);
     }
     free_cfg_text(&student);
     cmd_attach_teacher(args[2], args[3], 0);
     train_progress_hook = print_distill_progress;
     if (!strcmp(task, "segmenter"))
         train_segmenter(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear, 0);
+    else if (!strcmp(task, "detector"))
+        train_detector(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
     else
         train_classifier(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear);
     free(gpus);
@@ -348,6 +350,14 @@ static void run_segmenter_command(int argc, char **argv)
         cmd_segmenter(argc, argv);
 }
 
+static void run_detector_command(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[3], "train"))
+        train_distill(argc - 1, argv + 1, "detector");
+    else
+        cmd_detector(argc, argv);
+}
+
 static void run_export_command(int argc, char **argv)
 {
     if (argc != 7) cmd_usage(argv[0], "export");
@@ -375,6 +385,12 @@ static const distill_subcommand subcommands[] = {
                "segmenter valid <data> <cfg> <weights> [-out dir]   (mIoU, per-class IoU, pixel accuracy)",
                "segmenter test|demo <data> <cfg> <weights> ...   (Darknet's segmenter commands)"},
      .run = run_segmenter_command},
+    {.name = "detector",
+     .summary = "detector train|map|test|valid <data> <cfg> ...",
+     .forms = {"detector train <data> <student.cfg> <teacher.cfg> <teacher.weights> [student.weights] [-gpus 0,1] [-clear] [-seed N]",
+               "detector map <data> <cfg> <weights> [-thresh 0.005] [-nms 0.45]   (mAP@0.5, AP@0.5:0.95, per-class AP, recall on valid=)",
+               "detector test|valid|recall <data> <cfg> <weights> ...   (Darknet's detector commands)"},
+     .run = run_detector_command},
     {.name = "check",
      .summary = "check <data> [cfg]",
      .forms = {"check <data> [cfg]   (reads every train and valid entry before a run)"},

@@ -14,6 +14,8 @@ void cmd_distill(int argc, char **argv);
 void cmd_segmenter(int argc, char **argv);
 /* darknet distill attention ... (cmd_attention.c) */
 void cmd_attention(int argc, char **argv);
+/* darknet distill detector map|test|valid|... (cmd_detect.c; train is cmd_distill.c's) */
+void cmd_detector(int argc, char **argv);
 /* darknet distill check <data> [cfg] (cmd_check.c) */
 void cmd_check(int argc, char **argv);
 /* Before Darknet's classifier validations (argv as `darknet classifier valid <data> <cfg>
@@ -45,6 +47,8 @@ void run_classifier(int argc, char **argv);
 void train_segmenter(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear,
                      int display);
 void run_segmenter(int argc, char **argv);
+void train_detector(char *datacfg, char *cfgfile, char *weightfile, int *gpus, int ngpus, int clear);
+void run_detector(int argc, char **argv);
 /* stb_image_write, compiled into Darknet's image.c; called directly to see its status */
 int stbi_write_png(char const *filename, int w, int h, int comp, const void *data, int stride_in_bytes);
 /* stb_image, compiled into Darknet's image.c: decoding without Darknet's exit on failure */

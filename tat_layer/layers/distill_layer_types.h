@@ -12,12 +12,14 @@
     X(TAT_DISTILL, "tat_distill")           \
     X(ANCHOR_DISTILL, "anchor_distill")     \
     X(KD_DISTILL, "kd_distill")             \
-    X(FITNET_DISTILL, "fitnet_distill")
+    X(FITNET_DISTILL, "fitnet_distill")     \
+    X(YOLO_DISTILL, "yolo_distill")
 
 /* LAYER_TYPE values, so that comparing them with a layer's type needs no cast */
 #define TAT_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 0))
 #define ANCHOR_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 1))
 #define KD_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 2))
 #define FITNET_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 3))
+#define YOLO_DISTILL ((LAYER_TYPE)(PLUGIN_LAYER + 4))
 
 #endif

@@ -6,9 +6,11 @@
 #include "kd_distill_layer.h"
 #include "network.h"
 #include "tat_distill_layer.h"
+#include "yolo_distill_layer.h"
 
 static const distill_type_ops *const type_ops[] = {&distill_tat_ops, &distill_anchor_ops,
-                                                    &distill_kd_ops, &distill_fitnet_ops};
+                                                    &distill_kd_ops, &distill_fitnet_ops,
+                                                    &distill_yolo_ops};
 
 #define N_OPS ((int)(sizeof(type_ops) / sizeof(type_ops[0])))
 #define COUNT_TYPE(type, section) +1

@@ -288,7 +288,7 @@ int train_is_output(const char *datacfg, const char *cfgfile, const char *path)
     int named_like_output = 0, is_output;
     if (!strncmp(name, base, n)) {
         p = name + n;
-        if (!strcmp(p, ".weights") || !strcmp(p, ".backup")) named_like_output = 1;
+        if (!strcmp(p, ".weights") || !strcmp(p, ".backup") || !strcmp(p, "_final.weights")) named_like_output = 1;
         else if (*p == '_' && p[1] >= '0' && p[1] <= '9') {
             for (++p; *p >= '0' && *p <= '9'; ++p) {}
             named_like_output = !strcmp(p, ".weights");

@@ -81,7 +81,7 @@ void train_check_data(const char *datacfg, const char *cfgfile, const network *n
 void train_check_valid_data(const char *datacfg);
 
 /* The names of every file a training run with cfgfile and datacfg may write: 1 when path is
-   one of them (<backup>/<cfg name>.weights, .backup, _<N>.weights). */
+   one of them (<backup>/<cfg name>.weights, .backup, _<N>.weights, _final.weights). */
 int train_is_output(const char *datacfg, const char *cfgfile, const char *path);
 
 /* The byte offset of the first NaN or Inf float after the header of the weights file at path

@@ -106,6 +106,9 @@ static void train_start(darknet_train_run *run)
         /* before anything runs: the files the data cfg names, labels against classes and the
            network's outputs, a writable backup directory whose paths fit the loop's buffers */
         train_check_data(run->datacfg, run->cfgfile, net, 0);
+    } else if (!strcmp(run->loop, "detector")) {
+        train_check_data(run->datacfg, run->cfgfile, 0, 1);
+        train_check_detector(net, run->datacfg);
     } else {
         image pred = get_network_image(net);
         train_check_segmentation_map(net, pred.w, pred.h);
@@ -125,6 +128,10 @@ static void train_loader(darknet_train_run *run)
     if (!strcmp(run->loop, "classifier")) {
         if (a->labels && !a->hierarchy) train_check_labels(a->paths, a->m, a->labels, a->classes, run->train_list);
         loader.masks = 0;
+    } else if (!strcmp(run->loop, "detector")) {
+        loader.masks = 0;
+        /* the loader threads draw from one rand() in whatever order they run */
+        if (train_seed >= 0) a->threads = 1;
     } else {
         loader.masks = option_find_str(run->options, "masks", 0);
         loader.mask_ext = loader.masks ? option_find_str(run->options, "mask_ext", ".png") : 0;
@@ -158,7 +165,7 @@ static int load_masks(load_args a)
 static void data_loaded(load_args a)
 {
     if (a.plugin_state == &loader && loader.channels == 1 &&
-        (a.type == CLASSIFICATION_DATA || a.type == SEGMENTATION_DATA))
+        (a.type == CLASSIFICATION_DATA || a.type == SEGMENTATION_DATA || a.type == DETECTION_DATA))
         train_images_to_gray(&a.d->X);
 }
 

@@ -11,7 +11,9 @@
 #include "distill_common.h"
 #include "distill_mpi.h"
 #include "distill_plugin.h"
+#include "input_checks.h"
 #include "network.h"
+#include "option_list.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -108,7 +110,7 @@ void train_stop_check(network *net, const char *backup_directory, const char *ba
 int train_loader_channels(const network *net)
 {
     if (net->c != 1 && net->c != 3) {
-        tat_fail("%s: [net] channels=%d: the classifier and segmenter loaders deliver 1 (grayscale) or 3 channels",
+        tat_fail("%s: [net] channels=%d: the loaders deliver 1 (grayscale) or 3 channels",
                 net->cfgfile ? net->cfgfile : "cfg", net->c);
     }
     return net->c;
@@ -158,4 +160,40 @@ void train_check_segmentation_map(const network *net, int out_w, int out_h)
     if (out_w > 1 || out_h > 1) return;
     tat_fail("%s: the network's output is a %d x %d map (a classifier cfg?): the segmenter trains on per-pixel masks",
             net->cfgfile ? net->cfgfile : "cfg", out_w, out_h);
+}
+
+void train_check_detector(const network *net, const char *datacfg)
+{
+    const char *cfg = net->cfgfile ? net->cfgfile : "cfg";
+    const layer *last = &net->layers[net->n - 1];
+    list *options;
+    int i, classes;
+    if (last->type != YOLO) {
+        tat_fail("%s: the last layer is [%s]: Darknet's detector loop reads its classes, boxes and jitter from a last [yolo] layer",
+                 cfg, get_layer_string(last->type));
+    }
+    for (i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        if (l->type == YOLO && l->random && net->teacher) {
+            tat_fail("%s: [yolo] (layer %d) random=1: resizing the network during training is not supported with a teacher attached; set random=0",
+                     cfg, i);
+        }
+        /* make_yolo_layer sizes the truths for 90 boxes and the parser changes only
+           max_boxes: another max= reads every image's boxes but the first at a wrong offset */
+        if (l->type == YOLO && l->truths != l->max_boxes * 5) {
+            tat_fail("%s: [yolo] (layer %d) max=%d: this Darknet lays out %d boxes per image whatever max= says, so the boxes of every image but the first would be misread; leave max= out (90)",
+                     cfg, i, l->max_boxes, l->truths / 5);
+        }
+        if (l->type == YOLO && l->classes != last->classes) {
+            tat_fail("%s: [yolo] (layer %d) classes=%d, but the last [yolo] has classes=%d", cfg, i,
+                     l->classes, last->classes);
+        }
+    }
+    options = read_data_cfg((char *)datacfg);
+    classes = option_find_int_quiet(options, "classes", last->classes);
+    train_free_data_options(options);
+    if (classes != last->classes) {
+        tat_fail("%s: classes=%d, but the [yolo] layers of %s have classes=%d", datacfg, classes, cfg,
+                 last->classes);
+    }
 }

@@ -1,7 +1,7 @@
 #ifndef TRAIN_LOOP_H
 #define TRAIN_LOOP_H
 /*
- * What the plugin adds to Darknet's training loops (classifier, segmenter).
+ * What the plugin adds to Darknet's training loops (classifier, segmenter, detector).
  *
  * How the loops (classifier, segmenter; plain and distill alike) stop, checked
  * after every iteration (train_iteration_end, train/plugin.c):
@@ -41,5 +41,11 @@ void train_check_labels(char **paths, int n, char **labels, int k, const char *l
 /* The segmenter learns per-pixel masks: a network whose output map is 1 x 1 (a classifier cfg)
  * is refused. */
 void train_check_segmentation_map(const network *net, int out_w, int out_h);
+/* The detector loop (YOLOv3): the last layer is a [yolo] layer (the loop reads classes, jitter
+ * and max boxes from it), every [yolo] has its classes, and those of the .data file where given,
+ * and no max= other than 90 (the truths are laid out for 90 boxes);
+ * with a teacher attached no [yolo] asks for random=1 (resize_network cannot resize the
+ * distillation layers and the teacher). */
+void train_check_detector(const network *net, const char *datacfg);
 
 #endif
