@@ -42,6 +42,10 @@ DEBUG = 0
 SANITIZE = 0
 MPI = 0
 BLAS = 1
+# the oneDNN backend of the convolutional layers: on where dnnl.h compiles (make deps installs it)
+ONEDNN_FOUND := $(shell printf '\043include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+ONEDNN = $(ONEDNN_FOUND)
+ONEDNN_LIBS = $(if $(filter 1,$(ONEDNN)),-ldnnl -lgomp)
 DARKNET_SRC =
 # CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
 ARCH = -gencode arch=compute_75,code=sm_75 \
@@ -67,7 +71,7 @@ endif
 
 # Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
 on = $(filter 1,$($(1)))
-VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(filter 1,$(ONEDNN)),,-noonednn)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)
 OUT = $(CURDIR)/build/$(VARIANT)
 
 # Build in parallel by default; an explicit -j from the user wins. Recursive
@@ -76,7 +80,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 
 DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
-    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) \
+    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) ONEDNN=$(ONEDNN) \
     OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
 # Errors abort (no recovery) so that no report goes unnoticed in a passing run.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -120,7 +124,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
 TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src $(TAT_INCLUDES)
-TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
+TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread $(ONEDNN_LIBS)
 
 test: deps
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
@@ -200,7 +204,7 @@ GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
 # darknet.h's layer has cuDNN fields under CUDNN: the tests must see the library's layout
 GPU_CFLAGS = $(TEST_CFLAGS) -DGPU $(if $(call on,CUDNN),-DCUDNN) -I$(CUDA_HOME)/include
 GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand \
-    $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng -lm -pthread
+    $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng -lm -pthread $(ONEDNN_LIBS)
 
 gpu-test-bins: $(GPU_TEST_BINS) $(GPU_BENCH)
 
@@ -281,7 +285,7 @@ bench-mpi:
 
 $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread
+	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread $(ONEDNN_LIBS)
 
 $(BENCH_DIR)/bench_tat: bench/bench_tat.c $(wildcard tat_layer/core/*.c tat_layer/core/*.h)
 	@mkdir -p $(@D)

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "backend.h"
 #include "blas_core.h"
 #include "distill_mpi.h"
 #include "distill_plugin.h"
@@ -20,8 +21,23 @@ static void parse_net(list *options, network *net)
     if (train_parse_network_hook) train_parse_network_hook(net);
 }
 
+/* Darknet's forward: the backend swaps in its layers on a network's first forward (the [net]
+   hook runs before any layer is parsed), then the input normalisation */
+static float *network_input(network *net, int fresh)
+{
+    if (fresh) backend_attach(net);
+    return train_network_input(net, fresh);
+}
+
+static void startup(int argc, char **argv)
+{
+    tat_blas_startup(argc, argv);
+    backend_set_threads();
+}
+
 static void free_network_state(network *net)
 {
+    backend_release(net);
     if (net->teacher) free_network(net->teacher);
     net->teacher = 0;
     train_free_input_normalization(net);
@@ -112,7 +128,7 @@ static void data_loaded(load_args a)
 
 void train_plugin_hooks(struct darknet_plugin *p)
 {
-    p->startup = tat_blas_startup;
+    p->startup = startup;
     p->layer_type = distill_layer_type_of_section;
     p->layer_name = distill_layer_name;
     p->parse_layer = distill_parse_section;
@@ -126,7 +142,7 @@ void train_plugin_hooks(struct darknet_plugin *p)
     p->may_save = may_save;
     p->commit_saved = commit_saved;
     p->parse_net = parse_net;
-    p->network_input = train_network_input;
+    p->network_input = network_input;
     p->free_network = free_network_state;
     p->train_start = train_start;
     p->train_loader = train_loader;
