@@ -297,7 +297,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread $(ONEDNN_LIBS)
 
 clean:
 	rm -rf build

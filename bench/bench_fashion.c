@@ -5,9 +5,12 @@
  *                                          update), teacher forward alone, full distill step
  *   bench_fashion train <cfg-dir> <steps>  training images/s of the teacher cfg and of the
  *                                          distill step, and this process's peak RSS
+ *   bench_fashion net <cfg> <steps> <batch> one cfg (e.g. cfg/imagenet-resnet34-teacher.cfg) at
+ *                                          that batch: seconds per training step and per forward
  * Output lines are read by bench/report.sh:
  *   fashion <student_s> <teacher_fwd_s> <distill_s>
  *   train <teacher_img_per_s> <distill_img_per_s> <peak_rss_MiB>
+ *   net <train_step_s> <forward_s> <peak_rss_MiB>
  */
 #include "blas_core.h"
 #include "darknet.h"
@@ -109,8 +112,19 @@ int main(int argc, char **argv)
 {
     train_plugin_hooks(&darknet_plugin);
     tat_blas_select(argv); /* the kernels darknet itself would run */
+    if (argc == 5 && !strcmp(argv[1], "net")) {
+        network *net = load(".", argv[2], NULL);
+        int steps = atoi(argv[3]);
+        struct rusage ru;
+        srand(1);
+        set_batch_network(net, atoi(argv[4]));
+        double t = time_train(net, steps), f = time_predict(net, steps);
+        getrusage(RUSAGE_SELF, &ru);
+        printf("net %.4f %.4f %.1f\n", t, f, ru.ru_maxrss / 1024.0);
+        return 0;
+    }
     if (argc != 4 || (strcmp(argv[1], "step") && strcmp(argv[1], "train"))) {
-        fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>\n", argv[0]);
+        fprintf(stderr, "usage: %s step|train <cfg-dir> <steps>, or %s net <cfg> <steps> <batch>\n", argv[0], argv[0]);
         return 2;
     }
     const char *dir = argv[2];

@@ -28,7 +28,18 @@ typedef struct {
     dnnl_memory_t user, mem;
     dnnl_primitive_t reorder;
     int plain;
+    int slot;                  /* the shared scratch buffer mem lives in; OWNED: its own */
 } conv_arg;
+
+/* A layer's transient copies (activations and gradients in the primitives' layouts) live in
+ * scratch buffers shared by every layer, grown to the largest use: kept per layer they would
+ * double the network's resident memory. Only the forward's reordered weights are kept. */
+enum { OWNED = -1, SLOT_SRC, SLOT_DST, SLOT_DIFF_DST, SLOT_DIFF_DST_W, SLOT_DIFF_SRC, SLOT_DIFF_WEI,
+       SLOT_WEI_BWD, SLOTS };
+static struct {
+    void *p;
+    size_t size;
+} scratch[SLOTS];
 
 /* The primitives of one layer for one shape, built on the first call with that shape. */
 typedef struct conv_state {
@@ -42,8 +53,6 @@ typedef struct conv_state {
     conv_arg bd_wei, bd_diff_dst, bd_diff_src;           /* backward data */
     conv_arg bw_src, bw_diff_dst, bw_diff_wei, bw_diff_bias; /* backward weights */
     int bw_src_is_fwd, bd_wei_is_fwd, bw_diff_dst_is_bd; /* shared buffers */
-    int src_valid;             /* src.mem holds the last training forward's input */
-    const float *src_of;       /* ... of this input array */
     float *diff_bias;          /* backward weights' bias gradient, added to bias_updates */
 } conv_state;
 
@@ -75,7 +84,7 @@ static void reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
 
 /* in: user -> mem before the primitive; out: mem -> user after it, added to user when `sum` */
 static int arg_init(conv_arg *a, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *prim_md,
-                    int out, int sum)
+                    int out, int sum, int slot)
 {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_attr_t attr = NULL;
@@ -87,7 +96,9 @@ static int arg_init(conv_arg *a, const dnnl_memory_desc_t *user_md, const dnnl_m
         a->mem = a->user;
         return 1;
     }
-    if (!ok(dnnl_memory_create(&a->mem, prim_md, engine, DNNL_MEMORY_ALLOCATE))) return 0;
+    a->slot = slot;
+    if (!ok(dnnl_memory_create(&a->mem, prim_md, engine, slot == OWNED ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE)))
+        return 0;
     if (sum) {
         dnnl_post_ops_t po;
         dnnl_primitive_attr_create(&attr);
@@ -113,6 +124,7 @@ static int arg_share(conv_arg *b, const conv_arg *a, const dnnl_memory_desc_t *u
     if (!ok(dnnl_memory_create(&b->user, user_md, engine, DNNL_MEMORY_NONE))) return 0;
     b->mem = a->plain ? b->user : a->mem;
     b->reorder = NULL;
+    b->slot = OWNED;
     return 1;
 }
 
@@ -122,6 +134,20 @@ static void arg_free(conv_arg *a, int shared)
     if (a->mem && a->mem != a->user && !shared) dnnl_memory_destroy(a->mem);
     if (a->user) dnnl_memory_destroy(a->user);
     memset(a, 0, sizeof(*a));
+}
+
+/* Before a call uses it: a transient argument's memory points into its scratch buffer. */
+static void bind(conv_arg *a)
+{
+    size_t need;
+    if (a->plain || a->slot == OWNED || !a->mem) return;
+    need = dnnl_memory_desc_get_size(&a->md);
+    if (scratch[a->slot].size < need) {
+        free(scratch[a->slot].p);
+        if (posix_memalign(&scratch[a->slot].p, 64, need)) tat_fail("out of memory (%zu bytes of oneDNN scratch)", need);
+        scratch[a->slot].size = need;
+    }
+    dnnl_memory_set_data_handle(a->mem, scratch[a->slot].p);
 }
 
 /* Points the argument at Darknet's array; an input is copied into the primitive's layout. */
@@ -152,7 +178,7 @@ static void state_clear(conv_state *s)
     free(s->diff_bias);
     s->fwd = s->bwd_data = s->bwd_weights = NULL;
     s->diff_bias = NULL;
-    s->built = s->failed = s->src_valid = 0;
+    s->built = s->failed = 0;
 }
 
 static void layer_key(const layer *l, int *key)
@@ -230,10 +256,10 @@ static int build(conv_state *s, const layer *l)
     }
     if (!ok(dnnl_primitive_desc_create(&fpd, &cd, attr, engine, NULL))) goto done;
     if (!ok(dnnl_primitive_create(&s->fwd, fpd))) goto done;
-    if (!arg_init(&s->src, &u_src, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0, 0)) goto done;
-    if (!arg_init(&s->wei, &u_wei, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0, 0)) goto done;
-    if (has_bias && !arg_init(&s->bias, &u_bias, &u_bias, 0, 0)) goto done;
-    if (!arg_init(&s->dst, &u_dst, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0), 1, 0)) goto done;
+    if (!arg_init(&s->src, &u_src, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0, 0, SLOT_SRC)) goto done;
+    if (!arg_init(&s->wei, &u_wei, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0, 0, OWNED)) goto done;
+    if (has_bias && !arg_init(&s->bias, &u_bias, &u_bias, 0, 0, OWNED)) goto done;
+    if (!arg_init(&s->dst, &u_dst, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0), 1, 0, SLOT_DST)) goto done;
 
     /* backward data: the gradient is added into net.delta (Darknet's backward accumulates) */
     if (!ok(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &a_src, &a_wei, &a_dst,
@@ -244,12 +270,12 @@ static int build(conv_state *s, const layer *l)
     {
         const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(dpd, dnnl_query_weights_md, 0);
         s->bd_wei_is_fwd = dnnl_memory_desc_equal(w, &s->wei.md);
-        if (!(s->bd_wei_is_fwd ? arg_share(&s->bd_wei, &s->wei, &u_wei) : arg_init(&s->bd_wei, &u_wei, w, 0, 0)))
+        if (!(s->bd_wei_is_fwd ? arg_share(&s->bd_wei, &s->wei, &u_wei) : arg_init(&s->bd_wei, &u_wei, w, 0, 0, SLOT_WEI_BWD)))
             goto done;
     }
-    if (!arg_init(&s->bd_diff_dst, &u_dst, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0), 0, 0))
+    if (!arg_init(&s->bd_diff_dst, &u_dst, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0), 0, 0, SLOT_DIFF_DST))
         goto done;
-    if (!arg_init(&s->bd_diff_src, &u_src, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), 1, 1))
+    if (!arg_init(&s->bd_diff_src, &u_src, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), 1, 1, SLOT_DIFF_SRC))
         goto done;
 
     /* backward weights: added into weight_updates (and bias_updates) */
@@ -261,19 +287,19 @@ static int build(conv_state *s, const layer *l)
     {
         const dnnl_memory_desc_t *m = dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0);
         s->bw_src_is_fwd = dnnl_memory_desc_equal(m, &s->src.md);
-        if (!(s->bw_src_is_fwd ? arg_share(&s->bw_src, &s->src, &u_src) : arg_init(&s->bw_src, &u_src, m, 0, 0)))
+        if (!(s->bw_src_is_fwd ? arg_share(&s->bw_src, &s->src, &u_src) : arg_init(&s->bw_src, &u_src, m, 0, 0, SLOT_SRC)))
             goto done;
         m = dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0);
         s->bw_diff_dst_is_bd = dnnl_memory_desc_equal(m, &s->bd_diff_dst.md);
         if (!(s->bw_diff_dst_is_bd ? arg_share(&s->bw_diff_dst, &s->bd_diff_dst, &u_dst)
-                                   : arg_init(&s->bw_diff_dst, &u_dst, m, 0, 0)))
+                                   : arg_init(&s->bw_diff_dst, &u_dst, m, 0, 0, SLOT_DIFF_DST_W)))
             goto done;
     }
-    if (!arg_init(&s->bw_diff_wei, &u_wei, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1, 1))
+    if (!arg_init(&s->bw_diff_wei, &u_wei, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1, 1, SLOT_DIFF_WEI))
         goto done;
     if (has_bias) {
         s->diff_bias = tat_calloc(l->n, sizeof(float));
-        if (!arg_init(&s->bw_diff_bias, &u_bias, &u_bias, 1, 0)) goto done;
+        if (!arg_init(&s->bw_diff_bias, &u_bias, &u_bias, 1, 0, OWNED)) goto done;
     }
     r = 1;
 done:
@@ -327,9 +353,8 @@ void backend_forward_convolutional(layer l, network net)
         arg_in(&s->wei, l.weights);
         s->weights_dirty = 0;
     }
+    bind(&s->src), bind(&s->dst);
     arg_in(&s->src, net.input);
-    s->src_valid = net.train && !s->src.plain;
-    s->src_of = net.input;
     arg_out_bind(&s->dst, l.output);
     {
         dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, s->src.mem}, {DNNL_ARG_WEIGHTS, s->wei.mem},
@@ -356,13 +381,14 @@ void backend_backward_convolutional(layer l, network net)
     gradient_array(l.output, l.outputs * l.batch, l.activation, l.delta);
     if (l.batch_normalize) backward_batchnorm_layer(l, net);
 
+    bind(&s->bd_diff_dst), bind(&s->bw_diff_dst), bind(&s->bd_diff_src), bind(&s->bw_src), bind(&s->src);
+    bind(&s->bw_diff_wei), bind(&s->bd_wei);
     arg_in(&s->bd_diff_dst, l.delta);
     if (!s->bw_diff_dst_is_bd) arg_in(&s->bw_diff_dst, l.delta);
     else dnnl_memory_set_data_handle(s->bw_diff_dst.user, l.delta);
-    /* the input as the training forward reordered it, unless it came from elsewhere */
-    if (!s->bw_src_is_fwd) arg_in(&s->bw_src, net.input);
-    else if (s->src.plain) dnnl_memory_set_data_handle(s->bw_src.user, net.input);
-    else if (!s->src_valid || s->src_of != net.input) arg_in(&s->src, net.input);
+    /* the input again (other layers have used the scratch since this layer's forward) */
+    if (!s->bw_src_is_fwd || !s->src.plain) arg_in(s->bw_src_is_fwd ? &s->src : &s->bw_src, net.input);
+    else dnnl_memory_set_data_handle(s->bw_src.user, net.input);
     {
         dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, s->bw_src.mem}, {DNNL_ARG_DIFF_DST, s->bw_diff_dst.mem},
                                 {DNNL_ARG_DIFF_WEIGHTS, s->bw_diff_wei.mem}, {DNNL_ARG_DIFF_BIAS, NULL}};
@@ -387,7 +413,6 @@ void backend_backward_convolutional(layer l, network net)
         run(s->bwd_data, 3, a);
         arg_out_finish(&s->bd_diff_src);
     }
-    s->src_valid = 0;
 }
 
 void backend_update_convolutional(layer l, update_args a)
@@ -442,6 +467,10 @@ void backend_release(network *net)
         } else {
             p = &s->next;
         }
+    }
+    if (!states) {
+        int i;
+        for (i = 0; i < SLOTS; ++i) free(scratch[i].p), scratch[i].p = NULL, scratch[i].size = 0;
     }
 }
 
