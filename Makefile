@@ -6,6 +6,8 @@
 #   make test             install what is missing (make deps), build the CPU variant, compile
 #                         tests/test_*.c, run tests/run.sh (TEST_FILTER='glob ...' runs a subset)
 #   make check            the fast tier: the compiled unit tests only
+#   make test-darknet-path  make test with the convolutional layers on Darknet's own code
+#                         (TAT_BACKEND=darknet) instead of the oneDNN backend
 #   make test-blas-cores  the unit tests under two other OpenBLAS kernel sets
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
 #                         program and the GPU benchmark (no run)
@@ -28,7 +30,8 @@
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
-# Darknet), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# Darknet), ONEDNN (1, the default where dnnl.h is found: the convolutional layers on oneDNN;
+# 0: Darknet's own), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
 # -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
 # Each flag combination builds in its own build/<variant>/, so switching flags
 # never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
@@ -91,7 +94,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test check test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg study clean distclean \
+.PHONY: all build fetch tools test check test-darknet-path test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg study clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -137,6 +140,12 @@ test: deps
 	    DARKNET_MPI=$(CURDIR)/build/cpu-mpi/darknet tests/run.sh build/tests
 
 test-bins: $(TEST_BINS)
+
+# The same suite on Darknet's own layer code: TAT_BACKEND=darknet leaves the convolutional layers
+# to Darknet's im2col + sgemm (the oneDNN backend stays built; test_backend_conv still compares
+# the two paths in one binary).
+test-darknet-path:
+	+TAT_BACKEND=darknet $(MAKE) test
 
 # The fast tier, for every edit: the compiled unit tests only (about 10 s to run).
 check: deps

@@ -27,8 +27,7 @@ void backend_update_convolutional(layer l, update_args a);
 int backend_layer_on_onednn(const layer *l);
 /* Prepares l for the functions above without a network (tests): its state is owned by owner. */
 void backend_prepare_layer(layer *l, void *owner);
-/* One thread count for oneDNN's OpenMP, OpenBLAS and the TaT pool: TAT_NUM_THREADS (default the
- * online CPUs). */
+/* One thread count for oneDNN's OpenMP, OpenBLAS and the TaT pool: TAT_NUM_THREADS, when set. */
 void backend_set_threads(void);
 
 #endif

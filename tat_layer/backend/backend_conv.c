@@ -474,12 +474,16 @@ void backend_release(network *net)
     }
 }
 
+/* TAT_NUM_THREADS, when set, is the one count: the TaT pool reads it, and oneDNN's OpenMP team
+ * and OpenBLAS get it here (before either has run). Unset, each keeps its own default (the
+ * online CPUs, or OMP_NUM_THREADS / OPENBLAS_NUM_THREADS). The three never run at once: layers
+ * run one after another, and the pool holds OpenBLAS to one thread while it works. */
 void backend_set_threads(void)
 {
-    int n = tat_get_num_threads();
-    omp_set_num_threads(n);
+    if (!getenv("TAT_NUM_THREADS")) return;
+    omp_set_num_threads(tat_get_num_threads());
 #ifdef CBLAS
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(tat_get_num_threads());
 #endif
 }
 
@@ -498,7 +502,7 @@ int backend_layer_on_onednn(const layer *l) { (void)l; return 0; }
 void backend_set_threads(void)
 {
 #ifdef CBLAS
-    openblas_set_num_threads(tat_get_num_threads());
+    if (getenv("TAT_NUM_THREADS")) openblas_set_num_threads(tat_get_num_threads());
 #endif
 }
 #endif
