@@ -27,6 +27,10 @@ void backend_update_convolutional(layer l, update_args a);
 int backend_layer_on_onednn(const layer *l);
 /* Prepares l for the functions above without a network (tests): its state is owned by owner. */
 void backend_prepare_layer(layer *l, void *owner);
+/* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then
+ * backend_reexec(argv) runs the program again with it (returns only if that failed). */
+int backend_wait_policy_set(void);
+void backend_reexec(char **argv);
 /* One thread count for oneDNN's OpenMP, OpenBLAS and the TaT pool: TAT_NUM_THREADS, when set. */
 void backend_set_threads(void);
 

@@ -29,8 +29,13 @@ static float *network_input(network *net, int fresh)
     return train_network_input(net, fresh);
 }
 
+/* The BLAS core and OpenMP's wait policy each need the program re-executed with a variable set
+   (the libraries read them when they load): both are set before one re-execution. */
 static void startup(int argc, char **argv)
 {
+    int reexec = backend_wait_policy_set();
+    tat_blas_select(argv);
+    if (reexec) backend_reexec(argv);
     tat_blas_startup(argc, argv);
     backend_set_threads();
 }
