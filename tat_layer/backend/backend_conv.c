@@ -493,7 +493,7 @@ void backend_reexec(char **argv)
     unsetenv("OMP_WAIT_POLICY");
 }
 
-/* TAT_NUM_THREADS, when set, is the one count: the TaT pool reads it, and oneDNN's OpenMP team
+/* TAT_NUM_THREADS, when set, is the one count: the TaT pool reads it, and oneDNN's OpenMP threads
  * and OpenBLAS get it here (before either has run). Unset, each keeps its own default (the
  * online CPUs, or OMP_NUM_THREADS / OPENBLAS_NUM_THREADS). The three never run at once: layers
  * run one after another, and the pool holds OpenBLAS to one thread while it works. */
