@@ -6,6 +6,8 @@
 #   make test             install what is missing (make deps), build the CPU variant, compile
 #                         tests/test_*.c, run tests/run.sh (TEST_FILTER='glob ...' runs a subset)
 #   make check            the fast tier: the compiled unit tests only
+#   make test-darknet-path  make test with the convolutional layers on Darknet's own code
+#                         (TAT_BACKEND=darknet) instead of the oneDNN backend
 #   make test-blas-cores  the unit tests under two other OpenBLAS kernel sets
 #   make gpu-build-check  compile and link the GPU and GPU+cuDNN variants, the GPU test
 #                         program and the GPU benchmark (no run)
@@ -29,7 +31,8 @@
 #   make clean / distclean
 #
 # Options (on the make command line): GPU CUDNN OPENCV OPENMP DEBUG (0/1, as in
-# Darknet), PORTABLE=1 (static CUDA runtime, OpenBLAS, libpng: for scripts/gpu-check.sh prepare), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
+# Darknet), ONEDNN (1, the default where dnnl.h is found and PORTABLE is off: the convolutional
+# layers on oneDNN; 0: Darknet's own), PORTABLE=1 (static CUDA runtime, OpenBLAS, libpng: for scripts/gpu-check.sh prepare), MPI=1 (distributed training under mpirun/srun; NCCL too with GPU=1), SANITIZE=1 (ASan + UBSan, -O1 -g), BLAS=1 (OpenBLAS gemm; 0 = Darknet's own loops), ARCH (nvcc
 # -gencode list), DARKNET_SRC=/path (use that Darknet checkout, no download).
 # Each flag combination builds in its own build/<variant>/, so switching flags
 # never forces a full rebuild. Plain '=' (not '?=') on purpose: an ARCH or
@@ -44,6 +47,11 @@ SANITIZE = 0
 MPI = 0
 BLAS = 1
 PORTABLE = 0
+# the oneDNN backend of the convolutional layers: on where dnnl.h compiles (make deps installs
+# it); off in a PORTABLE build, whose machine has no libdnnl
+ONEDNN_FOUND := $(shell printf '\043include <dnnl.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+ONEDNN = $(if $(filter 1,$(PORTABLE)),0,$(ONEDNN_FOUND))
+ONEDNN_LIBS = $(if $(filter 1,$(ONEDNN)),-ldnnl -lgomp)
 DARKNET_SRC =
 # CUDA 13 dropped everything below sm_75; PTX for compute_90 keeps newer GPUs working.
 ARCH = -gencode arch=compute_75,code=sm_75 \
@@ -69,7 +77,7 @@ endif
 
 # Same tests as Darknet's Makefile: only the exact value 1 enables a feature.
 on = $(filter 1,$($(1)))
-VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)$(if $(call on,PORTABLE),-portable)
+VARIANT := $(if $(call on,GPU),gpu,cpu)$(if $(call on,CUDNN),-cudnn)$(if $(call on,OPENMP),-openmp)$(if $(call on,OPENCV),-opencv)$(if $(call on,MPI),-mpi)$(if $(filter 1,$(BLAS)),,-noblas)$(if $(filter 1,$(ONEDNN)),,$(if $(call on,PORTABLE),,-noonednn))$(if $(call on,DEBUG),-debug)$(if $(call on,SANITIZE),-asan)$(if $(call on,PORTABLE),-portable)
 OUT = $(CURDIR)/build/$(VARIANT)
 
 # Build in parallel by default; an explicit -j from the user wins. Recursive
@@ -78,7 +86,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 SUBJOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 
 DARKNET_FLAGS = GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=$(OPENCV) OPENMP=$(OPENMP) \
-    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) PORTABLE=$(PORTABLE) \
+    DEBUG=$(DEBUG) BLAS=$(BLAS) MPI=$(MPI) PORTABLE=$(PORTABLE) ONEDNN=$(ONEDNN) \
     OBJDIR=$(OUT)/obj/ EXEC=$(OUT)/darknet SLIB=$(OUT)/libdarknet.so ALIB=$(OUT)/libdarknet.a
 # Errors abort (no recovery) so that no report goes unnoticed in a passing run.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -89,7 +97,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test check test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg demo-detect study clean distclean \
+.PHONY: all build fetch tools test check test-darknet-path test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg demo-detect study clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -122,7 +130,7 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TEST_BINS = $(patsubst tests/%.c,$(TEST_DIR)/%,$(TEST_SRCS))
 TEST_CFLAGS = $(TEST_EXTRA) -O2 -g -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) \
     -I$(DARKNET_TREE)/include -I$(DARKNET_TREE)/src $(TAT_INCLUDES)
-TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread
+TEST_LIBS = $(CPU_OUT)/libdarknet.a -lopenblas -lpng -lm -pthread $(ONEDNN_LIBS)
 
 test: deps
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
@@ -135,6 +143,12 @@ test: deps
 	    DARKNET_MPI=$(CURDIR)/build/cpu-mpi/darknet tests/run.sh build/tests
 
 test-bins: $(TEST_BINS)
+
+# The same suite on Darknet's own layer code: TAT_BACKEND=darknet leaves the convolutional layers
+# to Darknet's im2col + sgemm (the oneDNN backend stays built; test_backend_conv still compares
+# the two paths in one binary).
+test-darknet-path:
+	+TAT_BACKEND=darknet $(MAKE) test
 
 # The fast tier, for every edit: the compiled unit tests only (about 10 s to run).
 check: deps
@@ -202,7 +216,7 @@ GPU_TEST_BINS = $(patsubst tests/gpu/%.c,$(GPU_TEST_DIR)/%,$(GPU_TEST_SRCS))
 # darknet.h's layer has cuDNN fields under CUDNN: the tests must see the library's layout
 GPU_CFLAGS = $(TEST_CFLAGS) -DGPU $(if $(call on,CUDNN),-DCUDNN) -I$(CUDA_HOME)/include
 GPU_LIBS = $(GPU_OUT)/libdarknet.a -L$(CUDA_HOME)/lib64 $(if $(call on,PORTABLE),$(PORTABLE_GPU_LIBS),-lcudart \
-    -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng) -lm -pthread
+    -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -lstdc++ -lopenblas -lpng) -lm -pthread $(ONEDNN_LIBS)
 # PORTABLE=1 (tat_layer/darknet.mk): only the toolkit's and the wheels' libraries stay shared
 PORTABLE_GPU_LIBS = -lcudart_static -ldl -lrt -lcublas -lcurand $(if $(call on,CUDNN),-lcudnn) -l:libstdc++.a \
     -l:libopenblas.a -l:libgfortran.a -l:libquadmath.a -l:libpng16.a -l:libz.a
@@ -301,7 +315,7 @@ bench-mpi:
 
 $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread
+	$(CC) $(TEST_CFLAGS) -DDISTILL_MPI $< -o $@ $(MPI_OUT)/libdarknet.a $$(mpicc --showme:link) -lopenblas -lpng -lm -pthread $(ONEDNN_LIBS)
 
 $(BENCH_DIR)/bench_tat: bench/bench_tat.c $(wildcard tat_layer/core/*.c tat_layer/core/*.h)
 	@mkdir -p $(@D)
@@ -317,7 +331,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread $(ONEDNN_LIBS)
 
 clean:
 	rm -rf build

@@ -8,6 +8,9 @@
 set -eu
 BIN=$1
 THREADS=${THREADS:-2}
+# what the darknet start-up sets for the oneDNN backend's OpenMP threads (docs/performance.md);
+# the benchmark programs do not run that start-up
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=$THREADS
 REPS=${REPS:-2}
 QUICK=${QUICK:-0}
 MATH=${MATH:-1}

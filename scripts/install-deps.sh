@@ -5,14 +5,14 @@ set -eu
 
 # build: compilers/make, pkg-config, patch + xz for the Darknet source,
 #   dpkg-dev (Debian source-package tools), CA certs
-#   for the archive, OpenBLAS (cblas) and OpenCV (OPENCV=1); libpng and
+#   for the archive, OpenBLAS (cblas), oneDNN (the convolution backend) and OpenCV (OPENCV=1); libpng and
 #   zlib for tools/ (the Fashion-MNIST converter);
 # tests: python3 with torch/numpy compute reference values; torchvision: the ResNet
 #   converter (tools/torchvision_to_darknet.py) and its exactness test;
 # demo: the Fashion-MNIST data set; study: matplotlib draws its plots;
 # distributed training (MPI=1): Open MPI (mpicc, mpirun).
 pkgs="build-essential pkg-config dpkg-dev xz-utils patch ca-certificates
-      libopenblas-dev libopencv-dev libpng-dev zlib1g-dev
+      libopenblas-dev libdnnl-dev libopencv-dev libpng-dev zlib1g-dev
       python3 python3-torch python3-torchvision python3-numpy python3-matplotlib
       dataset-fashion-mnist
       valgrind clang libclang-rt-14-dev

@@ -46,6 +46,14 @@ COMMON += -DCBLAS $(TAT_BLAS_CFLAGS)
 LDFLAGS += -lopenblas
 endif
 
+# ONEDNN=1: Darknet's convolutional layers on oneDNN (backend/); the top Makefile sets it to 1 when
+# dnnl.h is found. libdnnl runs on OpenMP: libgomp is linked for the one thread count.
+ONEDNN ?= 0
+ifeq ($(ONEDNN), 1)
+COMMON += -DTAT_ONEDNN
+LDFLAGS += -ldnnl -lgomp
+endif
+
 # PNG class-index masks for segmentation (train/seg_data.c); stb_image cannot return palette indices.
 TAT_PNG_CFLAGS := $(shell pkg-config --cflags libpng 2>/dev/null)
 COMMON += $(TAT_PNG_CFLAGS)

@@ -4,7 +4,7 @@
 # raw floats and explicit shapes). One FAIL per include against the direction. Then, from the
 # built objects (build/cpu/obj, and build/gpu/obj when a GPU build exists), each level exports
 # only names with its prefix, and no name that Darknet's own objects define:
-#   core tat_ | gpu tat_gpu_ | layers distill_, and Darknet's make_/forward_/backward_/update_
+#   core tat_ | gpu tat_gpu_ | backend backend_ | layers distill_, and Darknet's make_/forward_/backward_/update_
 #   <type>_distill_layer of the section types | train train_ | cmd cmd_, and darknet_plugin_init
 #   (the plugin interface's entry point)
 #   tests/test_layering.sh [DIR]    DIR: the folder holding levels.mk (default tat_layer)
@@ -53,6 +53,7 @@ prefix_of() { # prefix_of <level>: the extended regex its exported names match
     case $1 in
     core) echo '^tat_' ;;
     gpu) echo '^tat_gpu_' ;;
+    backend) echo '^backend_' ;;
     layers) echo '^(distill_|(make|forward|backward|update)_[a-z]+_distill_layer(_gpu)?$)' ;;
     train) echo '^train_' ;;
     cmd) echo '^(cmd_|darknet_plugin_init$)' ;;

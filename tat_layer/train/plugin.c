@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend.h"
 #include "blas_core.h"
 #include "distill_mpi.h"
 #include "distill_common.h"
@@ -24,20 +25,35 @@ static void parse_net(list *options, network *net)
     if (train_parse_network_hook) train_parse_network_hook(net);
 }
 
-static void free_network_state(network *net)
+/* Darknet's forward: the backend swaps in its layers on a network's first forward (the [net]
+   hook runs before any layer is parsed), then the input normalisation */
+static float *network_input(network *net, int fresh)
 {
-    if (net->teacher) free_network(net->teacher);
-    net->teacher = 0;
-    train_free_input_normalization(net);
+    if (fresh) backend_attach(net);
+    return train_network_input(net, fresh);
 }
 
+/* The BLAS core and OpenMP's wait policy each need the program re-executed with a variable set
+   (the libraries read them when they load): both are set before one re-execution. */
 static void startup(int argc, char **argv)
 {
+    int reexec = backend_wait_policy_set();
+    tat_blas_select(argv);
+    if (reexec) backend_reexec(argv);
     tat_blas_startup(argc, argv);
+    backend_set_threads();
     /* a file-size limit (ulimit -f) below a save's size would kill the process with SIGXFSZ,
        without a word and with the temporary file left; ignored, the write fails with EFBIG
        and the save says "cannot write weights: File too large" and removes it */
     signal(SIGXFSZ, SIG_IGN);
+}
+
+static void free_network_state(network *net)
+{
+    backend_release(net);
+    if (net->teacher) free_network(net->teacher);
+    net->teacher = 0;
+    train_free_input_normalization(net);
 }
 
 /* ---- weights files ---------------------------------------------------------------------- */
@@ -185,7 +201,7 @@ void train_plugin_hooks(struct darknet_plugin *p)
     p->may_save = may_save;
     p->commit_saved = commit_saved;
     p->parse_net = parse_net;
-    p->network_input = train_network_input;
+    p->network_input = network_input;
     p->free_network = free_network_state;
     p->train_start = train_start;
     p->train_loader = train_loader;

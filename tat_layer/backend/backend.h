@@ -1,0 +1,37 @@
+#ifndef TAT_BACKEND_H
+#define TAT_BACKEND_H
+/* The CPU backend of Darknet's own layers: [convolutional] forward, backward data and backward
+ * weights on oneDNN, whole batches per call. Built when the library is found (ONEDNN=1, the
+ * default then; ONEDNN=0 keeps Darknet's im2col + sgemm path). backend_attach swaps a network's
+ * convolutional layers' function pointers for the backend's; the environment's
+ * TAT_BACKEND=darknet (or a build without oneDNN) leaves Darknet's. */
+#include "darknet.h"
+
+/* 1 when this build has the oneDNN backend */
+int backend_compiled(void);
+/* ... and the environment's TAT_BACKEND does not ask for Darknet's path */
+int backend_enabled(void);
+/* Swaps the layers of net that the backend runs (idempotent; cheap on a network already
+ * attached). Called on each forward, so that layers parsed after the [net] section are seen. */
+void backend_attach(network *net);
+/* Releases what backend_attach made for net's layers (before free_network frees them). */
+void backend_release(network *net);
+/* Code that changes a layer's weights outside its update (weights loaded or folded after the
+ * first forward) calls this; a training forward reorders the weights anyway. */
+void backend_weights_changed(layer *l);
+/* The backend's convolutional functions (tests compare them with Darknet's) */
+void backend_forward_convolutional(layer l, network net);
+void backend_backward_convolutional(layer l, network net);
+void backend_update_convolutional(layer l, update_args a);
+/* 1 when l's last call ran on oneDNN's primitives (not Darknet's path as a fallback) */
+int backend_layer_on_onednn(const layer *l);
+/* Prepares l for the functions above without a network (tests): its state is owned by owner. */
+void backend_prepare_layer(layer *l, void *owner);
+/* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then
+ * backend_reexec(argv) runs the program again with it (returns only if that failed). */
+int backend_wait_policy_set(void);
+void backend_reexec(char **argv);
+/* One thread count for oneDNN's OpenMP, OpenBLAS and the TaT pool: TAT_NUM_THREADS, when set. */
+void backend_set_threads(void);
+
+#endif
