@@ -2,7 +2,9 @@
    before a run (a bad image is otherwise found only when the loader draws it, possibly hours
    in): the image decodes; for classification exactly one label is found in its path (Darknet's
    substring rule); for segmentation (masks=) its mask exists, decodes, has the image's size and
-   valid classes. With a cfg, classes is checked against the network's outputs too. */
+   valid classes. With a cfg, classes is checked against the network's outputs too. The
+   distill loops' unlabeled= list: each image decodes (no label is looked for), and
+   unlabeled_fraction= is read as the loops read it. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
