@@ -3,7 +3,8 @@
 # --holdout-per-class, --subset-seed): N images of every class in train.list, V more of every
 # class in holdout.list, the rest of the training set in unlabeled.list, the three disjoint and
 # together the whole training set; the same seed draws the same lists, another seed others;
-# bad flags are one line, exit 1. Needs build/tools/fashion_mnist_to_darknet and the
+# a larger subset of the same seed contains the smaller one and keeps its held-out split; bad
+# flags are one line, exit 1. Needs build/tools/fashion_mnist_to_darknet and the
 # Fashion-MNIST package.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +20,7 @@ convert() { # convert <out dir> <flags...>
 convert a --train-per-class 30 --holdout-per-class 7 --subset-seed 5
 convert b --train-per-class 30 --holdout-per-class 7 --subset-seed 5
 convert c --train-per-class 30 --holdout-per-class 7 --subset-seed 6
+convert e --train-per-class 40 --holdout-per-class 7 --subset-seed 5
 
 classes_of() { sed 's/.*_\(c[0-9]\)_.*/\1/' "$1" | sort | uniq -c | awk '{print $1}' | sort -u | tr '\n' ' '; }
 per_train=$(classes_of a/train.list)
@@ -45,6 +47,14 @@ if cmp -s a/train.list <(sed 's|^b/|a/|' b/train.list) && cmp -s a/holdout.list 
     echo "PASS fashion_subsets_seeded"
 else
     echo "FAIL fashion_subsets_seeded: seed 5 twice gave $(cmp a/train.list <(sed 's|^b/|a/|' b/train.list) > /dev/null && echo the same || echo different) lists; seed 6 $(cmp a/train.list <(sed 's|^c/|a/|' c/train.list) > /dev/null && echo the same || echo others)"
+fi
+
+# a larger subset of the same seed keeps the held-out split and holds the smaller subset
+if cmp -s a/holdout.list <(sed 's|^e/|a/|' e/holdout.list) &&
+    [ "$(comm -23 a/train.list <(sed 's|^e/|a/|' e/train.list) | wc -l)" -eq 0 ] && [ "$(wc -l < e/train.list)" -eq 400 ]; then
+    echo "PASS fashion_subsets_nested"
+else
+    echo "FAIL fashion_subsets_nested: 40 per class: held-out $(cmp -s a/holdout.list <(sed 's|^e/|a/|' e/holdout.list) && echo same || echo other), $(comm -23 a/train.list <(sed 's|^e/|a/|' e/train.list) | wc -l) of the 30-per-class images missing"
 fi
 
 expect_error exit1 fashion_subsets_too_many "--train-per-class 7000 class c0_tshirt_top has only 6000" -- "$tool" "$fashion_mnist" d --train-per-class 7000
