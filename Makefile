@@ -26,6 +26,7 @@
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make demo-detect      the same for detection (YOLOv3 on Fashion-MNIST canvases, mAP@0.5)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
+#   make study-lowdata    the low-data study (docs/study-protocol.md) -> docs/results-lowdata.md (2.5 h)
 #   make bench            CPU benchmark tables (bench/run.sh; QUICK=1: about a third); not part of make test
 #   make bench-mpi        all-reduce time of the ResNet-18 + TaT gradients over 2 local ranks
 #   make clean / distclean
@@ -97,7 +98,7 @@ ifeq ($(GPU), 1)
 DARKNET_FLAGS += ARCH='$(ARCH)' NVCC=$(NVCC)
 endif
 
-.PHONY: all build fetch tools test check test-darknet-path test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg demo-detect study clean distclean \
+.PHONY: all build fetch tools test check test-darknet-path test-blas-cores test-bins darknet-git patches gpu-build-check deps demo demo-seg demo-detect study study-lowdata clean distclean \
     test-asan test-valgrind fuzz test-gpu test-gpu-variant gpu-test-bins bench-gpu
 
 all: build tools
@@ -287,6 +288,12 @@ demo-detect:
 # not part of test: trains 6 methods x 3 seeds (scripts/study-fashion.sh says how to narrow it)
 study:
 	scripts/study-fashion.sh
+
+# not part of test: the low-data study of docs/study-protocol.md, 60 runs (about 2.5 h on 2
+# cores); LOWDATA_CONFIRM=1 afterwards runs its 2 confirmation seeds; scripts/study-lowdata.sh
+# says how to narrow it and its smoke mode
+study-lowdata:
+	scripts/study-lowdata.sh
 
 # --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
 # flags as Darknet's build); bench_distill (the whole distillation steps, against

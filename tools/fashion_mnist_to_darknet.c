@@ -3,6 +3,16 @@
  * classification layout.
  *
  *   fashion_mnist_to_darknet <dataset dir> [<out dir>] [--train-limit N]
+ *       [--train-per-class N [--holdout-per-class V] [--subset-seed S]]
+ *
+ * --train-per-class N: a stratified, seeded labelled subset: N images of each class
+ * (10 N in all) in train.list, drawn without replacement by a seeded shuffle of each
+ * class (--subset-seed, default 1). --holdout-per-class V (default 0) draws V further
+ * images of each class, disjoint from the subset, into holdout.list: a validation split
+ * of the training set for any choice made, so that the test set is never used for one.
+ * Every other training image is listed in unlabeled.list (the rest of the 60k, for
+ * distillation terms that need no label). All 60k training PNGs are written, since the
+ * lists refer to them; the lists keep the images' order in the IDX file.
  *
  * Input (in <dataset dir>, gzip-compressed or plain; zlib reads both):
  *   train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
@@ -12,6 +22,8 @@
  *   train.list, test.list     one image path a line, "<out dir>/<split>/..."
  *   labels.txt                the 10 labels in class order
  *   fashion.data              Darknet data cfg pointing at the files above
+ *   with --train-per-class:   holdout.list, unlabeled.list, and holdout.data
+ *                             (fashion.data with valid=holdout.list)
  *   .complete                 stamp written last; a rerun with the same
  *                             arguments finds it and does nothing
  * It also creates backup/fashion/ because fashion.data names it as the
@@ -85,36 +97,97 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
     if (failed) die("%s: writing images failed in a worker", dir);
 }
 
-static void write_list(const char *out, const char *split, const idx_t *lab, long n)
+/* <out>/<name>.list: the images i < n of split whose role is `want` (every one when role
+   is NULL), in index order. */
+static void write_list(const char *out, const char *name, const char *split, const idx_t *lab, long n,
+                       const unsigned char *role, int want)
 {
     char path[4096], ip[4096];
-    snprintf(path, sizeof path, "%s/%s.list", out, split);
+    snprintf(path, sizeof path, "%s/%s.list", out, name);
     FILE *f = fopen(path, "w");
     if (!f) die("%s: cannot write (%s)", path, strerror(errno));
     for (long i = 0; i < n; ++i) {
+        if (role && role[i] != want) continue;
         image_path(ip, sizeof ip, out, split, i, lab->data[i]);
         fprintf(f, "%s\n", ip);
     }
     if (fclose(f) != 0) die("%s: write error", path);
 }
 
+/* splitmix64: the subset's own generator, the same sequence on every machine and C library */
+static unsigned long long next_random(unsigned long long *state)
+{
+    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+enum { ROLE_UNLABELED, ROLE_TRAIN, ROLE_HOLDOUT };
+
+/* The role of each training image: per class, a seeded Fisher-Yates shuffle of that class's
+   indices; the first `holdout` go to the held-out split, the next `per_class` to the labelled
+   subset, the rest stay unlabelled. Each class has its own stream (seed, class), so one
+   class's count does not move another's draw. */
+static unsigned char *stratified_roles(const idx_t *lab, long per_class, long holdout, unsigned long long seed)
+{
+    unsigned char *role = calloc(lab->n, 1);
+    long *idx = malloc(lab->n * sizeof(long));
+    if (!role || !idx) die("out of memory");
+    for (int c = 0; c < NCLASSES; ++c) {
+        long m = 0;
+        for (long i = 0; i < lab->n; ++i)
+            if (lab->data[i] == c) idx[m++] = i;
+        if (m < per_class + holdout)
+            die("--train-per-class %ld + --holdout-per-class %ld: class %s has only %ld training images",
+                per_class, holdout, labels[c], m);
+        unsigned long long state = seed * 0x100000001B3ULL + (unsigned long long)c;
+        for (long i = m - 1; i > 0; --i) {
+            long j = (long)(next_random(&state) % (unsigned long long)(i + 1));
+            long t = idx[i]; idx[i] = idx[j]; idx[j] = t;
+        }
+        for (long i = 0; i < holdout; ++i) role[idx[i]] = ROLE_HOLDOUT;
+        for (long i = holdout; i < holdout + per_class; ++i) role[idx[i]] = ROLE_TRAIN;
+    }
+    free(idx);
+    return role;
+}
+
+static long positive_arg(const char *flag, const char *value, int zero_ok)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (*end || !*value || errno || v < 0 || (v == 0 && !zero_ok))
+        die("%s: expected a %s integer, got '%s'", flag, zero_ok ? "non-negative" : "positive", value);
+    return v;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: fashion_mnist_to_darknet <dataset dir> [<out dir>] [--train-limit N]\n");
+    fprintf(stderr, "usage: fashion_mnist_to_darknet <dataset dir> [<out dir>] [--train-limit N]\n"
+                    "       [--train-per-class N [--holdout-per-class V] [--subset-seed S]]\n");
     exit(1);
 }
 
 int main(int argc, char **argv)
 {
     const char *in = 0, *out = "data/fashion-mnist";
-    long limit = -1;
+    long limit = -1, per_class = -1, holdout = -1, seed = -1;
     int npos = 0;
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--train-limit")) {
             if (++i >= argc) usage();
-            char *end;
-            limit = strtol(argv[i], &end, 10);
-            if (*end || limit <= 0) die("--train-limit: expected a positive integer, got '%s'", argv[i]);
+            limit = positive_arg("--train-limit", argv[i], 0);
+        } else if (!strcmp(argv[i], "--train-per-class")) {
+            if (++i >= argc) usage();
+            per_class = positive_arg("--train-per-class", argv[i], 0);
+        } else if (!strcmp(argv[i], "--holdout-per-class")) {
+            if (++i >= argc) usage();
+            holdout = positive_arg("--holdout-per-class", argv[i], 1);
+        } else if (!strcmp(argv[i], "--subset-seed")) {
+            if (++i >= argc) usage();
+            seed = positive_arg("--subset-seed", argv[i], 1);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             usage();
         } else if (npos == 0) { in = argv[i]; ++npos; }
@@ -122,6 +195,11 @@ int main(int argc, char **argv)
         else usage();
     }
     if (!in) usage();
+    if (per_class > 0 && limit > 0) die("--train-limit and --train-per-class: give one of them");
+    if (per_class < 0 && (holdout >= 0 || seed >= 0))
+        die("--holdout-per-class and --subset-seed need --train-per-class");
+    if (holdout < 0) holdout = 0;
+    if (seed < 0) seed = 1;
 
     /* Guard the substring labelling scheme (see top comment). */
     for (int a = 0; a < NCLASSES; ++a) {
@@ -138,7 +216,11 @@ int main(int argc, char **argv)
 
     char stamp[4096], want[256];
     snprintf(stamp, sizeof stamp, "%s/.complete", out);
-    snprintf(want, sizeof want, "fashion-mnist darknet v1 train_limit=%ld\n", limit);
+    if (per_class > 0)
+        snprintf(want, sizeof want, "fashion-mnist darknet v1 train_per_class=%ld holdout_per_class=%ld subset_seed=%ld\n",
+                 per_class, holdout, seed);
+    else
+        snprintf(want, sizeof want, "fashion-mnist darknet v1 train_limit=%ld\n", limit);
     if (stamp_matches(stamp, want)) {
         mkdir_p(BACKUP_DIR);
         printf("%s: already converted (%s), nothing to do\n", out, stamp);
@@ -158,8 +240,13 @@ int main(int argc, char **argv)
     int workers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     write_split(out, "train", &tri, &trl, ntrain, workers);
     write_split(out, "test", &tei, &tel, tei.n, workers);
-    write_list(out, "train", &trl, ntrain);
-    write_list(out, "test", &tel, tei.n);
+    unsigned char *role = per_class > 0 ? stratified_roles(&trl, per_class, holdout, (unsigned long long)seed) : 0;
+    write_list(out, "train", "train", &trl, ntrain, role, ROLE_TRAIN);
+    write_list(out, "test", "test", &tel, tei.n, 0, 0);
+    if (role) {
+        write_list(out, "holdout", "train", &trl, ntrain, role, ROLE_HOLDOUT);
+        write_list(out, "unlabeled", "train", &trl, ntrain, role, ROLE_UNLABELED);
+    }
 
     char path[4096], text[8192];
     size_t tl = 0;
@@ -177,10 +264,28 @@ int main(int argc, char **argv)
              NCLASSES, out, out, out, BACKUP_DIR);
     snprintf(path, sizeof path, "%s/fashion.data", out);
     write_text(path, text);
+    if (role) {
+        snprintf(text, sizeof text,
+                 "classes=%d\n"
+                 "train=%s/train.list\n"
+                 "valid=%s/holdout.list\n"
+                 "labels=%s/labels.txt\n"
+                 "backup=%s\n"
+                 "top=2\n",
+                 NCLASSES, out, out, out, BACKUP_DIR);
+        snprintf(path, sizeof path, "%s/holdout.data", out);
+        write_text(path, text);
+    }
     mkdir_p(BACKUP_DIR);
 
     write_text(stamp, want);   /* last: marks the conversion complete */
-    printf("%s: wrote %ld train and %ld test images\n", out, ntrain, tei.n);
+    if (role)
+        printf("%s: wrote %ld train images (%ld labelled, %ld per class; %ld held out; %ld unlabelled, subset seed %ld) and %ld test images\n",
+               out, ntrain, per_class * NCLASSES, per_class, holdout * NCLASSES,
+               ntrain - (per_class + holdout) * NCLASSES, seed, tei.n);
+    else
+        printf("%s: wrote %ld train and %ld test images\n", out, ntrain, tei.n);
+    free(role);
     free(tri.data); free(trl.data); free(tei.data); free(tel.data);
     return 0;
 }

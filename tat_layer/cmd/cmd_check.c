@@ -19,6 +19,7 @@
 #include "det_data.h"
 #include "plugin.h"
 #include "seg_data.h"
+#include "unlabeled.h"
 
 #define PROBLEMS_SHOWN 20 /* problem lines printed; the rest are counted */
 #define PROGRESS_EVERY 1000
@@ -88,7 +89,9 @@ static void check_detection_labels(const char *image, const char *list_file, int
     fclose(fp);
 }
 
-static void check_entry(const char *path, const char *list_file, int line, const data_rules *r)
+/* labelled: 0 for unlabeled= (an image that loads is all it needs) */
+static void check_entry(const char *path, const char *list_file, int line, const data_rules *r,
+                        int labelled)
 {
     int w, h, c, i, found = 0;
     unsigned char *pixels;
@@ -102,6 +105,7 @@ static void check_entry(const char *path, const char *list_file, int line, const
         return;
     }
     stbi_image_free(pixels);
+    if (!labelled) return;
     if (r->detection) {
         check_detection_labels(path, list_file, r->classes);
         return;
@@ -132,7 +136,7 @@ static int check_list(list *options, const char *datacfg, const char *field, con
     n = plist->size;
     if (n == 0) problem("%s: no entries (%s= in %s)", list_file, field, datacfg);
     for (i = 0; i < n; ++i) {
-        check_entry(paths[i], list_file, i + 1, r);
+        check_entry(paths[i], list_file, i + 1, r, strcmp(field, "unlabeled") != 0);
         if ((i + 1) % PROGRESS_EVERY == 0 || i + 1 == n)
             fprintf(stderr, "check: %s %d/%d entries, %d problems so far\n", field, i + 1, n, problems);
     }
@@ -190,7 +194,8 @@ void cmd_check(int argc, char **argv)
 {
     list *options;
     data_rules r = {0};
-    int n_train, n_valid;
+    int n_train, n_valid, n_unlabeled;
+    train_unlabeled unlabeled;
     char *labels_file = 0;
     if (argc < 4 || argc > 5) cmd_usage(argv[0], "check");
     train_check_data_file(argv[3]);
@@ -220,11 +225,19 @@ void cmd_check(int argc, char **argv)
     if (argc == 5) check_against_network(argv[4], argv[3], &r);
     n_train = check_list(options, argv[3], "train", &r);
     n_valid = check_list(options, argv[3], "valid", &r);
+    /* unlabeled= and unlabeled_fraction= as the distill loops read them, then every image */
+    train_unlabeled_read(options, argv[3], 0, &unlabeled);
+    n_unlabeled = check_list(options, argv[3], "unlabeled", &r);
     if (problems > PROBLEMS_SHOWN)
         fprintf(stderr, "... and %d more (only the first %d problems are shown; every entry was checked)\n",
                 problems - PROBLEMS_SHOWN, PROBLEMS_SHOWN);
-    printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train,
-           n_valid, r.masks ? "images and masks" : r.detection ? "images and box labels" : "images and labels", problems);
+    const char *checked = r.masks ? "images and masks" : r.detection ? "images and box labels" : "images and labels";
+    if (unlabeled.list)
+        printf("%s: %d train and %d valid entries checked (%s), %d unlabeled images (fraction %g): %d problems\n",
+               argv[3], n_train, n_valid, checked, n_unlabeled, unlabeled.fraction, problems);
+    else
+        printf("%s: %d train and %d valid entries checked (%s): %d problems\n", argv[3], n_train, n_valid, checked,
+               problems);
     if (r.labels) free_ptrs((void **)r.labels, r.classes);
     train_free_data_options(options);
     exit(problems ? 1 : 0);

@@ -140,6 +140,7 @@ static void train_distill(int argc, char **argv, const char *task)
     free_cfg_text(&student);
     cmd_attach_teacher(args[2], args[3], 0);
     train_progress_hook = print_distill_progress;
+    train_unlabeled_allowed = 1;
     if (!strcmp(task, "segmenter"))
         train_segmenter(args[0], args[1], nargs > 4 ? args[4] : 0, gpus, ngpus, clear, 0);
     else if (!strcmp(task, "detector"))

@@ -13,9 +13,11 @@
 #include "input_normalization.h"
 #include "seg_data.h"
 #include "train_loop.h"
+#include "unlabeled.h"
 
 void (*train_parse_network_hook)(network *net);
 void (*train_progress_hook)(network *net);
+int train_unlabeled_allowed;
 
 /* ---- networks ------------------------------------------------------------------------------ */
 static void parse_net(list *options, network *net)
@@ -112,12 +114,30 @@ static int commit_saved(const char *tmpname, const char *filename)
 static struct {
     int channels;          /* 1: grayscale network, the loaded images become one plane */
     char *masks, *mask_ext; /* segmenter: PNG class-index masks by this path rule, or NULL */
+    train_unlabeled unlabeled; /* unlabeled= (distill loops only), list NULL when absent */
+    int batch;             /* the mini-batch the unlabelled share is taken of */
 } loader;
+
+/* unlabeled=: read for the distill loops (their task loss then leaves images without labels
+   out), refused by the plain ones */
+static void start_unlabeled(darknet_train_run *run)
+{
+    list *options = read_data_cfg(run->datacfg);
+    int i;
+    train_unlabeled_free(&loader.unlabeled);
+    if (!train_unlabeled_allowed) train_unlabeled_refuse(options, run->datacfg, run->loop);
+    train_unlabeled_read(options, run->datacfg, 1, &loader.unlabeled);
+    train_free_data_options(options);
+    if (!loader.unlabeled.list) return;
+    for (i = 0; i < run->n; ++i) train_unlabeled_mask_task_loss(run->nets[i]);
+}
 
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
     run->data_seed = train_mpi_start(net, run->datacfg, run->data_seed);
+    train_check_data_file(run->datacfg);
+    start_unlabeled(run);
     if (!strcmp(run->loop, "classifier")) {
         /* before anything runs: the files the data cfg names, labels against classes and the
            network's outputs, a writable backup directory whose paths fit the loop's buffers */
@@ -153,6 +173,9 @@ static void train_loader(darknet_train_run *run)
         loader.mask_ext = loader.masks ? option_find_str(run->options, "mask_ext", ".png") : 0;
     }
     loader.channels = train_loader_channels(net);
+    loader.batch = net->batch;
+    /* each loader thread's part whole mini-batches, so that each holds its unlabelled share */
+    if (loader.unlabeled.list && a->threads > 1) a->threads = a->n / net->batch;
     a->plugin_state = &loader;
     train_stop_on_signals();
 }
@@ -170,9 +193,15 @@ static void train_iteration_end(network *net, const char *backup_directory, cons
 }
 
 /* ---- data loading -------------------------------------------------------------------------- */
-static int load_masks(load_args a)
+static int load_masks_or_unlabeled(load_args a)
 {
-    if (a.plugin_state != &loader || a.type != SEGMENTATION_DATA || !loader.masks) return 0;
+    if (a.plugin_state != &loader) return 0;
+    if (loader.unlabeled.list && (a.type == CLASSIFICATION_DATA || a.type == SEGMENTATION_DATA)) {
+        *a.d = train_load_with_unlabeled(a, loader.batch, &loader.unlabeled,
+                                         a.type == SEGMENTATION_DATA ? loader.masks : 0, loader.mask_ext);
+        return 1;
+    }
+    if (a.type != SEGMENTATION_DATA || !loader.masks) return 0;
     *a.d = train_load_seg_masks(a, loader.masks, loader.mask_ext);
     return 1;
 }
@@ -210,6 +239,6 @@ void train_plugin_hooks(struct darknet_plugin *p)
     p->train_iteration_end = train_iteration_end;
     p->load_in_parts = train_mpi_data_parts;
     p->seed_part = train_mpi_seed_data_part;
-    p->load_data = load_masks;
+    p->load_data = load_masks_or_unlabeled;
     p->data_loaded = data_loaded;
 }

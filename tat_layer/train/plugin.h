@@ -18,5 +18,8 @@ extern void (*train_parse_network_hook)(network *net);
 /* Set by a command: runs after each progress line of the training loops (the distillation
  * terms next to the task loss). */
 extern void (*train_progress_hook)(network *net);
+/* Set by a command whose loop uses the .data file's unlabeled= (train/unlabeled.h); the plain
+ * loops leave it 0 and refuse the field. */
+extern int train_unlabeled_allowed;
 
 #endif
