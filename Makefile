@@ -297,15 +297,17 @@ study-lowdata:
 
 # --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
 # flags as Darknet's build); bench_distill (the whole distillation steps, against
-# bench/bench_distill_torch.py) and bench_fashion link the BLAS library, bench_fashion_noblas the stock gemm.
+# bench/bench_distill_torch.py) and bench_fashion link the BLAS library (and oneDNN), bench_fashion_noblas Darknet's stock gemm and
+# convolutions.
 BENCH_DIR = build/bench
 BENCH_CFLAGS = -Ofast -Wall -Wno-unused-result -DCBLAS $(shell pkg-config --cflags openblas 2>/dev/null) -Itat_layer/core
-NOBLAS_OUT = $(CURDIR)/build/cpu-noblas
+# Darknet as it ships: its own gemm loops and its own convolutions
+NOBLAS_OUT = $(CURDIR)/build/cpu-noblas$(if $(filter 1,$(ONEDNN_FOUND)),-noonednn)
 
 .PHONY: bench
 bench:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1
-	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=0
+	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=0 ONEDNN=0
 	+$(MAKE) $(BENCH_DIR)/bench_tat $(BENCH_DIR)/bench_distill $(BENCH_DIR)/bench_fashion $(BENCH_DIR)/bench_fashion_noblas
 	bench/run.sh $(BENCH_DIR)
 
@@ -338,7 +340,7 @@ $(BENCH_DIR)/bench_fashion: bench/bench_fashion.c $(CPU_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_fashion_noblas: bench/bench_fashion.c $(NOBLAS_OUT)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread $(ONEDNN_LIBS)
+	$(CC) -O2 -g -Wall -I$(DARKNET_TREE)/include $(TAT_INCLUDES) $< -o $@ $(NOBLAS_OUT)/libdarknet.a -lpng -lm -pthread
 
 clean:
 	rm -rf build

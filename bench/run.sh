@@ -113,7 +113,7 @@ for row in $ONCE; do
 done
 
 if [ "$MATH" = 1 ]; then
-    echo "training with the BLAS gemm and with Darknet's stock gemm ..." >&2
+    echo "training with this build (OpenBLAS, oneDNN) and with Darknet's stock gemm and convolutions ..." >&2
     OPENBLAS_NUM_THREADS=$THREADS TAT_NUM_THREADS=$THREADS "$BIN/bench_fashion" train "$CFG" 20 | sed 's/^train/train blas/' >>"$RAW"
     TAT_NUM_THREADS=$THREADS "$BIN/bench_fashion_noblas" train "$CFG" 5 | sed 's/^train/train stock/' >>"$RAW"
 fi
@@ -171,10 +171,10 @@ END {
         printf "| TaT full one-to-all, streaming (peak RSS %.0f MiB, terms %.0f MiB = 1/%.0f of materialised) | %.0f ms | %.1f GFLOP | %.0f%% | | | terms <= 1/16 of materialised; >= 60%% peak | %s |\n", \
             rss[s], extra[s], (extra[s] > 0 ? extra[m] / extra[s] : 0), ms[s], gf[s], 100 * rate[s] / peak[T], met(ok)
     }
-    printf "| training, stock Darknet gemm: teacher cfg / distill step | %.0f / %.0f images/s (peak RSS %.0f MiB) | | | | | | |\n", ips["stock", "t"], ips["stock", "d"], trss["stock"]
-    printf "| training, OpenBLAS gemm: teacher cfg / distill step | %.0f / %.0f images/s (peak RSS %.0f MiB) | | | | | | |\n", ips["blas", "t"], ips["blas", "d"], trss["blas"]
+    printf "| training, Darknet's stock gemm and convolutions: teacher cfg / distill step | %.0f / %.0f images/s (peak RSS %.0f MiB) | | | | | | |\n", ips["stock", "t"], ips["stock", "d"], trss["stock"]
+    printf "| training, this build (OpenBLAS gemm, oneDNN convolutions where built): teacher cfg / distill step | %.0f / %.0f images/s (peak RSS %.0f MiB) | | | | | | |\n", ips["blas", "t"], ips["blas", "d"], trss["blas"]
     r = ips["blas", "t"] / ips["stock", "t"]
-    printf "| BLAS / stock training speed: teacher cfg / distill step | %.1fx / %.1fx | | | | | >= 2.5x | %s |\n", r, ips["blas", "d"] / ips["stock", "d"], met(r >= 2.5)
+    printf "| this build / stock training speed: teacher cfg / distill step | %.1fx / %.1fx | | | | | >= 2.5x | %s |\n", r, ips["blas", "d"] / ips["stock", "d"], met(r >= 2.5)
 }' "$RAW"
 
 # the whole distillation steps: medians of the interleaved runs
