@@ -49,15 +49,8 @@
 static const char *names[NCLASSES] = {"tshirt_top", "trouser", "pullover", "dress", "coat",
                                       "sandal", "shirt", "sneaker", "bag", "ankle_boot"};
 
-/* splitmix64: a fixed, portable generator */
 static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return splitmix64(&rng_state); }
 static long rng_below(long n) { return (long)(rng_next() % (uint64_t)n); }
 
 typedef struct { int x1, y1, x2, y2; } pixel_box; /* x2, y2 exclusive */
@@ -181,14 +174,6 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
     }
     if (fclose(list) != 0) die("%s/%s.list: write error", out, split);
     free(order);
-}
-
-static long parse_count(const char *opt, const char *v, long min)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || end == v || n < min) die("%s: expected an integer >= %ld, got '%s'", opt, min, v);
-    return n;
 }
 
 static void usage(void)

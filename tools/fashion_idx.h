@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <png.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,24 @@ static int stamp_matches(const char *stamp, const char *want)
     if (!strcmp(have, want)) return 1;
     unlink(stamp);
     return 0;
+}
+
+/* splitmix64: a fixed, portable generator, the same sequence on every machine and C library */
+static inline uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* An integer option's value, at least min; anything else ends the tool with one line. */
+static inline long parse_count(const char *opt, const char *v, long min)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < min) die("%s: expected an integer >= %ld, got '%s'", opt, min, v);
+    return n;
 }
 
 #endif

@@ -114,22 +114,13 @@ static void write_list(const char *out, const char *name, const char *split, con
     if (fclose(f) != 0) die("%s: write error", path);
 }
 
-/* splitmix64: the subset's own generator, the same sequence on every machine and C library */
-static unsigned long long next_random(unsigned long long *state)
-{
-    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 enum { ROLE_UNLABELED, ROLE_TRAIN, ROLE_HOLDOUT };
 
 /* The role of each training image: per class, a seeded Fisher-Yates shuffle of that class's
    indices; the first `holdout` go to the held-out split, the next `per_class` to the labelled
    subset, the rest stay unlabelled. Each class has its own stream (seed, class), so one
    class's count does not move another's draw. */
-static unsigned char *stratified_roles(const idx_t *lab, long per_class, long holdout, unsigned long long seed)
+static unsigned char *stratified_roles(const idx_t *lab, long per_class, long holdout, uint64_t seed)
 {
     unsigned char *role = calloc(lab->n, 1);
     long *idx = malloc(lab->n * sizeof(long));
@@ -141,9 +132,9 @@ static unsigned char *stratified_roles(const idx_t *lab, long per_class, long ho
         if (m < per_class + holdout)
             die("--train-per-class %ld + --holdout-per-class %ld: class %s has only %ld training images",
                 per_class, holdout, labels[c], m);
-        unsigned long long state = seed * 0x100000001B3ULL + (unsigned long long)c;
+        uint64_t state = seed * 0x100000001B3ULL + (uint64_t)c;
         for (long i = m - 1; i > 0; --i) {
-            long j = (long)(next_random(&state) % (unsigned long long)(i + 1));
+            long j = (long)(splitmix64(&state) % (uint64_t)(i + 1));
             long t = idx[i]; idx[i] = idx[j]; idx[j] = t;
         }
         for (long i = 0; i < holdout; ++i) role[idx[i]] = ROLE_HOLDOUT;
@@ -240,7 +231,7 @@ int main(int argc, char **argv)
     int workers = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     write_split(out, "train", &tri, &trl, ntrain, workers);
     write_split(out, "test", &tei, &tel, tei.n, workers);
-    unsigned char *role = per_class > 0 ? stratified_roles(&trl, per_class, holdout, (unsigned long long)seed) : 0;
+    unsigned char *role = per_class > 0 ? stratified_roles(&trl, per_class, holdout, (uint64_t)seed) : 0;
     write_list(out, "train", "train", &trl, ntrain, role, ROLE_TRAIN);
     write_list(out, "test", "test", &tel, tei.n, 0, 0);
     if (role) {
