@@ -183,9 +183,10 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=0:log_path=$(SAN_LOGS)/asan:exitcode=86 \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan:exitcode=86 \
 	DARKNET=$(ASAN_OUT)/darknet DARKNET_LIB=$(ASAN_OUT)/libdarknet.a DARKNET_DIR=$(DN) \
-	    tests/run.sh build/tests-asan
-	@if [ -n "$$(ls -A $(SAN_LOGS))" ]; then cat $(SAN_LOGS)/*; \
-	    echo "test-asan: sanitizer reports above"; exit 1; fi; echo "test-asan: no sanitizer reports"
+	    tests/run.sh build/tests-asan; status=$$?; \
+	if [ -n "$$(ls -A $(SAN_LOGS))" ]; then cat $(SAN_LOGS)/*; \
+	    echo "test-asan: sanitizer reports above"; exit 1; fi; echo "test-asan: no sanitizer reports"; \
+	exit $$status
 
 test-valgrind:
 	+$(MAKE) build GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 BLAS=1

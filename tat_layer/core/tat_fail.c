@@ -1,11 +1,20 @@
 #include "tat_fail.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Set by the first failure. exit() is not safe to run in two threads at once (the atexit
+ * handlers are freed twice): Darknet's loader threads can all meet the same bad file, so
+ * only the first one to fail reports and exits; the others wait for the process to end. */
+static atomic_flag failing = ATOMIC_FLAG_INIT;
 
 void tat_vfail(const char *prefix, const char *fmt, va_list ap)
 {
+    if (atomic_flag_test_and_set(&failing))
+        for (;;) pause();
     /* one write of the whole line: ranks and threads that fail together do not interleave */
     char line[4096];
     int n = snprintf(line, sizeof line, "%s", prefix ? prefix : "");
