@@ -145,6 +145,9 @@ test: deps
 
 test-bins: $(TEST_BINS)
 
+# exit() that jumps back, as the fuzz targets have it
+$(TEST_DIR)/test_tat_fail: TEST_LIBS += -Wl,--wrap=exit
+
 # The same suite on Darknet's own layer code: TAT_BACKEND=darknet leaves the convolutional layers
 # to Darknet's im2col + sgemm (the oneDNN backend stays built; test_backend_conv still compares
 # the two paths in one binary).

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* gettid */
 #include "tat_fail.h"
 
 #include <stdatomic.h>
@@ -6,14 +7,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Set by the first failure. exit() is not safe to run in two threads at once (the atexit
- * handlers are freed twice): Darknet's loader threads can all meet the same bad file, so
- * only the first one to fail reports and exits; the others wait for the process to end. */
-static atomic_flag failing = ATOMIC_FLAG_INIT;
+/* The thread that failed first (0: none yet). exit() is not safe to run in two threads at
+ * once (the atexit handlers are freed twice): Darknet's loader threads can all meet the same
+ * bad file, so only the first one to fail reports and exits; the others wait for the process
+ * to end. The first thread may fail again: a harness that wraps exit() with a jump back (the
+ * fuzz targets) rejects one input after another in one thread. */
+static _Atomic pid_t failing_thread;
 
 void tat_vfail(const char *prefix, const char *fmt, va_list ap)
 {
-    if (atomic_flag_test_and_set(&failing))
+    pid_t self = gettid(), none = 0;
+    if (!atomic_compare_exchange_strong(&failing_thread, &none, self) && none != self)
         for (;;) pause();
     /* one write of the whole line: ranks and threads that fail together do not interleave */
     char line[4096];
