@@ -22,7 +22,7 @@
 #   make deps             install the Debian packages needed (scripts/install-deps.sh)
 #   make darknet-git DARKNET_GIT=DIR   the patch series as a git checkout in DIR
 #   make patches DARKNET_GIT=DIR       patches/ and patches/series from that checkout
-#   make demo             the main job: Fashion-MNIST teacher, TaT student, student alone
+#   make demo             the main job: Fashion-MNIST teacher, KD student on 1k labels + the unlabelled rest, student alone
 #   make demo-seg         the same for segmentation (Fashion-MNIST canvases, mIoU)
 #   make demo-detect      the same for detection (YOLOv3 on Fashion-MNIST canvases, mAP@0.5)
 #   make study            every method x 3 seeds on Fashion-MNIST -> docs/results.md (1-1.5 h)
