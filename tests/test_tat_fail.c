@@ -37,8 +37,8 @@ static void *fail_now(void *arg)
     tat_fail("thread %d: bad file", (int)(size_t)arg);
 }
 
-/* A child where one thread fails three times, exit() jumping back each time; SIGALRM ends it
- * if a failure waits instead. Returns what run_child does. */
+/* In a child: one thread fails three times, exit() jumping back each time, then exits with
+ * status 3; SIGALRM ends it if a failure waits instead. Never returns. */
 static void fail_three_times(void)
 {
     volatile int failures = 0;
@@ -53,8 +53,8 @@ static void fail_three_times(void)
 }
 
 /* A child where `threads` threads call tat_fail at the same moment (0: fail_three_times); its
- * stderr is read back.
- * Returns the exit status (-1: it did not exit) and counts the lines it wrote. */
+ * stderr is read back. Returns the exit status (-1: it did not exit) and counts the lines it
+ * wrote. */
 static int run_child(int threads, int *lines, char *first, size_t first_size)
 {
     int fds[2], status;
