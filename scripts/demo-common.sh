@@ -4,7 +4,8 @@
 
 # step <title>: a section heading in the demo's output
 step() { printf '\n== %s\n' "$*"; }
-# train <label> <log> <darknet args...>: runs quietly, reports the time and the last step
+# train <label> <log> <darknet args...>: runs quietly, reports the time and the last progress
+# line (the classifier and segmenter print "N, epoch: loss, avg ...", the detector "N: loss, avg ...")
 train() {
     local label=$1 log=$2 start=$SECONDS
     shift 2
@@ -14,5 +15,5 @@ train() {
         tail -n 5 "$log.err" >&2
         exit 1
     }
-    echo "$label: done in $((SECONDS - start)) s; last step: $(grep -E '^[0-9]+, ' "$log" | tail -n 1 | cut -d, -f1-3)"
+    echo "$label: done in $((SECONDS - start)) s; last step: $(grep -E '^[0-9]+(, |: )' "$log" | tail -n 1 | cut -d, -f1-3)"
 }
