@@ -42,6 +42,9 @@ static const conv_case cases[] = {
     {"groups4_1x1_s2_b1_logistic", 1, 8, 5, 7, 8, 4, 1, 2, 0, 0, LOGISTIC},
     {"5x5_s3_p1_b3_tanh_unfused", 3, 2, 11, 10, 4, 1, 5, 3, 1, 0, TANH},
     {"7x7_s2_p3_b2_bn_relu_stem", 2, 3, 17, 15, 8, 1, 7, 2, 3, 1, RELU},
+    {"3x3_s1_p1_b1_bn_leaky_odd", 1, 3, 5, 7, 5, 1, 3, 1, 1, 1, LEAKY},
+    {"3x3_s2_p1_b3_bn_tanh_unfused", 3, 2, 9, 7, 4, 1, 3, 2, 1, 1, TANH},
+    {"1x1_s1_p0_b2_bn_logistic", 2, 5, 6, 5, 7, 1, 1, 1, 0, 1, LOGISTIC},
 };
 
 static float *grad(size_t n) { return rand_array(n, 1); }

@@ -23,6 +23,12 @@ void backend_weights_changed(layer *l);
 void backend_forward_convolutional(layer l, network net);
 void backend_backward_convolutional(layer l, network net);
 void backend_update_convolutional(layer l, update_args a);
+/* Darknet's BatchNorm of a convolutional layer with its activation, fused and on OpenMP's
+ * threads (backend_batchnorm.c): the forward normalises l->output in place (the batch's
+ * statistics when train, else the rolling ones), the backward turns l->delta (the gradient at
+ * the activation's output) into the gradient at the convolution's output. */
+void backend_batchnorm_forward(const layer *l, int train);
+void backend_batchnorm_backward(const layer *l, int train);
 /* 1 when l's last call ran on oneDNN's primitives (not Darknet's path as a fallback) */
 int backend_layer_on_onednn(const layer *l);
 /* Prepares l for the functions above without a network (tests): its state is owned by owner. */

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "activations.h"
-#include "batchnorm_layer.h"
 #include "blas.h"
 #include "convolutional_layer.h"
 #include "tat.h"
@@ -367,8 +366,8 @@ void backend_forward_convolutional(layer l, network net)
         run(s->fwd, n, a);
     }
     arg_out_finish(&s->dst);
-    if (l.batch_normalize) forward_batchnorm_layer(l, net);
-    if (!fused_activation(&l)) activate_array(l.output, l.outputs * l.batch, l.activation);
+    if (l.batch_normalize) backend_batchnorm_forward(&l, net.train);
+    else if (!fused_activation(&l)) activate_array(l.output, l.outputs * l.batch, l.activation);
 }
 
 void backend_backward_convolutional(layer l, network net)
@@ -378,8 +377,8 @@ void backend_backward_convolutional(layer l, network net)
         backward_convolutional_layer(l, net);
         return;
     }
-    gradient_array(l.output, l.outputs * l.batch, l.activation, l.delta);
-    if (l.batch_normalize) backward_batchnorm_layer(l, net);
+    if (l.batch_normalize) backend_batchnorm_backward(&l, net.train);
+    else gradient_array(l.output, l.outputs * l.batch, l.activation, l.delta);
 
     bind(&s->bd_diff_dst), bind(&s->bw_diff_dst), bind(&s->bd_diff_src), bind(&s->bw_src), bind(&s->src);
     bind(&s->bw_diff_wei), bind(&s->bd_wei);

@@ -1,0 +1,145 @@
+/* Darknet's BatchNorm of a [convolutional] layer and the layer's activation, fused: the backend's
+ * convolutions call these instead of forward_batchnorm_layer + activate_array and gradient_array
+ * + backward_batchnorm_layer. Darknet's semantics are kept to float rounding: the batch variance
+ * divides by N - 1, the normalisation by sqrt(var + 1e-5), the rolling statistics move by 0.01
+ * per forward, l.x keeps the convolution's output and l.x_norm the normalised one, the bias and
+ * scale gradients are added into bias_updates / scale_updates, l.mean_delta and
+ * l.variance_delta hold what Darknet's backward leaves there.
+ *
+ * Darknet runs these as seven to nine scalar passes over the map on one thread; here the forward
+ * reads the map twice for the statistics and once more to write x, x_norm and the output, the
+ * backward reads it twice. Channels are independent, so they are split over OpenMP's threads
+ * (the runtime oneDNN's convolutions already use); each channel's sums are taken by one thread
+ * in one order, so the results do not depend on the thread count. */
+#include "backend.h"
+
+#include <math.h>
+
+#include "activations.h"
+
+#define BN_EPSILON .00001f
+
+/* the activations with a branch-free form here; others go through Darknet's own per slice */
+static int act_inline(ACTIVATION a) { return a == LINEAR || a == RELU || a == LEAKY; }
+
+static void activate_slice(float *y, int n, ACTIVATION a)
+{
+    int i;
+    if (a == RELU)
+        for (i = 0; i < n; ++i) y[i] = y[i] * (y[i] > 0);
+    else if (a == LEAKY)
+        for (i = 0; i < n; ++i) y[i] = y[i] > 0 ? y[i] : .1f * y[i];
+    else if (a != LINEAR)
+        activate_array(y, n, a);
+}
+
+/* delta *= the activation's derivative at the output y (Darknet's gradient_array) */
+static void gradient_slice(const float *y, int n, ACTIVATION a, float *delta)
+{
+    int i;
+    if (a == RELU)
+        for (i = 0; i < n; ++i) delta[i] *= (y[i] > 0);
+    else if (a == LEAKY)
+        for (i = 0; i < n; ++i) delta[i] *= y[i] > 0 ? 1.f : .1f;
+    else if (a != LINEAR)
+        gradient_array(y, n, a, delta);
+}
+
+void backend_batchnorm_forward(const layer *l, int train)
+{
+    const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
+    const size_t image = (size_t)channels * spatial;
+    const float n = (float)batch * spatial;
+    const ACTIVATION act = l->activation;
+    int f;
+#pragma omp parallel for schedule(static)
+    for (f = 0; f < channels; ++f) {
+        float mean, variance, inv_std, scale = l->scales[f], bias = l->biases[f];
+        int b, i;
+        if (train) {
+            float sum = 0, squares = 0;
+            for (b = 0; b < batch; ++b) {
+                const float *y = l->output + b * image + (size_t)f * spatial;
+                float s = 0;
+                for (i = 0; i < spatial; ++i) s += y[i];
+                sum += s;
+            }
+            mean = sum / n;
+            for (b = 0; b < batch; ++b) {
+                const float *y = l->output + b * image + (size_t)f * spatial;
+                float s = 0;
+                for (i = 0; i < spatial; ++i) s += (y[i] - mean) * (y[i] - mean);
+                squares += s;
+            }
+            variance = squares / (n - 1);
+            l->mean[f] = mean;
+            l->variance[f] = variance;
+            l->rolling_mean[f] = l->rolling_mean[f] * .99f + .01f * mean;
+            l->rolling_variance[f] = l->rolling_variance[f] * .99f + .01f * variance;
+        } else {
+            mean = l->rolling_mean[f];
+            variance = l->rolling_variance[f];
+        }
+        inv_std = 1.f / sqrtf(variance + BN_EPSILON);
+        for (b = 0; b < batch; ++b) {
+            const size_t at = b * image + (size_t)f * spatial;
+            float *y = l->output + at, *x = l->x + at, *x_norm = train ? l->x_norm + at : 0;
+            for (i = 0; i < spatial; ++i) {
+                float v = y[i], xn = (v - mean) * inv_std;
+                x[i] = v;
+                if (x_norm) x_norm[i] = xn;
+                y[i] = xn * scale + bias;
+            }
+            if (act_inline(act)) activate_slice(y, spatial, act);
+        }
+        if (!act_inline(act))
+            for (b = 0; b < batch; ++b) activate_slice(l->output + b * image + (size_t)f * spatial, spatial, act);
+    }
+}
+
+void backend_batchnorm_backward(const layer *l, int train)
+{
+    const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
+    const size_t image = (size_t)channels * spatial;
+    const float n = (float)batch * spatial;
+    const ACTIVATION act = l->activation;
+    /* Darknet's backward outside training normalises with the rolling statistics */
+    const float *means = train ? l->mean : l->rolling_mean;
+    const float *variances = train ? l->variance : l->rolling_variance;
+    int f;
+#pragma omp parallel for schedule(static)
+    for (f = 0; f < channels; ++f) {
+        const float mean = means[f], scale = l->scales[f];
+        const float inv_std = 1.f / sqrtf(variances[f] + BN_EPSILON);
+        float sum_g = 0, sum_g_xn = 0, sum_g_xc = 0, mean_delta, variance_delta;
+        int b, i;
+        /* g = delta x activation'; the sums Darknet's bias, scale, mean and variance gradients take */
+        for (b = 0; b < batch; ++b) {
+            const size_t at = b * image + (size_t)f * spatial;
+            const float *x = l->x + at, *x_norm = l->x_norm + at;
+            float *delta = l->delta + at;
+            float sg = 0, sgn = 0, sgc = 0;
+            gradient_slice(l->output + at, spatial, act, delta);
+            for (i = 0; i < spatial; ++i) {
+                sg += delta[i];
+                sgn += delta[i] * x_norm[i];
+                sgc += delta[i] * (x[i] - mean);
+            }
+            sum_g += sg, sum_g_xn += sgn, sum_g_xc += sgc;
+        }
+        l->bias_updates[f] += sum_g;
+        l->scale_updates[f] += sum_g_xn;
+        /* after Darknet's scale_bias the delta is scale x g */
+        mean_delta = scale * sum_g * -inv_std;
+        variance_delta = scale * sum_g_xc * -.5f * inv_std * inv_std * inv_std;
+        l->mean_delta[f] = mean_delta;
+        l->variance_delta[f] = variance_delta;
+        for (b = 0; b < batch; ++b) {
+            const size_t at = b * image + (size_t)f * spatial;
+            const float *x = l->x + at;
+            float *delta = l->delta + at;
+            for (i = 0; i < spatial; ++i)
+                delta[i] = delta[i] * scale * inv_std + variance_delta * 2 * (x[i] - mean) / n + mean_delta / n;
+        }
+    }
+}
