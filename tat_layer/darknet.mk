@@ -52,8 +52,8 @@ ONEDNN ?= 0
 ifeq ($(ONEDNN), 1)
 COMMON += -DTAT_ONEDNN
 LDFLAGS += -ldnnl -lgomp
-# the fused BatchNorm passes split channels over the same OpenMP threads
-$(OBJDIR)backend_batchnorm.o: CFLAGS += -fopenmp
+# the backend's own passes (fused BatchNorm, gradient sums) run on the same OpenMP threads
+$(OBJDIR)backend_%.o: CFLAGS += -fopenmp
 endif
 
 # PNG class-index masks for segmentation (train/seg_data.c); stb_image cannot return palette indices.
