@@ -29,8 +29,14 @@ void backend_update_convolutional(layer l, update_args a);
  * the activation's output) into the gradient at the convolution's output. */
 void backend_batchnorm_forward(const layer *l, int train);
 void backend_batchnorm_backward(const layer *l, int train);
+/* The same, on the convolution's side in oneDNN's aBcd<block>b layout (channels a multiple of
+ * block, at most 16): the forward reads conv_out in it, the backward writes conv_delta in it. */
+void backend_batchnorm_forward_blocked(const layer *l, const float *conv_out, int block, int train);
+void backend_batchnorm_backward_blocked(const layer *l, float *conv_delta, int block, int train);
 /* 1 when l's last call ran on oneDNN's primitives (not Darknet's path as a fallback) */
 int backend_layer_on_onednn(const layer *l);
+/* 1 when l's BatchNorm ran on the primitives' blocked arrays (backend_batchnorm_*_blocked) */
+int backend_layer_bn_blocked(const layer *l);
 /* Prepares l for the functions above without a network (tests): its state is owned by owner. */
 void backend_prepare_layer(layer *l, void *owner);
 /* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then

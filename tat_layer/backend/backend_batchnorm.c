@@ -143,3 +143,133 @@ void backend_batchnorm_backward(const layer *l, int train)
         }
     }
 }
+
+/* The same two functions on the convolution's side of the layout: oneDNN's channel-blocked
+ * aBcd<block>b arrays (image, channel / block, y, x, channel % block; channels a multiple of
+ * block), so that the reorder between that layout and Darknet's NCHW is done by these passes
+ * instead of one more pass of its own. The forward reads the convolution's blocked output and
+ * writes Darknet's l->x, l->x_norm and l->output; the backward writes the gradient at the
+ * convolution's output into the blocked array the backward primitives read (l->delta then holds
+ * the gradient behind the activation only). The same sums as above, to float rounding. */
+#define BN_MAX_BLOCK 16
+
+void backend_batchnorm_forward_blocked(const layer *l, const float *conv_out, int block, int train)
+{
+    const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
+    const int blocks = channels / block;
+    const size_t image = (size_t)channels * spatial, block_size = (size_t)spatial * block;
+    const float n = (float)batch * spatial;
+    const ACTIVATION act = l->activation;
+    int cb;
+#pragma omp parallel for schedule(static)
+    for (cb = 0; cb < blocks; ++cb) {
+        float mean[BN_MAX_BLOCK], inv_std[BN_MAX_BLOCK], sum[BN_MAX_BLOCK] = {0}, part[BN_MAX_BLOCK];
+        int b, i, j;
+        if (train) {
+            /* the lanes of a block side by side: one sweep per statistic */
+            for (b = 0; b < batch; ++b) {
+                const float *y = conv_out + ((size_t)b * blocks + cb) * block_size;
+                for (j = 0; j < block; ++j) part[j] = 0;
+                for (i = 0; i < spatial; ++i)
+                    for (j = 0; j < block; ++j) part[j] += y[(size_t)i * block + j];
+                for (j = 0; j < block; ++j) sum[j] += part[j];
+            }
+            for (j = 0; j < block; ++j) mean[j] = sum[j] / n, sum[j] = 0;
+            for (b = 0; b < batch; ++b) {
+                const float *y = conv_out + ((size_t)b * blocks + cb) * block_size;
+                for (j = 0; j < block; ++j) part[j] = 0;
+                for (i = 0; i < spatial; ++i)
+                    for (j = 0; j < block; ++j) {
+                        float c = y[(size_t)i * block + j] - mean[j];
+                        part[j] += c * c;
+                    }
+                for (j = 0; j < block; ++j) sum[j] += part[j];
+            }
+        }
+        for (j = 0; j < block; ++j) {
+            const int f = cb * block + j;
+            float variance;
+            if (train) {
+                variance = sum[j] / (n - 1);
+                l->mean[f] = mean[j];
+                l->variance[f] = variance;
+                l->rolling_mean[f] = l->rolling_mean[f] * .99f + .01f * mean[j];
+                l->rolling_variance[f] = l->rolling_variance[f] * .99f + .01f * variance;
+            } else {
+                mean[j] = l->rolling_mean[f];
+                variance = l->rolling_variance[f];
+            }
+            inv_std[j] = 1.f / sqrtf(variance + BN_EPSILON);
+        }
+        /* one image's block (spatial x block floats) at a time, lane by lane into NCHW */
+        for (b = 0; b < batch; ++b)
+            for (j = 0; j < block; ++j) {
+                const int f = cb * block + j;
+                const float *from = conv_out + ((size_t)b * blocks + cb) * block_size + j;
+                const size_t at = b * image + (size_t)f * spatial;
+                const float m = mean[j], s = inv_std[j], scale = l->scales[f], bias = l->biases[f];
+                float *y = l->output + at, *x = l->x + at, *x_norm = train ? l->x_norm + at : 0;
+                for (i = 0; i < spatial; ++i) {
+                    float v = from[(size_t)i * block], xn = (v - m) * s;
+                    x[i] = v;
+                    if (x_norm) x_norm[i] = xn;
+                    y[i] = xn * scale + bias;
+                }
+                activate_slice(y, spatial, act);
+            }
+    }
+}
+
+void backend_batchnorm_backward_blocked(const layer *l, float *conv_delta, int block, int train)
+{
+    const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
+    const int blocks = channels / block;
+    const size_t image = (size_t)channels * spatial, block_size = (size_t)spatial * block;
+    const float n = (float)batch * spatial;
+    const ACTIVATION act = l->activation;
+    const float *means = train ? l->mean : l->rolling_mean;
+    const float *variances = train ? l->variance : l->rolling_variance;
+    int cb;
+#pragma omp parallel for schedule(static)
+    for (cb = 0; cb < blocks; ++cb) {
+        float a[BN_MAX_BLOCK], c[BN_MAX_BLOCK], d[BN_MAX_BLOCK];
+        int b, i, j;
+        for (j = 0; j < block; ++j) {
+            const int f = cb * block + j;
+            const float mean = means[f], scale = l->scales[f];
+            const float inv_std = 1.f / sqrtf(variances[f] + BN_EPSILON);
+            float sum_g = 0, sum_g_xn = 0, sum_g_xc = 0, mean_delta, variance_delta;
+            for (b = 0; b < batch; ++b) {
+                const size_t at = b * image + (size_t)f * spatial;
+                const float *x = l->x + at, *x_norm = l->x_norm + at;
+                float *delta = l->delta + at;
+                float sg = 0, sgn = 0, sgc = 0;
+                gradient_slice(l->output + at, spatial, act, delta);
+                for (i = 0; i < spatial; ++i) {
+                    sg += delta[i];
+                    sgn += delta[i] * x_norm[i];
+                    sgc += delta[i] * (x[i] - mean);
+                }
+                sum_g += sg, sum_g_xn += sgn, sum_g_xc += sgc;
+            }
+            l->bias_updates[f] += sum_g;
+            l->scale_updates[f] += sum_g_xn;
+            mean_delta = scale * sum_g * -inv_std;
+            variance_delta = scale * sum_g_xc * -.5f * inv_std * inv_std * inv_std;
+            l->mean_delta[f] = mean_delta;
+            l->variance_delta[f] = variance_delta;
+            /* the gradient at the convolution's output is a g + c (x - mean) + d */
+            a[j] = scale * inv_std;
+            c[j] = variance_delta * 2 / n;
+            d[j] = mean_delta / n;
+        }
+        for (b = 0; b < batch; ++b)
+            for (j = 0; j < block; ++j) {
+                const int f = cb * block + j;
+                const size_t at = b * image + (size_t)f * spatial;
+                const float *x = l->x + at, *delta = l->delta + at, mean = means[f];
+                float *to = conv_delta + ((size_t)b * blocks + cb) * block_size + j;
+                for (i = 0; i < spatial; ++i) to[(size_t)i * block] = delta[i] * a[j] + c[j] * (x[i] - mean) + d[j];
+            }
+    }
+}

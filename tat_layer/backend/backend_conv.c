@@ -53,6 +53,8 @@ typedef struct conv_state {
     conv_arg bw_src, bw_diff_dst, bw_diff_wei, bw_diff_bias; /* backward weights */
     int bw_src_is_fwd, bd_wei_is_fwd, bw_diff_dst_is_bd; /* shared buffers */
     float *diff_bias;          /* backward weights' bias gradient, added to bias_updates */
+    int bn_block;              /* BatchNorm reads and writes the primitives' aBcd<bn_block>b
+                                  arrays itself (no reorder of dst and diff_dst); 0: NCHW */
 } conv_state;
 
 static dnnl_engine_t engine;
@@ -189,6 +191,7 @@ static void state_clear(conv_state *s)
     free(s->diff_bias);
     s->fwd = s->bwd_data = s->bwd_weights = NULL;
     s->diff_bias = NULL;
+    s->bn_block = 0;
     s->built = s->failed = 0;
 }
 
@@ -218,6 +221,19 @@ static int fused_activation(const layer *l)
     dnnl_alg_kind_t alg;
     float alpha;
     return !l->batch_normalize && activation_post_op(l->activation, &alg, &alpha) >= 0;
+}
+
+/* The channel block of md when it is oneDNN's aBcd16b or aBcd8b layout of dims, else 0 */
+static int channel_block(const dnnl_memory_desc_t *md, const dnnl_dims_t dims)
+{
+    static const struct { dnnl_format_tag_t tag; int block; } blocked[] = {{dnnl_aBcd16b, 16}, {dnnl_aBcd8b, 8}};
+    size_t i;
+    for (i = 0; i < sizeof(blocked) / sizeof(blocked[0]); ++i) {
+        dnnl_memory_desc_t b;
+        if (ok(dnnl_memory_desc_init_by_tag(&b, 4, dims, dnnl_f32, blocked[i].tag)) && dnnl_memory_desc_equal(md, &b))
+            return blocked[i].block;
+    }
+    return 0;
 }
 
 static int build(conv_state *s, const layer *l)
@@ -313,6 +329,12 @@ static int build(conv_state *s, const layer *l)
         s->diff_bias = tat_calloc(l->n, sizeof(float));
         if (!arg_init(&s->bw_diff_bias, &u_bias, &u_bias, 1, 0, OWNED)) goto done;
     }
+    /* BatchNorm on the blocked arrays: both backward primitives read one diff_dst array, laid
+       out as the forward's dst, in whole channel blocks */
+    if (l->batch_normalize && s->bw_diff_dst_is_bd) {
+        int block = channel_block(&s->dst.md, dst_d);
+        if (block && block == channel_block(&s->bd_diff_dst.md, dst_d) && l->n % block == 0) s->bn_block = block;
+    }
     r = 1;
 done:
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -378,6 +400,12 @@ void backend_forward_convolutional(layer l, network net)
         }
         run(s->fwd, n, a);
     }
+    if (s->bn_block) {
+        void *conv_out;
+        dnnl_memory_get_data_handle(s->dst.mem, &conv_out);
+        backend_batchnorm_forward_blocked(&l, conv_out, s->bn_block, net.train);
+        return;
+    }
     arg_out_finish(&s->dst);
     if (l.batch_normalize) backend_batchnorm_forward(&l, net.train);
     else if (!fused_activation(&l)) activate_array(l.output, l.outputs * l.batch, l.activation);
@@ -390,12 +418,17 @@ void backend_backward_convolutional(layer l, network net)
         backward_convolutional_layer(l, net);
         return;
     }
-    if (l.batch_normalize) backend_batchnorm_backward(&l, net.train);
-    else gradient_array(l.output, l.outputs * l.batch, l.activation, l.delta);
-
     bind(&s->bd_diff_dst), bind(&s->bw_diff_dst), bind(&s->bd_diff_src), bind(&s->bw_src), bind(&s->src);
     bind(&s->bw_diff_wei), bind(&s->bd_wei);
-    arg_in(&s->bd_diff_dst, l.delta);
+    if (s->bn_block) {
+        void *conv_delta;
+        dnnl_memory_get_data_handle(s->bd_diff_dst.mem, &conv_delta);
+        backend_batchnorm_backward_blocked(&l, conv_delta, s->bn_block, net.train);
+    } else {
+        if (l.batch_normalize) backend_batchnorm_backward(&l, net.train);
+        else gradient_array(l.output, l.outputs * l.batch, l.activation, l.delta);
+        arg_in(&s->bd_diff_dst, l.delta);
+    }
     if (!s->bw_diff_dst_is_bd) arg_in(&s->bw_diff_dst, l.delta);
     else dnnl_memory_set_data_handle(s->bw_diff_dst.user, l.delta);
     /* the input again (other layers have used the scratch since this layer's forward) */
@@ -446,6 +479,12 @@ int backend_layer_on_onednn(const layer *l)
 {
     const conv_state *s = l->plugin_state;
     return l->forward == backend_forward_convolutional && s && s->built && !s->failed;
+}
+
+int backend_layer_bn_blocked(const layer *l)
+{
+    const conv_state *s = l->plugin_state;
+    return backend_layer_on_onednn(l) && s->bn_block;
 }
 
 void backend_prepare_layer(layer *l, void *owner)
@@ -532,6 +571,7 @@ void backend_backward_convolutional(layer l, network net) { backward_convolution
 void backend_update_convolutional(layer l, update_args a) { update_convolutional_layer(l, a); }
 void backend_prepare_layer(layer *l, void *owner) { (void)l, (void)owner; }
 int backend_layer_on_onednn(const layer *l) { (void)l; return 0; }
+int backend_layer_bn_blocked(const layer *l) { (void)l; return 0; }
 int backend_wait_policy_set(void) { return 0; }
 void backend_reexec(char **argv) { (void)argv; }
 void backend_set_threads(void)
