@@ -186,3 +186,6 @@ fi
 awk '{print} /^\[yolo\]/ && !n++ {print "max=8"}' student-distill.cfg > max-one.cfg
 expect_error exit1 det_refuses_max_boxes_differing_heads "max-one.cfg max=8 max=90" -- \
     "$DARKNET" distill detector train det.data max-one.cfg teacher.cfg backup/teacher_final.weights
+awk '{print} /^\[yolo\]/ {print "max=0"}' student-distill.cfg > max-zero.cfg
+expect_error exit1 det_refuses_max_boxes_below_1 "max-zero.cfg max=0 at least 1" -- \
+    "$DARKNET" distill detector train det.data max-zero.cfg teacher.cfg backup/teacher_final.weights
