@@ -171,6 +171,21 @@ cp backup/teacher_final.weights backup/student-distill_final.weights
 expect_error exit1 det_refuses_input_it_would_overwrite "student-distill_final.weights overwritten" \
     backup/student-distill_final.weights -- \
     "$DARKNET" distill detector train det.data student-distill.cfg teacher.cfg backup/student-distill_final.weights
-awk '{print} /^\[yolo\]/ {print "max=8"}' student-distill.cfg > max.cfg
-expect_error exit1 det_refuses_max_boxes_misread "max.cfg max=8 90" -- \
-    "$DARKNET" distill detector train det.data max.cfg teacher.cfg backup/teacher_final.weights
+# [yolo] max= other than 90 (patch 0034: the truths are read at the loader's stride) trains;
+# heads whose max= differ are refused (the loader lays out the last head's count)
+mkdir -p maxb
+small fashion-det-student.cfg 2 | awk '{print} /^\[yolo\]/ {print "max=8"}' > maxb/max.cfg
+sed 's|^backup=.*|backup=maxb|' det.data > maxb.data
+"$DARKNET" detector train maxb.data maxb/max.cfg -seed 1 > max.log 2> max.err
+rc=$?
+if [ $rc -eq 0 ] && [ -s maxb/max_final.weights ] && [ "$(grep -cE '^[0-9]+: ' max.log)" -eq 2 ]; then
+    echo "PASS det_max_boxes_other_than_90_trains"
+else
+    echo "FAIL det_max_boxes_other_than_90_trains: exit $rc; $(tail -n 1 max.err)"
+fi
+awk '{print} /^\[yolo\]/ && !n++ {print "max=8"}' student-distill.cfg > max-one.cfg
+expect_error exit1 det_refuses_max_boxes_differing_heads "max-one.cfg max=8 max=90" -- \
+    "$DARKNET" distill detector train det.data max-one.cfg teacher.cfg backup/teacher_final.weights
+awk '{print} /^\[yolo\]/ {print "max=0"}' student-distill.cfg > max-zero.cfg
+expect_error exit1 det_refuses_max_boxes_below_1 "max-zero.cfg max=0 at least 1" -- \
+    "$DARKNET" distill detector train det.data max-zero.cfg teacher.cfg backup/teacher_final.weights

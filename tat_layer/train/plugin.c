@@ -8,6 +8,7 @@
 #include "blas_core.h"
 #include "distill_mpi.h"
 #include "distill_common.h"
+#include "distill_fused.h"
 #include "distill_plugin.h"
 #include "input_checks.h"
 #include "input_normalization.h"
@@ -132,10 +133,14 @@ static void start_unlabeled(darknet_train_run *run)
     for (i = 0; i < run->n; ++i) train_unlabeled_mask_task_loss(run->nets[i]);
 }
 
+/* the run's data seed, the same on every rank (rank 0's) */
+static unsigned run_seed;
+
 static void train_start(darknet_train_run *run)
 {
     network *net = run->nets[0];
     run->data_seed = train_mpi_start(net, run->datacfg, run->data_seed);
+    run_seed = run->data_seed;
     train_check_data_file(run->datacfg);
     start_unlabeled(run);
     if (!strcmp(run->loop, "classifier")) {
@@ -192,6 +197,15 @@ static void train_iteration_end(network *net, const char *backup_directory, cons
     train_stop_check(net, backup_directory, base);
 }
 
+/* The detector's random=1 input size: a function of the run's seed and the iteration, so that
+   every rank resizes alike at the same iteration, as one process with the ranks' batches does,
+   and a seeded run repeats; Darknet's rand() there would take a number from the loader
+   threads' stream (reseeded per mini-batch under MPI), in whatever order the threads ran. */
+static int train_rand(network *net)
+{
+    return (int)(tat_stream_seed(run_seed, (1ULL << 63) | get_current_batch(net)) & 0x7fffffff);
+}
+
 /* ---- data loading -------------------------------------------------------------------------- */
 static int load_masks_or_unlabeled(load_args a)
 {
@@ -237,6 +251,7 @@ void train_plugin_hooks(struct darknet_plugin *p)
     p->train_step_begin = train_step_begin;
     p->train_step_end = train_mpi_after_backward;
     p->train_iteration_end = train_iteration_end;
+    p->train_rand = train_rand;
     p->load_in_parts = train_mpi_data_parts;
     p->seed_part = train_mpi_seed_data_part;
     p->load_data = load_masks_or_unlabeled;

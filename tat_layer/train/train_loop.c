@@ -178,11 +178,14 @@ void train_check_detector(const network *net, const char *datacfg)
             tat_fail("%s: [yolo] (layer %d) random=1: resizing the network during training is not supported with a teacher attached; set random=0",
                      cfg, i);
         }
-        /* make_yolo_layer sizes the truths for 90 boxes and the parser changes only
-           max_boxes: another max= reads every image's boxes but the first at a wrong offset */
-        if (l->type == YOLO && l->truths != l->max_boxes * 5) {
-            tat_fail("%s: [yolo] (layer %d) max=%d: this Darknet lays out %d boxes per image whatever max= says, so the boxes of every image but the first would be misread; leave max= out (90)",
-                     cfg, i, l->max_boxes, l->truths / 5);
+        /* the loader writes max_boxes boxes per image for the last [yolo] (args.num_boxes)
+           and each [yolo] reads them at the stride of its own max= (patch 0034) */
+        if (l->type == YOLO && l->max_boxes < 1) {
+            tat_fail("%s: [yolo] (layer %d) max=%d: the boxes kept per image must be at least 1", cfg, i, l->max_boxes);
+        }
+        if (l->type == YOLO && l->max_boxes != last->max_boxes) {
+            tat_fail("%s: [yolo] (layer %d) max=%d, but the last [yolo] has max=%d: Darknet's loader lays out the last one's count of boxes per image, which every [yolo] reads",
+                     cfg, i, l->max_boxes, last->max_boxes);
         }
         if (l->type == YOLO && l->classes != last->classes) {
             tat_fail("%s: [yolo] (layer %d) classes=%d, but the last [yolo] has classes=%d", cfg, i,
