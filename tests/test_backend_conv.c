@@ -6,7 +6,8 @@
  * with BatchNorm the rolling statistics too), and after a backward from the same delta, the
  * accumulated input gradient (net.delta starts non-zero: Darknet adds into it), weight, bias and
  * scale gradients (also pre-filled). A second step runs after an update, so that weights
- * reordered once per update are the updated ones.
+ * reordered once per update are the updated ones; the second update is Adam's (the backend runs
+ * the weights' Adam on threads).
  *
  * Tolerance: the relative error of tests/test_helpers.h (max |a - b| over max |b|) at most 1e-4
  * on every array. Both paths sum the same float products in different orders (oneDNN's blocked
@@ -78,9 +79,9 @@ static void compare(const char *what, const conv_case *k, int step, const float 
 static void run_case(const conv_case *k)
 {
     layer ref = make_convolutional_layer(k->batch, k->h, k->w, k->c, k->n, k->groups, k->size, k->stride, k->pad,
-                                         k->act, k->bn, 0, 0, 0);
+                                         k->act, k->bn, 0, 0, 1);
     layer dnn = make_convolutional_layer(k->batch, k->h, k->w, k->c, k->n, k->groups, k->size, k->stride, k->pad,
-                                         k->act, k->bn, 0, 0, 0);
+                                         k->act, k->bn, 0, 0, 1);
     size_t in_n = (size_t)k->batch * k->c * k->h * k->w, out_n = (size_t)ref.outputs * k->batch;
     network net = {0};
     float *input = rand_array(in_n, 1), *delta0 = rand_array(in_n, 1);
@@ -152,7 +153,8 @@ static void run_case(const conv_case *k)
         ref.forward(ref, net);
         dnn.forward(dnn, net);
         compare("forward_inference", k, step, dnn.output, ref.output, out_n);
-        /* the update, then the next step reads the updated weights */
+        /* the update (SGD with momentum, then Adam), then the next step reads the updated weights */
+        ua.adam = step == 1, ua.B1 = .9f, ua.B2 = .999f, ua.eps = 1e-7f, ua.t = 1;
         ref.update(ref, ua);
         dnn.update(dnn, ua);
         compare("updated_weights", k, step, dnn.weights, ref.weights, ref.nweights);

@@ -39,6 +39,16 @@ int backend_layer_on_onednn(const layer *l);
 int backend_layer_bn_blocked(const layer *l);
 /* Prepares l for the functions above without a network (tests): its state is owned by owner. */
 void backend_prepare_layer(layer *l, void *owner);
+/* Darknet's [maxpool] and [shortcut] on OpenMP's threads, bit for bit Darknet's results
+ * (backend_passes.c); backend_attach swaps them in, backend_prepare_pass_layer does it for one
+ * layer (tests). */
+void backend_forward_maxpool(layer l, network net);
+void backend_backward_maxpool(layer l, network net);
+void backend_forward_shortcut(layer l, network net);
+void backend_backward_shortcut(layer l, network net);
+void backend_prepare_pass_layer(layer *l);
+/* Darknet's adam_update_cpu over n elements, on OpenMP's threads (the convolution's update) */
+void backend_adam_update(float *w, float *d, float *m, float *v, update_args a, float decay, float rate, int n);
 /* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then
  * backend_reexec(argv) runs the program again with it (returns only if that failed). */
 int backend_wait_policy_set(void);

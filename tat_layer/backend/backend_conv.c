@@ -465,7 +465,18 @@ void backend_backward_convolutional(layer l, network net)
 void backend_update_convolutional(layer l, update_args a)
 {
     conv_state *s = l.plugin_state;
-    update_convolutional_layer(l, a);
+    if (a.adam) {
+        /* Darknet's update_convolutional_layer, the weights' Adam on threads */
+        float rate = a.learning_rate * l.learning_rate_scale;
+        backend_adam_update(l.weights, l.weight_updates, l.m, l.v, a, a.decay, rate, l.nweights);
+        adam_update_cpu(l.biases, l.bias_updates, l.bias_m, l.bias_v, a.B1, a.B2, a.eps, a.decay, rate, l.n, a.batch,
+                        a.t, a.decoupled_decay);
+        if (l.scales)
+            adam_update_cpu(l.scales, l.scale_updates, l.scale_m, l.scale_v, a.B1, a.B2, a.eps, a.decay, rate, l.n,
+                            a.batch, a.t, a.decoupled_decay);
+    } else {
+        update_convolutional_layer(l, a);
+    }
     if (s) s->weights_dirty = 1;
 }
 
@@ -505,7 +516,10 @@ void backend_attach(network *net)
 {
     int i;
     if (!backend_enabled()) return;
-    for (i = 0; i < net->n; ++i) backend_prepare_layer(&net->layers[i], net);
+    for (i = 0; i < net->n; ++i) {
+        backend_prepare_layer(&net->layers[i], net);
+        backend_prepare_pass_layer(&net->layers[i]);
+    }
 }
 
 void backend_release(network *net)
