@@ -262,6 +262,46 @@ static void col2im_same_add(float *d_in, const float *col, size_t ld, int c, int
             }
 }
 
+/* im2col_same (or col2im_same_add) of nb images side by side, one (image, channel) pair per
+ * work item on the pool: each pair owns its k*k rows of col (its channel of d_in), and the
+ * adds into one element keep their order, so the result does not depend on the threads. */
+typedef struct {
+    float *col, *d_in;
+    const float *in;
+    size_t ld;
+    int nb, c, h, w, ksize;
+} im2col_job;
+
+static void im2col_range(void *ctx, int tid, int nt)
+{
+    const im2col_job *j = ctx;
+    int hw = j->h * j->w, kk = j->ksize * j->ksize, lo, hi, t;
+    tat_share(j->nb * j->c, tid, nt, &lo, &hi);
+    for (t = lo; t < hi; ++t) {
+        int i = t / j->c, ch = t % j->c;
+        float *col = j->col + (size_t)i * hw + (size_t)ch * kk * j->ld;
+        size_t plane = ((size_t)i * j->c + ch) * hw;
+        if (j->d_in)
+            col2im_same_add(j->d_in + plane, col, j->ld, 1, j->h, j->w, j->ksize);
+        else
+            im2col_same(col, j->ld, j->in + plane, 1, j->h, j->w, j->ksize);
+    }
+}
+
+/* images [b, b + nb) of in into col (cols = nb * hw floats per row) */
+static void im2col_images(float *col, const float *in, int b, int nb, int c, int h, int w, int ksize)
+{
+    im2col_job j = {col, NULL, in + (size_t)b * c * h * w, (size_t)nb * h * w, nb, c, h, w, ksize};
+    tat_run(im2col_range, &j, 1);
+}
+
+/* d_in of images [b, b + nb) += col put back */
+static void col2im_images_add(float *d_in, float *col, int b, int nb, int c, int h, int w, int ksize)
+{
+    im2col_job j = {col, d_in + (size_t)b * c * h * w, NULL, (size_t)nb * h * w, nb, c, h, w, ksize};
+    tat_run(im2col_range, &j, 1);
+}
+
 /* Images [b0, b0 + nb) of an NCHW map (c channels) <-> c x (nb*hw) with the images side by
  * side, as the GEMM over several images reads and writes them. */
 static void images_to_rows(float *rows, const float *x, int b0, int nb, int c, int hw)
@@ -286,7 +326,7 @@ void tat_conv_forward(float *out, const float *in, const float *weight, float *w
                       int in_c, int h, int w, int out_c, int ksize)
 {
     TAT_ASSERT(ksize == 1 || workspace);
-    int hw = h * w, kk = in_c * ksize * ksize, b, i;
+    int hw = h * w, kk = in_c * ksize * ksize, b;
     if (ksize == 1) { /* the input already is the GEMM operand, image by image */
         for (b = 0; b < batch; ++b)
             tat_gemm(0, 0, out_c, hw, kk, 1, weight, kk, in + (size_t)b * in_c * hw, hw, 0,
@@ -298,8 +338,7 @@ void tat_conv_forward(float *out, const float *in, const float *weight, float *w
         int nb = batch - b < per ? batch - b : per;
         size_t cols = (size_t)nb * hw;
         float *col = workspace, *res = workspace + (size_t)kk * cols;
-        for (i = 0; i < nb; ++i)
-            im2col_same(col + (size_t)i * hw, cols, in + (size_t)(b + i) * in_c * hw, in_c, h, w, ksize);
+        im2col_images(col, in, b, nb, in_c, h, w, ksize);
         tat_gemm(0, 0, out_c, (int)cols, kk, 1, weight, kk, col, (int)cols, 0, res, (int)cols);
         rows_to_images(out, res, b, nb, out_c, hw);
     }
@@ -309,7 +348,7 @@ void tat_conv_backward(float *d_in, float *d_weight, const float *d_out, const f
                        const float *weight, float *workspace, int batch, int in_c, int h, int w,
                        int out_c, int ksize)
 {
-    int hw = h * w, kk = in_c * ksize * ksize, b, i;
+    int hw = h * w, kk = in_c * ksize * ksize, b;
     if (ksize == 1) {
         for (b = 0; b < batch; ++b) {
             const float *x = in + (size_t)b * in_c * hw, *dy = d_out + (size_t)b * out_c * hw;
@@ -323,15 +362,13 @@ void tat_conv_backward(float *d_in, float *d_weight, const float *d_out, const f
         int nb = batch - b < per ? batch - b : per;
         size_t cols = (size_t)nb * hw;
         float *col = workspace, *dy = workspace + (size_t)kk * cols;
-        for (i = 0; i < nb; ++i)
-            im2col_same(col + (size_t)i * hw, cols, in + (size_t)(b + i) * in_c * hw, in_c, h, w, ksize);
+        im2col_images(col, in, b, nb, in_c, h, w, ksize);
         images_to_rows(dy, d_out, b, nb, out_c, hw);
         tat_gemm(0, 1, out_c, kk, (int)cols, 1, dy, (int)cols, col, (int)cols, 1, d_weight, kk);
         if (!d_in) continue;
         /* d(col) = W^T dy, into col: its im2col has served */
         tat_gemm(1, 0, kk, (int)cols, out_c, 1, weight, kk, dy, (int)cols, 0, col, (int)cols);
-        for (i = 0; i < nb; ++i)
-            col2im_same_add(d_in + (size_t)(b + i) * in_c * hw, col + (size_t)i * hw, cols, in_c, h, w, ksize);
+        col2im_images_add(d_in, col, b, nb, in_c, h, w, ksize);
     }
 }
 
