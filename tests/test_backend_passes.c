@@ -142,7 +142,7 @@ static void adam_case(int decoupled)
     for (t = 1; t <= 2; ++t) {
         a.t = t;
         adam_update_cpu(w, g, m, v, a.B1, a.B2, a.eps, 5e-4f, .01f, n, a.batch, a.t, a.decoupled_decay);
-        backend_adam_update(w2, g2, m2, v2, a, 5e-4f, .01f, n);
+        backend_adam_update(w2, g2, m2, v2, a.B1, a.B2, a.eps, 5e-4f, .01f, n, a.batch, a.t, a.decoupled_decay);
         fill_uniform(g, n, -1, 1);
         memcpy(g2, g, n * sizeof(float));
     }

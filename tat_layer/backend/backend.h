@@ -47,8 +47,10 @@ void backend_backward_maxpool(layer l, network net);
 void backend_forward_shortcut(layer l, network net);
 void backend_backward_shortcut(layer l, network net);
 void backend_prepare_pass_layer(layer *l);
-/* Darknet's adam_update_cpu over n elements, on OpenMP's threads (the convolution's update) */
-void backend_adam_update(float *w, float *d, float *m, float *v, update_args a, float decay, float rate, int n);
+/* Darknet's adam_update_cpu (the same arguments and results) on OpenMP's threads: the
+ * convolutions' and the distillation embeddings' updates */
+void backend_adam_update(float *w, float *d, float *m, float *v, float B1, float B2, float eps, float decay,
+                         float rate, int n, int batch, int t, int decoupled);
 /* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then
  * backend_reexec(argv) runs the program again with it (returns only if that failed). */
 int backend_wait_policy_set(void);

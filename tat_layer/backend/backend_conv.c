@@ -468,7 +468,8 @@ void backend_update_convolutional(layer l, update_args a)
     if (a.adam) {
         /* Darknet's update_convolutional_layer, the weights' Adam on threads */
         float rate = a.learning_rate * l.learning_rate_scale;
-        backend_adam_update(l.weights, l.weight_updates, l.m, l.v, a, a.decay, rate, l.nweights);
+        backend_adam_update(l.weights, l.weight_updates, l.m, l.v, a.B1, a.B2, a.eps, a.decay, rate, l.nweights,
+                            a.batch, a.t, a.decoupled_decay);
         adam_update_cpu(l.biases, l.bias_updates, l.bias_m, l.bias_v, a.B1, a.B2, a.eps, a.decay, rate, l.n, a.batch,
                         a.t, a.decoupled_decay);
         if (l.scales)

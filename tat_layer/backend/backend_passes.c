@@ -1,5 +1,5 @@
-/* Darknet's [maxpool] and [shortcut] layers and the Adam update of a [convolutional] layer on
- * OpenMP's threads (the runtime the backend's convolutions already run on). In a ResNet step
+/* Darknet's [maxpool] and [shortcut] layers and its Adam update (of the convolutions and of the
+ * distillation embeddings) on OpenMP's threads (the runtime the backend's convolutions already run on). In a ResNet step
  * they ran on one thread while the other core waited: the stem's maxpool alone took ~12 ms per
  * network at batch 8, Darknet's generic loop testing every window position against the borders.
  *
@@ -19,7 +19,6 @@
 #include "shortcut_layer.h"
 
 static int imin(int a, int b) { return a < b ? a : b; }
-static int imax(int a, int b) { return a > b ? a : b; }
 
 /* One sweep of a maxpool output row for window position (n, m): the outputs j0..j1-1 compare
  * input at + j * stride with their best so far. Each output's comparison is independent of the
@@ -119,16 +118,17 @@ void backend_backward_shortcut(layer l, network net)
     }
 }
 
-/* Darknet's adam_update_cpu on slices of the arrays: element by element, so the slices may run
- * in any order on any thread */
-void backend_adam_update(float *w, float *d, float *m, float *v, update_args a, float decay, float rate, int n)
+/* Darknet's adam_update_cpu, the same arguments, on slices of the arrays: element by element, so
+ * the slices may run in any order on any thread */
+void backend_adam_update(float *w, float *d, float *m, float *v, float B1, float B2, float eps, float decay,
+                         float rate, int n, int batch, int t, int decoupled)
 {
     enum { SLICE = 1 << 15 };
     int start;
 #pragma omp parallel for schedule(static)
     for (start = 0; start < n; start += SLICE)
-        adam_update_cpu(w + start, d + start, m + start, v + start, a.B1, a.B2, a.eps, decay, rate,
-                        imin(SLICE, n - start), a.batch, a.t, a.decoupled_decay);
+        adam_update_cpu(w + start, d + start, m + start, v + start, B1, B2, eps, decay, rate, imin(SLICE, n - start),
+                        batch, t, decoupled);
 }
 
 void backend_prepare_pass_layer(layer *l)

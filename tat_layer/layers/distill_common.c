@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "blas.h"
 #include "cuda.h"
 #include "option_list.h"
@@ -321,7 +322,8 @@ void distill_stop_if_not_finite(const network *net, const char *section, int ind
             (*net->seen + per_step - 1) / per_step);
 }
 
-const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam = adam_update_cpu};
+/* Adam on threads: Darknet's rule, its results (backend_passes.c) */
+const distill_blas distill_blas_cpu = {.axpy = axpy_cpu, .scal = scal_cpu, .adam = backend_adam_update};
 #ifdef GPU
 /* the Adam step as one fused kernel per array (Darknet's adam_update_gpu launches 9-10) */
 const distill_blas distill_blas_gpu = {.axpy = axpy_gpu, .scal = scal_gpu, .adam = tat_gpu_adam_update};
