@@ -8,9 +8,10 @@
 set -eu
 BIN=$1
 THREADS=${THREADS:-2}
-# what the darknet start-up sets for the oneDNN backend's OpenMP threads (docs/performance.md);
-# the benchmark programs do not run that start-up
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=$THREADS
+# what the darknet start-up sets for the waiting OpenMP and OpenBLAS threads (docs/performance.md);
+# the benchmark programs do not run that start-up. PyTorch's runs get the same environment.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4}
+export OMP_NUM_THREADS=$THREADS
 REPS=${REPS:-2}
 QUICK=${QUICK:-0}
 MATH=${MATH:-1}
@@ -55,8 +56,10 @@ fi
 # ---- the whole distillation steps, ours against PyTorch's, interleaved ------------------------
 # ImageNet setting: the shipped cfgs, random torchvision weights converted for Darknet (the
 # PyTorch runs load the same state dicts); Fashion-MNIST: the demo's cfgs, random weights.
-STEP_ROWS="in-step-8 in-teacher-8 in-student-8 fa-step fa-teacher fa-student"
-[ "$QUICK" = 1 ] || STEP_ROWS="in-step-8 in-step-32 in-teacher-8 in-student-8 fa-step fa-teacher fa-student"
+# *-kd rows (ours only): the step with logit KD alone, no [tat_distill]: the two-network loop's
+# own cost, apart from the TaT section's work
+STEP_ROWS="in-step-8 in-teacher-8 in-student-8 in-step-kd-8 fa-step fa-teacher fa-student fa-step-kd"
+[ "$QUICK" = 1 ] || STEP_ROWS="in-step-8 in-step-32 in-teacher-8 in-student-8 in-step-kd-8 fa-step fa-teacher fa-student fa-step-kd"
 TEACHER=$CFG/imagenet-resnet34-teacher.cfg
 # timed steps per run: a Fashion-MNIST step is ~1/20 of an ImageNet one
 steps_of() { case $1 in fa-*) echo $((STEPS * 5)) ;; *) echo "$STEPS" ;; esac; }
@@ -68,12 +71,14 @@ run_row() {
 ours() {
     row=$1
     case $1 in
+    in-step-kd-8) set -- step "$WORK/imagenet-student-kd.cfg" "$TEACHER" "$WORK/teacher.weights" "$WORK/student.weights" 8 ;;
     in-step-unfolded-8) set -- step-unfolded "$WORK/imagenet-student.cfg" "$TEACHER" "$WORK/teacher.weights" "$WORK/student.weights" 8 ;;
     in-step-*) set -- step "$WORK/imagenet-student.cfg" "$TEACHER" "$WORK/teacher.weights" "$WORK/student.weights" "${1#in-step-}" ;;
     in-teacher-8) set -- teacher "$TEACHER" - "$WORK/teacher.weights" - 8 ;;
     in-teacher-unfolded-8) set -- teacher-unfolded "$TEACHER" - "$WORK/teacher.weights" - 8 ;;
     in-student-8) set -- student "$WORK/imagenet-student-alone.cfg" - - "$WORK/student.weights" 8 ;;
     fa-step) set -- step "$CFG/fashion-student-tat.cfg" "$CFG/fashion-teacher.cfg" - - 128 ;;
+    fa-step-kd) set -- step "$CFG/fashion-student-kd.cfg" "$CFG/fashion-teacher.cfg" - - 128 ;;
     fa-teacher) set -- teacher "$CFG/fashion-teacher.cfg" - - - 128 ;;
     fa-teacher-unfolded) set -- teacher-unfolded "$CFG/fashion-teacher.cfg" - - - 128 ;;
     fa-student) set -- student "$CFG/fashion-student.cfg" - - - 128 ;;
@@ -95,16 +100,17 @@ theirs() {
 if [ -n "$PY" ] && "$PY" -c 'import torchvision' 2>/dev/null; then
     echo "converting random torchvision ResNet-34 / ResNet-18 weights for the ImageNet rows ..." >&2
     "$PY" "$TOP/bench/bench_distill_torch.py" prepare "$WORK" 2>>"$WORK/log"
+    awk '/^\[tat_distill\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$WORK/imagenet-student.cfg" >"$WORK/imagenet-student-kd.cfg"
 else
     echo "no python3 with torch and torchvision found: the ImageNet rows are skipped" >&2
-    STEP_ROWS="fa-step fa-teacher fa-student"
+    STEP_ROWS="fa-step fa-teacher fa-student fa-step-kd"
 fi
 case " $STEP_ROWS " in *" in-step-8 "*) ONCE="in-step-unfolded-8 in-teacher-unfolded-8 fa-teacher-unfolded" ;; *) ONCE="fa-teacher-unfolded" ;; esac
 for pair in $(seq "$PAIRS"); do
     for row in $STEP_ROWS; do
         echo "step rows, run $pair of $PAIRS: $row ..." >&2
         run_row ours "$row"
-        [ "$HAVE_TORCH" = 0 ] || run_row theirs "$row"
+        case $row in *-kd*) ;; *) [ "$HAVE_TORCH" = 0 ] || run_row theirs "$row" ;; esac
     done
 done
 for row in $ONCE; do
@@ -207,6 +213,11 @@ function overhead_row(s, t, st, what,    o, p) {
     p = ms_of(t, "t") ? sprintf("%.2fx", ms_of(s, "t") / (ms_of(t, "t") + ms_of(st, "t"))) : "n/a"
     printf "| %s | %.2fx | %s | | | <= 1.05x | %s |\n", what, o, p, met(o <= 1.05)
 }
+function loop_row(s, t, st, what,    o) {
+    if (!has(s) || !has(t) || !has(st)) return
+    o = ms_of(s, "o") / (ms_of(t, "o") + ms_of(st, "o"))
+    printf "| %s | %.2fx | n/a | | | | |\n", what, o
+}
 function teacher_memory_row(t, u, what) {
     if (!has(t) || !has(u)) return
     printf "| %s | %.0f MiB, %.0f ms | | | | | |\n", what, res[u], ms_of(u, "o")
@@ -220,6 +231,8 @@ END {
     step_row("in-teacher-8", "ImageNet teacher forward alone, batch 8", 0)
     step_row("in-student-8", "ImageNet student step alone, batch 8", 0)
     overhead_row("in-step-8", "in-teacher-8", "in-student-8", "ImageNet distill step / (teacher forward + student step), batch 8")
+    step_row("in-step-kd-8", "... the same step with logit KD only (no [tat_distill])", 0)
+    loop_row("in-step-kd-8", "in-teacher-8", "in-student-8", "... KD-only step / (teacher forward + student step): the two-network loop itself")
     if (has("in-step-unfolded-8") && has("in-step-8"))
         printf "| ImageNet step peak RSS, batch 8, against the teacher unfolded (as before) | %.0f MiB (before: %.0f MiB, %.0f ms) | | | | not above before | %s |\n", \
             rss["in-step-8", "o"], rss["in-step-unfolded-8", "o"], ms_of("in-step-unfolded-8", "o"), met(rss["in-step-8", "o"] <= rss["in-step-unfolded-8", "o"])
@@ -228,5 +241,7 @@ END {
     step_row("fa-teacher", "Fashion-MNIST teacher forward alone", 0)
     step_row("fa-student", "Fashion-MNIST student step alone", 0)
     overhead_row("fa-step", "fa-teacher", "fa-student", "Fashion-MNIST distill step / (teacher forward + student step)")
+    step_row("fa-step-kd", "... the same step with logit KD only (`make demo`'"'"'s cfg/fashion-student-kd.cfg)", 0)
+    loop_row("fa-step-kd", "fa-teacher", "fa-student", "... KD-only step / (teacher forward + student step): the two-network loop itself")
     teacher_memory_row("fa-teacher", "fa-teacher-unfolded", "Fashion-MNIST teacher resident, batch 128, unfolded as before")
 }' T="$THREADS" "$RAW"

@@ -61,7 +61,8 @@ static void pool_case_run(const pool_case *k)
     network net = {0};
 
     backend_prepare_pass_layer(&thr);
-    report(thr.forward == backend_forward_maxpool, "backend_passes_maxpool_prepared", "%s: Darknet's function kept", k->name);
+    report(thr.forward == backend_forward_maxpool, "backend_passes_maxpool_prepared", "%s: Darknet's function kept",
+           k->name);
     net.input = input;
     ref.forward(ref, net);
     thr.forward(thr, net);
@@ -111,7 +112,8 @@ static void shortcut_case_run(const shortcut_case *k)
     net.layers = &added;
     net.input = input;
     backend_prepare_pass_layer(&thr);
-    report(thr.forward == backend_forward_shortcut, "backend_passes_shortcut_prepared", "%s: Darknet's function kept", k->name);
+    report(thr.forward == backend_forward_shortcut, "backend_passes_shortcut_prepared", "%s: Darknet's function kept",
+           k->name);
     ref.forward(ref, net);
     thr.forward(thr, net);
     same("shortcut_forward", k->name, thr.output, ref.output, n * sizeof(float));
@@ -134,7 +136,8 @@ static void adam_case(int decoupled)
 {
     const int n = 3 * (1 << 15) + 1237;
     float *w = rand_array(n, 1), *g = rand_array(n, 1), *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
-    float *w2 = copy_array(w, n), *g2 = copy_array(g, n), *m2 = calloc(n, sizeof(float)), *v2 = calloc(n, sizeof(float));
+    float *w2 = copy_array(w, n), *g2 = copy_array(g, n);
+    float *m2 = calloc(n, sizeof(float)), *v2 = calloc(n, sizeof(float));
     const char *name = decoupled ? "adamw" : "adam";
     update_args a = {0};
     int t;

@@ -26,9 +26,9 @@ data_file > v.data
 "$DARKNET" classifier train v.data teacher.cfg -seed 1 > teacher.log 2>&1
 [ -f backup/teacher.weights ] || { echo "FAIL valgrind_setup: $(tail -n 1 teacher.log)"; exit 0; }
 
-# OMP_WAIT_POLICY set: the start-up re-executes without it, and valgrind would follow only the
-# first process (it does not trace children here)
-OMP_WAIT_POLICY=passive valgrind --leak-check=full --show-leak-kinds=definite --num-callers=30 --error-exitcode=99 \
+# OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT set: the start-up re-executes without them, and
+# valgrind would follow only the first process (it does not trace children here)
+OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 valgrind --leak-check=full --show-leak-kinds=definite --num-callers=30 --error-exitcode=99 \
     --errors-for-leak-kinds=none --log-file=vg.log \
     "$DARKNET" distill classifier train v.data student.cfg teacher.cfg backup/teacher.weights -seed 1 \
     > run.log 2>&1

@@ -51,8 +51,9 @@ void backend_prepare_pass_layer(layer *l);
  * convolutions' and the distillation embeddings' updates */
 void backend_adam_update(float *w, float *d, float *m, float *v, float B1, float B2, float eps, float decay,
                          float rate, int n, int batch, int t, int decoupled);
-/* Start-up: 1 when OMP_WAIT_POLICY was unset and is now passive (oneDNN builds), and then
- * backend_reexec(argv) runs the program again with it (returns only if that failed). */
+/* Start-up: 1 when OMP_WAIT_POLICY or OPENBLAS_THREAD_TIMEOUT was unset and is now set
+ * (waiting threads sleep; oneDNN builds), and then backend_reexec(argv) runs the program again
+ * with them (returns only if that failed). */
 int backend_wait_policy_set(void);
 void backend_reexec(char **argv);
 /* One thread count for oneDNN's OpenMP, OpenBLAS and the TaT pool: TAT_NUM_THREADS, when set. */

@@ -542,23 +542,36 @@ void backend_release(network *net)
     }
 }
 
-/* OpenMP's threads spin while they wait at a barrier (libgomp's default). Beside Darknet's data
- * loading threads, or on a machine shared with other work, a waiting thread then burns the
- * core the thread it waits for needs: measured, a Fashion-MNIST student step 16x slower than
- * with OMP_WAIT_POLICY=passive under load. libgomp reads the variable once, when it loads, so
- * it is set here and the program re-executed once; the user's own setting always wins. */
+/* OpenMP's threads spin while they wait at a barrier (libgomp's default), and OpenBLAS's threads
+ * spin (yielding) for about 2^28 cycles after each call. Beside Darknet's data loading threads,
+ * the other runtime's threads, or other work on the machine, a waiting thread then burns the core
+ * the thread it waits for needs: measured, a Fashion-MNIST student step 16x slower than with
+ * OMP_WAIT_POLICY=passive under load, and the Fashion-MNIST TaT step 25-46 ms against a steady
+ * 24-26 ms with OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's shortest wait before sleeping). Both
+ * libraries read their variable once, when they load, so they are set here and the program
+ * re-executed once; the user's own settings always win. */
+static const char *const wait_policies[][2] = {{"OMP_WAIT_POLICY", "passive"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}};
+static int wait_policy_was_set[2];
+
 int backend_wait_policy_set(void)
 {
-    if (getenv("OMP_WAIT_POLICY") || env_selects_darknet()) return 0;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    return 1;
+    int i, any = 0;
+    if (env_selects_darknet()) return 0;
+    for (i = 0; i < 2; ++i)
+        if (!getenv(wait_policies[i][0])) {
+            setenv(wait_policies[i][0], wait_policies[i][1], 1);
+            wait_policy_was_set[i] = any = 1;
+        }
+    return any;
 }
 
 void backend_reexec(char **argv)
 {
+    int i;
     execv("/proc/self/exe", argv);
-    /* not re-executed: go on with libgomp's default */
-    unsetenv("OMP_WAIT_POLICY");
+    /* not re-executed: go on with the libraries' defaults */
+    for (i = 0; i < 2; ++i)
+        if (wait_policy_was_set[i]) unsetenv(wait_policies[i][0]);
 }
 
 /* TAT_NUM_THREADS, when set, is the one count: the TaT pool reads it, and oneDNN's OpenMP threads

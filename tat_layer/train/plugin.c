@@ -36,8 +36,9 @@ static float *network_input(network *net, int fresh)
     return train_network_input(net, fresh);
 }
 
-/* The BLAS core and OpenMP's wait policy each need the program re-executed with a variable set
-   (the libraries read them when they load): both are set before one re-execution. */
+/* The BLAS core and the threads' wait policies (OpenMP's, OpenBLAS's) each need the program
+   re-executed with a variable set (the libraries read them when they load): all are set before
+   one re-execution. */
 static void startup(int argc, char **argv)
 {
     int reexec = backend_wait_policy_set();
