@@ -97,49 +97,66 @@ void backend_batchnorm_forward(const layer *l, int train)
     }
 }
 
+/* The backward's first pass over channel f: delta becomes g = delta x activation', Darknet's
+ * bias and scale gradients are added, l->mean_delta and l->variance_delta set, and the
+ * gradient at the convolution's output is then a g + c (x - mean) + d, with a, c, d returned. */
+typedef struct {
+    float a, c, d;
+} bn_delta_coefficients;
+
+static bn_delta_coefficients channel_gradient_sums(const layer *l, int f, float mean, float variance)
+{
+    const int spatial = l->out_h * l->out_w;
+    const size_t image = (size_t)l->out_c * spatial;
+    const float n = (float)l->batch * spatial, scale = l->scales[f];
+    const float inv_std = 1.f / sqrtf(variance + BN_EPSILON);
+    float sum_g = 0, sum_g_xn = 0, sum_g_xc = 0, mean_delta, variance_delta;
+    bn_delta_coefficients k;
+    int b, i;
+    for (b = 0; b < l->batch; ++b) {
+        const size_t at = b * image + (size_t)f * spatial;
+        const float *x = l->x + at, *x_norm = l->x_norm + at;
+        float *delta = l->delta + at;
+        float sg = 0, sgn = 0, sgc = 0;
+        gradient_slice(l->output + at, spatial, l->activation, delta);
+        for (i = 0; i < spatial; ++i) {
+            sg += delta[i];
+            sgn += delta[i] * x_norm[i];
+            sgc += delta[i] * (x[i] - mean);
+        }
+        sum_g += sg, sum_g_xn += sgn, sum_g_xc += sgc;
+    }
+    l->bias_updates[f] += sum_g;
+    l->scale_updates[f] += sum_g_xn;
+    /* after Darknet's scale_bias the delta is scale x g */
+    mean_delta = scale * sum_g * -inv_std;
+    variance_delta = scale * sum_g_xc * -.5f * inv_std * inv_std * inv_std;
+    l->mean_delta[f] = mean_delta;
+    l->variance_delta[f] = variance_delta;
+    k.a = scale * inv_std;
+    k.c = variance_delta * 2 / n;
+    k.d = mean_delta / n;
+    return k;
+}
+
 void backend_batchnorm_backward(const layer *l, int train)
 {
     const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
     const size_t image = (size_t)channels * spatial;
-    const float n = (float)batch * spatial;
-    const ACTIVATION act = l->activation;
     /* Darknet's backward outside training normalises with the rolling statistics */
     const float *means = train ? l->mean : l->rolling_mean;
     const float *variances = train ? l->variance : l->rolling_variance;
     int f;
 #pragma omp parallel for schedule(static)
     for (f = 0; f < channels; ++f) {
-        const float mean = means[f], scale = l->scales[f];
-        const float inv_std = 1.f / sqrtf(variances[f] + BN_EPSILON);
-        float sum_g = 0, sum_g_xn = 0, sum_g_xc = 0, mean_delta, variance_delta;
+        const float mean = means[f];
+        const bn_delta_coefficients k = channel_gradient_sums(l, f, mean, variances[f]);
         int b, i;
-        /* g = delta x activation'; the sums Darknet's bias, scale, mean and variance gradients take */
-        for (b = 0; b < batch; ++b) {
-            const size_t at = b * image + (size_t)f * spatial;
-            const float *x = l->x + at, *x_norm = l->x_norm + at;
-            float *delta = l->delta + at;
-            float sg = 0, sgn = 0, sgc = 0;
-            gradient_slice(l->output + at, spatial, act, delta);
-            for (i = 0; i < spatial; ++i) {
-                sg += delta[i];
-                sgn += delta[i] * x_norm[i];
-                sgc += delta[i] * (x[i] - mean);
-            }
-            sum_g += sg, sum_g_xn += sgn, sum_g_xc += sgc;
-        }
-        l->bias_updates[f] += sum_g;
-        l->scale_updates[f] += sum_g_xn;
-        /* after Darknet's scale_bias the delta is scale x g */
-        mean_delta = scale * sum_g * -inv_std;
-        variance_delta = scale * sum_g_xc * -.5f * inv_std * inv_std * inv_std;
-        l->mean_delta[f] = mean_delta;
-        l->variance_delta[f] = variance_delta;
         for (b = 0; b < batch; ++b) {
             const size_t at = b * image + (size_t)f * spatial;
             const float *x = l->x + at;
             float *delta = l->delta + at;
-            for (i = 0; i < spatial; ++i)
-                delta[i] = delta[i] * scale * inv_std + variance_delta * 2 * (x[i] - mean) / n + mean_delta / n;
+            for (i = 0; i < spatial; ++i) delta[i] = delta[i] * k.a + k.c * (x[i] - mean) + k.d;
         }
     }
 }
@@ -225,51 +242,22 @@ void backend_batchnorm_backward_blocked(const layer *l, float *conv_delta, int b
     const int channels = l->out_c, spatial = l->out_h * l->out_w, batch = l->batch;
     const int blocks = channels / block;
     const size_t image = (size_t)channels * spatial, block_size = (size_t)spatial * block;
-    const float n = (float)batch * spatial;
-    const ACTIVATION act = l->activation;
     const float *means = train ? l->mean : l->rolling_mean;
     const float *variances = train ? l->variance : l->rolling_variance;
     int cb;
 #pragma omp parallel for schedule(static)
     for (cb = 0; cb < blocks; ++cb) {
-        float a[BN_MAX_BLOCK], c[BN_MAX_BLOCK], d[BN_MAX_BLOCK];
+        bn_delta_coefficients k[BN_MAX_BLOCK];
         int b, i, j;
-        for (j = 0; j < block; ++j) {
-            const int f = cb * block + j;
-            const float mean = means[f], scale = l->scales[f];
-            const float inv_std = 1.f / sqrtf(variances[f] + BN_EPSILON);
-            float sum_g = 0, sum_g_xn = 0, sum_g_xc = 0, mean_delta, variance_delta;
-            for (b = 0; b < batch; ++b) {
-                const size_t at = b * image + (size_t)f * spatial;
-                const float *x = l->x + at, *x_norm = l->x_norm + at;
-                float *delta = l->delta + at;
-                float sg = 0, sgn = 0, sgc = 0;
-                gradient_slice(l->output + at, spatial, act, delta);
-                for (i = 0; i < spatial; ++i) {
-                    sg += delta[i];
-                    sgn += delta[i] * x_norm[i];
-                    sgc += delta[i] * (x[i] - mean);
-                }
-                sum_g += sg, sum_g_xn += sgn, sum_g_xc += sgc;
-            }
-            l->bias_updates[f] += sum_g;
-            l->scale_updates[f] += sum_g_xn;
-            mean_delta = scale * sum_g * -inv_std;
-            variance_delta = scale * sum_g_xc * -.5f * inv_std * inv_std * inv_std;
-            l->mean_delta[f] = mean_delta;
-            l->variance_delta[f] = variance_delta;
-            /* the gradient at the convolution's output is a g + c (x - mean) + d */
-            a[j] = scale * inv_std;
-            c[j] = variance_delta * 2 / n;
-            d[j] = mean_delta / n;
-        }
+        for (j = 0; j < block; ++j) k[j] = channel_gradient_sums(l, cb * block + j, means[cb * block + j], variances[cb * block + j]);
+        /* one image's block at a time, lane by lane from NCHW */
         for (b = 0; b < batch; ++b)
             for (j = 0; j < block; ++j) {
                 const int f = cb * block + j;
                 const size_t at = b * image + (size_t)f * spatial;
                 const float *x = l->x + at, *delta = l->delta + at, mean = means[f];
                 float *to = conv_delta + ((size_t)b * blocks + cb) * block_size + j;
-                for (i = 0; i < spatial; ++i) to[(size_t)i * block] = delta[i] * a[j] + c[j] * (x[i] - mean) + d[j];
+                for (i = 0; i < spatial; ++i) to[(size_t)i * block] = delta[i] * k[j].a + k[j].c * (x[i] - mean) + k[j].d;
             }
     }
 }
