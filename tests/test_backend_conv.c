@@ -24,6 +24,7 @@
 #include "convolutional_layer.h"
 #include "backend.h"
 #include "test_helpers.h"
+#include "backend_test_helpers.h"
 
 #define TOL 1e-4
 
@@ -128,23 +129,14 @@ static void run_case(const conv_case *k)
             compare("rolling_variance", k, step, dnn.rolling_variance, ref.rolling_variance, ref.n);
         }
         /* backward from one delta: both add into net.delta and the parameter gradients */
-        memcpy(ref.delta, d, out_n * sizeof(float));
-        memcpy(dnn.delta, d, out_n * sizeof(float));
-        net.delta = ref_delta;
-        ref.backward(ref, net);
-        net.delta = dnn_delta;
-        dnn.backward(dnn, net);
+        backward_both(ref, ref_delta, dnn, dnn_delta, d, out_n, net);
         compare("input_gradient", k, step, dnn_delta, ref_delta, in_n);
         compare("weight_gradient", k, step, dnn.weight_updates, ref.weight_updates, ref.nweights);
         compare("bias_gradient", k, step, dnn.bias_updates, ref.bias_updates, ref.n);
         if (k->bn) compare("scale_gradient", k, step, dnn.scale_updates, ref.scale_updates, ref.n);
         /* the first layer of a network has no net.delta */
         if (step == 1) {
-            net.delta = 0;
-            memcpy(ref.delta, d, out_n * sizeof(float));
-            memcpy(dnn.delta, d, out_n * sizeof(float));
-            ref.backward(ref, net);
-            dnn.backward(dnn, net);
+            backward_both(ref, NULL, dnn, NULL, d, out_n, net);
             compare("weight_gradient_no_input_delta", k, step, dnn.weight_updates, ref.weight_updates, ref.nweights);
         }
         free(d);

@@ -18,6 +18,7 @@
 #include "shortcut_layer.h"
 #include "backend.h"
 #include "test_helpers.h"
+#include "backend_test_helpers.h"
 
 static void same(const char *what, const char *name, const void *got, const void *want, size_t bytes)
 {
@@ -68,12 +69,7 @@ static void pool_case_run(const pool_case *k)
     thr.forward(thr, net);
     same("maxpool_forward", k->name, thr.output, ref.output, out_n * sizeof(float));
     same("maxpool_indexes", k->name, thr.indexes, ref.indexes, out_n * sizeof(int));
-    memcpy(ref.delta, d, out_n * sizeof(float));
-    memcpy(thr.delta, d, out_n * sizeof(float));
-    net.delta = ref_delta;
-    ref.backward(ref, net);
-    net.delta = thr_delta;
-    thr.backward(thr, net);
+    backward_both(ref, ref_delta, thr, thr_delta, d, out_n, net);
     same("maxpool_input_gradient", k->name, thr_delta, ref_delta, in_n * sizeof(float));
     free(input), free(delta0), free(d), free(ref_delta), free(thr_delta);
     free_layer(ref), free_layer(thr);
