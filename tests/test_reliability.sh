@@ -1,7 +1,7 @@
 #!/bin/bash
 # Reliability of training runs through the real binary, on a few Fashion-MNIST images:
-#   - checkpoints are atomic: runs killed with SIGKILL, half at random moments and half as soon
-#     as a save has begun, never leave a truncated .weights file (the atomic save patch);
+#   - checkpoints are atomic: runs killed with SIGKILL, half at random moments and half at a
+#     random point inside a save, never leave a truncated .weights file (the atomic save patch);
 #   - a NaN/Inf distillation or task loss stops the run naming the layer and the iteration,
 #     exit 1, backups untouched; NaN weights are never saved;
 #   - resuming a distill run from its weights continues the iteration count, the learning-rate
@@ -21,7 +21,7 @@ data_file train=data/train.list valid=data/train.list > all.data
 # ---- atomic checkpoints ---------------------------------------------------------------------
 # A 12 MB model saved at every iteration (each iteration is an epoch of the 8-image list): the
 # run spends much of its time inside save_weights; half the kills land at random moments, half
-# as soon as a save has begun.
+# at a random point inside a save.
 { net_head batch=8 learning_rate=0.01 policy=steps max_batches=12; printf '[convolutional]\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
   printf '[connected]\noutput=256\nactivation=leaky\n\n[connected]\noutput=10\nactivation=linear\n\n[softmax]\n'; } > big.cfg
 t0=$(date +%s%N)
@@ -43,16 +43,22 @@ else
             ms=$(( run_ms * (20 + RANDOM % 76) / 100 ))
             sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
         else
-            # the moment a save's temporary file appears (a busy wait on shell builtins: how
-            # long a save takes against an iteration differs between machines and disks, so
-            # random moments alone can miss every save), after 0-3 earlier saves
-            skip=$((RANDOM % 4))
+            # during a save: how long a save takes against an iteration differs between machines
+            # and disks, so random moments alone can miss every save. Busy waits on shell
+            # builtins: skip 1-3 saves, timing each (its temporary file's lifetime), then kill
+            # at a random point of the next one, 0-100% of the last one's duration in.
+            skip=$((1 + RANDOM % 3)) save_us=0
             while kill -0 "$pid" 2> /dev/null; do
-                if compgen -G 'backup/*.tmp' > /dev/null; then
-                    [ "$skip" -eq 0 ] && break
-                    skip=$((skip - 1))
-                    while compgen -G 'backup/*.tmp' > /dev/null; do :; done
+                compgen -G 'backup/*.tmp' > /dev/null || continue
+                t=${EPOCHREALTIME//[!0-9]/}
+                if [ "$skip" -eq 0 ]; then
+                    until_us=$((t + save_us * (RANDOM % 101) / 100))
+                    while [ "${EPOCHREALTIME//[!0-9]/}" -lt "$until_us" ]; do :; done
+                    break
                 fi
+                skip=$((skip - 1))
+                while compgen -G 'backup/*.tmp' > /dev/null && kill -0 "$pid" 2> /dev/null; do :; done
+                save_us=$((${EPOCHREALTIME//[!0-9]/} - t))
             done
         fi
         kill -9 "$pid" 2> /dev/null
@@ -63,7 +69,7 @@ else
         done
         rm -f backup/*.tmp
     done
-    echo "INFO atomic save: $i runs killed (half at random points of a ${run_ms} ms run, half as a save began), $midsave of them during a save" >&2
+    echo "INFO atomic save: $i runs killed (half at random points of a ${run_ms} ms run, half inside a save), $midsave of them during a save" >&2
     if [ -n "$bad" ]; then
         echo "FAIL atomic_save_kill: truncated after kill -9:$bad"
     elif [ "$midsave" -eq 0 ]; then
