@@ -49,10 +49,6 @@
 static const char *names[NCLASSES] = {"tshirt_top", "trouser", "pullover", "dress", "coat",
                                       "sandal", "shirt", "sneaker", "bag", "ankle_boot"};
 
-static uint64_t rng_state;
-static uint64_t rng_next(void) { return splitmix64(&rng_state); }
-static long rng_below(long n) { return (long)(rng_next() % (uint64_t)n); }
-
 typedef struct { int x1, y1, x2, y2; } pixel_box; /* x2, y2 exclusive */
 
 static double box_iou(pixel_box a, pixel_box b)
@@ -86,7 +82,7 @@ static void scale_item(const unsigned char *src, int side, unsigned char *dst)
 }
 
 /* One canvas from the items picked[0..n-1]; their labels go to `labels` (text). */
-static void compose(const idx_t *img, const idx_t *lab, const long *picked, int n,
+static void compose(canvas_draws *draws, const idx_t *img, const idx_t *lab, const long *picked, int n,
                     unsigned char *canvas, char *labels, size_t size)
 {
     pixel_box placed[MAX_ITEMS];
@@ -96,7 +92,7 @@ static void compose(const idx_t *img, const idx_t *lab, const long *picked, int 
     memset(canvas, 0, CANVAS * CANVAS);
     labels[0] = 0;
     for (int g = 0; g < n; ++g) {
-        int side = MIN_SIDE + (int)rng_below(MAX_SIDE - MIN_SIDE + 1);
+        int side = MIN_SIDE + (int)draw_below(draws, MAX_SIDE - MIN_SIDE + 1);
         pixel_box ink = {side, side, 0, 0}, at;
         int ox = 0, oy = 0, ok = 0;
         scale_item(img->data + picked[g] * SIDE * SIDE, side, item);
@@ -110,8 +106,8 @@ static void compose(const idx_t *img, const idx_t *lab, const long *picked, int 
                 }
         if (ink.x2 <= ink.x1 || ink.y2 <= ink.y1) continue; /* an empty item: nothing to find */
         for (int t = 0; t < PLACEMENT_TRIES && !ok; ++t) {
-            ox = (int)rng_below(CANVAS - side + 1);
-            oy = (int)rng_below(CANVAS - side + 1);
+            ox = (int)draw_below(draws, CANVAS - side + 1);
+            oy = (int)draw_below(draws, CANVAS - side + 1);
             at = (pixel_box){ox + ink.x1, oy + ink.y1, ox + ink.x2, oy + ink.y2};
             ok = 1;
             for (int k = 0; k < nplaced; ++k)
@@ -131,11 +127,11 @@ static void compose(const idx_t *img, const idx_t *lab, const long *picked, int 
 }
 
 static void write_split(const char *out, const char *split, const idx_t *img, const idx_t *lab,
-                        long count)
+                        long count, uint64_t seed_state)
 {
     char dir[4096], path[4096], labels[1024];
     unsigned char canvas[CANVAS * CANVAS];
-    long *order = malloc(img->n * sizeof(long)), next = img->n;
+    canvas_draws draws = canvas_draws_start(seed_state, img->n);
     FILE *list;
     snprintf(dir, sizeof dir, "%s/%s/images", out, split);
     mkdir_p(dir);
@@ -143,28 +139,16 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
     mkdir_p(dir);
     snprintf(path, sizeof path, "%s/%s.list", out, split);
     list = fopen(path, "w");
-    if (!list || !order) die("%s: cannot write (%s)", path, strerror(errno));
+    if (!list) die("%s: cannot write (%s)", path, strerror(errno));
     for (long i = 0; i < count; ++i) {
         long picked[MAX_ITEMS];
-        int n = 1 + (int)rng_below(MAX_ITEMS);
-        for (int g = 0; g < n; ++g) {
-            /* items in a fresh shuffled order, reshuffled when used up */
-            if (next == img->n) {
-                for (long k = 0; k < img->n; ++k) order[k] = k;
-                for (long k = img->n - 1; k > 0; --k) {
-                    long j = rng_below(k + 1), t = order[k];
-                    order[k] = order[j];
-                    order[j] = t;
-                }
-                next = 0;
-            }
-            picked[g] = order[next++];
-        }
-        compose(img, lab, picked, n, canvas, labels, sizeof labels);
+        int n = 1 + (int)draw_below(&draws, MAX_ITEMS);
+        for (int g = 0; g < n; ++g) picked[g] = draw_image(&draws);
+        compose(&draws, img, lab, picked, n, canvas, labels, sizeof labels);
         /* every canvas holds an object: an item without ink gives way to the next one */
         while (!labels[0]) {
             picked[0] = (picked[0] + 1) % img->n;
-            compose(img, lab, picked, 1, canvas, labels, sizeof labels);
+            compose(&draws, img, lab, picked, 1, canvas, labels, sizeof labels);
         }
         snprintf(path, sizeof path, "%s/%s/images/%05ld.png", out, split, i);
         write_png(path, canvas, CANVAS, CANVAS);
@@ -173,7 +157,7 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
         write_text(path, labels);
     }
     if (fclose(list) != 0) die("%s/%s.list: write error", out, split);
-    free(order);
+    free(draws.order);
 }
 
 static void usage(void)
@@ -185,53 +169,25 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const char *rule_words[] = {"images", "JPEGImages", "raw", "labels", ".jpg", ".png", ".JPG", ".JPEG", 0};
-    const char *in = 0, *out = "data/fashion-det";
-    long ntrain = 6000, nvalid = 500, seed = 1;
-    int npos = 0;
+    canvas_args args = {0, "data/fashion-det", 6000, 500, 1};
     char outc[4096], stamp[4096], want[256], path[4096], text[8192];
-    size_t ol, tl = 0;
-    for (int i = 1; i < argc; ++i) {
-        if (!strcmp(argv[i], "--train") && i + 1 < argc) ntrain = parse_count("--train", argv[++i], 1);
-        else if (!strcmp(argv[i], "--valid") && i + 1 < argc) nvalid = parse_count("--valid", argv[++i], 1);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = parse_count("--seed", argv[++i], 0);
-        else if (argv[i][0] == '-' && argv[i][1]) usage();
-        else if (npos == 0) in = argv[i], ++npos;
-        else if (npos == 1) out = argv[i], ++npos;
-        else usage();
-    }
-    if (!in) usage();
-    snprintf(outc, sizeof outc, "%s", out);
-    ol = strlen(outc);
-    while (ol > 1 && outc[ol - 1] == '/') outc[--ol] = 0;
-    out = outc;
+    const char *out;
+    parse_canvas_args(&args, argc, argv, usage);
+    out = trimmed_dir(outc, sizeof outc, args.out);
     /* Darknet finds a label file by replacing the first of these words in the image's path */
     for (int k = 0; rule_words[k]; ++k)
         if (strstr(out, rule_words[k]))
             die("%s: the out dir must not contain '%s' (Darknet's label path rule replaces it)", out, rule_words[k]);
 
-    snprintf(stamp, sizeof stamp, "%s/.complete", out);
-    snprintf(want, sizeof want, "fashion-det v1 train=%ld valid=%ld seed=%ld\n", ntrain, nvalid, seed);
-    if (stamp_matches(stamp, want)) {
-        mkdir_p(BACKUP_DIR);
-        printf("%s: already generated (%s), nothing to do\n", out, stamp);
-        return 0;
-    }
+    snprintf(want, sizeof want, "fashion-det v1 train=%ld valid=%ld seed=%ld\n", args.ntrain, args.nvalid, args.seed);
+    if (output_complete(out, want, BACKUP_DIR, stamp, sizeof stamp)) return 0;
 
-    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NCLASSES);
-    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1, SIDE, NCLASSES);
-    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3, SIDE, NCLASSES);
-    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1, SIDE, NCLASSES);
-    if (tri.n != trl.n || tei.n != tel.n) die("%s: image and label counts differ", in);
-
+    fashion_splits data = read_fashion_splits(args.in, SIDE, NCLASSES);
     mkdir_p(out);
-    rng_state = (uint64_t)seed * 2 + 1;
-    write_split(out, "train", &tri, &trl, ntrain);
-    rng_state = (uint64_t)seed * 2 + 2;
-    write_split(out, "valid", &tei, &tel, nvalid);
+    write_split(out, "train", &data.train_images, &data.train_labels, args.ntrain, (uint64_t)args.seed * 2 + 1);
+    write_split(out, "valid", &data.test_images, &data.test_labels, args.nvalid, (uint64_t)args.seed * 2 + 2);
 
-    for (int k = 0; k < NCLASSES; ++k) tl += snprintf(text + tl, sizeof text - tl, "%s\n", names[k]);
-    snprintf(path, sizeof path, "%s/names.txt", out);
-    write_text(path, text);
+    write_names(out, "names.txt", names, NCLASSES);
     snprintf(text, sizeof text,
              "classes=%d\n"
              "train=%s/train.list\n"
@@ -243,8 +199,8 @@ int main(int argc, char **argv)
     write_text(path, text);
     mkdir_p(BACKUP_DIR);
     write_text(stamp, want);
-    printf("%s: wrote %ld train and %ld valid canvases (%dx%d, 1-%d items each)\n", out, ntrain,
-           nvalid, CANVAS, CANVAS, MAX_ITEMS);
-    free(tri.data); free(trl.data); free(tei.data); free(tel.data);
+    printf("%s: wrote %ld train and %ld valid canvases (%dx%d, 1-%d items each)\n", out, args.ntrain,
+           args.nvalid, CANVAS, CANVAS, MAX_ITEMS);
+    free_fashion_splits(&data);
     return 0;
 }

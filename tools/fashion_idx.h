@@ -1,7 +1,8 @@
 /*
  * fashion_idx.h: what the Fashion-MNIST converters in tools/ share: die(), reading the
- * IDX files (gzip-compressed or plain), mkdir -p, and writing 8-bit grayscale PNGs and
- * text files.
+ * IDX files (gzip-compressed or plain), mkdir -p, writing 8-bit grayscale PNGs and text
+ * files, the completion stamp, integer options, and the canvas tools' command line and
+ * random draws.
  *
  * A header of static functions rather than a library: each .c in tools/ is built alone as
  * one translation unit (the top Makefile's build/tools/% rule), so each tool includes it.
@@ -204,6 +205,18 @@ static int stamp_matches(const char *stamp, const char *want)
     return 0;
 }
 
+/* 1 when <out>/.complete records a finished run with the same arguments (want): the tool has
+ * nothing to do, and says so. The stamp's path goes to stamp (the tool writes it last). */
+static inline int output_complete(const char *out, const char *want, const char *backup_dir, char *stamp,
+                                  size_t size)
+{
+    snprintf(stamp, size, "%s/.complete", out);
+    if (!stamp_matches(stamp, want)) return 0;
+    mkdir_p(backup_dir);
+    printf("%s: already written (%s), nothing to do\n", out, stamp);
+    return 1;
+}
+
 /* splitmix64: a fixed, portable generator, the same sequence on every machine and C library */
 static inline uint64_t splitmix64(uint64_t *state)
 {
@@ -213,13 +226,116 @@ static inline uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* An integer option's value, at least min; anything else ends the tool with one line. */
+/* An integer option's value, at least min; anything else (out of range too) ends the tool
+ * with one line. */
 static inline long parse_count(const char *opt, const char *v, long min)
 {
     char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || end == v || n < min) die("%s: expected an integer >= %ld, got '%s'", opt, min, v);
+    long n;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (*end || end == v || errno || n < min) {
+        if (min == 0 || min == 1) die("%s: expected a %s integer, got '%s'", opt, min ? "positive" : "non-negative", v);
+        die("%s: expected an integer >= %ld, got '%s'", opt, min, v);
+    }
     return n;
+}
+
+/* out without its trailing slashes (no "//" in the list files' paths), copied into buf */
+static inline const char *trimmed_dir(char *buf, size_t size, const char *out)
+{
+    size_t len;
+    snprintf(buf, size, "%s", out);
+    len = strlen(buf);
+    while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
+    return buf;
+}
+
+/* The official splits' four IDX files, each split's image and label counts checked. */
+typedef struct {
+    idx_t train_images, train_labels, test_images, test_labels;
+} fashion_splits;
+
+static inline fashion_splits read_fashion_splits(const char *dir, int side, int nclasses)
+{
+    fashion_splits s;
+    s.train_images = read_idx(dir, "train-images-idx3-ubyte", 3, side, nclasses);
+    s.train_labels = read_idx(dir, "train-labels-idx1-ubyte", 1, side, nclasses);
+    s.test_images = read_idx(dir, "t10k-images-idx3-ubyte", 3, side, nclasses);
+    s.test_labels = read_idx(dir, "t10k-labels-idx1-ubyte", 1, side, nclasses);
+    if (s.train_images.n != s.train_labels.n)
+        die("%s/train-*: %ld images but %ld labels", dir, s.train_images.n, s.train_labels.n);
+    if (s.test_images.n != s.test_labels.n)
+        die("%s/t10k-*: %ld images but %ld labels", dir, s.test_images.n, s.test_labels.n);
+    return s;
+}
+
+static inline void free_fashion_splits(fashion_splits *s)
+{
+    free(s->train_images.data), free(s->train_labels.data);
+    free(s->test_images.data), free(s->test_labels.data);
+}
+
+/* names[0..n-1], one a line, into <out>/<file> */
+static inline void write_names(const char *out, const char *file, const char *const *names, int n)
+{
+    char path[4096], text[8192];
+    size_t len = 0;
+    for (int k = 0; k < n; ++k) len += snprintf(text + len, sizeof text - len, "%s\n", names[k]);
+    snprintf(path, sizeof path, "%s/%s", out, file);
+    write_text(path, text);
+}
+
+/* The canvas tools' command line: <dataset dir> [<out dir>] [--train N] [--valid N] [--seed S].
+ * a holds the defaults; usage() does not return. */
+typedef struct {
+    const char *in, *out;
+    long ntrain, nvalid, seed;
+} canvas_args;
+
+static inline void parse_canvas_args(canvas_args *a, int argc, char **argv, void (*usage)(void))
+{
+    int npos = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "--train") && i + 1 < argc) a->ntrain = parse_count("--train", argv[++i], 1);
+        else if (!strcmp(argv[i], "--valid") && i + 1 < argc) a->nvalid = parse_count("--valid", argv[++i], 1);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) a->seed = parse_count("--seed", argv[++i], 0);
+        else if (argv[i][0] == '-' && argv[i][1]) usage();
+        else if (npos == 0) a->in = argv[i], ++npos;
+        else if (npos == 1) a->out = argv[i], ++npos;
+        else usage();
+    }
+    if (!a->in) usage();
+}
+
+/* The canvas tools' draws: splitmix64 from a seed, and the source images in a shuffled order
+ * (Fisher-Yates), reshuffled each time it is used up. */
+typedef struct {
+    uint64_t state;
+    long *order, n, next;
+} canvas_draws;
+
+static inline long draw_below(canvas_draws *d, long n) { return (long)(splitmix64(&d->state) % (uint64_t)n); }
+
+static inline canvas_draws canvas_draws_start(uint64_t state, long n)
+{
+    canvas_draws d = {state, malloc(n * sizeof(long)), n, n};
+    if (!d.order) die("out of memory");
+    return d;
+}
+
+static inline long draw_image(canvas_draws *d)
+{
+    if (d->next == d->n) {
+        for (long k = 0; k < d->n; ++k) d->order[k] = k;
+        for (long k = d->n - 1; k > 0; --k) {
+            long j = draw_below(d, k + 1), t = d->order[k];
+            d->order[k] = d->order[j];
+            d->order[j] = t;
+        }
+        d->next = 0;
+    }
+    return d->order[d->next++];
 }
 
 #endif

@@ -144,14 +144,20 @@ static unsigned char *stratified_roles(const idx_t *lab, long per_class, long ho
     return role;
 }
 
-static long positive_arg(const char *flag, const char *value, int zero_ok)
+/* the .data file of the classifier set whose validation list is <out>/<valid>.list */
+static void write_data_file(const char *out, const char *file, const char *valid)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (*end || !*value || errno || v < 0 || (v == 0 && !zero_ok))
-        die("%s: expected a %s integer, got '%s'", flag, zero_ok ? "non-negative" : "positive", value);
-    return v;
+    char path[4096], text[8192];
+    snprintf(text, sizeof text,
+             "classes=%d\n"
+             "train=%s/train.list\n"
+             "valid=%s/%s.list\n"
+             "labels=%s/labels.txt\n"
+             "backup=%s\n"
+             "top=2\n",
+             NCLASSES, out, out, valid, out, BACKUP_DIR);
+    snprintf(path, sizeof path, "%s/%s", out, file);
+    write_text(path, text);
 }
 
 static void usage(void)
@@ -169,16 +175,16 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--train-limit")) {
             if (++i >= argc) usage();
-            limit = positive_arg("--train-limit", argv[i], 0);
+            limit = parse_count("--train-limit", argv[i], 1);
         } else if (!strcmp(argv[i], "--train-per-class")) {
             if (++i >= argc) usage();
-            per_class = positive_arg("--train-per-class", argv[i], 0);
+            per_class = parse_count("--train-per-class", argv[i], 1);
         } else if (!strcmp(argv[i], "--holdout-per-class")) {
             if (++i >= argc) usage();
-            holdout = positive_arg("--holdout-per-class", argv[i], 1);
+            holdout = parse_count("--holdout-per-class", argv[i], 0);
         } else if (!strcmp(argv[i], "--subset-seed")) {
             if (++i >= argc) usage();
-            seed = positive_arg("--subset-seed", argv[i], 1);
+            seed = parse_count("--subset-seed", argv[i], 0);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             usage();
         } else if (npos == 0) { in = argv[i]; ++npos; }
@@ -200,30 +206,18 @@ int main(int argc, char **argv)
     }
 
     char outc[4096];
-    snprintf(outc, sizeof outc, "%s", out);
-    size_t ol = strlen(outc);
-    while (ol > 1 && outc[ol - 1] == '/') outc[--ol] = 0;   /* no "//" in list paths */
-    out = outc;
+    out = trimmed_dir(outc, sizeof outc, out);
 
     char stamp[4096], want[256];
-    snprintf(stamp, sizeof stamp, "%s/.complete", out);
     if (per_class > 0)
         snprintf(want, sizeof want, "fashion-mnist darknet v1 train_per_class=%ld holdout_per_class=%ld subset_seed=%ld\n",
                  per_class, holdout, seed);
     else
         snprintf(want, sizeof want, "fashion-mnist darknet v1 train_limit=%ld\n", limit);
-    if (stamp_matches(stamp, want)) {
-        mkdir_p(BACKUP_DIR);
-        printf("%s: already converted (%s), nothing to do\n", out, stamp);
-        return 0;
-    }
+    if (output_complete(out, want, BACKUP_DIR, stamp, sizeof stamp)) return 0;
 
-    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NCLASSES);
-    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1, SIDE, NCLASSES);
-    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3, SIDE, NCLASSES);
-    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1, SIDE, NCLASSES);
-    if (tri.n != trl.n) die("%s/train-*: %ld images but %ld labels", in, tri.n, trl.n);
-    if (tei.n != tel.n) die("%s/t10k-*: %ld images but %ld labels", in, tei.n, tel.n);
+    fashion_splits data = read_fashion_splits(in, SIDE, NCLASSES);
+    idx_t tri = data.train_images, trl = data.train_labels, tei = data.test_images, tel = data.test_labels;
     long ntrain = (limit > 0 && limit < tri.n) ? limit : tri.n;
 
     mkdir_p(out);
@@ -239,34 +233,9 @@ int main(int argc, char **argv)
         write_list(out, "unlabeled", "train", &trl, ntrain, role, ROLE_UNLABELED);
     }
 
-    char path[4096], text[8192];
-    size_t tl = 0;
-    for (int k = 0; k < NCLASSES; ++k) tl += snprintf(text + tl, sizeof text - tl, "%s\n", labels[k]);
-    snprintf(path, sizeof path, "%s/labels.txt", out);
-    write_text(path, text);
-
-    snprintf(text, sizeof text,
-             "classes=%d\n"
-             "train=%s/train.list\n"
-             "valid=%s/test.list\n"
-             "labels=%s/labels.txt\n"
-             "backup=%s\n"
-             "top=2\n",
-             NCLASSES, out, out, out, BACKUP_DIR);
-    snprintf(path, sizeof path, "%s/fashion.data", out);
-    write_text(path, text);
-    if (role) {
-        snprintf(text, sizeof text,
-                 "classes=%d\n"
-                 "train=%s/train.list\n"
-                 "valid=%s/holdout.list\n"
-                 "labels=%s/labels.txt\n"
-                 "backup=%s\n"
-                 "top=2\n",
-                 NCLASSES, out, out, out, BACKUP_DIR);
-        snprintf(path, sizeof path, "%s/holdout.data", out);
-        write_text(path, text);
-    }
+    write_names(out, "labels.txt", labels, NCLASSES);
+    write_data_file(out, "fashion.data", "test");
+    if (role) write_data_file(out, "holdout.data", "holdout");
     mkdir_p(BACKUP_DIR);
 
     write_text(stamp, want);   /* last: marks the conversion complete */
@@ -277,6 +246,6 @@ int main(int argc, char **argv)
     else
         printf("%s: wrote %ld train and %ld test images\n", out, ntrain, tei.n);
     free(role);
-    free(tri.data); free(trl.data); free(tei.data); free(tel.data);
+    free_fashion_splits(&data);
     return 0;
 }

@@ -47,20 +47,16 @@ static const char *names[NGARMENT_CLASSES + 1] = {
     "sandal", "shirt", "sneaker", "bag", "ankle_boot"
 };
 
-static uint64_t rng_state;
-static uint64_t rng_next(void) { return splitmix64(&rng_state); }
-static long rng_below(long n) { return (long)(rng_next() % (uint64_t)n); }
-
 /* One canvas and its label map from the garments picked[0..GARMENTS-1]. */
-static void compose(const idx_t *img, const idx_t *lab, const long *picked, unsigned char *canvas,
-                    unsigned char *mask)
+static void compose(canvas_draws *draws, const idx_t *img, const idx_t *lab, const long *picked,
+                    unsigned char *canvas, unsigned char *mask)
 {
     memset(canvas, 0, CANVAS * CANVAS);
     memset(mask, 0, CANVAS * CANVAS);
     for (int g = 0; g < GARMENTS; ++g) {
         const unsigned char *src = img->data + picked[g] * SIDE * SIDE;
         int cls = 1 + lab->data[picked[g]];
-        int ox = (int)rng_below(CANVAS - SIDE + 1), oy = (int)rng_below(CANVAS - SIDE + 1);
+        int ox = (int)draw_below(draws, CANVAS - SIDE + 1), oy = (int)draw_below(draws, CANVAS - SIDE + 1);
         for (int y = 0; y < SIDE; ++y)
             for (int x = 0; x < SIDE; ++x) {
                 int v = src[y * SIDE + x], at = (oy + y) * CANVAS + ox + x;
@@ -72,11 +68,11 @@ static void compose(const idx_t *img, const idx_t *lab, const long *picked, unsi
 }
 
 static void write_split(const char *out, const char *split, const idx_t *img, const idx_t *lab,
-                        long count)
+                        long count, uint64_t seed_state)
 {
     char dir[4096], path[4096];
     unsigned char canvas[CANVAS * CANVAS], mask[CANVAS * CANVAS];
-    long *order = malloc(img->n * sizeof(long)), next = img->n;
+    canvas_draws draws = canvas_draws_start(seed_state, img->n);
     FILE *list;
     snprintf(dir, sizeof dir, "%s/%s/images", out, split);
     mkdir_p(dir);
@@ -84,23 +80,11 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
     mkdir_p(dir);
     snprintf(path, sizeof path, "%s/%s.list", out, split);
     list = fopen(path, "w");
-    if (!list || !order) die("%s: cannot write (%s)", path, strerror(errno));
+    if (!list) die("%s: cannot write (%s)", path, strerror(errno));
     for (long i = 0; i < count; ++i) {
         long picked[GARMENTS];
-        for (int g = 0; g < GARMENTS; ++g) {
-            /* garments in a fresh shuffled order, reshuffled when used up */
-            if (next == img->n) {
-                for (long k = 0; k < img->n; ++k) order[k] = k;
-                for (long k = img->n - 1; k > 0; --k) {
-                    long j = rng_below(k + 1), t = order[k];
-                    order[k] = order[j];
-                    order[j] = t;
-                }
-                next = 0;
-            }
-            picked[g] = order[next++];
-        }
-        compose(img, lab, picked, canvas, mask);
+        for (int g = 0; g < GARMENTS; ++g) picked[g] = draw_image(&draws);
+        compose(&draws, img, lab, picked, canvas, mask);
         snprintf(path, sizeof path, "%s/%s/images/%05ld.png", out, split, i);
         write_png(path, canvas, CANVAS, CANVAS);
         fprintf(list, "%s\n", path);
@@ -108,7 +92,7 @@ static void write_split(const char *out, const char *split, const idx_t *img, co
         write_png(path, mask, CANVAS, CANVAS);
     }
     if (fclose(list) != 0) die("%s/%s.list: write error", out, split);
-    free(order);
+    free(draws.order);
 }
 
 static void usage(void)
@@ -119,52 +103,24 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *in = 0, *out = "data/fashion-seg";
-    long ntrain = 8000, nvalid = 1000, seed = 1;
-    int npos = 0;
+    canvas_args args = {0, "data/fashion-seg", 8000, 1000, 1};
     char outc[4096], stamp[4096], want[256], path[4096], text[8192];
-    size_t ol, tl = 0;
-    for (int i = 1; i < argc; ++i) {
-        if (!strcmp(argv[i], "--train") && i + 1 < argc) ntrain = parse_count("--train", argv[++i], 1);
-        else if (!strcmp(argv[i], "--valid") && i + 1 < argc) nvalid = parse_count("--valid", argv[++i], 1);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = parse_count("--seed", argv[++i], 0);
-        else if (argv[i][0] == '-' && argv[i][1]) usage();
-        else if (npos == 0) in = argv[i], ++npos;
-        else if (npos == 1) out = argv[i], ++npos;
-        else usage();
-    }
-    if (!in) usage();
-    snprintf(outc, sizeof outc, "%s", out);
-    ol = strlen(outc);
-    while (ol > 1 && outc[ol - 1] == '/') outc[--ol] = 0;
-    out = outc;
+    const char *out;
+    parse_canvas_args(&args, argc, argv, usage);
+    out = trimmed_dir(outc, sizeof outc, args.out);
     /* the mask rule replaces the first "/images/" of a path: there must be only ours */
     if (strstr(out, "/images/") || strstr(out, "/masks/"))
         die("%s: the out dir must not contain /images/ or /masks/ (the mask path rule uses them)", out);
 
-    snprintf(stamp, sizeof stamp, "%s/.complete", out);
-    snprintf(want, sizeof want, "fashion-seg v1 train=%ld valid=%ld seed=%ld\n", ntrain, nvalid, seed);
-    if (stamp_matches(stamp, want)) {
-        mkdir_p(BACKUP_DIR);
-        printf("%s: already generated (%s), nothing to do\n", out, stamp);
-        return 0;
-    }
+    snprintf(want, sizeof want, "fashion-seg v1 train=%ld valid=%ld seed=%ld\n", args.ntrain, args.nvalid, args.seed);
+    if (output_complete(out, want, BACKUP_DIR, stamp, sizeof stamp)) return 0;
 
-    idx_t tri = read_idx(in, "train-images-idx3-ubyte", 3, SIDE, NGARMENT_CLASSES);
-    idx_t trl = read_idx(in, "train-labels-idx1-ubyte", 1, SIDE, NGARMENT_CLASSES);
-    idx_t tei = read_idx(in, "t10k-images-idx3-ubyte", 3, SIDE, NGARMENT_CLASSES);
-    idx_t tel = read_idx(in, "t10k-labels-idx1-ubyte", 1, SIDE, NGARMENT_CLASSES);
-    if (tri.n != trl.n || tei.n != tel.n) die("%s: image and label counts differ", in);
-
+    fashion_splits data = read_fashion_splits(args.in, SIDE, NGARMENT_CLASSES);
     mkdir_p(out);
-    rng_state = (uint64_t)seed * 2 + 1;
-    write_split(out, "train", &tri, &trl, ntrain);
-    rng_state = (uint64_t)seed * 2 + 2;
-    write_split(out, "valid", &tei, &tel, nvalid);
+    write_split(out, "train", &data.train_images, &data.train_labels, args.ntrain, (uint64_t)args.seed * 2 + 1);
+    write_split(out, "valid", &data.test_images, &data.test_labels, args.nvalid, (uint64_t)args.seed * 2 + 2);
 
-    for (int k = 0; k <= NGARMENT_CLASSES; ++k) tl += snprintf(text + tl, sizeof text - tl, "%s\n", names[k]);
-    snprintf(path, sizeof path, "%s/names.txt", out);
-    write_text(path, text);
+    write_names(out, "names.txt", names, NGARMENT_CLASSES + 1);
     snprintf(text, sizeof text,
              "classes=%d\n"
              "train=%s/train.list\n"
@@ -179,8 +135,8 @@ int main(int argc, char **argv)
     write_text(path, text);
     mkdir_p(BACKUP_DIR);
     write_text(stamp, want);
-    printf("%s: wrote %ld train and %ld valid canvases (%dx%d, %d garments each)\n", out, ntrain,
-           nvalid, CANVAS, CANVAS, GARMENTS);
-    free(tri.data); free(trl.data); free(tei.data); free(tel.data);
+    printf("%s: wrote %ld train and %ld valid canvases (%dx%d, %d garments each)\n", out, args.ntrain,
+           args.nvalid, CANVAS, CANVAS, GARMENTS);
+    free_fashion_splits(&data);
     return 0;
 }
