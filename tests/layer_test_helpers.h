@@ -111,6 +111,21 @@ static void fill_input(network *net, unsigned seed)
 
 static inline double distill_loss_of(void *net) { return distill_loss(net); }
 
+/* L = sum(r * output of layer 0) in double, training mode (batch statistics); the _of form,
+   for the finite differences, takes r from output_weights */
+static const float *output_weights;
+static inline double weighted_output(network *net, const float *r)
+{
+    layer *l = &net->layers[0];
+    double sum = 0;
+    int i;
+    net->train = 1;
+    forward_network(net);
+    for (i = 0; i < l->outputs * net->batch; ++i) sum += (double)r[i] * l->output[i];
+    return sum;
+}
+static inline double weighted_output_of(void *net) { return weighted_output(net, output_weights); }
+
 /* Directional finite differences (fd_directional) of the distillation loss w.r.t. layer 0's
    weights against -weight_updates (Darknet keeps negative gradients) after one backward.
    The loss is float32 through Darknet's forward: a step of 3e-3 x rms(weights) keeps the float

@@ -59,21 +59,6 @@ static void inference_formula(network *net)
     free(raw);
 }
 
-/* L = sum(r * output) in double, training mode (batch statistics) */
-static double weighted_output(network *net, const float *r)
-{
-    layer *l = &net->layers[0];
-    double sum = 0;
-    int i;
-    net->train = 1;
-    forward_network(net);
-    for (i = 0; i < l->outputs * net->batch; ++i) sum += (double)r[i] * l->output[i];
-    return sum;
-}
-
-static const float *output_weights; /* the r of weighted_output for the finite differences */
-static double weighted_output_of(void *net) { return weighted_output(net, output_weights); }
-
 static void training_gradient(network *net)
 {
     layer *l = &net->layers[0];

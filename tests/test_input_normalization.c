@@ -13,20 +13,6 @@
 #define CONV "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=linear\n"
 static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
 
-static double weighted_output(network *net, const float *r)
-{
-    layer *l = &net->layers[0];
-    double sum = 0;
-    int i;
-    net->train = 1;
-    forward_network(net);
-    for (i = 0; i < l->outputs * net->batch; ++i) sum += (double)r[i] * l->output[i];
-    return sum;
-}
-
-static const float *output_weights; /* the r of weighted_output for the finite differences */
-static double weighted_output_of(void *net) { return weighted_output(net, output_weights); }
-
 int main(void)
 {
     network *with, *without;
