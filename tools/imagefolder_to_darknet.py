@@ -25,7 +25,7 @@ any letter case).
 import os
 import sys
 
-from output_paths import Refused, refuse_outputs, write_all
+from output_paths import Refused, one_line_failures, refuse_outputs, write_all
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif", ".ppm", ".pgm"}
 
@@ -104,14 +104,7 @@ def main(argv):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 1
     name = argv[4] if len(argv) == 5 else os.path.basename(os.path.normpath(argv[3]))
-    try:
-        n, nt, nv = convert(argv[1], argv[2], argv[3], name)
-    except Refused as e:
-        print(e, file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"{e.filename}: {e.strerror}", file=sys.stderr)
-        return 1
+    n, nt, nv = one_line_failures(lambda: convert(argv[1], argv[2], argv[3], name))
     print(f"{os.path.join(argv[3], name + '.data')}: {n} classes, {nt} train and {nv} valid images")
     return 0
 

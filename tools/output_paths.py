@@ -7,10 +7,23 @@ The Python twin of train_refuse_output and the temporary-file-and-rename saves o
 """
 import os
 import secrets
+import sys
 
 
 class Refused(Exception):
     """One line for the user: the tool prints it and exits 1."""
+
+
+def one_line_failures(work):
+    """work()'s result; a refusal, or a file that cannot be read or written, is printed as one
+    line and the tool exits 1."""
+    try:
+        return work()
+    except Refused as e:
+        print(e, file=sys.stderr)
+    except OSError as e:
+        print(f"{e.filename}: {e.strerror}", file=sys.stderr)
+    sys.exit(1)
 
 
 def same_file(a, b):

@@ -26,7 +26,7 @@ Inf, and an output that is the state dict or the cfg; nothing is written then.
 import struct
 import sys
 
-from output_paths import Refused, refuse_outputs, write_all
+from output_paths import Refused, one_line_failures, refuse_outputs, write_all
 
 DISTILL_SECTIONS = {"tat_distill", "anchor_distill", "kd_distill", "fitnet_distill"}
 LEARNED_SECTIONS = {"convolutional", "conv", "connected", "conn", "deconvolutional", "deconv",
@@ -150,14 +150,7 @@ def main(argv):
     if len(argv) != 4:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 1
-    try:
-        layers, floats = convert(argv[1], argv[2], argv[3])
-    except Refused as e:
-        print(e, file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"{e.filename}: {e.strerror}", file=sys.stderr)
-        return 1
+    layers, floats = one_line_failures(lambda: convert(argv[1], argv[2], argv[3]))
     print(f"{argv[3]}: {layers} convolutional layers, {floats} floats from {argv[1]}")
     return 0
 
