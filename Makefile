@@ -299,8 +299,8 @@ study:
 study-lowdata:
 	scripts/study-lowdata.sh
 
-# --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, same
-# flags as Darknet's build); bench_distill (the whole distillation steps, against
+# --- bench: not part of test. bench_tat links tat.c and blas_core.c directly (the math the layers use, with
+# oneDNN's sgemm for the largest products where the build has it, as the layers do); bench_distill (the whole distillation steps, against
 # bench/bench_distill_torch.py) and bench_fashion link the BLAS library (and oneDNN), bench_fashion_noblas Darknet's stock gemm and
 # convolutions.
 BENCH_DIR = build/bench
@@ -332,7 +332,7 @@ $(BENCH_DIR)/bench_allreduce: bench/bench_allreduce.c $(MPI_OUT)/libdarknet.a
 
 $(BENCH_DIR)/bench_tat: bench/bench_tat.c $(wildcard tat_layer/core/*.c tat_layer/core/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat_fail.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread
+	$(CC) $(BENCH_CFLAGS) $(if $(filter 1,$(ONEDNN)),-DTAT_ONEDNN) bench/bench_tat.c tat_layer/core/tat.c tat_layer/core/tat_fail.c tat_layer/core/blas_core.c -o $@ -lopenblas -lm -pthread $(ONEDNN_LIBS)
 
 $(BENCH_DIR)/bench_distill: bench/bench_distill.c $(CPU_OUT)/libdarknet.a
 	@mkdir -p $(@D)

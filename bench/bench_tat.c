@@ -3,12 +3,14 @@
  * Composes one forward+backward exactly as tat_layer/layers/tat_distill_layer.c does: query, value (and
  * learned key) embeddings, the patch-group term and the anchor term on the shared embeddings,
  * both term backwards (the anchor layer comes later in the cfg, so its backward runs first),
- * then the embedding backwards. Also measures the machine's sgemm peak, so the table can state
- * the achieved fraction of it.
+ * then the embedding backwards. Also measures the machine's sgemm peaks (OpenBLAS's, and
+ * oneDNN's in a oneDNN build, where the largest products run on it as in the layers), so the
+ * table can state the achieved fraction of the faster one.
  *
  * Output: one line per measurement, whitespace separated, read by bench/run.sh:
  *   blas <the start-up line of tat_layer/core/blas_core.h>
- *   peak <threads> <GFLOP/s>
+ *   peak <threads> <GFLOP/s>            (OpenBLAS)
+ *   peak-onednn <threads> <GFLOP/s>     (oneDNN builds)
  *   tat <setting> <batch> <threads> <ms/image> <GFLOP/image> <GFLOP/s> <ms emb> <ms attn>
  *   mem <setting> <peak RSS MiB> <MiB the terms added to it>
  * usage: bench_tat [-t threads] [-r reps] [-s setting-name] [-n] [-b]
@@ -19,6 +21,10 @@
 #include "tat.h"
 
 #include <cblas.h>
+#ifdef TAT_ONEDNN
+#include <dnnl.h>
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,25 +81,37 @@ static float *frand(size_t n)
     return p;
 }
 
-/* The sgemm peaks at 1 and at `threads` threads (GFLOP/s, 2048^3): the best of PEAK_ROUNDS
- * runs each, the two thread counts alternating, so that a burst of load on a shared machine
- * lowers one run, not one thread count's figure; the first round warms up the threads and the
- * caches and is not counted. */
+/* The sgemm peaks at 1 and at `threads` threads (GFLOP/s, 2048^3) of OpenBLAS (onednn = 0) or
+ * oneDNN (1): the best of PEAK_ROUNDS runs each, the two thread counts alternating, so that a
+ * burst of load on a shared machine lowers one run, not one thread count's figure; the first
+ * round warms up the threads and the caches and is not counted. */
 #define PEAK_ROUNDS 6
-static void sgemm_peaks(int threads, double *one, double *many)
+static void sgemm_peaks(int onednn, int threads, double *one, double *many)
 {
     const int n = 2048;
     float *a = frand((size_t)n * n), *b = frand((size_t)n * n), *c = frand((size_t)n * n);
     double best[2] = {1e30, 1e30};
     for (int r = 0; r < PEAK_ROUNDS; ++r)
         for (int k = 0; k < 2; ++k) {
-            openblas_set_num_threads(k ? threads : 1);
-            double t0 = now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+            double t0;
+            if (onednn) {
+#ifdef TAT_ONEDNN
+                omp_set_num_threads(k ? threads : 1);
+                t0 = now();
+                dnnl_sgemm('N', 'N', n, n, n, 1, a, n, b, n, 0, c, n);
+#endif
+            } else {
+                openblas_set_num_threads(k ? threads : 1);
+                t0 = now();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+            }
             double dt = now() - t0;
             if (r && dt < best[k]) best[k] = dt;
         }
     openblas_set_num_threads(threads);
+#ifdef TAT_ONEDNN
+    omp_set_num_threads(threads);
+#endif
     free(a), free(b), free(c);
     *one = 2.0 * n * n * n / best[0] * 1e-9;
     *many = 2.0 * n * n * n / best[1] * 1e-9;
@@ -219,9 +237,14 @@ int main(int argc, char **argv)
     if (blas_only) return 0;
     if (peak) {
         double one, many;
-        sgemm_peaks(threads, &one, &many);
+        sgemm_peaks(0, threads, &one, &many);
         printf("peak 1 %.1f\n", one);
         printf("peak %d %.1f\n", threads, many);
+#ifdef TAT_ONEDNN
+        sgemm_peaks(1, threads, &one, &many);
+        printf("peak-onednn 1 %.1f\n", one);
+        printf("peak-onednn %d %.1f\n", threads, many);
+#endif
         fflush(stdout);
     }
     openblas_set_num_threads(threads);

@@ -139,25 +139,38 @@ echo "Machine: $CPU, $CORES cores, $MEM; OpenBLAS $BLASV; PyTorch $TORCHV; $THRE
 sed -n 's/^blas //p' "$RAW" | head -n 1
 [ "$MATH" = 1 ] && echo && awk -v T="$THREADS" -v AVX="$AVX" '
 function met(ok) { return ok ? "yes" : "**no**" }
+# the two peak rows of one library; returns the T-thread peak the shares may use: a T-thread
+# peak below the 1-thread one is a disturbed measurement, and then T times the 1-thread peak
+# (what T threads could at best do) is used, never it
+function peak_rows(lib, one, many) {
+    printf "| sgemm peak, 1 thread (%s, 2048^3, best of 5 runs) | %.1f GFLOP/s | | | | | | |\n", lib, one
+    if (T > 1 && many < one) {
+        printf "| sgemm peak, %d threads (%s) | %.1f GFLOP/s: **below the 1-thread peak (a disturbed run), not used**; shares below are of %d x the 1-thread peak | | | | | | |\n", T, lib, many, T
+        return T * one
+    }
+    printf "| sgemm peak, %d threads (%s, best of 5 runs) | %.1f GFLOP/s | | | | | | |\n", T, lib, many
+    return many
+}
 $1 == "blas" { core = $0; sub(/.*; core /, "", core); sub(/ .*/, "", core) }
 $1 == "peak" { peak[$2] = $3 }
+$1 == "peak-onednn" { dpeak[$2] = $3 }
 $1 == "mem" { rss[$2] = $3; extra[$2] = $4 }
 $1 == "tat" && $2 ~ /^full-/ { full[$2] = 1; ms[$2] = $5; gf[$2] = $6; rate[$2] = $7; att[$2] = $9 }
 $1 == "tat" && $2 !~ /^full-/ { n++; name[n] = $2; batch[$2] = $3; ms[$2] = $5; gf[$2] = $6; rate[$2] = $7; emb[$2] = $8; att[$2] = $9 }
 $1 == "torch" { torch[$2] = $3 }
 $1 == "train" { ips[$2, "t"] = $3; ips[$2, "d"] = $4; trss[$2] = $5 }
 END {
-    printf "| measurement | ours | work | of sgemm peak | PyTorch | PyTorch / ours | target | met |\n"
+    printf "| measurement | ours | work | of the faster sgemm peak | PyTorch | PyTorch / ours | target | met |\n"
     printf "|---|---|---|---|---|---|---|---|\n"
     generic = (core !~ /^(Haswell|Zen|SkylakeX|Cooperlake|SapphireRapids)$/)
     printf "| BLAS core (CPU: %s) | %s | | | | | never generic on a CPU with AVX2 or AVX-512 | %s |\n", AVX, core, met(AVX == "none" || !generic)
-    printf "| sgemm peak, 1 thread (OpenBLAS, 2048^3, best of 5 runs) | %.1f GFLOP/s | | | | | | |\n", peak[1]
-    # a T-thread peak below the 1-thread one is a disturbed measurement: the shares are then
-    # taken of T times the 1-thread peak (what T threads could at best do), never of it
-    if (T > 1 && peak[T] < peak[1]) {
-        printf "| sgemm peak, %d threads | %.1f GFLOP/s: **below the 1-thread peak (a disturbed run), not used**; shares below are of %d x the 1-thread peak | | | | | | |\n", T, peak[T], T
-        peak[T] = T * peak[1]
-    } else printf "| sgemm peak, %d threads (best of 5 runs) | %.1f GFLOP/s | | | | | | |\n", T, peak[T]
+    peak[T] = peak_rows("OpenBLAS", peak[1], peak[T])
+    # a oneDNN build runs the largest products of the math on the sgemm of oneDNN (as the
+    # layers do): the shares are of the faster peak of the two libraries
+    if (1 in dpeak) {
+        dpeak[T] = peak_rows("oneDNN", dpeak[1], dpeak[T])
+        if (dpeak[T] > peak[T]) peak[T] = dpeak[T]
+    }
     for (i = 1; i <= n; i++) {
         s = name[i]
         pt = (s in torch) ? sprintf("%.1f ms", torch[s]) : "n/a"
