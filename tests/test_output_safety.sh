@@ -1,7 +1,8 @@
 #!/bin/bash
 # No command or tool writes onto what it reads, and what it says about files is true: through
 # the binary and the tools on a few Fashion-MNIST images. `distill segmenter valid -out` into
-# the mask or image folder, `distill attention` onto an input, the converters onto their inputs;
+# the mask or image folder, `distill attention` onto an input, the converters onto their inputs
+# (the Fashion-MNIST ones into their dataset dir);
 # a file-size limit below the weights size, a user's own <file>.tmp beside a backup, a backup
 # replaced by another run, CRLF and blank lines in the .data and list files, random=1 in a
 # distilled cfg, NaN tensors, symlink loops, and attention's default positions on an anchor layer.
@@ -93,6 +94,21 @@ if fashion_seg 8 4; then
 else
     echo "FAIL seg_valid_generate: $(tail -n 1 gen.log)"
 fi
+
+# ---- the Fashion-MNIST converters: never into the dataset dir they read ----------------------
+mkdir -p dataset
+cp "$fashion_mnist"/*-ubyte* dataset/
+ln -sfn dataset dataset-link
+ls -A dataset > dataset-before.txt
+for conv in fashion_mnist_to_darknet fashion_seg_to_darknet fashion_detect_to_darknet; do
+    for spelled in dataset dataset/ ./dataset dataset-link; do
+        expect_error exit1 "${conv}_out_is_the_dataset_dir_as_$(echo "$spelled" | tr -c 'a-z\n' _)" \
+            "${spelled%/} out dir is the dataset dir" dataset/train-images-idx3-ubyte.gz -- \
+            "$top/build/tools/$conv" dataset "$spelled"
+    done
+done
+ls -A dataset | cmp -s - dataset-before.txt && echo "PASS converters_refusals_add_nothing_to_the_dataset" ||
+    echo "FAIL converters_refusals_add_nothing_to_the_dataset: $(ls -A dataset | tr '\n' ' ')"
 
 # ---- tools/torchvision_to_darknet.py: outputs that are inputs, NaN tensors -------------------
 # Debian's torch (python3-torch) writes the state dicts the converter reads.

@@ -174,6 +174,7 @@ int main(int argc, char **argv)
     const char *out;
     parse_canvas_args(&args, argc, argv, usage);
     out = trimmed_dir(outc, sizeof outc, args.out);
+    refuse_dataset_as_out(out, args.in);
     /* Darknet finds a label file by replacing the first of these words in the image's path */
     for (int k = 0; rule_words[k]; ++k)
         if (strstr(out, rule_words[k]))

@@ -22,6 +22,7 @@
 #endif
 
 #include <errno.h>
+#include <limits.h>
 #include <png.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -249,6 +250,15 @@ static inline const char *trimmed_dir(char *buf, size_t size, const char *out)
     len = strlen(buf);
     while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
     return buf;
+}
+
+/* The tools never write into the data they read: an out dir that is the dataset dir (however
+ * it is spelled: a trailing slash, ./, a symbolic link) ends the tool with one line. */
+static inline void refuse_dataset_as_out(const char *out, const char *dataset)
+{
+    char o[PATH_MAX], d[PATH_MAX];
+    if (realpath(out, o) && realpath(dataset, d) && !strcmp(o, d))
+        die("%s: the out dir is the dataset dir %s; the tool writes nothing into the data it reads", out, dataset);
 }
 
 /* The official splits' four IDX files, each split's image and label counts checked. */

@@ -207,6 +207,7 @@ int main(int argc, char **argv)
 
     char outc[4096];
     out = trimmed_dir(outc, sizeof outc, out);
+    refuse_dataset_as_out(out, in);
 
     char stamp[4096], want[256];
     if (per_class > 0)

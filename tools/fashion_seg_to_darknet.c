@@ -108,6 +108,7 @@ int main(int argc, char **argv)
     const char *out;
     parse_canvas_args(&args, argc, argv, usage);
     out = trimmed_dir(outc, sizeof outc, args.out);
+    refuse_dataset_as_out(out, args.in);
     /* the mask rule replaces the first "/images/" of a path: there must be only ours */
     if (strstr(out, "/images/") || strstr(out, "/masks/"))
         die("%s: the out dir must not contain /images/ or /masks/ (the mask path rule uses them)", out);
