@@ -1,8 +1,8 @@
 /*
  * fashion_idx.h: what the Fashion-MNIST converters in tools/ share: die(), reading the
  * IDX files (gzip-compressed or plain), mkdir -p, writing 8-bit grayscale PNGs and text
- * files, the completion stamp, integer options, and the canvas tools' command line and
- * random draws.
+ * files, the completion stamp, integer options, the out dir (trimmed, never the dataset
+ * dir), and the canvas tools' command line and random draws.
  *
  * A header of static functions rather than a library: each .c in tools/ is built alone as
  * one translation unit (the top Makefile's build/tools/% rule), so each tool includes it.
@@ -227,18 +227,16 @@ static inline uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* An integer option's value, at least min; anything else (out of range too) ends the tool
- * with one line. */
-static inline long parse_count(const char *opt, const char *v, long min)
+/* An integer option's value, positive (min 1) or non-negative (min 0); anything else (out of
+ * range too) ends the tool with one line. */
+static inline long parse_count(const char *opt, const char *v, int min)
 {
     char *end;
     long n;
     errno = 0;
     n = strtol(v, &end, 10);
-    if (*end || end == v || errno || n < min) {
-        if (min == 0 || min == 1) die("%s: expected a %s integer, got '%s'", opt, min ? "positive" : "non-negative", v);
-        die("%s: expected an integer >= %ld, got '%s'", opt, min, v);
-    }
+    if (*end || end == v || errno || n < min)
+        die("%s: expected a %s integer, got '%s'", opt, min ? "positive" : "non-negative", v);
     return n;
 }
 
